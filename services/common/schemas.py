@@ -1,0 +1,50 @@
+"""Validation of topic payloads against the JSON Schemas in ``schemas/``."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from referencing import Registry, Resource
+
+from services.common.topics import Topic
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+
+class SchemaError(ValueError):
+    """A payload does not match its schema; the message names the field."""
+
+
+@cache
+def _registry() -> Registry:
+    """Every schema under ``schemas/`` by its ``$id``, so relative ``$ref``s between files resolve."""
+    resources = []
+    for path in sorted(SCHEMA_DIR.glob("*.json")):
+        schema = json.loads(path.read_text())
+        if "$id" in schema:
+            resources.append((schema["$id"], Resource.from_contents(schema)))
+    return Registry().with_resources(resources)
+
+
+@cache
+def validator(schema_file: str) -> Draft202012Validator:
+    """The validator of one schema file (cached)."""
+    schema = json.loads((SCHEMA_DIR / schema_file).read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, registry=_registry(), format_checker=FormatChecker())
+
+
+def validate(topic: Topic, value: Any) -> None:
+    """Raise `SchemaError` naming the first offending field if `value` does not fit `topic`'s schema."""
+    validate_against(topic.schema, value)
+
+
+def validate_against(schema_file: str, value: Any) -> None:
+    error = next(iter(sorted(validator(schema_file).iter_errors(value), key=lambda e: e.path)), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        raise SchemaError(f"{where}: {error.message}")

@@ -1,0 +1,22 @@
+"""Running a FastAPI service under uvicorn with the platform's logging."""
+
+from __future__ import annotations
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.common.logs import configure_logging
+from services.common.settings import PlatformSettings
+
+
+def serve(app: FastAPI, service: str, settings: PlatformSettings, port: int) -> None:
+    """Serve `app` on BIND_HOST:`port` until SIGINT/SIGTERM (uvicorn handles both gracefully)."""
+    configure_logging(service, settings.log_format, settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.bind_host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )

@@ -1,0 +1,46 @@
+"""Settings shared by every service, read from the environment (12-factor).
+
+Every service runs with no settings at all: the Kafka and database URLs then point at the embedded
+stack that `smartcity up` starts (see `services.stack.embedded`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_KAFKA_PORT = 9092
+
+
+class PlatformSettings(BaseSettings):
+    """Settings every process of the platform reads, without a prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, description="Kafka bootstrap servers; unset means the embedded broker."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL server URL; each service uses its own database on it. "
+        "Unset means the embedded PostgreSQL under the data dir.",
+    )
+    smartcity_data_dir: Path = Field(default=Path(".smartcity"), description="Where embedded state lives.")
+    bind_host: str = Field(default="127.0.0.1", description="Address HTTP servers listen on.")
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+    kafka_session_timeout_ms: int = Field(
+        default=6000, description="Consumer-group session timeout; joins take about half of it."
+    )
+    kafka_send_timeout_s: float = Field(default=10.0, description="Deadline for a broker acknowledgement.")
+
+    @property
+    def data_dir(self) -> Path:
+        return self.smartcity_data_dir.expanduser().resolve()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{DEFAULT_KAFKA_PORT}"

@@ -1,0 +1,120 @@
+"""Signed objects: JSON objects carrying a ``sig`` field.
+
+``sig`` is base64url (no padding) of the Ed25519 signature over the RFC 8785 (JCS) canonical bytes
+of the object without ``sig``. The signer is named by a did:key field of the object itself (which
+field depends on the object: ``device_id`` for a reading, ``owner`` for a registration, ...).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import rfc8785
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey
+
+from services.common import didkey
+
+SIG_FIELD = "sig"
+
+
+class SignatureError(ValueError):
+    """A signed object is malformed or its signature does not verify."""
+
+
+def b64url_encode(data: bytes) -> str:
+    """base64url without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Decode base64url with or without padding; raises ValueError on bad input."""
+    if not isinstance(text, str):
+        raise ValueError("not a string")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("not base64url") from exc
+
+
+def canonical_bytes(obj: Any) -> bytes:
+    """RFC 8785 (JCS) canonical bytes of a JSON value."""
+    try:
+        return rfc8785.dumps(obj)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise SignatureError(f"cannot canonicalize: {exc}") from exc
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def unsigned(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The object without its ``sig`` field."""
+    return {k: v for k, v in obj.items() if k != SIG_FIELD}
+
+
+@dataclass(frozen=True)
+class Keypair:
+    """An Ed25519 key with its did:key."""
+
+    signing_key: SigningKey
+
+    @classmethod
+    def generate(cls) -> Keypair:
+        return cls(SigningKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> Keypair:
+        return cls(SigningKey(seed))
+
+    @property
+    def did(self) -> str:
+        return didkey.encode(bytes(self.signing_key.verify_key))
+
+    @property
+    def seed(self) -> bytes:
+        return bytes(self.signing_key)
+
+    def sign_bytes(self, data: bytes) -> bytes:
+        return self.signing_key.sign(data).signature
+
+    def sign(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Return a copy of `obj` with ``sig`` set to this key's signature."""
+        body = unsigned(obj)
+        return {**body, SIG_FIELD: b64url_encode(self.sign_bytes(canonical_bytes(body)))}
+
+
+def verify_bytes(did: str, data: bytes, signature: bytes) -> None:
+    """Verify a detached signature by the key of `did`; raises `SignatureError`."""
+    try:
+        key = didkey.verify_key(did)
+    except didkey.DidKeyError as exc:
+        raise SignatureError(f"signer is not a valid did:key: {exc}") from exc
+    try:
+        key.verify(data, signature)
+    except (BadSignatureError, ValueError) as exc:
+        raise SignatureError("signature does not verify") from exc
+
+
+def verify(obj: Mapping[str, Any], signer_field: str) -> None:
+    """Verify that `obj` is signed by the did:key in ``obj[signer_field]``; raises `SignatureError`."""
+    if not isinstance(obj, Mapping):
+        raise SignatureError("a signed object must be a JSON object")
+    sig = obj.get(SIG_FIELD)
+    if not isinstance(sig, str):
+        raise SignatureError("missing 'sig'")
+    try:
+        signature = b64url_decode(sig)
+    except ValueError as exc:
+        raise SignatureError("'sig' is not base64url") from exc
+    if len(signature) != 64:
+        raise SignatureError("'sig' is not a 64-byte Ed25519 signature")
+    signer = obj.get(signer_field)
+    if not isinstance(signer, str):
+        raise SignatureError(f"missing signer field {signer_field!r}")
+    verify_bytes(signer, canonical_bytes(unsigned(obj)), signature)
