@@ -67,14 +67,10 @@ def migrate(service: str, url: URL, revision: str = "head") -> None:
 async def prepare_database(settings: PlatformSettings, service: str) -> URL:
     """Create the service's database if needed, migrate it to head, and return its URL."""
     server = await asyncio.to_thread(server_url, settings)
-    url = service_url(server, service_database_name(service))
+    url = service_url(server, settings.database_prefix + service)
     await ensure_database(server, url.database or service)
     await asyncio.to_thread(migrate, service, url)
     return url
-
-
-def service_database_name(service: str) -> str:
-    return f"smartcity_{service}"
 
 
 def create_engine(url: URL, pool_size: int = 10) -> AsyncEngine:

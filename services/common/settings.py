@@ -28,6 +28,9 @@ class PlatformSettings(BaseSettings):
         description="PostgreSQL server URL; each service uses its own database on it. "
         "Unset means the embedded PostgreSQL under the data dir.",
     )
+    database_prefix: str = Field(
+        default="smartcity_", description="Each service's database is named <prefix><service>."
+    )
     smartcity_data_dir: Path = Field(default=Path(".smartcity"), description="Where embedded state lives.")
     bind_host: str = Field(default="127.0.0.1", description="Address HTTP servers listen on.")
     log_format: Literal["console", "json"] = "console"
