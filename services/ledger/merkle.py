@@ -169,10 +169,10 @@ def aligned_ranges(start: int, end: int) -> list[tuple[int, int]]:
     """Decompose ``[start, end)`` into maximal aligned complete subtrees, left to right.
 
     Returns ``(level, index)`` pairs, node ``(L, i)`` covering leaves ``[i * 2**L, (i + 1) * 2**L)``; there
-    are at most ``2 * log2(end - start)`` of them, and at most ``log2(end - start) + 1`` (with strictly
-    decreasing levels) when the range is a node of an RFC tree, as every range :func:`inclusion_proof`,
-    :func:`consistency_proof` and the root ``[0, size)`` are. Empty when ``start == end``. Raises
-    ``ValueError`` unless ``0 <= start <= end``.
+    are at most ``2 * (end - start).bit_length()`` of them. When the range is a node of an RFC tree, as the
+    root ``[0, size)`` and every range :func:`inclusion_proof` and :func:`consistency_proof` request are,
+    there are at most ``(end - start).bit_length()``, with strictly decreasing levels. Empty when
+    ``start == end``. Raises ``ValueError`` unless ``0 <= start <= end``.
     """
     if not 0 <= start <= end:
         raise ValueError(f"invalid range [{start}, {end})")
@@ -225,8 +225,8 @@ def new_nodes_for_append(
     ``size_before`` is the tree size before the append and ``new_leaf_hashes`` the leaf hashes appended (at
     indexes ``size_before``, ``size_before + 1``, ...). The result holds every newly complete node, the
     leaves themselves included as level 0, each after its two children. ``get_node(level, index)`` is only
-    asked for nodes complete at ``size_before`` (left siblings on the old tree's right edge, at most
-    ``log2(size_before) + 1`` distinct calls); nodes created within the batch are not fetched.
+    asked for nodes complete at ``size_before``: those of ``aligned_ranges(0, size_before)``, each at most
+    once. Nodes created within the batch are not fetched.
     """
     if size_before < 0:
         raise ValueError(f"negative tree size {size_before}")
