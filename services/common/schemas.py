@@ -44,7 +44,28 @@ def validate(topic: Topic, value: Any) -> None:
 
 
 def validate_against(schema_file: str, value: Any) -> None:
-    error = next(iter(sorted(validator(schema_file).iter_errors(value), key=lambda e: e.path)), None)
+    """Raise `SchemaError` naming the first offending field if `value` does not fit `schema_file`."""
+    _raise_first(validator(schema_file), value)
+
+
+def _raise_first(checker: Draft202012Validator, value: Any) -> None:
+    error = next(iter(sorted(checker.iter_errors(value), key=lambda e: list(e.absolute_path))), None)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
         raise SchemaError(f"{where}: {error.message}")
+
+
+DEFS_ID = "https://smartcity.example/schemas/defs.v1.json"
+
+
+@cache
+def definition_validator(name: str) -> Draft202012Validator:
+    """The validator of one shared definition of ``defs.v1.json`` (``reading``, ``device_registration``...)."""
+    return Draft202012Validator(
+        {"$ref": f"{DEFS_ID}#/$defs/{name}"}, registry=_registry(), format_checker=FormatChecker()
+    )
+
+
+def validate_definition(name: str, value: Any) -> None:
+    """Raise `SchemaError` naming the first offending field if `value` does not fit definition `name`."""
+    _raise_first(definition_validator(name), value)

@@ -1,0 +1,94 @@
+"""The ``smartcity`` command."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from services.common import db
+from services.common.kafka import ensure_topics
+from services.common.logs import configure_logging
+from services.common.settings import PlatformSettings
+from services.common.signing import Keypair, b64url_encode
+from services.common.topics import ALL_TOPICS
+
+app = typer.Typer(
+    help="Smart-city platform: readings to micro-rewards on a verifiable ledger.", no_args_is_help=True
+)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+db_app = typer.Typer(help="Service databases.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(db_app, name="db")
+
+DATABASE_SERVICES = ("ingest", "ledger", "identity", "directory")
+
+
+@app.command()
+def up(
+    simulate: Annotated[bool, typer.Option(help="Also run the sensor simulator.")] = True,
+) -> None:
+    """Run the whole platform (embedded broker and PostgreSQL unless configured) until Ctrl-C."""
+    from services.stack.up import up as run_up
+
+    platform = PlatformSettings()
+    configure_logging("smartcity", platform.log_format, "WARNING")
+    raise typer.Exit(run_up(platform, simulate=simulate))
+
+
+@topics_app.command("create")
+def topics_create(
+    replication_factor: Annotated[int, typer.Option(help="Replicas per partition.")] = 1,
+) -> None:
+    """Create every platform topic that does not exist yet (partitions, cleanup policy)."""
+    platform = PlatformSettings()
+    created = ensure_topics(platform.bootstrap_servers, ALL_TOPICS, replication_factor=replication_factor)
+    for topic in ALL_TOPICS:
+        state = "created" if topic.name in created else "exists"
+        typer.echo(f"{topic.name}\tpartitions={topic.partitions}\tcleanup={topic.cleanup_policy}\t{state}")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Show the topic registry: name, key, schema, partitions, cleanup policy."""
+    for topic in ALL_TOPICS:
+        typer.echo(
+            f"{topic.name}\tkey={topic.key}\tschema=schemas/{topic.schema}\t{topic.partitions}\t{topic.cleanup_policy}"
+        )
+
+
+@db_app.command("migrate")
+def db_migrate(
+    service: Annotated[str, typer.Argument(help="A service name, or 'all'.")] = "all",
+) -> None:
+    """Create the service databases that are missing and migrate them to the latest revision."""
+    if service != "all" and service not in DATABASE_SERVICES:
+        raise typer.BadParameter(f"one of {', '.join(DATABASE_SERVICES)} or 'all'")
+    platform = PlatformSettings()
+    names = DATABASE_SERVICES if service == "all" else (service,)
+
+    async def migrate() -> None:
+        for name in names:
+            url = await db.prepare_database(platform, name)
+            typer.echo(f"{name}: {url.database} at head")
+
+    asyncio.run(migrate())
+
+
+@app.command()
+def keygen() -> None:
+    """Print a new Ed25519 key: its did:key and its seed (base64url), e.g. for LEDGER_SIGNING_KEY."""
+    key = Keypair.generate()
+    typer.echo(f"did={key.did}")
+    typer.echo(f"seed={b64url_encode(key.seed)}")
+
+
+@app.command()
+def simulate() -> None:
+    """Run only the sensor simulator against SIMULATOR_INGEST_URL (see SIMULATOR_* settings)."""
+    from services.simulator.run import run_until_signalled
+
+    platform = PlatformSettings()
+    configure_logging("simulator", platform.log_format, platform.log_level)
+    run_until_signalled()

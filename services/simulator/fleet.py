@@ -1,0 +1,95 @@
+"""A simulated fleet of citizens' devices (pure): deterministic keys, signed registrations and
+plausible signed readings of several kinds."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from services.common.signing import Keypair
+
+ZONES = ("old-town", "harbour", "university", "riverside", "north-park", "market", "station", "hillside")
+
+ValueMaker = Callable[[random.Random], dict[str, float]]
+
+KINDS: dict[str, ValueMaker] = {
+    "air_quality": lambda r: {
+        "pm2_5": round(r.lognormvariate(2.2, 0.4), 1),
+        "pm10": round(r.lognormvariate(2.9, 0.4), 1),
+        "no2": round(r.lognormvariate(3.1, 0.3), 1),
+    },
+    "noise": lambda r: {"db_a": round(r.gauss(58, 8), 1)},
+    "traffic_count": lambda r: {"vehicles": float(r.randint(0, 120))},
+    "energy_saved": lambda r: {"kwh": round(r.uniform(0.05, 2.5), 3)},
+    "bike_trip": lambda r: {"km": round(r.uniform(0.5, 12), 2)},
+    "recycling_dropoff": lambda r: {"kg": round(r.uniform(0.2, 8), 2)},
+}
+
+
+def _keypair(seed: str, role: str, index: int) -> Keypair:
+    return Keypair.from_seed(hashlib.sha256(f"{seed}/{role}/{index}".encode()).digest())
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Device:
+    key: Keypair
+    owner: Keypair
+    kind: str
+    zone: str
+    seq: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    @property
+    def device_id(self) -> str:
+        return self.key.did
+
+    def registration(self) -> dict[str, Any]:
+        """The device's registration, signed by its owner."""
+        body = {"device_id": self.device_id, "owner": self.owner.did, "kind": self.kind, "zone": self.zone}
+        return self.owner.sign(body)
+
+    def next_reading(self, now: datetime) -> dict[str, Any]:
+        """The device's next reading, signed by the device, with a strictly higher sequence number."""
+        self.seq += 1
+        body = {
+            "device_id": self.device_id,
+            "seq": self.seq,
+            "ts": rfc3339(now),
+            "kind": self.kind,
+            "zone": self.zone,
+            "values": KINDS[self.kind](self.rng),
+        }
+        return self.key.sign(body)
+
+
+@dataclass
+class Fleet:
+    wallets: list[Keypair]
+    devices: list[Device]
+
+    @classmethod
+    def generate(cls, seed: str, wallets: int, devices: int, first_seq: int = 0) -> Fleet:
+        """The same seed gives the same wallets and devices (so a restart reuses them); sequence
+        numbers start at `first_seq` so readings after a restart are new ones."""
+        owners = [_keypair(seed, "wallet", i) for i in range(wallets)]
+        kinds = sorted(KINDS)
+        fleet = [
+            Device(
+                key=_keypair(seed, "device", i),
+                owner=owners[i % wallets],
+                kind=kinds[i % len(kinds)],
+                zone=ZONES[(i // len(kinds)) % len(ZONES)],
+                seq=first_seq,
+                rng=random.Random(f"{seed}/{i}"),
+            )
+            for i in range(devices)
+        ]
+        return cls(owners, fleet)

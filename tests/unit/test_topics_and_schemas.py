@@ -1,0 +1,82 @@
+import pytest
+
+from services.common import schemas, topics
+from services.common.kafka import dlq_record
+from services.common.schemas import SchemaError
+from services.common.signing import Keypair
+
+
+def test_every_topic_has_a_valid_schema():
+    for topic in topics.ALL_TOPICS:
+        assert (schemas.SCHEMA_DIR / topic.schema).is_file(), topic.name
+        schemas.validator(topic.schema)  # raises if the schema itself is invalid
+
+
+def test_topic_names_are_unique_and_versioned():
+    names = [t.name for t in topics.ALL_TOPICS]
+    assert len(names) == len(set(names))
+    assert all(name.startswith("city.") and name.endswith(".v1") for name in names)
+
+
+def test_compacted_topics_are_the_ones_of_the_design():
+    assert {t.name for t in topics.ALL_TOPICS if t.cleanup_policy == "compact"} == {
+        "city.consents.v1",
+        "city.merchants.v1",
+    }
+
+
+def test_dlq_names():
+    assert topics.READINGS.dlq.name == "city.readings.dlq.v1"
+    assert topics.by_name("city.rewards.dlq.v1") == topics.REWARDS.dlq
+    with pytest.raises(ValueError):
+        _ = topics.ZONE_STATS.dlq
+
+
+def test_dlq_record_fits_its_schema():
+    record = dlq_record(
+        topics.READINGS,
+        key=b"k",
+        raw=b"\xff\xfe",
+        partition=1,
+        offset=7,
+        reason="malformed JSON",
+        consumer="c",
+    )
+    schemas.validate(record.topic, record.value)
+    assert record.value["value_encoding"] == "base64"
+    assert ("dlq_reason", b"malformed JSON") in record.headers
+
+
+def _reading(key: Keypair, **overrides):
+    body = {"device_id": key.did, "seq": 1, "ts": "2026-11-21T10:00:00.000Z", "kind": "noise", "zone": "z1"}
+    body["values"] = {"db_a": 55.5}
+    body.update(overrides)
+    return key.sign(body)
+
+
+def test_reading_envelope_validates_and_names_the_bad_field():
+    device, owner = Keypair.generate(), Keypair.generate()
+    registration = owner.sign({"device_id": device.did, "owner": owner.did, "kind": "noise", "zone": "z1"})
+    envelope = {
+        "reading_id": "0" * 64,
+        "owner": owner.did,
+        "received_at": "2026-11-21T10:00:00.001Z",
+        "reading": _reading(device),
+        "registration": registration,
+    }
+    schemas.validate(topics.READINGS, envelope)
+    envelope["reading"] = _reading(device, values={"db_a": "loud"})
+    with pytest.raises(SchemaError, match="reading/values/db_a"):
+        schemas.validate(topics.READINGS, envelope)
+    envelope["reading"] = _reading(device, ts="yesterday")
+    with pytest.raises(SchemaError, match="reading/ts"):
+        schemas.validate(topics.READINGS, envelope)
+
+
+def test_definition_validation_names_the_field():
+    key = Keypair.generate()
+    schemas.validate_definition("reading", _reading(key))
+    with pytest.raises(SchemaError, match="seq"):
+        schemas.validate_definition("reading", _reading(key, seq=-1))
+    with pytest.raises(SchemaError, match="sig"):
+        schemas.validate_definition("reading", {**_reading(key), "sig": "short"})
