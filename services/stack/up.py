@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 import time
@@ -33,9 +34,14 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
-    port: int
+    default_port: int
     port_env: str
     has_database: bool = True
+
+    @property
+    def port(self) -> int:
+        """The port from the service's own setting (e.g. INGEST_PORT), else its default."""
+        return int(os.environ.get(self.port_env, self.default_port))
 
     @property
     def url(self) -> str:
@@ -171,7 +177,9 @@ def up(platform: PlatformSettings, simulate: bool = True) -> int:
         asyncio.run(_wait_ready(SERVICES, supervisor))
         say("services ready: " + ", ".join(f"{s.name} {s.url}" for s in SERVICES))
         if simulate:
-            supervisor.start("simulator", [sys.executable, "-m", "services.simulator"], env)
+            ingest_url = next(s.url for s in SERVICES if s.name == "ingest")
+            simulator_env = {**env, "SIMULATOR_INGEST_URL": ingest_url}
+            supervisor.start("simulator", [sys.executable, "-m", "services.simulator"], simulator_env)
         say(f"logs in {log_dir}")
         asyncio.run(_show_progress(supervisor, console, started))
         return 0

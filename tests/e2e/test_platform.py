@@ -1,0 +1,229 @@
+"""End to end: `smartcity up` on the embedded stack, a device's signed readings settled into signed
+blocks, verified with nothing but HTTP, the checkpoint's public key and RFC 9162; then Ctrl-C stops
+every process it started."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from services.common import signing
+from services.common.embedded import free_port
+from services.common.signing import Keypair
+from services.ledger import merkle
+
+pytestmark = pytest.mark.e2e
+
+PORT_ENVS = ("INGEST_PORT", "REWARDS_WEB_PORT", "LEDGER_PORT", "IDENTITY_PORT", "DIRECTORY_PORT")
+
+
+class Platform:
+    def __init__(self, process: subprocess.Popen, ports: dict[str, int], data_dir: Path) -> None:
+        self.process = process
+        self.ports = ports
+        self.data_dir = data_dir
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for_line(self, predicate, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                assert self.process.poll() is None, f"smartcity up exited: {self.seen[-20:]}"
+                continue
+            self.seen.append(line)
+            if predicate(line):
+                return line
+        raise AssertionError(f"no such line within {timeout_s}s; output so far: {self.seen[-20:]}")
+
+    def url(self, env: str) -> str:
+        return f"http://127.0.0.1:{self.ports[env]}"
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory) -> Iterator[Platform]:
+    data_dir = tmp_path_factory.mktemp("platform")
+    ports = {env: free_port() for env in PORT_ENVS}
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
+    env.update({k: str(v) for k, v in ports.items()})
+    env.update(SMARTCITY_DATA_DIR=str(data_dir), SIMULATOR_DEVICES="60", SIMULATOR_READINGS_PER_SECOND="100")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    platform = Platform(process, ports, data_dir)
+    try:
+        platform.wait_for_line(lambda line: line.startswith("services ready"), timeout_s=180)
+        yield platform
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _signed_readings(device: Keypair, count: int) -> list[dict]:
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return [
+        device.sign(
+            {
+                "device_id": device.did,
+                "seq": seq,
+                "ts": now,
+                "kind": "air_quality",
+                "zone": "old-town",
+                "values": {"pm2_5": 7.5 + seq, "pm10": 14.0, "no2": 20.5},
+            }
+        )
+        for seq in range(1, count + 1)
+    ]
+
+
+def _verify_checkpoint(checkpoint: dict) -> bytes:
+    """Check the signed tree head with nothing but its public key; return its root hash."""
+    body = {k: v for k, v in checkpoint.items() if k != "signature"}
+    signing.verify_bytes(
+        checkpoint["public_key"],
+        signing.canonical_bytes(body),
+        signing.b64url_decode(checkpoint["signature"]),
+    )
+    return bytes.fromhex(checkpoint["root_hash"])
+
+
+def test_simulated_readings_are_settled_into_blocks_with_live_progress(platform: Platform):
+    line = platform.wait_for_line(
+        lambda line: line.startswith("up=") and " settled=0 " not in line and " blocks=- " not in line,
+        timeout_s=60,
+    )
+    assert "readings/s=" in line and "tree_size=" in line
+
+
+def test_a_citizens_readings_settle_and_verify_end_to_end(platform: Platform):
+    owner, device = Keypair.generate(), Keypair.generate()
+    ingest, ledger = platform.url("INGEST_PORT"), platform.url("LEDGER_PORT")
+    with httpx.Client(timeout=10) as http:
+        registration = owner.sign(
+            {"device_id": device.did, "owner": owner.did, "kind": "air_quality", "zone": "old-town"}
+        )
+        assert http.post(f"{ingest}/v1/devices", json=registration).status_code == 201
+
+        readings = _signed_readings(device, 5)
+        forged = {**readings[0], "seq": 99}  # signature no longer matches
+        response = http.post(f"{ingest}/v1/readings", json={"readings": [*readings, forged]})
+        assert response.status_code == 202
+        statuses = [r["status"] for r in response.json()["results"]]
+        assert statuses == ["accepted"] * 5 + ["rejected"]
+
+        deadline = time.monotonic() + 60
+        while True:
+            txs = http.get(f"{ledger}/v1/accounts/{owner.did}/transactions").json()["transactions"]
+            if len(txs) == 5 and all(tx["leaf_index"] is not None for tx in txs):
+                break
+            assert time.monotonic() < deadline, f"rewards not sealed in time: {txs}"
+            time.sleep(0.5)
+
+        checkpoint = http.get(f"{ledger}/v1/checkpoint").json()
+        root = _verify_checkpoint(checkpoint)
+        credited = 0
+        reading_ids = {hashlib.sha256(f"{device.did}/{r['seq']}".encode()).hexdigest() for r in readings}
+        for tx in txs:
+            record = http.get(f"{ledger}/v1/transactions/{tx['tx_id']}").json()
+            proof = http.get(
+                f"{ledger}/v1/transactions/{tx['tx_id']}/proof", params={"tree_size": checkpoint["tree_size"]}
+            ).json()
+            leaf = merkle.leaf_hash(signing.canonical_bytes(record))
+            assert proof["leaf_hash"] == leaf.hex()
+            assert proof["leaf_index"] == tx["leaf_index"]
+            merkle.verify_inclusion(
+                leaf,
+                proof["leaf_index"],
+                checkpoint["tree_size"],
+                [bytes.fromhex(h) for h in proof["audit_path"]],
+                root,
+            )
+            reward = record["reward"]
+            assert reward["reading_id"] in reading_ids
+            signing.verify(reward["evidence"]["reading"], "device_id")
+            signing.verify(reward["evidence"]["registration"], "owner")
+            credited += sum(
+                p["amount"]
+                for p in record["postings"]
+                if p["account"] == owner.did and p["currency"] == "CITY"
+            )
+        assert credited > 0
+        balance = http.get(f"{ledger}/v1/accounts/{owner.did}").json()
+        assert balance == {"wallet": owner.did, "balances": {"CITY": credited}}
+
+        # A tampered record no longer hashes to a leaf the signed root commits to.
+        tampered = {**record, "postings": [{**p, "amount": p["amount"] * 2} for p in record["postings"]]}
+        with pytest.raises(merkle.RootMismatchError):
+            merkle.verify_inclusion(
+                merkle.leaf_hash(signing.canonical_bytes(tampered)),
+                proof["leaf_index"],
+                checkpoint["tree_size"],
+                [bytes.fromhex(h) for h in proof["audit_path"]],
+                root,
+            )
+
+
+def test_bad_requests_get_problem_json(platform: Platform):
+    ingest = platform.url("INGEST_PORT")
+    with httpx.Client(timeout=10) as http:
+        malformed = http.post(
+            f"{ingest}/v1/readings", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert malformed.status_code == 400
+        assert malformed.headers["content-type"].startswith("application/problem+json")
+        wrong_types = http.post(f"{ingest}/v1/devices", json={"device_id": 5, "owner": [], "kind": 1})
+        assert 400 <= wrong_types.status_code < 500
+        assert wrong_types.json()["status"] == wrong_types.status_code
+        owner, device = Keypair.generate(), Keypair.generate()
+        bad_sig = owner.sign({"device_id": device.did, "owner": owner.did, "kind": "noise", "zone": "z"})
+        bad_sig["zone"] = "elsewhere"
+        assert 400 <= http.post(f"{ingest}/v1/devices", json=bad_sig).status_code < 500
+        unknown = _signed_readings(Keypair.generate(), 1)
+        result = http.post(f"{ingest}/v1/readings", json={"readings": unknown}).json()["results"][0]
+        assert result["status"] == "rejected" and result["reason"]
+
+
+def test_ctrl_c_stops_every_process(platform: Platform):
+    parent = psutil.Process(platform.process.pid)
+    children = parent.children(recursive=True)
+    assert len(children) >= 7  # broker, five services, simulator
+    platform.process.send_signal(signal.SIGINT)
+    assert platform.process.wait(60) == 0
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == []
+    leftover = [
+        p.info
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if str(platform.data_dir) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert leftover == []
