@@ -1,0 +1,418 @@
+"""The deployment manifests (docker-compose, Prometheus, Kubernetes, Strimzi topics, AsyncAPI) against the
+code they deploy: every service is deployed, probed and scraped, and every topic is declared exactly as in
+the topic registry (services/common/topics.py), so the two cannot drift apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.common.events import cloudevent_headers
+from services.common.topics import ALL_TOPICS, PRIMARY_TOPICS
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "k8s"
+IMAGE = "smartcity"
+
+# Each service: its port and the setting that changes it (services/<name>/settings.py).
+SERVICES: dict[str, tuple[int, str]] = {
+    "ingest": (8101, "INGEST_PORT"),
+    "rewards": (8102, "REWARDS_WEB_PORT"),
+    "ledger": (8103, "LEDGER_PORT"),
+    "identity": (8104, "IDENTITY_PORT"),
+    "directory": (8105, "DIRECTORY_PORT"),
+}
+PROD_REPLICAS = {"ingest": 3, "rewards": 2, "ledger": 2, "identity": 2, "directory": 2}
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def load_docs(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def k8s_objects() -> list[tuple[Path, dict[str, Any]]]:
+    """Every object of every YAML file under k8s/ (multi-document files included)."""
+    return [(path, doc) for path in sorted(K8S.rglob("*.yaml")) for doc in load_docs(path)]
+
+
+def of_kind(kind: str, under: Path = K8S) -> list[dict[str, Any]]:
+    return [doc for path, doc in k8s_objects() if doc.get("kind") == kind and path.is_relative_to(under)]
+
+
+def container_of(workload: dict[str, Any]) -> dict[str, Any]:
+    (container,) = workload["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def service_deployments() -> dict[str, dict[str, Any]]:
+    """The Deployments of the base that run the platform image, by name."""
+    return {
+        doc["metadata"]["name"]: doc
+        for doc in of_kind("Deployment", K8S / "base")
+        if container_of(doc)["image"].split(":")[0] == IMAGE
+    }
+
+
+def test_service_table_names_real_services() -> None:
+    for name in SERVICES:
+        assert (ROOT / "services" / name / "__init__.py").is_file(), name
+
+
+# --- Docker image -------------------------------------------------------------------------------------
+
+
+def test_dockerfile_runs_as_non_root_and_listens_on_all_interfaces() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    final_stage = text.rsplit("\nFROM ", 1)[1]
+    users = [line.split()[1] for line in final_stage.splitlines() if line.startswith("USER ")]
+    assert users, "the final stage sets no USER"
+    assert users[-1].split(":")[0] not in {"0", "root"}
+    assert "BIND_HOST=0.0.0.0" in final_stage
+    assert "LOG_FORMAT=json" in final_stage
+    # The schemas sit next to the services package, where services/common/schemas.py looks for them.
+    assert "COPY schemas ./schemas" in text and "COPY services ./services" in text
+
+
+def test_dockerignore_keeps_what_the_image_needs() -> None:
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert not ignored & {"services", "schemas", "pyproject.toml", "README.md", "*", "**"}
+
+
+# --- docker-compose -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load_yaml(ROOT / "docker-compose.yml")
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_compose_runs_each_service_healthchecked_after_its_dependencies(
+    compose: dict[str, Any], name: str
+) -> None:
+    port, port_env = SERVICES[name]
+    service = compose["services"].get(name)
+    assert service is not None, f"{name} is not in docker-compose.yml"
+    assert service["command"] == ["python", "-m", f"services.{name}"]
+    assert str(service["environment"][port_env]) == str(port)
+    assert service["environment"]["BIND_HOST"] == "0.0.0.0"
+    assert service["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert service["environment"]["DATABASE_URL"].startswith("postgresql://")
+    assert f"http://127.0.0.1:{port}/healthz" in " ".join(service["healthcheck"]["test"])
+    assert f"127.0.0.1:{port}:{port}" in service["ports"]
+    depends = {dep: cond["condition"] for dep, cond in service["depends_on"].items()}
+    assert depends["kafka"] == "service_healthy"
+    assert depends["postgres"] == "service_healthy"
+    assert depends["topics"] == "service_completed_successfully"
+
+
+def test_compose_builds_one_image_and_creates_topics_before_the_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    built = {name: s["image"] for name, s in services.items() if "build" in s}
+    assert set(SERVICES) <= set(built)
+    assert len(set(built.values())) == 1, built
+    topics = services["topics"]
+    assert topics["command"][:3] == ["smartcity", "topics", "create"]
+    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert services["ledger"]["environment"]["LEDGER_SIGNING_KEY"]
+    for name in ("kafka", "postgres"):
+        assert services[name]["healthcheck"]["test"], name
+
+
+def test_compose_references_resolve(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    volumes = set(compose.get("volumes") or {})
+    for name, service in services.items():
+        assert set(service.get("depends_on", {})) <= set(services), name
+        for mount in service.get("volumes", []):
+            source = mount.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name} mounts a missing {source}"
+            else:
+                assert source in volumes, f"{name} uses an undeclared volume {source}"
+
+
+def test_compose_publishes_ports_on_loopback_only(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for mapping in service.get("ports", []):
+            assert str(mapping).startswith("127.0.0.1:"), f"{name} publishes {mapping} beyond loopback"
+
+
+def test_prometheus_scrapes_every_service_metrics_endpoint(compose: dict[str, Any]) -> None:
+    mounts = compose["services"]["prometheus"]["volumes"]
+    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounts
+    config = load_yaml(ROOT / "deploy" / "prometheus" / "prometheus.yml")
+    scraped = {
+        (target, job.get("metrics_path", "/metrics"))
+        for job in config["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    }
+    for name, (port, _) in SERVICES.items():
+        assert (f"{name}:{port}", "/metrics") in scraped, f"Prometheus does not scrape {name}"
+
+
+def test_grafana_datasource_is_the_compose_prometheus(compose: dict[str, Any]) -> None:
+    provisioning = load_yaml(ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
+    (datasource,) = provisioning["datasources"]
+    assert datasource["url"] == "http://prometheus:9090"
+    assert "prometheus" in compose["services"]
+
+
+# --- Kubernetes ---------------------------------------------------------------------------------------
+
+
+def test_every_k8s_file_parses_into_typed_objects() -> None:
+    objects = k8s_objects()
+    assert objects
+    for path, doc in objects:
+        assert doc.get("kind"), f"{path}: an object without kind"
+        if doc["kind"] != "Kustomization":
+            assert doc.get("apiVersion") and doc.get("metadata", {}).get("name"), path
+
+
+def test_base_deploys_exactly_the_services() -> None:
+    assert set(service_deployments()) == set(SERVICES)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_k8s_deployment_is_probed_secured_and_scraped(name: str) -> None:
+    port, port_env = SERVICES[name]
+    deployment = service_deployments()[name]
+    pod = deployment["spec"]["template"]
+    container = container_of(deployment)
+    assert container["command"] == ["python", "-m", f"services.{name}"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert port in ports.values()
+    env = {e["name"]: e for e in container.get("env", [])}
+    assert env[port_env]["value"] == str(port)
+
+    for probe, path in (
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+        ("startupProbe", "/healthz"),
+    ):
+        get = container[probe]["httpGet"]
+        assert get["path"] == path, (name, probe)
+        assert ports.get(get["port"], get["port"]) == port, (name, probe)
+
+    assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+    assert pod["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+
+    spec = pod["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    # Service links would set e.g. INGEST_PORT=tcp://... in every pod and break the *_PORT settings.
+    assert spec["enableServiceLinks"] is False
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind]), (name, kind)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    for path in ("/tmp", "/var/lib/smartcity"):
+        assert "emptyDir" in volumes[mounts[path]], (name, path)
+    assert {"configMapRef": {"name": "smartcity-config"}} in container["envFrom"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_k8s_service_matches_its_deployment(name: str) -> None:
+    port, _ = SERVICES[name]
+    deployment = service_deployments()[name]
+    services = {s["metadata"]["name"]: s for s in of_kind("Service", K8S / "base")}
+    assert name in services, f"no Service for {name}"
+    spec = services[name]["spec"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert spec["selector"].items() <= pod_labels.items()
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    container_ports = {p["name"]: p["containerPort"] for p in container_of(deployment)["ports"]}
+    (service_port,) = spec["ports"]
+    assert service_port["port"] == port
+    assert container_ports.get(service_port["targetPort"], service_port["targetPort"]) == port
+
+
+def test_k8s_secret_references_exist_in_the_secret_template() -> None:
+    (secret,) = of_kind("Secret", K8S / "base")
+    keys = set(secret["stringData"])
+    assert keys == {"DATABASE_URL", "LEDGER_SIGNING_KEY"}
+    for workload in [*service_deployments().values(), *of_kind("Job", K8S / "base")]:
+        for env in container_of(workload).get("env", []):
+            ref = env.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                assert ref["name"] == secret["metadata"]["name"]
+                assert ref["key"] in keys, (workload["metadata"]["name"], ref["key"])
+    ledger_env = {e["name"] for e in container_of(service_deployments()["ledger"])["env"]}
+    assert "LEDGER_SIGNING_KEY" in ledger_env
+
+
+def test_k8s_topics_job_creates_replicated_topics() -> None:
+    jobs = {job["metadata"]["name"]: job for job in of_kind("Job", K8S / "base")}
+    command = container_of(jobs["create-topics"])["command"]
+    assert command == ["smartcity", "topics", "create", "--replication-factor", "3"]
+
+
+def kustomizations() -> list[Path]:
+    return sorted(K8S.rglob("kustomization.yaml"))
+
+
+@pytest.mark.parametrize("path", kustomizations(), ids=lambda p: str(p.relative_to(K8S)))
+def test_kustomization_files_exist(path: Path) -> None:
+    kustomization = load_yaml(path)
+    referenced = list(kustomization.get("resources", []))
+    referenced += [p["path"] for p in kustomization.get("patches", []) if "path" in p]
+    assert referenced
+    for entry in referenced:
+        target = path.parent / entry
+        assert target.is_file() or (target / "kustomization.yaml").is_file(), f"{path}: {entry} is missing"
+
+
+def test_prod_overlay_scales_and_protects_the_services() -> None:
+    prod = K8S / "overlays" / "prod"
+    replicas = {r["name"]: r["count"] for r in load_yaml(prod / "kustomization.yaml")["replicas"]}
+    assert replicas == PROD_REPLICAS
+    budgets = {
+        pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
+        for pdb in of_kind("PodDisruptionBudget", prod)
+    }
+    assert budgets == set(SERVICES)
+    (hpa,) = of_kind("HorizontalPodAutoscaler", prod)
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "ingest"
+    assert hpa["spec"]["minReplicas"] == PROD_REPLICAS["ingest"]
+
+
+def test_dev_overlay_runs_one_replica_each() -> None:
+    replicas = {
+        r["name"]: r["count"] for r in load_yaml(K8S / "overlays" / "dev" / "kustomization.yaml")["replicas"]
+    }
+    assert replicas == dict.fromkeys(SERVICES, 1)
+
+
+def test_service_monitor_selects_every_service_metrics_port() -> None:
+    (monitor,) = of_kind("ServiceMonitor", K8S / "monitoring")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    endpoints = {(e["port"], e.get("path", "/metrics")) for e in monitor["spec"]["endpoints"]}
+    services = {s["metadata"]["name"]: s for s in of_kind("Service", K8S / "base")}
+    for name in SERVICES:
+        service = services[name]
+        assert selector.items() <= service["metadata"]["labels"].items(), name
+        port_names = {p["name"] for p in service["spec"]["ports"]}
+        assert any(port in port_names and path == "/metrics" for port, path in endpoints), name
+
+
+# --- Topics: Strimzi and AsyncAPI against services/common/topics.py ----------------------------------
+
+
+def registry() -> dict[str, tuple[int, str]]:
+    return {t.name: (t.partitions, t.cleanup_policy) for t in ALL_TOPICS}
+
+
+def test_strimzi_topics_match_the_registry() -> None:
+    (cluster,) = of_kind("Kafka", K8S / "kafka")
+    topics = of_kind("KafkaTopic", K8S / "kafka")
+    declared = {
+        t["spec"]["topicName"]: (t["spec"]["partitions"], t["spec"]["config"]["cleanup.policy"])
+        for t in topics
+    }
+    assert len(declared) == len(topics), "a topic is declared twice"
+    assert declared == registry()
+    for topic in topics:
+        assert topic["spec"]["replicas"] == 3
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == cluster["metadata"]["name"]
+
+
+@pytest.fixture(scope="module")
+def asyncapi() -> dict[str, Any]:
+    return load_yaml(ROOT / "schemas" / "asyncapi.yaml")
+
+
+def resolve(doc: dict[str, Any], ref: str) -> Any:
+    """Resolve a local JSON pointer (``#/a/b``) in `doc`; KeyError if it points nowhere."""
+    assert ref.startswith("#/"), ref
+    node: Any = doc
+    for part in ref[2:].split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def channel_messages(doc: dict[str, Any], channel: dict[str, Any]) -> list[dict[str, Any]]:
+    return [resolve(doc, m["$ref"]) if "$ref" in m else m for m in channel["messages"].values()]
+
+
+def test_asyncapi_channels_match_the_registry(asyncapi: dict[str, Any]) -> None:
+    assert str(asyncapi["asyncapi"]).startswith("3.0")
+    channels = list(asyncapi["channels"].values())
+    declared = {
+        c["address"]: (
+            c["bindings"]["kafka"]["partitions"],
+            *c["bindings"]["kafka"]["topicConfiguration"]["cleanup.policy"],
+        )
+        for c in channels
+    }
+    assert len(declared) == len(channels), "a topic is declared twice"
+    assert declared == registry()
+
+
+def test_asyncapi_messages_carry_the_topic_schema_key_and_cloudevents_headers(
+    asyncapi: dict[str, Any],
+) -> None:
+    by_address = {c["address"]: c for c in asyncapi["channels"].values()}
+    ce_headers = {name for name, _ in cloudevent_headers("type", "source")}
+    for topic in ALL_TOPICS:
+        (message,) = channel_messages(asyncapi, by_address[topic.name])
+        payload = message["payload"]
+        ref = payload.get("schema", payload)["$ref"]
+        assert (ROOT / "schemas" / ref).resolve() == (ROOT / "schemas" / topic.schema).resolve(), topic.name
+        assert message["bindings"]["kafka"]["key"]["type"] == "string"
+        headers = message["headers"]
+        headers = resolve(asyncapi, headers["$ref"]) if "$ref" in headers else headers
+        assert set(headers["required"]) == ce_headers == set(headers["properties"])
+
+
+def test_asyncapi_schema_refs_point_to_existing_files(asyncapi: dict[str, Any]) -> None:
+    refs: list[str] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            refs.extend([node["$ref"]] if isinstance(node.get("$ref"), str) else [])
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(asyncapi)
+    files = [ref for ref in refs if not ref.startswith("#")]
+    assert files
+    for ref in refs:
+        if ref.startswith("#"):
+            resolve(asyncapi, ref)
+        else:
+            assert (ROOT / "schemas" / ref.split("#")[0]).is_file(), ref
+
+
+def test_asyncapi_operations_name_services_and_each_topic_has_one_producer(asyncapi: dict[str, Any]) -> None:
+    senders: dict[str, set[str]] = {}
+    tagged: set[str] = set()
+    for op_id, operation in asyncapi["operations"].items():
+        assert operation["action"] in {"send", "receive"}, op_id
+        channel = resolve(asyncapi, operation["channel"]["$ref"])
+        for message in operation["messages"]:
+            assert message["$ref"].startswith(operation["channel"]["$ref"] + "/messages/"), op_id
+            resolve(asyncapi, message["$ref"])
+        services = {tag["name"] for tag in operation["tags"]}
+        tagged |= services
+        if operation["action"] == "send":
+            senders.setdefault(channel["address"], set()).update(services)
+    assert set(SERVICES) <= tagged
+    for topic in PRIMARY_TOPICS:
+        assert len(senders.get(topic.name, set())) == 1, f"{topic.name} producers: {senders.get(topic.name)}"
