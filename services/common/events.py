@@ -13,7 +13,12 @@ CONTENT_TYPE = "application/json"
 
 def now_rfc3339() -> str:
     """The current UTC time as RFC 3339 with millisecond precision and a ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return rfc3339(datetime.now(UTC))
+
+
+def rfc3339(moment: datetime) -> str:
+    """An aware datetime in UTC as RFC 3339 with millisecond precision and a ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def cloudevent_headers(

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -167,6 +169,38 @@ def create_app(
         return Response(payload, media_type=content_type)
 
     return app
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON (RFC 8259) and have no JCS form, so no signed object can hold them.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # e.g. 1e400: beyond a double, it would become Infinity
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+async def read_json_body(request: Request, max_bytes: int) -> Any:
+    """The request body parsed as strict JSON, whatever its content type: a 413 problem past `max_bytes`,
+    a 400 problem if it is not JSON. For routes that need the exact object sent (signed objects)."""
+    too_large = Problem(413, "body-too-large", f"The request body exceeds {max_bytes} bytes.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks), parse_constant=_reject_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise Problem(400, "malformed-json", "The request body is not valid JSON.") from exc
 
 
 async def database_ready(app: FastAPI) -> bool:

@@ -7,9 +7,10 @@ import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from services.common.events import rfc3339
 from services.common.signing import Keypair
 
 ZONES = ("old-town", "harbour", "university", "riverside", "north-park", "market", "station", "hillside")
@@ -32,10 +33,6 @@ KINDS: dict[str, ValueMaker] = {
 
 def _keypair(seed: str, role: str, index: int) -> Keypair:
     return Keypair.from_seed(hashlib.sha256(f"{seed}/{role}/{index}".encode()).digest())
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass

@@ -1,0 +1,51 @@
+"""The directory service: local merchants, stored and published to ``city.merchants.v1``; search comes later."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.common import db
+from services.common.http import broker_ready, database_ready
+from services.common.http import create_app as create_service_app
+from services.common.kafka import KafkaProducer
+from services.common.settings import PlatformSettings
+from services.directory.api.routes import router
+from services.directory.settings import SERVICE, DirectorySettings
+from services.directory.store import MerchantStore
+
+
+def create_app(
+    platform: PlatformSettings | None = None, settings: DirectorySettings | None = None
+) -> FastAPI:
+    """The directory app; its lifespan migrates the database and opens the producer."""
+    platform = platform or PlatformSettings()
+    settings = settings or DirectorySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = await db.prepare_database(platform, SERVICE)
+        app.state.settings = settings
+        app.state.engine = db.create_engine(url, pool_size=5)
+        app.state.producer = KafkaProducer(
+            platform.bootstrap_servers, client_id=SERVICE, send_timeout_s=platform.kafka_send_timeout_s
+        )
+        app.state.store = MerchantStore(app.state.engine)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(app.state.producer.close)
+            await app.state.engine.dispose()
+
+    app = create_service_app(
+        service=SERVICE,
+        version="0.1.0",
+        lifespan=lifespan,
+        readiness={"database": database_ready, "broker": broker_ready},
+        description="Local businesses: registered by their wallets, published to city.merchants.v1.",
+    )
+    app.include_router(router)
+    return app

@@ -1,0 +1,42 @@
+"""Accepted readings as ``city.readings.v1`` records (pure): the reading id, the envelope carrying the reading
+with the registration that binds its device to a wallet, and the CloudEvents headers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from services.common.events import cloudevent_headers
+from services.common.kafka import OutgoingRecord
+from services.common.signing import sha256_hex
+from services.common.topics import READINGS
+from services.ingest.devices import Device
+
+EVENT_TYPE = "city.reading.v1"
+EVENT_SOURCE = "smartcity/ingest"
+
+
+def reading_id(device_id: str, seq: int) -> str:
+    """The reading's id: sha256 hex of ``<device_id>/<seq>``, the same for every redelivery of it."""
+    return sha256_hex(f"{device_id}/{seq}".encode())
+
+
+def envelope(reading: Mapping[str, Any], device: Device, received_at: str) -> dict[str, Any]:
+    """The ``city.readings.v1`` value of an accepted reading of `device` (schemas/readings.v1.json)."""
+    return {
+        "reading_id": reading_id(reading["device_id"], reading["seq"]),
+        "owner": device.owner,
+        "received_at": received_at,
+        "reading": dict(reading),
+        "registration": device.registration,
+    }
+
+
+def outgoing_record(value: Mapping[str, Any]) -> OutgoingRecord:
+    """The record of an envelope: keyed by device id (per-device order), CloudEvent id = reading id."""
+    return OutgoingRecord(
+        topic=READINGS,
+        key=value["reading"]["device_id"],
+        value=value,
+        headers=cloudevent_headers(EVENT_TYPE, EVENT_SOURCE, value["reading_id"], time=value["received_at"]),
+    )

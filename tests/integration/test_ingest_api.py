@@ -1,0 +1,253 @@
+"""The ingest API on a real broker and PostgreSQL: device registrations, mixed batches of readings published
+to city.readings.v1, bad bodies, and a 503 when the broker does not acknowledge."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from confluent_kafka import Consumer, Message, TopicPartition
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
+
+from services.common import embedded, schemas
+from services.common.events import headers_dict
+from services.common.settings import PlatformSettings
+from services.common.signing import Keypair
+from services.common.topics import READINGS, Topic
+from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
+from tests.conftest import unique_group
+
+PROBLEM = "application/problem+json"
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan, and an HTTP client talking to it in-process."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
+    ):
+        yield client
+
+
+def _consumer(bootstrap: str) -> Consumer:
+    return Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": unique_group("test-ingest"), "enable.auto.commit": False}
+    )
+
+
+def _end_offsets(bootstrap: str, topic: Topic) -> dict[int, int]:
+    consumer = _consumer(bootstrap)
+    try:
+        partitions = consumer.list_topics(topic.name, timeout=10).topics[topic.name].partitions
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic.name, p), timeout=10)[1]
+            for p in partitions
+        }
+    finally:
+        consumer.close()
+
+
+def _read_between(bootstrap: str, topic: Topic, start: dict[int, int], end: dict[int, int]) -> list[Message]:
+    consumer = _consumer(bootstrap)
+    pending = {p: o for p, o in end.items() if o > start.get(p, 0)}
+    consumer.assign([TopicPartition(topic.name, p, start.get(p, 0)) for p in pending])
+    messages: list[Message] = []
+    try:
+        for _ in range(300):  # a bound, not a timing: each poll returns as soon as records arrive
+            if not pending:
+                break
+            for message in consumer.consume(500, 0.1):
+                if message.error():
+                    continue
+                messages.append(message)
+                if message.offset() + 1 >= pending.get(message.partition(), 0):
+                    pending.pop(message.partition(), None)
+    finally:
+        consumer.close()
+    assert not pending, f"records missing from {topic.name} partitions {pending}"
+    return messages
+
+
+async def records_published_during(bootstrap: str, topic: Topic, start: dict[int, int]) -> list[Message]:
+    """Every record of `topic` from the `start` offsets to the current end (records acknowledged so far)."""
+    end = await asyncio.to_thread(_end_offsets, bootstrap, topic)
+    return await asyncio.to_thread(_read_between, bootstrap, topic, start, end)
+
+
+async def end_offsets(bootstrap: str, topic: Topic) -> dict[int, int]:
+    return await asyncio.to_thread(_end_offsets, bootstrap, topic)
+
+
+def _registration(owner: Keypair, device: Keypair, kind: str = "noise", zone: str = "old-town") -> dict:
+    return owner.sign({"device_id": device.did, "owner": owner.did, "kind": kind, "zone": zone})
+
+
+def _reading(device: Keypair, seq: int, kind: str = "noise", zone: str = "old-town") -> dict:
+    return device.sign(
+        {
+            "device_id": device.did,
+            "seq": seq,
+            "ts": "2026-11-21T10:00:00.000Z",
+            "kind": kind,
+            "zone": zone,
+            "values": {"db_a": 50.0 + seq},
+        }
+    )
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict:
+    """Assert `response` is RFC 9457 problem JSON of `status`; return its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["status"] == status and body["detail"]
+    return body
+
+
+async def test_device_registration(platform_settings: PlatformSettings):
+    owner, device, other_owner = Keypair.generate(), Keypair.generate(), Keypair.generate()
+    registration = _registration(owner, device)
+    async with running(create_app(platform_settings)) as client:
+        created = await client.post("/v1/devices", json=registration)
+        assert created.status_code == 201, created.text
+        assert created.json()["registration"] == registration
+        assert created.json()["owner"] == owner.did
+
+        again = await client.post("/v1/devices", json=registration)
+        assert again.status_code == 200
+        assert again.json() == created.json()
+
+        assert (await client.get(f"/v1/devices/{device.did}")).json() == created.json()
+        assert_problem(await client.get(f"/v1/devices/{Keypair.generate().did}"), 404)
+        assert_problem(await client.get("/v1/devices/not-a-did"), 400)
+
+        taken = await client.post("/v1/devices", json=_registration(other_owner, device))
+        assert "another owner" in assert_problem(taken, 409)["detail"]
+        moved = await client.post("/v1/devices", json=_registration(owner, device, zone="harbour"))
+        assert_problem(moved, 409)
+
+        second = Keypair.generate()
+        tampered = {**_registration(owner, second), "zone": "harbour"}
+        assert_problem(await client.post("/v1/devices", json=tampered), 400)
+        wrong_types = await client.post("/v1/devices", json={"device_id": 5, "owner": [], "kind": 1})
+        assert_problem(wrong_types, 422)
+        bad_did = owner.sign({**_registration(owner, second), "device_id": "did:key:z6Mk" + "1" * 45})
+        assert_problem(await client.post("/v1/devices", json=bad_did), 422)
+        assert_problem(await client.post("/v1/devices", content=b'{"device_id": '), 400)
+        # None of the refused ones was stored.
+        assert_problem(await client.get(f"/v1/devices/{second.did}"), 404)
+        assert (await client.get(f"/v1/devices/{device.did}")).json()["owner"] == owner.did
+
+
+async def test_a_mixed_batch_publishes_exactly_the_good_readings(platform_settings: PlatformSettings):
+    owner, device, stranger = Keypair.generate(), Keypair.generate(), Keypair.generate()
+    bootstrap = platform_settings.bootstrap_servers
+    good = [_reading(device, 1), _reading(device, 2)]
+    batch = [
+        good[0],
+        {**_reading(device, 3), "values": {"db_a": 99.0}},  # tampered after signing
+        _reading(stranger, 1),  # never registered
+        {**_reading(device, 4), "seq": "four"},  # wrong type
+        "not a reading",
+        _reading(device, 5, kind="air_quality"),  # not the registered kind
+        _reading(device, 6, zone="harbour"),  # not the registered zone
+        good[1],
+    ]
+    accepted_before = _sample("smartcity_ingest_readings_accepted_total")
+    bad_sig_before = _sample("smartcity_ingest_readings_rejected_total", reason="bad_signature")
+    async with running(create_app(platform_settings)) as client:
+        assert (await client.post("/v1/devices", json=_registration(owner, device))).status_code == 201
+        start = await end_offsets(bootstrap, READINGS)
+        response = await client.post("/v1/readings", json={"readings": batch})
+        assert response.status_code == 202, response.text
+        results = response.json()["results"]
+        published = await records_published_during(bootstrap, READINGS, start)
+        metrics = (await client.get("/metrics")).text
+
+    assert [r["index"] for r in results] == list(range(len(batch)))
+    assert [r["status"] for r in results] == ["accepted"] + ["rejected"] * 6 + ["accepted"]
+    reasons = [r["reason"] for r in results]
+    assert reasons[0] is None and reasons[7] is None
+    assert reasons[1] == "bad_signature"
+    assert reasons[2] == "unknown_device"
+    assert reasons[3].startswith("invalid_reading: seq: ")
+    assert reasons[4].startswith("invalid_reading: (root): ")
+    assert reasons[5] == reasons[6] == "kind_mismatch"
+    assert response.json()["accepted"] == 2 and response.json()["rejected"] == 6
+
+    mine = [m for m in published if m.key() in {device.did.encode(), stranger.did.encode()}]
+    assert len(mine) == 2
+    envelopes = []
+    for message in mine:
+        envelope = json.loads(message.value())
+        schemas.validate(READINGS, envelope)
+        assert message.key() == device.did.encode()
+        headers = headers_dict(message.headers())
+        assert headers["ce_type"] == "city.reading.v1"
+        assert headers["ce_source"] == "smartcity/ingest"
+        assert headers["ce_specversion"] == "1.0"
+        assert headers["ce_id"] == envelope["reading_id"]
+        assert headers["content-type"] == "application/json"
+        assert envelope["owner"] == owner.did
+        assert envelope["registration"] == _registration(owner, device)
+        envelopes.append(envelope)
+    assert sorted(e["reading"]["seq"] for e in envelopes) == [1, 2]
+    assert {e["reading_id"] for e in envelopes} == {
+        hashlib.sha256(f"{device.did}/{seq}".encode()).hexdigest() for seq in (1, 2)
+    }
+    assert [e["reading"] for e in sorted(envelopes, key=lambda e: e["reading"]["seq"])] == good
+
+    assert _sample("smartcity_ingest_readings_accepted_total") - accepted_before == 2
+    assert _sample("smartcity_ingest_readings_rejected_total", reason="bad_signature") - bad_sig_before == 1
+    assert "smartcity_ingest_batch_size_bucket" in metrics and "smartcity_ingest_publish_seconds" in metrics
+
+
+async def test_bodies_that_are_not_a_batch_get_a_problem(platform_settings: PlatformSettings):
+    settings = IngestSettings(max_batch_size=3)
+    async with running(create_app(platform_settings, settings)) as client:
+        malformed = await client.post(
+            "/v1/readings", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert assert_problem(malformed, 400)["type"].endswith("/malformed-json")
+        assert_problem(await client.post("/v1/readings", content=b'{"readings": [NaN]}'), 400)
+        for body in ([], {"readings": 5}, {"reading": []}, "readings"):
+            assert_problem(await client.post("/v1/readings", json=body), 422)
+        device = Keypair.generate()
+        too_many = {"readings": [_reading(device, seq) for seq in range(4)]}
+        assert_problem(await client.post("/v1/readings", json=too_many), 413)
+        empty = await client.post("/v1/readings", json={"readings": []})
+        assert empty.status_code == 202 and empty.json()["results"] == []
+        assert (await client.get("/healthz")).status_code == 200
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "broker": True}
+
+
+async def test_broker_unreachable_gives_503_and_accepts_nothing(platform_settings: PlatformSettings):
+    unreachable = platform_settings.model_copy(
+        update={"kafka_bootstrap_servers": f"127.0.0.1:{embedded.free_port()}", "kafka_send_timeout_s": 1.0}
+    )
+    owner, device = Keypair.generate(), Keypair.generate()
+    accepted_before = _sample("smartcity_ingest_readings_accepted_total")
+    async with running(create_app(unreachable)) as client:
+        assert (await client.post("/v1/devices", json=_registration(owner, device))).status_code == 201
+        response = await client.post("/v1/readings", json={"readings": [_reading(device, 1)]})
+        problem = assert_problem(response, 503)
+        assert int(response.headers["retry-after"]) > 0
+        assert "results" not in problem
+        # A batch with nothing to publish needs no broker: its rejections are still answered.
+        rejected = await client.post("/v1/readings", json={"readings": [_reading(Keypair.generate(), 1)]})
+        assert rejected.status_code == 202 and rejected.json()["results"][0]["reason"] == "unknown_device"
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["broker"] is False
+    assert _sample("smartcity_ingest_readings_accepted_total") == accepted_before
