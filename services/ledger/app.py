@@ -1,0 +1,126 @@
+"""The ledger service: settles rewards into a signed, append-only Merkle chain and serves proofs.
+
+The lifespan runs two background tasks beside the API: the settlement consumer (``city.rewards.v1`` ->
+database) and the sealer (database -> signed blocks -> checkpoint and settled events).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.common import db, topics
+from services.common.events import now_rfc3339
+from services.common.http import broker_ready, database_ready
+from services.common.http import create_app as create_service_app
+from services.common.kafka import BatchConsumer, KafkaProducer, ensure_topics
+from services.common.settings import PlatformSettings
+from services.common.signing import Keypair
+from services.ledger import metrics
+from services.ledger.api.routes import router
+from services.ledger.keys import load_signing_key
+from services.ledger.sealer import Sealer
+from services.ledger.settings import SERVICE, LedgerSettings
+from services.ledger.settlement import RewardSettler
+from services.ledger.store import LedgerStore
+from services.ledger.transactions import GENESIS, genesis_transaction
+
+log = logging.getLogger(__name__)
+
+LEDGER_TOPICS = (topics.REWARDS, topics.REWARDS.dlq, topics.LEDGER_SETTLED, topics.LEDGER_CHECKPOINTS)
+
+
+async def open_chain(store: LedgerStore, keypair: Keypair, settings: LedgerSettings) -> None:
+    """Check the chain is signed by this ledger's key and settle the genesis transaction (once ever).
+
+    Raises RuntimeError if the chain's blocks are signed by another key: sealing with a second key would
+    give blocks no verifier holding the ledger's public key accepts.
+    """
+    latest = await store.latest_header()
+    if latest is not None:
+        if latest.public_key != keypair.did:
+            raise RuntimeError(
+                f"the chain is signed by {latest.public_key} but this ledger's key is {keypair.did}; "
+                "set LEDGER_SIGNING_KEY to the chain's key"
+            )
+        metrics.TREE_SIZE.set(latest.tree_size)
+        metrics.BLOCK_HEIGHT.set(latest.height)
+    outcome = await store.settle([genesis_transaction(settings.genesis_supply, now_rfc3339())])
+    if outcome.settled:
+        metrics.TRANSACTIONS.labels(GENESIS).inc()
+        log.info("genesis: the treasury funded the rewards pool with %d micro-CITY", settings.genesis_supply)
+    elif outcome.rejected:
+        log.warning("the genesis on the chain differs from LEDGER_GENESIS_SUPPLY; the chain's stands")
+
+
+async def workers_ready(app: FastAPI) -> bool:
+    """Readiness: the settlement consumer and the sealer are running."""
+    return all(not task.done() for task in app.state.workers.values())
+
+
+def create_app(platform: PlatformSettings | None = None, settings: LedgerSettings | None = None) -> FastAPI:
+    platform = platform or PlatformSettings()
+    settings = settings or LedgerSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keypair = load_signing_key(settings, platform.data_dir)
+        url = await db.prepare_database(platform, SERVICE)
+        app.state.engine = db.create_engine(url)
+        app.state.store = store = LedgerStore(app.state.engine)
+        app.state.producer = producer = KafkaProducer(
+            platform.bootstrap_servers, SERVICE, platform.kafka_send_timeout_s
+        )
+        app.state.workers = {}
+        try:
+            await asyncio.to_thread(ensure_topics, platform.bootstrap_servers, LEDGER_TOPICS)
+            await open_chain(store, keypair, settings)
+            sealer = Sealer(store, producer, keypair, settings)
+            consumer = BatchConsumer(
+                bootstrap_servers=platform.bootstrap_servers,
+                topic=topics.REWARDS,
+                group_id=settings.consumer_group,
+                handler=RewardSettler(store, sealer.notify_settled),
+                producer=producer,
+                batch_size=settings.consumer_batch_size,
+                session_timeout_ms=platform.kafka_session_timeout_ms,
+            )
+            app.state.workers = {
+                "consumer": asyncio.create_task(consumer.run(), name="ledger-consumer"),
+                "sealer": asyncio.create_task(sealer.run(), name="ledger-sealer"),
+            }
+            for task in app.state.workers.values():
+                task.add_done_callback(_log_exit)
+            log.info(
+                "ledger %s: consuming %s as %s", keypair.did, topics.REWARDS.name, settings.consumer_group
+            )
+            yield
+            # Stop taking rewards first, then seal what they settled, then flush the events.
+            consumer.stop()
+            await asyncio.gather(app.state.workers["consumer"], return_exceptions=True)
+            sealer.stop()
+            await asyncio.gather(app.state.workers["sealer"], return_exceptions=True)
+        finally:
+            for task in app.state.workers.values():
+                task.cancel()
+            producer.close()
+            await app.state.engine.dispose()
+
+    app = create_service_app(
+        service=SERVICE,
+        version="0.1.0",
+        lifespan=lifespan,
+        readiness={"database": database_ready, "broker": broker_ready, "workers": workers_ready},
+        description="Settles rewards into signed blocks of an RFC 9162 Merkle chain; serves balances and proofs.",
+    )
+    app.include_router(router)
+    return app
+
+
+def _log_exit(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped", task.get_name(), exc_info=task.exception())

@@ -1,0 +1,91 @@
+"""The ledger's tables.
+
+- ``transactions``: every settled transaction, in settlement order (``seq``), immutable. ``record`` holds the
+  exact JCS bytes of the transaction record (the Merkle leaf), so proofs verify byte for byte.
+- ``postings`` and ``balances``: the double-entry effects; ``balances`` is what the postings sum to, and no
+  non-issuer balance may go negative (a CHECK, behind the settlement's own funds check).
+- ``pending``: settled transactions not yet sealed into a block (a queue the sealer drains).
+- ``leaves``: the sealed order: leaf index -> transaction, and the block that sealed it.
+- ``tree_nodes``: every complete aligned Merkle node (level 0 = leaf hashes), so proofs read O(log n) rows.
+- ``blocks``: the signed headers (exact JCS bytes), and whether their events were published.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    false,
+    func,
+)
+
+metadata = MetaData()
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column("tx_id", String(64), nullable=False, unique=True),
+    Column("type", String(32), nullable=False),
+    Column("record", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary, nullable=False),
+    Column("settled_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+postings = Table(
+    "postings",
+    metadata,
+    Column("seq", BigInteger, primary_key=True),
+    Column("account", String(128), primary_key=True),
+    Column("currency", String(16), primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+    Index("ix_postings_account_seq", "account", "seq"),
+)
+
+balances = Table(
+    "balances",
+    metadata,
+    Column("account", String(128), primary_key=True),
+    Column("currency", String(16), primary_key=True),
+    Column("balance", BigInteger, nullable=False),
+    Column("issuer", Boolean, nullable=False, server_default=false()),
+    CheckConstraint("issuer OR balance >= 0", name="ck_balances_non_negative"),
+    Index("ix_balances_currency_balance", "currency", "balance"),
+)
+
+pending = Table("pending", metadata, Column("seq", BigInteger, primary_key=True))
+
+leaves = Table(
+    "leaves",
+    metadata,
+    Column("leaf_index", BigInteger, primary_key=True),
+    Column("seq", BigInteger, nullable=False, unique=True),
+    Column("block_height", BigInteger, nullable=False),
+)
+
+tree_nodes = Table(
+    "tree_nodes",
+    metadata,
+    Column("level", SmallInteger, primary_key=True),
+    Column("idx", BigInteger, primary_key=True),
+    Column("hash", LargeBinary, nullable=False),
+)
+
+blocks = Table(
+    "blocks",
+    metadata,
+    Column("height", BigInteger, primary_key=True),
+    Column("tree_size", BigInteger, nullable=False, unique=True),
+    Column("header", LargeBinary, nullable=False),
+    Column("sealed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("published_at", DateTime(timezone=True), nullable=True),
+    Index("ix_blocks_unpublished", "height", postgresql_where="published_at IS NULL"),
+)

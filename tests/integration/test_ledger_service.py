@@ -1,0 +1,271 @@
+"""The ledger service end to end on the real broker and PostgreSQL: signed rewards in, signed blocks and
+verifiable proofs out, bad rewards dead-lettered beside good ones."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from pydantic import SecretStr
+
+from services.common import schemas, signing, topics
+from services.common.events import cloudevent_headers
+from services.common.kafka import KafkaProducer, OutgoingRecord
+from services.common.settings import PlatformSettings
+from services.common.signing import Keypair, b64url_encode
+from services.common.topics import Topic
+from services.ledger import chain, merkle
+from services.ledger.app import create_app
+from services.ledger.settings import LedgerSettings
+from services.ledger.transactions import GENESIS_TX_ID
+from tests.conftest import unique_group
+from tests.unit.test_ledger_transactions import signed_reward
+
+pytestmark = pytest.mark.integration
+
+DEADLINE_S = 45
+T = TypeVar("T")
+
+
+async def until(probe: Callable[[], Awaitable[T | None]], what: str) -> T:
+    """Poll `probe` until it returns something truthy (a deadline, not a timing assertion)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def read_topic(bootstrap: str, topic: Topic, enough: Callable[[list[Any]], bool]) -> list[tuple[str, Any]]:
+    """(key, value) of a topic's records from the beginning, until `enough(values)` (no group join)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique_group("ledger-reader")})
+    consumer.assign([TopicPartition(topic.name, p, OFFSET_BEGINNING) for p in range(topic.partitions)])
+    records: list[tuple[str, Any]] = []
+    deadline = time.monotonic() + DEADLINE_S
+    try:
+        while not enough([value for _, value in records]) and time.monotonic() < deadline:
+            for msg in consumer.consume(500, 0.2):
+                if not msg.error():
+                    records.append((msg.key().decode(), json.loads(msg.value())))
+    finally:
+        consumer.close()
+    return records
+
+
+async def publish(producer: KafkaProducer, rewards: list[dict[str, Any]]) -> None:
+    records = [
+        OutgoingRecord(
+            topics.REWARDS,
+            key=r["wallet"],
+            value=r,
+            headers=cloudevent_headers("city.reward.v1", "tests", r["reward_id"]),
+        )
+        for r in rewards
+    ]
+    assert await producer.send_batch(records) == [None] * len(records)
+
+
+async def test_rewards_settle_into_signed_blocks_with_verifiable_proofs(
+    platform_settings: PlatformSettings, kafka_bootstrap: str
+) -> None:
+    key = Keypair.generate()
+    settings = LedgerSettings(
+        signing_key=SecretStr(b64url_encode(key.seed)),
+        consumer_group=unique_group("ledger"),
+        seal_interval_ms=50,
+    )
+    alice, bob, carol = Keypair.generate(), Keypair.generate(), Keypair.generate()
+    wave1 = [signed_reward(alice, seq=i, amount=1000 + i) for i in range(4)]
+    wave1 += [signed_reward(bob, seq=i, amount=7) for i in range(3)]
+    forged = signed_reward(bob, seq=50)
+    forged["evidence"]["reading"]["values"]["pm25"] = 999.0
+    stolen = signed_reward(alice, seq=51)
+    stolen["wallet"] = carol.did  # alice's device, carol's wallet
+    producer = KafkaProducer(kafka_bootstrap, "ledger-test")
+    # The first reward twice (a redelivery), and two bad rewards between good ones.
+    await publish(producer, [*wave1[:2], forged, wave1[0], *wave1[2:5], stolen, *wave1[5:]])
+
+    app = create_app(platform_settings, settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://ledger") as client,
+    ):
+
+        async def sealed(wallet: str, count: int) -> list[dict[str, Any]] | None:
+            items = (await client.get(f"/v1/accounts/{wallet}/transactions")).json()["transactions"]
+            return items if len(items) == count and all(i["leaf_index"] is not None for i in items) else None
+
+        alice_txs = await until(lambda: sealed(alice.did, 4), "alice's rewards to be sealed")
+        bob_txs = await until(lambda: sealed(bob.did, 3), "bob's rewards to be sealed")
+
+        # Balances: the redelivered reward paid once; the bad rewards paid nothing.
+        assert (await client.get(f"/v1/accounts/{alice.did}")).json() == {
+            "wallet": alice.did,
+            "balances": {"CITY": 4006, "AID": 0, "CREDIT": 0},
+        }
+        assert (await client.get(f"/v1/accounts/{bob.did}")).json()["balances"]["CITY"] == 21
+        assert (await client.get(f"/v1/accounts/{carol.did}")).json()["balances"] == {
+            "CITY": 0,
+            "AID": 0,
+            "CREDIT": 0,
+        }
+        assert sorted(i["changes"]["CITY"] for i in alice_txs) == [1000, 1001, 1002, 1003]
+
+        # The bad rewards are in the DLQ with their reasons.
+        bad_ids = {forged["reward_id"]: "bad-reading-signature", stolen["reward_id"]: "wallet-mismatch"}
+
+        def ours(values: list[Any]) -> dict[str, str]:
+            found = {}
+            for v in values:
+                if v["consumer"] == settings.consumer_group and v["value"]:
+                    reward_id = json.loads(v["value"]).get("reward_id")
+                    if reward_id in bad_ids:
+                        found[reward_id] = v["reason"]
+            return found
+
+        dead = await asyncio.to_thread(
+            read_topic, kafka_bootstrap, topics.REWARDS.dlq, lambda vs: len(ours(vs)) == len(bad_ids)
+        )
+        reasons = ours([v for _, v in dead])
+        assert {rid: reason.split(":")[0] for rid, reason in reasons.items()} == bad_ids
+
+        # The checkpoint is signed by the ledger key; every settled transaction is provably in it.
+        first = chain.BlockHeader.from_json((await client.get("/v1/checkpoint")).json())
+        chain.verify_header(first, key.did)
+        for tx_id in [GENESIS_TX_ID, *(i["tx_id"] for i in alice_txs + bob_txs)]:
+            response = await client.get(f"/v1/transactions/{tx_id}")
+            assert response.status_code == 200
+            record = response.json()
+            assert signing.canonical_bytes(record) == response.content  # the body is the JCS leaf itself
+            leaf = merkle.leaf_hash(response.content)
+            proof = (await client.get(f"/v1/transactions/{tx_id}/proof")).json()
+            assert proof["tree_size"] == first.tree_size
+            assert proof["leaf_hash"] == leaf.hex()
+            path = [bytes.fromhex(h) for h in proof["audit_path"]]
+            merkle.verify_inclusion(leaf, proof["leaf_index"], first.tree_size, path, first.root)
+            if record["type"] == "reward":  # the authorisation stays on the chain, verifiable
+                signing.verify(record["reward"]["evidence"]["reading"], "device_id")
+                signing.verify(record["reward"]["evidence"]["registration"], "owner")
+
+        # A second wave grows the chain; the new checkpoint is consistent with the first.
+        wave2 = [signed_reward(carol, seq=i, amount=500) for i in range(2)]
+        await publish(producer, wave2)
+        await until(lambda: sealed(carol.did, 2), "carol's rewards to be sealed")
+        second = chain.BlockHeader.from_json((await client.get("/v1/checkpoint")).json())
+        chain.verify_header(second, key.did)
+        assert second.tree_size >= first.tree_size + 2
+        consistency = (
+            await client.get("/v1/consistency", params={"first": first.tree_size, "second": second.tree_size})
+        ).json()
+        assert (consistency["first"], consistency["second"]) == (first.tree_size, second.tree_size)
+        proof_hashes = [bytes.fromhex(h) for h in consistency["proof"]]
+        merkle.verify_consistency(first.tree_size, second.tree_size, first.root, second.root, proof_hashes)
+        old = (
+            await client.get(
+                f"/v1/transactions/{alice_txs[0]['tx_id']}/proof", params={"tree_size": first.tree_size}
+            )
+        ).json()
+        merkle.verify_inclusion(
+            bytes.fromhex(old["leaf_hash"]),
+            old["leaf_index"],
+            first.tree_size,
+            [bytes.fromhex(h) for h in old["audit_path"]],
+            first.root,
+        )
+
+        # The blocks form one chain holding every transaction once.
+        previous: chain.BlockHeader | None = None
+        sealed_ids: list[str] = []
+        for height in range(second.height + 1):
+            body = (await client.get(f"/v1/blocks/{height}")).json()
+            header = chain.BlockHeader.from_json({f: body[f] for f in chain.HEADER_FIELDS})
+            chain.verify_header(header, key.did)
+            chain.verify_link(previous, header)
+            assert len(body["tx_ids"]) == header.tree_size - (previous.tree_size if previous else 0)
+            sealed_ids += body["tx_ids"]
+            previous = header
+        assert header == second and len(sealed_ids) == len(set(sealed_ids)) == second.tree_size
+        assert sealed_ids[0] == GENESIS_TX_ID
+
+        # Settled events (one per wallet posting) and checkpoints were published after sealing.
+        wallets = {alice.did: 4006, bob.did: 21, carol.did: 1000}
+        settled = await asyncio.to_thread(
+            read_topic,
+            kafka_bootstrap,
+            topics.LEDGER_SETTLED,
+            lambda vs: sum(v["wallet"] in wallets for v in vs) >= 9,
+        )
+        totals = dict.fromkeys(wallets, 0)
+        for wallet, event in settled:
+            if event["wallet"] in wallets:
+                schemas.validate(topics.LEDGER_SETTLED, event)
+                assert wallet == event["wallet"] and event["currency"] == "CITY"
+                totals[wallet] += event["delta"]
+        assert totals == wallets
+        checkpoints = await asyncio.to_thread(
+            read_topic,
+            kafka_bootstrap,
+            topics.LEDGER_CHECKPOINTS,
+            lambda vs: any(v["public_key"] == key.did and v["height"] == second.height for v in vs),
+        )
+        published = [v for k, v in checkpoints if v["public_key"] == key.did]
+        assert {v["height"] for v in published} >= set(range(second.height + 1))
+        for value in published:
+            schemas.validate(topics.LEDGER_CHECKPOINTS, value)
+            chain.verify_header(chain.BlockHeader.from_json(value), key.did)
+
+        top = (await client.get("/v1/accounts", params={"limit": 1000, "currency": "CITY"})).json()[
+            "accounts"
+        ]
+        balances = [a["balance"] for a in top]
+        assert balances == sorted(balances, reverse=True)
+        assert {a["wallet"]: a["balance"] for a in top if a["wallet"] in wallets} == wallets
+        page = (await client.get(f"/v1/accounts/{alice.did}/transactions", params={"limit": 3})).json()
+        rest = (
+            await client.get(f"/v1/accounts/{alice.did}/transactions", params={"before": page["next_before"]})
+        ).json()
+        assert [i["tx_id"] for i in page["transactions"] + rest["transactions"]] == [
+            i["tx_id"] for i in alice_txs
+        ]
+
+        assert (await client.get("/readyz")).status_code == 200
+        metrics = (await client.get("/metrics")).text
+        for name in ("rewards_settled_total", "blocks_sealed_total", "tree_size", "seal_duration_seconds"):
+            assert f"smartcity_ledger_{name}" in metrics
+        assert 'smartcity_ledger_rejections_total{reason="wallet-mismatch"}' in metrics
+
+        # Malformed or impossible requests: 4xx problem JSON, never a 500.
+        unknown = "0" * 64
+        for path, params, status in [
+            ("/v1/accounts/not-a-did", {}, 400),
+            ("/v1/accounts/did:key:z6MkTooShort/transactions", {}, 400),
+            ("/v1/accounts", {"limit": 0}, 422),
+            ("/v1/accounts", {"currency": "EUR"}, 422),
+            (f"/v1/accounts/{alice.did}/transactions", {"limit": "many"}, 422),
+            ("/v1/transactions/xyz", {}, 400),
+            (f"/v1/transactions/{unknown}", {}, 404),
+            (f"/v1/transactions/{unknown}/proof", {}, 404),
+            (f"/v1/transactions/{GENESIS_TX_ID}/proof", {"tree_size": second.tree_size + 1}, 400),
+            (f"/v1/transactions/{alice_txs[0]['tx_id']}/proof", {"tree_size": 1}, 400),
+            ("/v1/consistency", {"first": 3, "second": 2}, 400),
+            ("/v1/consistency", {"first": 0, "second": 2}, 400),
+            ("/v1/consistency", {"first": 1, "second": second.tree_size + 1}, 400),
+            ("/v1/consistency", {"first": 1}, 422),
+            ("/v1/blocks/999999", {}, 404),
+            ("/v1/blocks/minus-one", {}, 422),
+        ]:
+            response = await client.get(path, params=params)
+            assert response.status_code == status, (path, params, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["status"] == status and response.json()["detail"]
+    producer.close()

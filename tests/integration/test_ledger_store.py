@@ -1,0 +1,160 @@
+"""The ledger store on a real PostgreSQL: idempotent settlement, funds, one sealer, proofs from stored nodes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from services.common import db
+from services.common.settings import PlatformSettings
+from services.common.signing import Keypair, canonical_bytes
+from services.ledger import chain, merkle
+from services.ledger.accounts import REWARDS_POOL, TREASURY
+from services.ledger.app import open_chain
+from services.ledger.settings import LedgerSettings
+from services.ledger.store import SEALER_LOCK, LedgerStore, NotFoundError, OutOfRangeError
+from services.ledger.transactions import genesis_transaction, reward_transaction
+from tests.unit.test_ledger_transactions import signed_reward
+
+pytestmark = pytest.mark.integration
+
+NOW = "2026-11-21T10:00:00.000Z"
+KEY = Keypair.generate()
+
+
+@pytest.fixture
+async def store(platform_settings: PlatformSettings) -> AsyncIterator[LedgerStore]:
+    url = await db.prepare_database(platform_settings, "ledger")
+    engine = db.create_engine(url, pool_size=4)
+    yield LedgerStore(engine)
+    await engine.dispose()
+
+
+async def check_books(store: LedgerStore) -> None:
+    """Double entry holds: balances sum to zero per currency and equal the sum of each account's postings."""
+    async with store.connection() as conn:
+        assert (
+            await conn.fetch("SELECT currency FROM balances GROUP BY currency HAVING sum(balance) <> 0") == []
+        )
+        mismatched = await conn.fetch(
+            """SELECT b.account FROM balances b
+               LEFT JOIN (SELECT account, currency, sum(amount) AS total FROM postings GROUP BY 1, 2) p
+                 USING (account, currency)
+               WHERE b.balance <> COALESCE(p.total, 0)"""
+        )
+        assert mismatched == []
+
+
+async def test_settlement_pays_once_and_never_overdraws(store: LedgerStore) -> None:
+    outcome = await store.settle([genesis_transaction(10_000, NOW)])
+    assert len(outcome.settled) == 1
+    again = await store.settle([genesis_transaction(10_000, "2027-01-01T00:00:00Z")])
+    assert (again.settled, len(again.duplicates)) == ([], 1)
+
+    alice, bob, carol = Keypair.generate(), Keypair.generate(), Keypair.generate()
+    r1 = signed_reward(alice, amount=4000)
+    r2 = signed_reward(bob, amount=5000)
+    too_big = signed_reward(carol, amount=2000)
+    exact = signed_reward(carol, amount=1000)
+    batch = [reward_transaction(r, NOW) for r in (r1, r2, r1, too_big, exact)]
+    outcome = await store.settle(batch)
+    assert [t.tx_id for t in outcome.settled] == [batch[0].tx_id, batch[1].tx_id, batch[4].tx_id]
+    assert [t.tx_id for t in outcome.duplicates] == [batch[0].tx_id]
+    [(refused, reason)] = outcome.rejected
+    assert refused is batch[3] and reason.code == "insufficient-funds"
+
+    # Redelivered later: a duplicate; the same reward id with other content: a conflict, not a second payment.
+    conflicting = reward_transaction({**r2, "policy_version": "2027.01"}, NOW)
+    outcome = await store.settle([reward_transaction(r1, "2027-01-01T00:00:00Z"), conflicting])
+    assert outcome.settled == [] and len(outcome.duplicates) == 1
+    assert [reason.code for _, reason in outcome.rejected] == ["conflicting-duplicate"]
+
+    assert await store.balances(alice.did) == {"CITY": 4000}
+    assert await store.balances(bob.did) == {"CITY": 5000}
+    assert await store.balances(carol.did) == {"CITY": 1000}
+    assert await store.balances(REWARDS_POOL) == {"CITY": 0}
+    assert await store.balances(TREASURY) == {"CITY": -10_000}
+    await check_books(store)
+
+    # The database refuses an overdraft even if the settlement's own check were bypassed.
+    async with store.connection() as conn:
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                "UPDATE balances SET balance = -1 WHERE account = $1 AND currency = 'CITY'", alice.did
+            )
+
+    history = await store.account_transactions(carol.did, limit=10)
+    assert [(h["tx_id"], h["changes"], h["leaf_index"]) for h in history] == [
+        (batch[4].tx_id, {"CITY": 1000}, None)
+    ]
+    assert await store.top_wallets("CITY", 2) == [(bob.did, 5000), (alice.did, 4000)]
+
+
+async def test_one_sealer_at_a_time_and_proofs_from_stored_nodes(store: LedgerStore) -> None:
+    await open_chain(store, KEY, LedgerSettings(genesis_supply=10**9))
+    wallet = Keypair.generate()
+    txs = [reward_transaction(signed_reward(wallet, seq=i, amount=10 + i), NOW) for i in range(37)]
+    assert len((await store.settle(txs[:20])).settled) == 20
+
+    # While another process holds the sealer lock, this one does not seal.
+    async with store.connection() as other, other.transaction():
+        assert await other.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEALER_LOCK)
+        assert await store.seal(KEY, 1000) is None
+    first = await store.seal(KEY, 1000)
+    assert first is not None and (first.header.height, first.header.tree_size, first.size) == (0, 21, 21)
+    assert await store.seal(KEY, 1000) is None  # nothing pending: no empty blocks
+
+    assert len((await store.settle(txs[20:])).settled) == 17
+    blocks = [first]
+    while block := await store.seal(KEY, 5):
+        blocks.append(block)
+    assert [b.size for b in blocks] == [21, 5, 5, 5, 2]
+
+    headers = []
+    for height in range(len(blocks)):
+        header, tx_ids = await store.block(height)
+        chain.verify_header(header, KEY.did)
+        chain.verify_link(headers[-1] if headers else None, header)
+        assert len(tx_ids) == blocks[height].size
+        headers.append(header)
+    assert headers[-1] == await store.latest_header()
+
+    # Settlement order is leaf order: the genesis first, then the rewards as settled.
+    leaves = []
+    for tx_id in [t for h in range(len(blocks)) for t in (await store.block(h))[1]]:
+        record = await store.transaction_record(tx_id)
+        assert canonical_bytes(json.loads(record)) == record
+        leaves.append(merkle.leaf_hash(record))
+    assert [json.loads(await store.transaction_record(t.tx_id)) == t.record for t in txs] == [True] * 37
+    for header in headers:
+        assert header.root == merkle.root_from_leaf_hashes(leaves[: header.tree_size])
+
+    for index, tx in enumerate(txs, start=1):
+        proof = await store.inclusion_proof(tx.tx_id)
+        assert (proof.leaf_index, proof.tree_size, proof.leaf_hash) == (index, 38, tx.leaf_hash)
+        merkle.verify_inclusion(tx.leaf_hash, index, 38, proof.audit_path, headers[-1].root)
+        old = await store.inclusion_proof(tx.tx_id, 31) if index < 31 else None
+        if old is not None:
+            merkle.verify_inclusion(tx.leaf_hash, index, 31, old.audit_path, headers[2].root)
+    for a in headers:
+        for b in headers:
+            if a.tree_size <= b.tree_size:
+                proof = await store.consistency_proof(a.tree_size, b.tree_size)
+                merkle.verify_consistency(a.tree_size, b.tree_size, a.root, b.root, proof)
+
+    with pytest.raises(OutOfRangeError):
+        await store.inclusion_proof(txs[-1].tx_id, 31)
+    with pytest.raises(OutOfRangeError):
+        await store.inclusion_proof(txs[0].tx_id, 39)
+    with pytest.raises(OutOfRangeError):
+        await store.consistency_proof(0, 5)
+    with pytest.raises(NotFoundError):
+        await store.inclusion_proof("0" * 64)
+    await check_books(store)
+
+    # A ledger with another key must not extend this chain.
+    with pytest.raises(RuntimeError, match="signed by"):
+        await open_chain(store, Keypair.generate(), LedgerSettings())
