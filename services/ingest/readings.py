@@ -7,18 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from services.common.events import cloudevent_headers
+from services.common.ids import reading_id
 from services.common.kafka import OutgoingRecord
-from services.common.signing import sha256_hex
 from services.common.topics import READINGS
 from services.ingest.devices import Device
 
 EVENT_TYPE = "city.reading.v1"
 EVENT_SOURCE = "smartcity/ingest"
-
-
-def reading_id(device_id: str, seq: int) -> str:
-    """The reading's id: sha256 hex of ``<device_id>/<seq>``, the same for every redelivery of it."""
-    return sha256_hex(f"{device_id}/{seq}".encode())
 
 
 def envelope(reading: Mapping[str, Any], device: Device, received_at: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common import didkey, signing
+from services.common.ids import reading_id, reward_id
 from services.ledger import merkle
 from services.ledger.accounts import CITY, REWARDS_POOL, TREASURY, Posting, PostingError, check_postings
 
@@ -39,16 +40,6 @@ def derive_tx_id(tx_type: str, source_id: str) -> str:
 
 
 GENESIS_TX_ID = derive_tx_id(GENESIS, "city")
-
-
-def reading_id(device_id: str, seq: int) -> str:
-    """A reading's id: sha256 hex of ``<device_id>/<seq>`` (schemas/readings.v1.json)."""
-    return signing.sha256_hex(f"{device_id}/{seq}".encode())
-
-
-def reward_id(reading_id_: str, rule: str) -> str:
-    """A reward's id: sha256 hex of ``<reading_id>/<rule>`` (schemas/rewards.v1.json)."""
-    return signing.sha256_hex(f"{reading_id_}/{rule}".encode())
 
 
 @dataclass(frozen=True)
