@@ -137,7 +137,7 @@ async def _show_progress(supervisor: Supervisor, console: Console, started: floa
 
 def up(platform: PlatformSettings, simulate: bool = True) -> int:
     """Run the platform until interrupted; returns the process exit code."""
-    console = Console()
+    console = Console(emoji=False)
     say = console.print if console.is_terminal else print
     data_dir = platform.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
