@@ -1,0 +1,272 @@
+"""The rewards domain: reading acceptance, ids, the flat policy, rewards and DLQ records (no broker)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from services.common import schemas, signing
+from services.common.events import headers_dict
+from services.common.signing import Keypair
+from services.common.topics import READINGS, REWARDS
+from services.rewards import readings
+from services.rewards.app import broker_urls, create_policy
+from services.rewards.policy import Policy
+from services.rewards.processor import INTERNAL_ERROR, Outcome, encode_value, handle_reading
+from services.rewards.readings import InvalidReading, accept, parse
+from services.rewards.rules import FlatRule, RewardDecision
+from services.rewards.settings import RewardsSettings
+from tests.unit.test_rewards_samples import TS, Device, expected_reading_id
+
+POLICY = Policy(version="v7", rules=(FlatRule("flat", 1000),))
+SOURCE_HEADERS = [("ce_id", b"abc"), ("ce_type", b"city.reading.v1")]
+
+
+def raw(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def handle(value: bytes | None, policy: Policy = POLICY, key: bytes | None = b"device-key") -> Outcome:
+    return handle_reading(
+        value, key=key, partition=3, offset=42, headers=SOURCE_HEADERS, policy=policy, consumer="rewards-test"
+    )
+
+
+# --- ids ---------------------------------------------------------------------------------------------
+
+
+def test_the_accepted_reading_carries_the_envelopes_reading_id():
+    device = Device()
+    assert accept(device.envelope(5)).reading_id == device.envelope(5)["reading_id"]
+
+
+# --- rewards -----------------------------------------------------------------------------------------
+
+
+def test_a_valid_reading_earns_one_schema_valid_reward_for_its_owner():
+    device = Device()
+    envelope = device.envelope(1)
+    outcome = handle(raw(envelope))
+    assert outcome.rejection is None
+    (reward,) = outcome.rewards
+    schemas.validate(REWARDS, reward)
+    assert reward == {
+        "reward_id": hashlib.sha256(f"{envelope['reading_id']}/flat".encode()).hexdigest(),
+        "wallet": device.owner.did,
+        "amount": 1000,
+        "currency": "CITY",
+        "rule": "flat",
+        "policy_version": "v7",
+        "reading_id": envelope["reading_id"],
+        "earned_at": TS,
+        "evidence": {"reading": envelope["reading"], "registration": envelope["registration"]},
+    }
+    # The evidence still verifies: anyone can check who signed what.
+    signing.verify(reward["evidence"]["reading"], "device_id")
+    signing.verify(reward["evidence"]["registration"], "owner")
+
+
+def test_the_reward_record_is_keyed_by_wallet_with_cloudevent_headers():
+    device = Device()
+    (record,) = handle(raw(device.envelope(1))).records
+    reward = record.value
+    assert record.topic == REWARDS
+    assert record.key == device.owner.did
+    headers = headers_dict(record.headers)
+    assert headers["ce_id"] == reward["reward_id"]
+    assert headers["ce_type"] == "city.reward.v1"
+    assert headers["ce_source"] == "smartcity/rewards"
+    assert headers["ce_specversion"] == "1.0"
+    assert headers["ce_time"] == reward["earned_at"]
+    assert headers["content-type"] == "application/json"
+
+
+def test_amounts_are_integers_of_micro_units_on_the_wire():
+    device = Device()
+    policy = Policy(version="v1", rules=(FlatRule("flat", 2500),))
+    (record,) = handle(raw(device.envelope(1)), policy).records
+    decoded = json.loads(encode_value(record))
+    assert decoded["amount"] == 2500
+    assert type(decoded["amount"]) is int
+    assert b'"amount":2500,' in encode_value(record)
+
+
+def test_the_same_reading_gives_byte_identical_rewards():
+    device = Device()
+    envelope = device.envelope(9)
+    first = handle(raw(envelope))
+    # Same JSON, other key order and spacing: what a redelivery or a re-encoding upstream could look like.
+    shuffled = dict(random.Random(1).sample(sorted(envelope.items()), len(envelope)))
+    second = handle(json.dumps(shuffled, indent=2).encode())
+    assert [encode_value(r) for r in first.records] == [encode_value(r) for r in second.records]
+    assert [r.headers for r in first.records] == [r.headers for r in second.records]
+    assert [r.key for r in first.records] == [r.key for r in second.records]
+    assert encode_value(first.records[0]) == signing.canonical_bytes(first.rewards[0])
+
+
+def test_each_rule_of_a_policy_pays_its_own_reward():
+    device = Device()
+    envelope = device.envelope(3)
+    policy = Policy(version="v2", rules=(FlatRule("flat", 1000), FlatRule("early-adopter", 50)))
+    rewards = handle(raw(envelope), policy).rewards
+    assert [(r["rule"], r["amount"]) for r in rewards] == [("flat", 1000), ("early-adopter", 50)]
+    assert len({r["reward_id"] for r in rewards}) == 2
+    for reward in rewards:
+        schemas.validate(REWARDS, reward)
+
+
+def test_a_reading_no_rule_applies_to_earns_nothing_and_is_not_dead_lettered():
+    class NeverRule:
+        name = "never"
+
+        def evaluate(self, reading: readings.AcceptedReading) -> RewardDecision | None:
+            return None
+
+    outcome = handle(raw(Device().envelope(1)), Policy(version="v1", rules=(NeverRule(),)))
+    assert outcome == Outcome(records=())
+
+
+# --- rejections ----------------------------------------------------------------------------------------
+
+
+def test_malformed_json_is_rejected():
+    for value in (b"{not json", b"\xff\xfe", None):
+        assert handle(value).rejection == readings.MALFORMED_JSON
+
+
+def test_an_envelope_that_does_not_fit_the_schema_is_rejected():
+    device = Device()
+    missing = device.envelope(1)
+    del missing["registration"]
+    extra = {**device.envelope(1), "bonus": 1}
+    bad_seq = device.envelope(1)
+    bad_seq["reading"] = {**bad_seq["reading"], "seq": -1}
+    for envelope in (missing, extra, bad_seq, [], "reading"):
+        outcome = handle(raw(envelope))
+        assert outcome.rejection == readings.SCHEMA, envelope
+
+
+def test_a_reading_id_other_than_the_schemas_is_rejected():
+    device = Device()
+    envelope = {**device.envelope(1), "reading_id": expected_reading_id(device.did, 2)}
+    assert handle(raw(envelope)).rejection == readings.READING_ID
+
+
+def test_a_forged_reading_is_rejected():
+    device = Device()
+    tampered = device.envelope(1)
+    tampered["reading"] = {**tampered["reading"], "values": {"pm25": 999.0}}
+    other_key = device.envelope(1)
+    other_key["reading"] = Keypair.generate().sign(signing.unsigned(other_key["reading"]))
+    for envelope in (tampered, other_key):
+        assert handle(raw(envelope)).rejection == readings.READING_SIGNATURE
+
+
+def test_a_registration_not_signed_by_its_owner_is_rejected():
+    device = Device()
+    tampered = device.envelope(1)
+    tampered["registration"] = {**tampered["registration"], "zone": "harbour"}
+    signed_by_device = device.envelope(1)
+    signed_by_device["registration"] = device.key.sign(signed_by_device["registration"])
+    for envelope in (tampered, signed_by_device):
+        assert handle(raw(envelope)).rejection == readings.REGISTRATION_SIGNATURE
+
+
+def test_a_registration_of_another_device_is_rejected():
+    device = Device()
+    other = Device(owner=device.owner)
+    envelope = {**device.envelope(1), "registration": other.registration}
+    assert handle(raw(envelope)).rejection == readings.DEVICE_MISMATCH
+
+
+def test_an_envelope_owner_other_than_the_registrations_is_rejected():
+    device = Device()
+    envelope = {**device.envelope(1), "owner": Keypair.generate().did}
+    assert handle(raw(envelope)).rejection == readings.OWNER_MISMATCH
+
+
+def test_parse_raises_with_a_stable_reason_and_a_detail():
+    with pytest.raises(InvalidReading) as caught:
+        parse(raw({"reading_id": "x"}))
+    assert caught.value.reason == readings.SCHEMA
+    assert str(caught.value).startswith("schema: ")
+    assert caught.value.detail
+
+
+def test_a_rejected_reading_becomes_one_dlq_record_with_the_reason():
+    device = Device()
+    forged = device.envelope(1)
+    forged["reading"] = {**forged["reading"], "seq": 1, "zone": "harbour"}
+    value = raw(forged)
+    outcome = handle(value, key=device.did.encode())
+    assert outcome.rewards == ()
+    (record,) = outcome.records
+    assert record.topic == READINGS.dlq
+    assert record.key == device.did
+    schemas.validate(READINGS.dlq, record.value)
+    assert record.value["reason"].startswith("reading-signature: ")
+    assert record.value["consumer"] == "rewards-test"
+    assert record.value["source_topic"] == READINGS.name
+    assert (record.value["partition"], record.value["offset"]) == (3, 42)
+    assert record.value["value"] == value.decode()
+    headers = dict(record.headers)
+    assert headers["ce_id"] == b"abc"
+    assert headers["dlq_reason"] == record.value["reason"].encode()
+
+
+def test_an_unexpected_error_dead_letters_the_reading_instead_of_stopping():
+    class BrokenRule:
+        name = "broken"
+
+        def evaluate(self, reading: readings.AcceptedReading) -> RewardDecision | None:
+            raise ZeroDivisionError("oops")
+
+    outcome = handle(raw(Device().envelope(1)), Policy(version="v1", rules=(BrokenRule(),)))
+    assert outcome.rejection == INTERNAL_ERROR
+    assert outcome.records[0].value["reason"] == "internal-error: ZeroDivisionError: oops"
+
+
+# --- rules, policy, settings ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("amount", [0, -1, 1.5, 1000.0, True, "1000", 2**53])
+def test_a_flat_rule_pays_a_positive_integer_amount(amount: Any):
+    with pytest.raises(ValueError):
+        FlatRule("flat", amount)
+
+
+@pytest.mark.parametrize("name", ["", "Flat", "flat rule", "-flat", "x" * 65])
+def test_rule_names_follow_the_schema(name: str):
+    with pytest.raises(ValueError):
+        FlatRule(name, 1)
+
+
+def test_a_policy_needs_a_version_and_unique_rule_names():
+    with pytest.raises(ValueError):
+        Policy(version="", rules=(FlatRule("flat", 1),))
+    with pytest.raises(ValueError):
+        Policy(version="v1", rules=(FlatRule("flat", 1), FlatRule("flat", 2)))
+
+
+def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch):
+    defaults = RewardsSettings()
+    assert (defaults.web_port, defaults.flat_amount, defaults.rule) == (8102, 1000, "flat")
+    monkeypatch.setenv("REWARDS_FLAT_AMOUNT", "2500")
+    monkeypatch.setenv("REWARDS_RULE", "participation")
+    monkeypatch.setenv("REWARDS_POLICY_VERSION", "2026-05")
+    policy = create_policy(RewardsSettings())
+    assert policy.version == "2026-05"
+    assert policy.rules == (FlatRule("participation", 2500),)
+    monkeypatch.setenv("REWARDS_FLAT_AMOUNT", "0.5")
+    with pytest.raises(ValidationError):
+        RewardsSettings()
+
+
+def test_broker_urls_are_faust_kafka_urls():
+    assert broker_urls("127.0.0.1:9092") == ["kafka://127.0.0.1:9092"]
+    assert broker_urls("a:1, b:2,") == ["kafka://a:1", "kafka://b:2"]
