@@ -94,8 +94,3 @@ def platform_settings(kafka_bootstrap: str, database_server_url: str, tmp_path: 
         database_prefix=f"t{uuid.uuid4().hex[:10]}_",
         smartcity_data_dir=tmp_path / "data",
     )
-
-
-def unique_group(prefix: str) -> str:
-    """A consumer group id nobody else uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -11,7 +11,8 @@ from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.topics import MERCHANTS
 from services.directory.app import create_app
-from tests.integration.test_ingest_api import assert_problem, end_offsets, records_published_during, running
+from tests.support.asgi import assert_problem, running
+from tests.support.topics import end_offsets, records_published_during
 
 
 def _registration(wallet: Keypair, **overrides) -> dict:

@@ -3,86 +3,20 @@ to city.readings.v1, bad bodies, and a 503 when the broker does not acknowledge.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import httpx
-from confluent_kafka import Consumer, Message, TopicPartition
-from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from services.common import embedded, schemas
 from services.common.events import headers_dict
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
-from services.common.topics import READINGS, Topic
+from services.common.topics import READINGS
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
-from tests.conftest import unique_group
-
-PROBLEM = "application/problem+json"
-
-
-@asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan, and an HTTP client talking to it in-process."""
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
-    ):
-        yield client
-
-
-def _consumer(bootstrap: str) -> Consumer:
-    return Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": unique_group("test-ingest"), "enable.auto.commit": False}
-    )
-
-
-def _end_offsets(bootstrap: str, topic: Topic) -> dict[int, int]:
-    consumer = _consumer(bootstrap)
-    try:
-        partitions = consumer.list_topics(topic.name, timeout=10).topics[topic.name].partitions
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic.name, p), timeout=10)[1]
-            for p in partitions
-        }
-    finally:
-        consumer.close()
-
-
-def _read_between(bootstrap: str, topic: Topic, start: dict[int, int], end: dict[int, int]) -> list[Message]:
-    consumer = _consumer(bootstrap)
-    pending = {p: o for p, o in end.items() if o > start.get(p, 0)}
-    consumer.assign([TopicPartition(topic.name, p, start.get(p, 0)) for p in pending])
-    messages: list[Message] = []
-    try:
-        for _ in range(300):  # a bound, not a timing: each poll returns as soon as records arrive
-            if not pending:
-                break
-            for message in consumer.consume(500, 0.1):
-                if message.error():
-                    continue
-                messages.append(message)
-                if message.offset() + 1 >= pending.get(message.partition(), 0):
-                    pending.pop(message.partition(), None)
-    finally:
-        consumer.close()
-    assert not pending, f"records missing from {topic.name} partitions {pending}"
-    return messages
-
-
-async def records_published_during(bootstrap: str, topic: Topic, start: dict[int, int]) -> list[Message]:
-    """Every record of `topic` from the `start` offsets to the current end (records acknowledged so far)."""
-    end = await asyncio.to_thread(_end_offsets, bootstrap, topic)
-    return await asyncio.to_thread(_read_between, bootstrap, topic, start, end)
-
-
-async def end_offsets(bootstrap: str, topic: Topic) -> dict[int, int]:
-    return await asyncio.to_thread(_end_offsets, bootstrap, topic)
+from tests.support.asgi import assert_problem, running
+from tests.support.topics import end_offsets, records_published_during
 
 
 def _registration(owner: Keypair, device: Keypair, kind: str = "noise", zone: str = "old-town") -> dict:
@@ -104,15 +38,6 @@ def _reading(device: Keypair, seq: int, kind: str = "noise", zone: str = "old-to
 
 def _sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict:
-    """Assert `response` is RFC 9457 problem JSON of `status`; return its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["status"] == status and body["detail"]
-    return body
 
 
 async def test_device_registration(platform_settings: PlatformSettings):

@@ -17,7 +17,8 @@ from services.common.embedded import free_port
 from services.common.settings import PlatformSettings
 from services.ledger import chain
 from services.ledger.keys import key_path, parse_seed
-from tests.conftest import REPO_ROOT, unique_group
+from tests.conftest import REPO_ROOT
+from tests.support.topics import unique_group
 
 pytestmark = pytest.mark.integration
 

@@ -24,8 +24,8 @@ from services.ledger import chain, merkle
 from services.ledger.app import create_app
 from services.ledger.settings import LedgerSettings
 from services.ledger.transactions import GENESIS_TX_ID
-from tests.conftest import unique_group
-from tests.unit.test_ledger_transactions import signed_reward
+from tests.support.factories import signed_reward
+from tests.support.topics import unique_group
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from services.ledger.app import open_chain
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import SEALER_LOCK, LedgerStore, NotFoundError, OutOfRangeError
 from services.ledger.transactions import genesis_transaction, reward_transaction
-from tests.unit.test_ledger_transactions import signed_reward
+from tests.support.factories import signed_reward
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, Topic
 from services.common import embedded, schemas, signing
 from services.common.events import cloudevent_headers, headers_dict
 from services.common.topics import READINGS, REWARDS, Topic
-from tests.conftest import REPO_ROOT, unique_group
+from tests.conftest import REPO_ROOT
+from tests.support.topics import unique_group
 from tests.unit.test_rewards_samples import Device
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from services.common import schemas, topics
-from services.common.signing import Keypair, canonical_bytes, sha256_hex
+from services.common.signing import Keypair, canonical_bytes
 from services.ledger import merkle
 from services.ledger.accounts import REWARDS_POOL, TREASURY, Posting
 from services.ledger.transactions import (
@@ -20,46 +20,9 @@ from services.ledger.transactions import (
     reward_transaction,
     same_content,
 )
+from tests.support.factories import signed_reward
 
 NOW = "2026-11-21T10:00:00.000Z"
-
-
-def signed_reward(
-    owner: Keypair,
-    device: Keypair | None = None,
-    *,
-    seq: int = 1,
-    amount: int = 1500,
-    rule: str = "air-quality",
-    registration_signer: Keypair | None = None,
-) -> dict[str, Any]:
-    """A reward with real signed evidence, ids derived as the schemas describe."""
-    device = device or Keypair.generate()
-    reading = device.sign(
-        {
-            "device_id": device.did,
-            "seq": seq,
-            "ts": "2026-11-21T09:59:58.250Z",
-            "kind": "air",
-            "zone": "centre",
-            "values": {"pm25": 12.5, "no2": 31},
-        }
-    )
-    registration = (registration_signer or owner).sign(
-        {"device_id": device.did, "owner": owner.did, "kind": "air", "zone": "centre"}
-    )
-    reading_id = sha256_hex(f"{device.did}/{seq}".encode())
-    return {
-        "reward_id": sha256_hex(f"{reading_id}/{rule}".encode()),
-        "wallet": owner.did,
-        "amount": amount,
-        "currency": "CITY",
-        "rule": rule,
-        "policy_version": "2026.11",
-        "reading_id": reading_id,
-        "earned_at": "2026-11-21T09:59:59.000Z",
-        "evidence": {"reading": reading, "registration": registration},
-    }
 
 
 def test_reward_record_pays_the_wallet_out_of_the_pool() -> None:

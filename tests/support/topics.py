@@ -1,0 +1,64 @@
+"""Reading what was published to a topic, for integration tests (a fresh consumer group each time)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from services.common.topics import Topic
+
+
+def unique_group(prefix: str) -> str:
+    """A consumer group id nobody else uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _consumer(bootstrap: str) -> Consumer:
+    return Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": unique_group("test-reader"), "enable.auto.commit": False}
+    )
+
+
+def _end_offsets(bootstrap: str, topic: Topic) -> dict[int, int]:
+    consumer = _consumer(bootstrap)
+    try:
+        partitions = consumer.list_topics(topic.name, timeout=10).topics[topic.name].partitions
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic.name, p), timeout=10)[1]
+            for p in partitions
+        }
+    finally:
+        consumer.close()
+
+
+def _read_between(bootstrap: str, topic: Topic, start: dict[int, int], end: dict[int, int]) -> list[Message]:
+    consumer = _consumer(bootstrap)
+    pending = {p: o for p, o in end.items() if o > start.get(p, 0)}
+    consumer.assign([TopicPartition(topic.name, p, start.get(p, 0)) for p in pending])
+    messages: list[Message] = []
+    try:
+        for _ in range(300):  # a bound, not a timing: each poll returns as soon as records arrive
+            if not pending:
+                break
+            for message in consumer.consume(500, 0.1):
+                if message.error():
+                    continue
+                messages.append(message)
+                if message.offset() + 1 >= pending.get(message.partition(), 0):
+                    pending.pop(message.partition(), None)
+    finally:
+        consumer.close()
+    assert not pending, f"records missing from {topic.name} partitions {pending}"
+    return messages
+
+
+async def records_published_during(bootstrap: str, topic: Topic, start: dict[int, int]) -> list[Message]:
+    """Every record of `topic` from the `start` offsets to the current end (records acknowledged so far)."""
+    end = await asyncio.to_thread(_end_offsets, bootstrap, topic)
+    return await asyncio.to_thread(_read_between, bootstrap, topic, start, end)
+
+
+async def end_offsets(bootstrap: str, topic: Topic) -> dict[int, int]:
+    return await asyncio.to_thread(_end_offsets, bootstrap, topic)
