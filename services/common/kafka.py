@@ -79,6 +79,8 @@ class KafkaProducer:
                 "bootstrap.servers": bootstrap_servers,
                 "client.id": client_id,
                 "enable.idempotence": True,
+                # The Java client's (and aiokafka's) partitioner, so every producer of a topic agrees on key -> partition.
+                "partitioner": "murmur2_random",
                 "acks": "all",
                 "linger.ms": 5,
                 "batch.num.messages": 10000,
