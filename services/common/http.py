@@ -198,9 +198,18 @@ async def read_json_body(request: Request, max_bytes: int) -> Any:
             raise too_large
         chunks.append(chunk)
     try:
-        return json.loads(b"".join(chunks), parse_constant=_reject_constant, parse_float=_finite_float)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return loads_strict(b"".join(chunks))
+    except ValueError as exc:
         raise Problem(400, "malformed-json", "The request body is not valid JSON.") from exc
+
+
+def loads_strict(raw: bytes) -> Any:
+    """Parse strict JSON (no NaN or Infinity, no float beyond a double), as any signed object must be;
+    raises ValueError (also for bad UTF-8 or nesting too deep)."""
+    try:
+        return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deep") from exc
 
 
 async def database_ready(app: FastAPI) -> bool:

@@ -1,4 +1,10 @@
-"""Validation of topic payloads against the JSON Schemas in ``schemas/``."""
+"""Validation of topic payloads against the JSON Schemas in ``schemas/``.
+
+Each check runs a compiled (Rust) validator first: valid payloads, the common case, cost a few microseconds
+instead of ~130 for the pure-Python ``jsonschema`` walk with ``$ref`` resolution. Only an invalid payload is
+walked again by ``jsonschema``, which stays the authority: it decides and words every error, so the messages
+are unchanged.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
@@ -31,11 +38,30 @@ def _registry() -> Registry:
 
 
 @cache
+def _fast_registry() -> jsonschema_rs.Registry:
+    """`_registry` for the compiled validators."""
+    return jsonschema_rs.Registry(
+        [(uri, resource.contents) for uri, resource in _registry().items()]  # type: ignore[attr-defined]
+    )
+
+
+def _fast(schema: dict[str, Any]) -> jsonschema_rs.Validator:
+    # Formats are asserted here too (no schema uses one today), so that this is not more lenient than the
+    # authoritative validator: a payload it refuses is only walked again, never refused on its word alone.
+    return jsonschema_rs.validator_for(schema, registry=_fast_registry(), validate_formats=True)
+
+
+@cache
 def validator(schema_file: str) -> Draft202012Validator:
     """The validator of one schema file (cached)."""
     schema = json.loads((SCHEMA_DIR / schema_file).read_text())
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, registry=_registry(), format_checker=FormatChecker())
+
+
+@cache
+def _fast_validator(schema_file: str) -> jsonschema_rs.Validator:
+    return _fast(validator(schema_file).schema)
 
 
 def validate(topic: Topic, value: Any) -> None:
@@ -45,7 +71,8 @@ def validate(topic: Topic, value: Any) -> None:
 
 def validate_against(schema_file: str, value: Any) -> None:
     """Raise `SchemaError` naming the first offending field if `value` does not fit `schema_file`."""
-    _raise_first(validator(schema_file), value)
+    if not _fast_validator(schema_file).is_valid(value):
+        _raise_first(validator(schema_file), value)
 
 
 def _raise_first(checker: Draft202012Validator, value: Any) -> None:
@@ -66,6 +93,12 @@ def definition_validator(name: str) -> Draft202012Validator:
     )
 
 
+@cache
+def _fast_definition_validator(name: str) -> jsonschema_rs.Validator:
+    return _fast(definition_validator(name).schema)
+
+
 def validate_definition(name: str, value: Any) -> None:
     """Raise `SchemaError` naming the first offending field if `value` does not fit definition `name`."""
-    _raise_first(definition_validator(name), value)
+    if not _fast_definition_validator(name).is_valid(value):
+        _raise_first(definition_validator(name), value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,10 +83,14 @@ class Keypair:
     def sign_bytes(self, data: bytes) -> bytes:
         return self.signing_key.sign(data).signature
 
-    def sign(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """Return a copy of `obj` with ``sig`` set to this key's signature."""
-        body = unsigned(obj)
-        return {**body, SIG_FIELD: b64url_encode(self.sign_bytes(canonical_bytes(body)))}
+    def sign(
+        self, obj: Mapping[str, Any], field: str = SIG_FIELD, exclude: Collection[str] = ()
+    ) -> dict[str, Any]:
+        """Return a copy of `obj` with `field` (``sig``) set to this key's signature over the JCS bytes of
+        `obj` without `field` and the `exclude`d fields (see `verify_detached`)."""
+        body = {k: v for k, v in obj.items() if k != field}
+        signed = {k: v for k, v in body.items() if k not in exclude}
+        return {**body, field: b64url_encode(self.sign_bytes(canonical_bytes(signed)))}
 
 
 def verify_bytes(did: str, data: bytes, signature: bytes) -> None:
@@ -103,18 +107,31 @@ def verify_bytes(did: str, data: bytes, signature: bytes) -> None:
 
 def verify(obj: Mapping[str, Any], signer_field: str) -> None:
     """Verify that `obj` is signed by the did:key in ``obj[signer_field]``; raises `SignatureError`."""
+    verify_detached(obj, signer_field, SIG_FIELD)
+
+
+def verify_detached(
+    obj: Mapping[str, Any], signer_field: str, field: str, exclude: Collection[str] = ()
+) -> None:
+    """Verify that ``obj[field]`` is the signature, by the did:key in ``obj[signer_field]``, of the JCS bytes
+    of `obj` without `field` and the `exclude`d fields; raises `SignatureError`.
+
+    For objects signed by two keys in turn (a device registration: the device signs first, into
+    ``device_sig``, then its owner signs the whole, into ``sig``).
+    """
     if not isinstance(obj, Mapping):
         raise SignatureError("a signed object must be a JSON object")
-    sig = obj.get(SIG_FIELD)
+    sig = obj.get(field)
     if not isinstance(sig, str):
-        raise SignatureError("missing 'sig'")
+        raise SignatureError(f"missing {field!r}")
     try:
         signature = b64url_decode(sig)
     except ValueError as exc:
-        raise SignatureError("'sig' is not base64url") from exc
+        raise SignatureError(f"{field!r} is not base64url") from exc
     if len(signature) != 64:
-        raise SignatureError("'sig' is not a 64-byte Ed25519 signature")
+        raise SignatureError(f"{field!r} is not a 64-byte Ed25519 signature")
     signer = obj.get(signer_field)
     if not isinstance(signer, str):
         raise SignatureError(f"missing signer field {signer_field!r}")
-    verify_bytes(signer, canonical_bytes(unsigned(obj)), signature)
+    body = {k: v for k, v in obj.items() if k != field and k not in exclude}
+    verify_bytes(signer, canonical_bytes(body), signature)

@@ -1,36 +1,61 @@
-"""The identity service: DID resolution now; credentials, consent and notices come later."""
+"""The identity service: did:key identities (self-held or custodial), SD-JWT resident credentials, consent
+published to ``city.consents.v1``, a notice inbox and consented service records."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from services.common import db
+from services.common.http import broker_ready, database_ready
 from services.common.http import create_app as create_service_app
-from services.common.http import database_ready
+from services.common.kafka import KafkaProducer
 from services.common.settings import PlatformSettings
+from services.identity import keys
 from services.identity.api.routes import router
-from services.identity.settings import SERVICE
+from services.identity.custody import KdfCost
+from services.identity.sdjwt import Verifier
+from services.identity.settings import SERVICE, IdentitySettings
+from services.identity.store import IdentityStore
 
 
-def create_app(platform: PlatformSettings | None = None) -> FastAPI:
+def create_app(platform: PlatformSettings | None = None, settings: IdentitySettings | None = None) -> FastAPI:
+    """The identity app; its lifespan migrates the database, loads the keys and opens the producer."""
     platform = platform or PlatformSettings()
+    settings = settings or IdentitySettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = await db.prepare_database(platform, SERVICE)
+        app.state.settings = settings
+        app.state.city = keys.city_keypair(settings, platform.data_dir)
+        app.state.wallet_key = keys.wallet_key(settings, platform.data_dir)
+        app.state.kdf_cost = KdfCost(settings.pin_opslimit, settings.pin_memlimit)
+        app.state.kdf_slots = asyncio.Semaphore(settings.pin_concurrency)
+        app.state.verifier = Verifier(
+            [app.state.city.did, *settings.trusted_issuers], kb_max_age_s=settings.kb_max_age_s
+        )
         app.state.engine = db.create_engine(url, pool_size=5)
-        yield
-        await app.state.engine.dispose()
+        app.state.store = IdentityStore(app.state.engine)
+        app.state.producer = KafkaProducer(
+            platform.bootstrap_servers, client_id=SERVICE, send_timeout_s=platform.kafka_send_timeout_s
+        )
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(app.state.producer.close)
+            await app.state.engine.dispose()
 
     app = create_service_app(
         service=SERVICE,
-        version="0.1.0",
+        version="0.2.0",
         lifespan=lifespan,
-        readiness={"database": database_ready},
-        description="Sovereign identities (did:key), credentials, consent and notices.",
+        readiness={"database": database_ready, "broker": broker_ready},
+        description="Sovereign identities (did:key), selective-disclosure credentials (SD-JWT), consent, "
+        "notices and service records.",
     )
     app.include_router(router)
     return app

@@ -1,5 +1,11 @@
-"""Identity service settings (env prefix ``IDENTITY_``)."""
+"""Identity service settings (env prefix ``IDENTITY_``).
 
+Role keys are lists of did:keys (JSON in the environment, e.g. ``IDENTITY_CASEWORKERS='["did:key:z6Mk..."]'``);
+rotating one is adding the new key, then removing the old one.
+"""
+
+from nacl import pwhash
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE = "identity"
@@ -9,3 +15,41 @@ class IdentitySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IDENTITY_", extra="ignore")
 
     port: int = 8104
+    public_url: str = Field(
+        default="http://127.0.0.1:8104", description="Base URL of this service, named in credentials' status."
+    )
+    city_name: str = Field(default="Smart City", description="The resident_of claim of resident credentials.")
+    city_key: SecretStr | None = Field(
+        default=None,
+        description="base64url Ed25519 seed of the city's identity key, which signs credentials, status lists "
+        "and receipts; unset: generated into the data dir (development).",
+    )
+    wallet_key: SecretStr | None = Field(
+        default=None,
+        description="base64url 32-byte SecretBox key sealing custodial wallets at rest; unset: generated into "
+        "the data dir (development).",
+    )
+    trusted_issuers: list[str] = Field(
+        default_factory=list,
+        description="Further did:keys whose credentials verify (earlier city keys, after a rotation).",
+    )
+    caseworkers: list[str] = Field(default_factory=list, description="did:keys that enrol custodial wallets.")
+    issuers: list[str] = Field(
+        default_factory=list, description="did:keys that order credentials and revocations."
+    )
+    notice_senders: list[str] = Field(default_factory=list, description="did:keys that post notices.")
+    providers: list[str] = Field(
+        default_factory=list, description="did:keys of service providers (shelters...)."
+    )
+    credential_days: int = Field(default=365, ge=1, description="How long a resident credential is valid.")
+    pin_attempts: int = Field(default=5, ge=1, description="Wrong PINs in a row before a wallet locks.")
+    pin_lockout_s: int = Field(default=900, ge=1, description="How long a locked wallet stays locked.")
+    pin_opslimit: int = Field(default=pwhash.argon2id.OPSLIMIT_INTERACTIVE, ge=pwhash.argon2id.OPSLIMIT_MIN)
+    pin_memlimit: int = Field(default=pwhash.argon2id.MEMLIMIT_INTERACTIVE, ge=pwhash.argon2id.MEMLIMIT_MIN)
+    pin_concurrency: int = Field(
+        default=2, ge=1, description="PIN derivations at once (each takes pin_memlimit bytes of memory)."
+    )
+    request_skew_s: int = Field(default=300, ge=1, description="How old a signed request may be.")
+    kb_max_age_s: int = Field(default=300, ge=1, description="How old a presentation's key binding may be.")
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest request body accepted.")
+    retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503.")

@@ -1,6 +1,22 @@
 """The identity service's tables."""
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, func
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 
@@ -9,4 +25,72 @@ identities = Table(
     metadata,
     Column("did", String(64), primary_key=True),
     Column("registered_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # "self": the person holds the key; "custodial": the city holds it sealed (custodial_wallets).
+    Column("custody", String(16), nullable=False, server_default="self"),
+    Column("registration", JSONB, nullable=True),  # the signed registration, or the caseworker's enrolment
+)
+
+custodial_wallets = Table(
+    "custodial_wallets",
+    metadata,
+    Column("did", String(64), ForeignKey("identities.did"), primary_key=True),
+    Column("sealed_seed", LargeBinary, nullable=False),
+    Column("salt", LargeBinary, nullable=False),
+    Column("failed_attempts", Integer, nullable=False, server_default="0"),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("enrolled_by", String(64), nullable=False),
+    Column("enrolled_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("credential_id", String(32), primary_key=True),
+    Column("subject", String(64), ForeignKey("identities.did"), nullable=False, index=True),
+    Column("status_index", BigInteger, Identity(start=0, minvalue=0), nullable=False, unique=True),
+    Column("vct", String(200), nullable=False),
+    Column("issued_by", String(64), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("sd_jwt", Text, nullable=True),  # kept only for custodial holders, who present through the service
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("subject", String(64), nullable=False),
+    Column("category", String(64), nullable=False),
+    Column("grantee", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("until", DateTime(timezone=True), nullable=True),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("consent", JSONB, nullable=False),
+    Column("receipt", JSONB, nullable=False),
+    PrimaryKeyConstraint("subject", "category", "grantee"),
+)
+
+notices = Table(
+    "notices",
+    metadata,
+    Column("notice_id", String(32), primary_key=True),
+    Column("recipient", String(64), nullable=False, index=True),
+    Column("sender", String(64), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("posted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("notice", JSONB, nullable=False),
+)
+
+service_records = Table(
+    "service_records",
+    metadata,
+    Column("record_id", String(32), primary_key=True),
+    Column("provider", String(64), nullable=False),
+    Column("subject", String(64), nullable=False),
+    Column("service", String(64), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

@@ -1,8 +1,10 @@
-"""The ingest service: device registrations and signed readings, published to ``city.readings.v1``."""
+"""The ingest service: device registrations and signed readings (HTTP, and MQTT when configured),
+published to ``city.readings.v1``."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -16,13 +18,22 @@ from services.common.kafka import KafkaProducer
 from services.common.settings import PlatformSettings
 from services.ingest.api.routes import router
 from services.ingest.cache import TtlCache
+from services.ingest.checks import Limits
+from services.ingest.mqtt import MqttBridge
 from services.ingest.pipeline import ReadingPipeline
+from services.ingest.ratelimit import RateLimiter
 from services.ingest.settings import SERVICE, IngestSettings
 from services.ingest.store import DeviceStore
 
 
+async def mqtt_ready(app: FastAPI) -> bool:
+    """Readiness: the MQTT bridge is connected and subscribed."""
+    return app.state.mqtt.connected.is_set()
+
+
 def create_app(platform: PlatformSettings | None = None, settings: IngestSettings | None = None) -> FastAPI:
-    """The ingest app; its lifespan migrates the database and opens the producer."""
+    """The ingest app; its lifespan migrates the database, opens the producer and starts the MQTT bridge
+    when ``INGEST_MQTT_URL`` is set."""
     platform = platform or PlatformSettings()
     settings = settings or IngestSettings()
 
@@ -38,10 +49,23 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
         app.state.devices = DeviceStore(
             app.state.engine, TtlCache(settings.device_cache_ttl_s, settings.device_cache_size)
         )
-        app.state.pipeline = ReadingPipeline(app.state.devices, app.state.producer, executor)
+        app.state.pipeline = ReadingPipeline(
+            app.state.engine,
+            app.state.devices,
+            app.state.producer,
+            executor,
+            Limits(settings.max_reading_bytes, settings.max_ahead_s, settings.max_age_s),
+            RateLimiter(settings.device_rate_per_s, settings.device_burst),
+        )
+        app.state.mqtt = MqttBridge(app.state.pipeline, settings) if settings.mqtt_url else None
+        bridge = asyncio.create_task(app.state.mqtt.run()) if app.state.mqtt else None
         try:
             yield
         finally:
+            if bridge is not None:
+                bridge.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await bridge
             executor.shutdown(wait=True)
             await asyncio.to_thread(app.state.producer.close)
             await app.state.engine.dispose()
@@ -50,8 +74,10 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
         service=SERVICE,
         version="0.1.0",
         lifespan=lifespan,
-        readiness={"database": database_ready, "broker": broker_ready},
-        description="Devices bound to wallets, and signed sensor readings checked and published to Kafka.",
+        readiness={"database": database_ready, "broker": broker_ready}
+        | ({"mqtt": mqtt_ready} if settings.mqtt_url else {}),
+        description="Devices bound to wallets, and signed sensor readings (HTTP, MQTT) checked and published "
+        "to Kafka.",
     )
     app.include_router(router)
     return app

@@ -33,6 +33,10 @@ class TtlCache(Generic[K, V]):
             return None
         return value
 
+    def pop(self, key: K) -> None:
+        """Forget `key` (when its value changed)."""
+        self._entries.pop(key, None)
+
     def put(self, key: K, value: V) -> None:
         if self.ttl_s <= 0:
             return

@@ -1,22 +1,26 @@
 """The checks a reading must pass before it is accepted (pure, no I/O).
 
-Two kinds, so that the costly, CPU-bound part runs off the event loop while the device registrations are
-looked up:
+In three stages, so that the costly, CPU-bound part runs off the event loop while the device registrations
+are looked up, and the part that needs the database's word runs under the batch's row locks:
 
-- `check_reading`: what a reading can be judged on alone, its shape (``defs.v1.json#/$defs/reading``) and its
-  signature by its own device key;
+- `check_reading`: what a reading can be judged on alone: its shape (``defs.v1.json#/$defs/reading``), its
+  size, its timestamp against the clock, its values against its kind's schema, and its signature by its
+  own device key;
 - `check_device`: what needs the device's registration: that the device is registered and the reading's
-  kind and zone are the registered ones. Per-device sequence/replay checks and rate limits belong here too.
+  kind and zone are the registered ones;
+- `check_sequences`: what needs the device's current state, read under lock: not revoked, and a sequence
+  number above every one published before (a replay or a retried duplicate is refused).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from services.common import didkey, schemas, signing
+from services.common import didkey, kinds, schemas, signing
 from services.ingest.devices import Device
 
 READING_DEFINITION = "reading"
@@ -27,9 +31,17 @@ class Reason(StrEnum):
     """Why a reading was rejected (a small fixed set: it labels a metric)."""
 
     INVALID_READING = "invalid_reading"
+    TOO_LARGE = "too_large"
+    CLOCK_SKEW = "clock_skew"
+    UNKNOWN_KIND = "unknown_kind"
+    INVALID_VALUES = "invalid_values"
     BAD_SIGNATURE = "bad_signature"
     UNKNOWN_DEVICE = "unknown_device"
+    REVOKED_DEVICE = "revoked_device"
     KIND_MISMATCH = "kind_mismatch"
+    ZONE_MISMATCH = "zone_mismatch"
+    RATE_LIMITED = "rate_limited"
+    DUPLICATE = "duplicate"
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,15 @@ class Rejection:
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.detail}" if self.detail else str(self.reason)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a reading may weigh and how far its timestamp may be from the receiving clock."""
+
+    max_reading_bytes: int = 4096
+    max_ahead_s: float = 300.0
+    max_age_s: float = 86_400.0
 
 
 def check_shape(reading: Any) -> Rejection | None:
@@ -56,23 +77,63 @@ def check_shape(reading: Any) -> Rejection | None:
     return None
 
 
-def check_signature(reading: Mapping[str, Any]) -> Rejection | None:
-    """None if a well-shaped reading is signed by the key of its ``device_id``."""
+def check_time(ts: str, now: float, limits: Limits) -> Rejection | None:
+    """None if the timestamp is a real date no further ahead of `now` (epoch seconds) than the limits."""
     try:
-        signing.verify(reading, SIGNER_FIELD)
-    except signing.SignatureError:
+        # The pattern fixed the form; seconds are precision enough against a window of minutes.
+        moment = datetime.fromisoformat(ts[:19]).replace(tzinfo=UTC).timestamp()
+    except ValueError as exc:
+        return Rejection(Reason.INVALID_READING, f"ts: {exc}")
+    if moment > now + limits.max_ahead_s:
+        return Rejection(Reason.CLOCK_SKEW, f"ts is more than {limits.max_ahead_s:g}s ahead of the clock")
+    if moment < now - limits.max_age_s:
+        return Rejection(Reason.CLOCK_SKEW, f"ts is more than {limits.max_age_s:g}s old")
+    return None
+
+
+def check_values(kind: str, values: Any) -> Rejection | None:
+    """None if `values` fit the schema of `kind` in the registry."""
+    try:
+        kinds.validate_values(kind, values)
+    except kinds.UnknownKindError:
+        return Rejection(Reason.UNKNOWN_KIND, f"kind: {kind!r} is not in the registry")
+    except schemas.SchemaError as exc:
+        return Rejection(Reason.INVALID_VALUES, str(exc))
+    return None
+
+
+def check_signature(reading: Mapping[str, Any], signed_bytes: bytes) -> Rejection | None:
+    """None if `signed_bytes` (the JCS bytes of the reading without ``sig``) are signed by its device."""
+    try:
+        signature = signing.b64url_decode(reading[signing.SIG_FIELD])
+        signing.verify_bytes(reading[SIGNER_FIELD], signed_bytes, signature)
+    except (ValueError, signing.SignatureError):
         return Rejection(Reason.BAD_SIGNATURE)
     return None
 
 
-def check_reading(reading: Any) -> Rejection | None:
-    """The checks a reading passes or fails on its own: shape, then signature."""
-    return check_shape(reading) or check_signature(reading)
+def check_reading(reading: Any, now: float, limits: Limits) -> Rejection | None:
+    """The checks a reading passes or fails on its own, cheapest first: shape, size, time, values, and
+    the signature last."""
+    if rejection := check_shape(reading):
+        return rejection
+    try:
+        signed_bytes = signing.canonical_bytes(signing.unsigned(reading))
+    except signing.SignatureError as exc:  # e.g. an integer beyond what JCS can write exactly
+        return Rejection(Reason.INVALID_READING, str(exc))
+    size = len(signed_bytes) + len(reading[signing.SIG_FIELD])
+    if size > limits.max_reading_bytes:
+        return Rejection(Reason.TOO_LARGE, f"{size} bytes; a reading may have {limits.max_reading_bytes}")
+    return (
+        check_time(reading["ts"], now, limits)
+        or check_values(reading["kind"], reading["values"])
+        or check_signature(reading, signed_bytes)
+    )
 
 
-def check_readings(readings: Sequence[Any]) -> list[Rejection | None]:
-    """`check_reading` over a batch (CPU-bound: schema validation and Ed25519 verification)."""
-    return [check_reading(reading) for reading in readings]
+def check_readings(readings: Sequence[Any], now: float, limits: Limits) -> list[Rejection | None]:
+    """`check_reading` over a batch (CPU-bound: JCS and Ed25519 verification)."""
+    return [check_reading(reading, now, limits) for reading in readings]
 
 
 def check_device(reading: Mapping[str, Any], device: Device | None) -> Rejection | None:
@@ -80,9 +141,47 @@ def check_device(reading: Mapping[str, Any], device: Device | None) -> Rejection
     the device is not registered)."""
     if device is None:
         return Rejection(Reason.UNKNOWN_DEVICE)
-    if reading["kind"] != device.kind or reading["zone"] != device.zone:
-        return Rejection(Reason.KIND_MISMATCH)
+    if reading["kind"] != device.kind:
+        return Rejection(Reason.KIND_MISMATCH, f"the device is registered for {device.kind!r}")
+    if reading["zone"] != device.zone:
+        return Rejection(Reason.ZONE_MISMATCH, f"the device is registered in {device.zone!r}")
     return None
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """A device's state as the database holds it under the batch's lock."""
+
+    last_seq: int
+    revoked: bool
+
+
+def check_sequences(
+    candidates: Iterable[tuple[int, Mapping[str, Any]]], states: Mapping[str, DeviceState]
+) -> tuple[dict[int, Rejection], dict[str, int]]:
+    """Judge `(index, reading)` pairs, in batch order, against their devices' `states`: rejections by
+    index, and per device the highest sequence number accepted (what to store once published).
+
+    A reading must carry a sequence number above the device's last published one and above every
+    earlier one accepted from the same batch: a replay, a retried duplicate and a reading out of order
+    are all refused (as duplicates: the device has published at or past that number already).
+    """
+    rejections: dict[int, Rejection] = {}
+    highest: dict[str, int] = {}
+    for index, reading in candidates:
+        device_id, seq = reading["device_id"], reading["seq"]
+        state = states.get(device_id)
+        if state is None:  # no sequence row: registrations are never deleted, so refuse rather than guess
+            rejections[index] = Rejection(Reason.UNKNOWN_DEVICE)
+        elif state.revoked:
+            rejections[index] = Rejection(Reason.REVOKED_DEVICE)
+        else:
+            floor = highest.get(device_id, state.last_seq)
+            if seq <= floor:
+                rejections[index] = Rejection(Reason.DUPLICATE, f"seq {seq} <= {floor}, already published")
+            else:
+                highest[device_id] = seq
+    return rejections, highest
 
 
 def claimed_device_ids(readings: Iterable[Any]) -> set[str]:

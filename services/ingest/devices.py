@@ -1,22 +1,40 @@
-"""Device registrations (pure): a device's did:key bound to its owner's wallet, kind and zone, signed by
-the owner. The signed object is kept as it was received: it travels with every reading of the device, so
-anyone downstream can re-verify who bound the device to the wallet that gets its rewards."""
+"""Device registrations and revocations (pure).
+
+A registration binds a device's did:key to its owner's wallet, kind, zone and optional location. Two keys
+sign it in turn, so nobody can bind a key they do not hold, nor to a wallet that is not theirs:
+
+1. the device signs the object without ``sig`` and ``device_sig``, into ``device_sig`` (proof of possession);
+2. the owner signs the whole object, ``device_sig`` included, into ``sig`` (the standard signed object).
+
+The signed object is kept as it was received: it travels with every reading of the device, so anyone
+downstream re-verifies the owner's ``sig`` as for any signed object, and can re-check the device's proof.
+
+A registration may carry ``replaces``: the owner's device whose key it rotates. The old device is then
+retired (revoked, with ``replaced_by``) and the two stay linked, so the device's history is kept.
+
+A revocation ``{"device_id", "revoked_by", "revoked_at", "sig"}`` is signed by ``revoked_by``, which must be
+the device's owner or a city operator.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.common import didkey, schemas, signing
+from services.common import didkey, kinds, schemas, signing
 from services.common.events import rfc3339
 
 REGISTRATION_DEFINITION = "device_registration"
 SIGNER_FIELD = "owner"
+DEVICE_SIG_FIELD = "device_sig"
 # A registration is stored and copied into every envelope of its device's readings, so it may carry
 # nothing but these (the shared definition itself leaves room for more).
-FIELDS = frozenset({"device_id", "owner", "kind", "zone", signing.SIG_FIELD})
+FIELDS = frozenset(
+    {"device_id", "owner", "kind", "zone", "location", "replaces", DEVICE_SIG_FIELD, signing.SIG_FIELD}
+)
+REVOCATION_FIELDS = frozenset({"device_id", "revoked_by", "revoked_at", signing.SIG_FIELD})
 
 
 class RegistrationError(ValueError):
@@ -28,12 +46,13 @@ class InvalidRegistrationError(RegistrationError):
 
 
 class RegistrationSignatureError(RegistrationError):
-    """The registration is not signed by its owner's key."""
+    """The registration is not signed by its owner's key, or not proven by the device's."""
 
 
 @dataclass(frozen=True)
 class Device:
-    """A registered device: the fields readings are checked against, and the signed registration."""
+    """A registered device: the fields readings are checked against, the signed registration and its
+    lifecycle (rotation links, revocation)."""
 
     device_id: str
     owner: str
@@ -41,6 +60,15 @@ class Device:
     zone: str
     registration: dict[str, Any]
     registered_at: datetime
+    replaces: str | None = None
+    replaced_by: str | None = None
+    revoked_at: datetime | None = None
+    revocation: dict[str, Any] | None = None
+
+    @property
+    def active(self) -> bool:
+        """False once revoked (or retired by a key rotation)."""
+        return self.revoked_at is None
 
     def as_json(self) -> dict[str, Any]:
         """The device as the API answers it."""
@@ -49,26 +77,53 @@ class Device:
             "owner": self.owner,
             "kind": self.kind,
             "zone": self.zone,
+            "location": self.registration.get("location"),
+            "status": "active" if self.active else "revoked",
             "registration": self.registration,
             "registered_at": rfc3339(self.registered_at),
+            "replaces": self.replaces,
+            "replaced_by": self.replaced_by,
+            "revoked_at": rfc3339(self.revoked_at) if self.revoked_at else None,
+            "revocation": self.revocation,
         }
+
+
+def sign_registration(
+    owner: signing.Keypair, device: signing.Keypair, body: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`body` signed as a registration: by `device` into ``device_sig``, then by `owner` into ``sig``."""
+    proven = device.sign(body, field=DEVICE_SIG_FIELD, exclude=(signing.SIG_FIELD,))
+    return owner.sign(proven)
 
 
 def check_registration(body: Any) -> None:
     """Raise `InvalidRegistrationError` or `RegistrationSignatureError` unless `body` is a registration
-    (per ``defs.v1.json#/$defs/device_registration``, no other fields, decodable did:keys) signed by its
-    owner."""
+    (per ``defs.v1.json#/$defs/device_registration``, no other fields, decodable did:keys, a kind of the
+    registry) proven by its device and signed by its owner."""
     try:
         schemas.validate_definition(REGISTRATION_DEFINITION, body)
     except schemas.SchemaError as exc:
         raise InvalidRegistrationError(str(exc)) from exc
     if unknown := sorted(set(body) - FIELDS):
         raise InvalidRegistrationError(f"unexpected field(s): {', '.join(unknown)}")
-    for field in ("device_id", SIGNER_FIELD):
-        try:
-            didkey.decode(body[field])
-        except didkey.DidKeyError as exc:
-            raise InvalidRegistrationError(f"{field}: {exc}") from exc
+    for field in ("device_id", SIGNER_FIELD, "replaces"):
+        if field in body:
+            try:
+                didkey.decode(body[field])
+            except didkey.DidKeyError as exc:
+                raise InvalidRegistrationError(f"{field}: {exc}") from exc
+    if not kinds.exists(body["kind"]):
+        raise InvalidRegistrationError(
+            f"kind: {body['kind']!r} is not a reading kind; one of {', '.join(sorted(kinds.registry()))}"
+        )
+    if body.get("replaces") == body["device_id"]:
+        raise InvalidRegistrationError("replaces: a device cannot replace itself")
+    if DEVICE_SIG_FIELD not in body:
+        raise InvalidRegistrationError(f"(root): {DEVICE_SIG_FIELD!r} (the device's proof) is required")
+    try:
+        signing.verify_detached(body, "device_id", DEVICE_SIG_FIELD, exclude=(signing.SIG_FIELD,))
+    except signing.SignatureError as exc:
+        raise RegistrationSignatureError(f"the registration is not proven by its device: {exc}") from exc
     try:
         signing.verify(body, SIGNER_FIELD)
     except signing.SignatureError as exc:
@@ -76,5 +131,33 @@ def check_registration(body: Any) -> None:
 
 
 def same_registration(stored: Mapping[str, Any], submitted: Mapping[str, Any]) -> bool:
-    """True if `submitted` says the same as `stored` (the signature aside), i.e. it is a harmless repeat."""
-    return signing.unsigned(stored) == signing.unsigned(submitted)
+    """True if `submitted` says the same as `stored` (the signatures aside), i.e. it is a harmless repeat."""
+    ignored = {signing.SIG_FIELD, DEVICE_SIG_FIELD}
+    return {k: v for k, v in stored.items() if k not in ignored} == {
+        k: v for k, v in submitted.items() if k not in ignored
+    }
+
+
+def check_revocation(body: Any, device: Device, operators: Collection[str]) -> None:
+    """Raise `InvalidRegistrationError` or `RegistrationSignatureError` unless `body` is a revocation of
+    `device` signed by its owner or by one of the city's `operators`."""
+    if not isinstance(body, dict):
+        raise InvalidRegistrationError("(root): a revocation is an object")
+    if missing := sorted(REVOCATION_FIELDS - set(body)):
+        raise InvalidRegistrationError(f"(root): missing field(s): {', '.join(missing)}")
+    if unknown := sorted(set(body) - REVOCATION_FIELDS):
+        raise InvalidRegistrationError(f"unexpected field(s): {', '.join(unknown)}")
+    if body["device_id"] != device.device_id:
+        raise InvalidRegistrationError("device_id: the revocation is for another device")
+    try:
+        schemas.validate_definition("rfc3339_utc", body["revoked_at"])
+    except schemas.SchemaError as exc:
+        raise InvalidRegistrationError(f"revoked_at: {exc}") from exc
+    if body["revoked_by"] != device.owner and body["revoked_by"] not in operators:
+        raise RegistrationSignatureError(
+            "revoked_by: only the device's owner or a city operator may revoke it"
+        )
+    try:
+        signing.verify(body, "revoked_by")
+    except signing.SignatureError as exc:
+        raise RegistrationSignatureError(f"the revocation is not signed by revoked_by: {exc}") from exc

@@ -28,3 +28,6 @@ DEVICE_REGISTRATIONS = Counter(
 # Every reason shows up (at 0) from the start, so dashboards and rate() see the series before the first one.
 for _reason in Reason:
     READINGS_REJECTED.labels(_reason.value)
+DEVICE_REVOCATIONS = Counter(
+    "smartcity_ingest_device_revocations", "Device revocation requests, by outcome.", ["outcome"]
+)

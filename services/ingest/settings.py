@@ -14,6 +14,23 @@ class IngestSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=2 * 1024 * 1024, ge=1024, description="Largest request body accepted."
     )
+    max_reading_bytes: int = Field(
+        default=4096, ge=256, description="Largest reading accepted (its JCS bytes and signature)."
+    )
+    max_ahead_s: float = Field(
+        default=300.0, ge=0, description="How far a reading's ts may be ahead of the ingest clock."
+    )
+    max_age_s: float = Field(
+        default=86_400.0, gt=0, description="How old a reading's ts may be (devices buffer while offline)."
+    )
+    device_rate_per_s: float = Field(
+        default=10.0, gt=0, description="Readings per second a device may send (per ingest instance)."
+    )
+    device_burst: float = Field(default=100.0, ge=1, description="Readings a device may send at once.")
+    operators: list[str] = Field(
+        default_factory=list,
+        description="did:keys of the city operators who may revoke any device (JSON list in the env).",
+    )
     device_cache_ttl_s: float = Field(
         default=30.0, ge=0, description="How long a device registration stays cached in memory (0: no cache)."
     )
@@ -22,3 +39,14 @@ class IngestSettings(BaseSettings):
         default=2, ge=1, description="Threads that check readings (schema, signature) off the event loop."
     )
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503 when the broker is down.")
+    mqtt_url: str | None = Field(
+        default=None,
+        description="mqtt://host:port of the MQTT broker the bridge subscribes to; unset: no MQTT bridge.",
+    )
+    mqtt_topic_prefix: str = Field(
+        default="", description="Prefix of the bridge's topics (before city/devices/...)."
+    )
+    mqtt_batch_size: int = Field(default=500, ge=1, description="Most MQTT readings checked as one batch.")
+    mqtt_batch_wait_ms: int = Field(
+        default=20, ge=0, description="How long the bridge gathers MQTT readings into a batch."
+    )

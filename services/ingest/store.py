@@ -5,13 +5,20 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from sqlalchemy import RowMapping, String, any_, bindparam, select
+from sqlalchemy import RowMapping, String, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.ingest.cache import TtlCache
 from services.ingest.devices import Device
-from services.ingest.tables import devices
+from services.ingest.tables import device_sequences, devices
+
+# Sequence numbers are >= 0, so a device with nothing published yet has last_seq -1.
+NO_SEQUENCE = -1
+
+
+class RotationError(ValueError):
+    """A key rotation that cannot be done (the message says why)."""
 
 
 def _device(row: RowMapping) -> Device:
@@ -22,15 +29,20 @@ def _device(row: RowMapping) -> Device:
         zone=row["zone"],
         registration=row["registration"],
         registered_at=row["registered_at"],
+        replaces=row["replaces"],
+        replaced_by=row["replaced_by"],
+        revoked_at=row["revoked_at"],
+        revocation=row["revocation"],
     )
 
 
 class DeviceStore:
     """Stores registrations; `lookup` serves a batch of readings with at most one query.
 
-    Registrations never change once stored (a different one for the same device is refused), so a cached
-    registration can only go stale by being deleted, which nothing does yet; unknown devices are not cached,
-    so a device registered through another process is seen at once.
+    The cache serves what never changes once stored (owner, kind, zone, the signed registration). Whether a
+    device is revoked is not taken from it: the sequence check reads it under the row lock of every batch
+    (`services.ingest.sequences`), so a revocation takes effect at once on every instance. Unknown devices
+    are not cached, so a device registered through another process is seen at once.
     """
 
     def __init__(self, engine: AsyncEngine, cache: TtlCache[str, Device]) -> None:
@@ -38,10 +50,12 @@ class DeviceStore:
         self.cache = cache
 
     async def register(self, registration: Mapping[str, Any]) -> tuple[Device, bool]:
-        """Store a checked registration unless the device is registered already.
+        """Store a checked registration unless the device is registered already; with ``replaces``, retire
+        the replaced device in the same transaction.
 
         Returns the device as stored and whether this call stored it; the caller compares the stored
-        registration with the submitted one when it did not.
+        registration with the submitted one when it did not. Raises `RotationError` if the replaced device
+        is not an active device of the same owner.
         """
         statement = (
             insert(devices)
@@ -51,6 +65,7 @@ class DeviceStore:
                 kind=registration["kind"],
                 zone=registration["zone"],
                 registration=dict(registration),
+                replaces=registration.get("replaces"),
             )
             .on_conflict_do_nothing(index_elements=[devices.c.device_id])
             .returning(*devices.c)
@@ -61,13 +76,70 @@ class DeviceStore:
             if row is None:
                 query = select(devices).where(devices.c.device_id == registration["device_id"])
                 row = (await conn.execute(query)).mappings().one()
+            else:
+                await conn.execute(
+                    insert(device_sequences).values(device_id=row["device_id"], last_seq=NO_SEQUENCE)
+                )
+                if row["replaces"]:
+                    await self._retire(conn, row["replaces"], row["device_id"], row["owner"])
         device = _device(row)
         self.cache.put(device.device_id, device)
         return device, created
 
+    async def _retire(self, conn: AsyncConnection, old_id: str, new_id: str, owner: str) -> None:
+        retired = await conn.execute(
+            update(devices)
+            .where(
+                devices.c.device_id == old_id,
+                devices.c.owner == owner,
+                devices.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=func.now(), replaced_by=new_id)
+        )
+        if retired.rowcount != 1:
+            # Raising rolls the new registration back with it.
+            raise RotationError(f"replaces: {old_id} is not an active device of this owner")
+        self.cache.pop(old_id)
+
+    async def revoke(self, device_id: str, revocation: Mapping[str, Any]) -> Device | None:
+        """Mark the device revoked with its signed revocation (the first revocation stays); the device as
+        stored, or None if there is no such device."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(devices)
+                .where(devices.c.device_id == device_id, devices.c.revoked_at.is_(None))
+                .values(revoked_at=func.now(), revocation=dict(revocation))
+            )
+            row = (
+                (await conn.execute(select(devices).where(devices.c.device_id == device_id)))
+                .mappings()
+                .first()
+            )
+        self.cache.pop(device_id)
+        return _device(row) if row else None
+
+    async def list_devices(
+        self, owner: str | None, include_revoked: bool, limit: int, offset: int
+    ) -> list[Device]:
+        """Registered devices, optionally of one owner, oldest first."""
+        query = select(devices).order_by(devices.c.registered_at, devices.c.device_id)
+        if owner is not None:
+            query = query.where(devices.c.owner == owner)
+        if not include_revoked:
+            query = query.where(devices.c.revoked_at.is_(None))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.limit(limit).offset(offset))).mappings()
+            return [_device(row) for row in rows]
+
     async def get(self, device_id: str) -> Device | None:
-        """The registered device, or None."""
-        return (await self.lookup([device_id])).get(device_id)
+        """The registered device as stored now (not cached), or None."""
+        async with self.engine.connect() as conn:
+            row = (
+                (await conn.execute(select(devices).where(devices.c.device_id == device_id)))
+                .mappings()
+                .first()
+            )
+        return _device(row) if row else None
 
     async def lookup(self, device_ids: Collection[str]) -> dict[str, Device]:
         """The registered devices among `device_ids`: cached ones, and the rest in one query."""

@@ -12,22 +12,39 @@ from typing import Any
 
 from services.common.events import rfc3339
 from services.common.signing import Keypair
+from services.ingest.devices import sign_registration
 
 ZONES = ("old-town", "harbour", "university", "riverside", "north-park", "market", "station", "hillside")
 
 ValueMaker = Callable[[random.Random], dict[str, float]]
 
+MATERIALS = ("glass", "paper", "plastic", "metal", "textile")
+
+
+def _parking(r: random.Random) -> dict[str, float]:
+    capacity = r.choice((20, 50, 120, 400))
+    return {"occupied": r.randint(0, capacity), "capacity": capacity}
+
+
+# Plausible values for every kind of the registry (schemas/kinds/), in its units; a test holds them to it.
 KINDS: dict[str, ValueMaker] = {
     "air_quality": lambda r: {
         "pm2_5": round(r.lognormvariate(2.2, 0.4), 1),
         "pm10": round(r.lognormvariate(2.9, 0.4), 1),
         "no2": round(r.lognormvariate(3.1, 0.3), 1),
     },
-    "noise": lambda r: {"db_a": round(r.gauss(58, 8), 1)},
-    "traffic_count": lambda r: {"vehicles": float(r.randint(0, 120))},
+    "noise": lambda r: {"db_a": round(min(120.0, max(30.0, r.gauss(58, 8))), 1)},
+    "traffic_count": lambda r: {"vehicles": r.randint(0, 120), "bicycles": r.randint(0, 40)},
+    "parking_occupancy": _parking,
     "energy_saved": lambda r: {"kwh": round(r.uniform(0.05, 2.5), 3)},
+    "water_use": lambda r: {"litres": round(r.uniform(5, 180), 1)},
+    "waste_bin_fill": lambda r: {"fill_pct": round(r.uniform(0, 100), 1)},
+    "recycling_dropoff": lambda r: {
+        m: round(r.uniform(0.2, 8), 2) for m in r.sample(MATERIALS, r.randint(1, 2))
+    },
     "bike_trip": lambda r: {"km": round(r.uniform(0.5, 12), 2)},
-    "recycling_dropoff": lambda r: {"kg": round(r.uniform(0.2, 8), 2)},
+    "walk_trip": lambda r: {"km": round(r.uniform(0.3, 5), 2)},
+    "transit_checkin": lambda r: {"passengers": r.choice((1, 1, 1, 2, 3))},
 }
 
 
@@ -49,9 +66,9 @@ class Device:
         return self.key.did
 
     def registration(self) -> dict[str, Any]:
-        """The device's registration, signed by its owner."""
+        """The device's registration, proven by the device and signed by its owner."""
         body = {"device_id": self.device_id, "owner": self.owner.did, "kind": self.kind, "zone": self.zone}
-        return self.owner.sign(body)
+        return sign_registration(self.owner, self.key, body)
 
     def next_reading(self, now: datetime) -> dict[str, Any]:
         """The device's next reading, signed by the device, with a strictly higher sequence number."""

@@ -23,6 +23,7 @@ import pytest
 from services.common import signing
 from services.common.embedded import free_port
 from services.common.signing import Keypair
+from services.ingest.devices import sign_registration
 from services.ledger import merkle
 
 pytestmark = pytest.mark.e2e
@@ -129,8 +130,10 @@ def test_a_citizens_readings_settle_and_verify_end_to_end(platform: Platform):
     owner, device = Keypair.generate(), Keypair.generate()
     ingest, ledger = platform.url("INGEST_PORT"), platform.url("LEDGER_PORT")
     with httpx.Client(timeout=10) as http:
-        registration = owner.sign(
-            {"device_id": device.did, "owner": owner.did, "kind": "air_quality", "zone": "old-town"}
+        registration = sign_registration(
+            owner,
+            device,
+            {"device_id": device.did, "owner": owner.did, "kind": "air_quality", "zone": "old-town"},
         )
         assert http.post(f"{ingest}/v1/devices", json=registration).status_code == 201
 

@@ -244,7 +244,7 @@ def test_k8s_service_matches_its_deployment(name: str) -> None:
 def test_k8s_secret_references_exist_in_the_secret_template() -> None:
     (secret,) = of_kind("Secret", K8S / "base")
     keys = set(secret["stringData"])
-    assert keys == {"DATABASE_URL", "LEDGER_SIGNING_KEY"}
+    assert keys == {"DATABASE_URL", "LEDGER_SIGNING_KEY", "IDENTITY_CITY_KEY", "IDENTITY_WALLET_KEY"}
     for workload in [*service_deployments().values(), *of_kind("Job", K8S / "base")]:
         for env in container_of(workload).get("env", []):
             ref = env.get("valueFrom", {}).get("secretKeyRef")

@@ -7,17 +7,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.common import kinds
 from services.common.didkey import DidKeyError, decode
 from services.common.http import Problem, read_json_body
 from services.common.kafka import BrokerUnavailableError
 from services.ingest import devices
-from services.ingest.metrics import DEVICE_REGISTRATIONS
-from services.ingest.pipeline import ReadingPipeline
+from services.ingest.checks import Rejection
+from services.ingest.metrics import DEVICE_REGISTRATIONS, DEVICE_REVOCATIONS
+from services.ingest.pipeline import RateLimitedError, ReadingPipeline
 from services.ingest.settings import IngestSettings
-from services.ingest.store import DeviceStore
+from services.ingest.store import DeviceStore, RotationError
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,21 @@ REGISTRATION_BODY = {
         "application/json": {
             "schema": {
                 **_SIGNED,
-                "description": "A device registration signed by its owner (defs.v1.json#/$defs/device_registration).",
-                "required": ["device_id", "owner", "kind", "zone", "sig"],
+                "description": "A device registration proven by the device (device_sig) and signed by its "
+                "owner (sig) (defs.v1.json#/$defs/device_registration); with `replaces`, a key rotation.",
+                "required": ["device_id", "owner", "kind", "zone", "device_sig", "sig"],
+            }
+        }
+    },
+}
+REVOCATION_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                **_SIGNED,
+                "description": "A revocation signed by revoked_by: the device's owner or a city operator.",
+                "required": ["device_id", "revoked_by", "revoked_at", "sig"],
             }
         }
     },
@@ -84,11 +99,12 @@ async def _dependencies_answer(request: Request) -> AsyncIterator[None]:
     "/devices",
     status_code=201,
     tags=["devices"],
-    summary="Register a device to its owner's wallet (signed by the owner); repeating it is harmless",
+    summary="Register a device to its owner's wallet (proven by the device, signed by the owner), or rotate "
+    "a device's key (`replaces`); repeating it is harmless",
     openapi_extra={"requestBody": REGISTRATION_BODY},
     responses={
         200: {"description": "The same registration was stored before"},
-        409: {"description": "The device is registered differently (another owner, kind or zone)"},
+        409: {"description": "Registered differently, or `replaces` is not an active device of the owner"},
     },
 )
 async def register_device(request: Request, response: Response) -> dict[str, Any]:
@@ -103,8 +119,12 @@ async def register_device(request: Request, response: Response) -> dict[str, Any
     except devices.RegistrationSignatureError as exc:
         DEVICE_REGISTRATIONS.labels("bad_signature").inc()
         raise Problem(400, "invalid-signature", str(exc)) from exc
-    async with _dependencies_answer(request):
-        device, created = await store.register(body)
+    try:
+        async with _dependencies_answer(request):
+            device, created = await store.register(body)
+    except RotationError as exc:
+        DEVICE_REGISTRATIONS.labels("conflict").inc()
+        raise Problem(409, "rotation-conflict", str(exc)) from exc
     if not created and not devices.same_registration(device.registration, body):
         DEVICE_REGISTRATIONS.labels("conflict").inc()
         other_owner = device.owner != body["owner"]
@@ -113,7 +133,8 @@ async def register_device(request: Request, response: Response) -> dict[str, Any
             "device-conflict",
             "The device is registered to another owner."
             if other_owner
-            else "The device is registered with another kind or zone; registrations cannot be changed.",
+            else "The device is registered differently; registrations cannot be changed (rotate the key "
+            "with a new registration that `replaces` it).",
         )
     DEVICE_REGISTRATIONS.labels("created" if created else "repeated").inc()
     response.status_code = 201 if created else 200
@@ -124,16 +145,96 @@ async def register_device(request: Request, response: Response) -> dict[str, Any
     "/devices/{device_id}", tags=["devices"], summary="A registered device and its signed registration"
 )
 async def get_device(device_id: str, request: Request) -> dict[str, Any]:
-    try:
-        decode(device_id)
-    except DidKeyError as exc:
-        raise Problem(400, "invalid-did", f"{device_id!r} is not an Ed25519 did:key: {exc}") from exc
+    return (await _stored_device(device_id, request)).as_json()
+
+
+async def _stored_device(device_id: str, request: Request) -> devices.Device:
+    _check_did(device_id)
     store: DeviceStore = request.app.state.devices
     async with _dependencies_answer(request):
         device = await store.get(device_id)
     if device is None:
         raise Problem(404, "not-found", f"No device {device_id} is registered.")
-    return device.as_json()
+    return device
+
+
+def _check_did(did: str) -> None:
+    try:
+        decode(did)
+    except DidKeyError as exc:
+        raise Problem(400, "invalid-did", f"{did!r} is not an Ed25519 did:key: {exc}") from exc
+
+
+@router.get("/devices", tags=["devices"], summary="Registered devices, optionally of one owner")
+async def list_devices(
+    request: Request,
+    owner: str | None = None,
+    include_revoked: bool = False,
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+) -> dict[str, Any]:
+    if owner is not None:
+        _check_did(owner)
+    store: DeviceStore = request.app.state.devices
+    async with _dependencies_answer(request):
+        found = await store.list_devices(owner, include_revoked, limit, offset)
+    return {"devices": [device.as_json() for device in found]}
+
+
+@router.get(
+    "/devices/{device_id}/history",
+    tags=["devices"],
+    summary="The device's chain of keys: every device it replaced and that replaced it, oldest first",
+)
+async def device_history(device_id: str, request: Request) -> dict[str, Any]:
+    device = await _stored_device(device_id, request)
+    store: DeviceStore = request.app.state.devices
+    chain = [device]
+    async with _dependencies_answer(request):
+        # Rotations are rare and chains short; each link is one primary-key read, bounded against cycles.
+        while chain[0].replaces and len(chain) < 100:
+            previous = await store.get(chain[0].replaces)
+            if previous is None:
+                break
+            chain.insert(0, previous)
+        while chain[-1].replaced_by and len(chain) < 100:
+            following = await store.get(chain[-1].replaced_by)
+            if following is None:
+                break
+            chain.append(following)
+    return {"devices": [d.as_json() for d in chain]}
+
+
+@router.post(
+    "/devices/{device_id}/revocation",
+    tags=["devices"],
+    summary="Revoke a device (signed by its owner or a city operator); its readings are refused from then on",
+    openapi_extra={"requestBody": REVOCATION_BODY},
+    responses={403: {"description": "The signer is neither the owner nor a city operator"}},
+)
+async def revoke_device(device_id: str, request: Request) -> dict[str, Any]:
+    settings: IngestSettings = request.app.state.settings
+    store: DeviceStore = request.app.state.devices
+    body = await read_json_body(request, settings.max_body_bytes)
+    device = await _stored_device(device_id, request)
+    try:
+        devices.check_revocation(body, device, settings.operators)
+    except devices.InvalidRegistrationError as exc:
+        DEVICE_REVOCATIONS.labels("invalid").inc()
+        raise Problem(422, "invalid-revocation", str(exc)) from exc
+    except devices.RegistrationSignatureError as exc:
+        DEVICE_REVOCATIONS.labels("refused").inc()
+        raise Problem(403, "revocation-refused", str(exc)) from exc
+    async with _dependencies_answer(request):
+        revoked = await store.revoke(device_id, body)
+    assert revoked is not None  # registrations are never deleted
+    DEVICE_REVOCATIONS.labels("revoked").inc()
+    return revoked.as_json()
+
+
+@router.get("/kinds", tags=["readings"], summary="The reading kinds: units and consent category of each")
+async def list_kinds() -> dict[str, Any]:
+    return {"kinds": [kind.as_json() for kind in kinds.registry().values()]}
 
 
 @router.post(
@@ -144,6 +245,7 @@ async def get_device(device_id: str, request: Request) -> dict[str, Any]:
     openapi_extra={"requestBody": READINGS_BODY},
     responses={
         413: {"description": "The body or the batch is too large"},
+        429: {"description": "Every reading that passed the checks is over its device's rate limit"},
         503: {"description": "The broker did not acknowledge; nothing was accepted, retry after Retry-After"},
     },
 )
@@ -158,9 +260,24 @@ async def submit_readings(request: Request) -> dict[str, Any]:
         raise Problem(
             413, "batch-too-large", f"{len(batch)} readings; a batch holds at most {settings.max_batch_size}."
         )
-    async with _dependencies_answer(request):
-        verdicts = await pipeline.ingest(batch)
-    results = [
+    try:
+        async with _dependencies_answer(request):
+            verdicts = await pipeline.ingest(batch)
+    except RateLimitedError as exc:
+        raise Problem(
+            429,
+            "rate-limited",
+            "Every reading that passed the checks is over its device's rate limit; none was accepted.",
+            headers={"Retry-After": str(exc.retry_after_s)},
+            results=results(exc.verdicts),
+        ) from exc
+    accepted = sum(verdict is None for verdict in verdicts)
+    return {"accepted": accepted, "rejected": len(verdicts) - accepted, "results": results(verdicts)}
+
+
+def results(verdicts: list[Rejection | None]) -> list[dict[str, Any]]:
+    """The per-reading results of a batch, in order."""
+    return [
         {
             "index": index,
             "status": "accepted" if verdict is None else "rejected",
@@ -168,5 +285,3 @@ async def submit_readings(request: Request) -> dict[str, Any]:
         }
         for index, verdict in enumerate(verdicts)
     ]
-    accepted = sum(verdict is None for verdict in verdicts)
-    return {"accepted": accepted, "rejected": len(verdicts) - accepted, "results": results}

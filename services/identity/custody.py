@@ -1,0 +1,58 @@
+"""Custodial wallets: a person's private key sealed at rest, opened only with their PIN. Pure (no I/O).
+
+The seed is sealed twice: inside, under a key derived from the PIN with Argon2id (so the city alone cannot
+open it); outside, under the service's wallet key (so a copy of the database alone, PIN guesses and all,
+cannot be attacked offline). Opening needs both; a wrong PIN fails the inner box's authentication.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from nacl import pwhash, utils
+from nacl.exceptions import CryptoError
+from nacl.secret import SecretBox
+
+PIN_PATTERN = re.compile(r"^[0-9]{4,12}$")
+
+
+class WrongPinError(ValueError):
+    """The PIN does not open the wallet."""
+
+
+def check_pin_format(pin: object) -> str:
+    """The PIN if it is 4 to 12 digits; raises ValueError otherwise."""
+    if not isinstance(pin, str) or not PIN_PATTERN.fullmatch(pin):
+        raise ValueError("a PIN is 4 to 12 digits")
+    return pin
+
+
+@dataclass(frozen=True)
+class KdfCost:
+    """Argon2id work factors of the PIN key derivation."""
+
+    opslimit: int
+    memlimit: int
+
+
+def _pin_key(pin: str, salt: bytes, cost: KdfCost) -> bytes:
+    return pwhash.argon2id.kdf(
+        SecretBox.KEY_SIZE, pin.encode(), salt, opslimit=cost.opslimit, memlimit=cost.memlimit
+    )
+
+
+def seal(wallet_key: bytes, seed: bytes, pin: str, cost: KdfCost) -> tuple[bytes, bytes]:
+    """The sealed seed and the salt of its PIN key."""
+    salt = utils.random(pwhash.argon2id.SALTBYTES)
+    inner = SecretBox(_pin_key(pin, salt, cost)).encrypt(seed)
+    return bytes(SecretBox(wallet_key).encrypt(inner)), salt
+
+
+def unseal(wallet_key: bytes, sealed: bytes, salt: bytes, pin: str, cost: KdfCost) -> bytes:
+    """The seed of a sealed wallet; raises `WrongPinError` if `pin` does not open it."""
+    inner = SecretBox(wallet_key).decrypt(sealed)  # a CryptoError here is a wrong wallet key: a server fault
+    try:
+        return SecretBox(_pin_key(pin, salt, cost)).decrypt(inner)
+    except CryptoError as exc:
+        raise WrongPinError("wrong PIN") from exc

@@ -1,0 +1,18 @@
+"""The identity service's Prometheus metrics."""
+
+from prometheus_client import Counter
+
+PRESENTATIONS = Counter(
+    "smartcity_identity_presentations_verified",
+    "Presentations verified, by outcome (ok, or the reason they were refused).",
+    ["outcome"],
+)
+PIN_CHECKS = Counter(
+    "smartcity_identity_pin_checks",
+    "Custodial wallet PIN checks, by outcome (ok, wrong, locked).",
+    ["outcome"],
+)
+CONSENT_CHANGES = Counter(
+    "smartcity_identity_consent_changes", "Consent changes stored and published, by status.", ["status"]
+)
+CREDENTIALS = Counter("smartcity_identity_credentials", "Credentials issued and revoked.", ["event"])

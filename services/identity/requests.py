@@ -1,0 +1,213 @@
+"""The signed requests the identity service accepts, and what they mean. Pure (no I/O).
+
+Every mutation, and every read of a person's own data, is a signed object (`services.common.signing`) with
+an ``issued_at`` timestamp: a request older than the allowed skew is refused, so a captured request cannot
+be replayed later. Mutations also get ids derived from their signed bytes, so a replay within the window is
+the same mutation again (idempotent), never a second one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from services.common import didkey, signing
+from services.common.consents import parse_time
+
+_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+_TEXT = r"^[^\x00\x7f]+$"  # notices may hold line breaks; PostgreSQL text cannot hold NUL
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+
+
+class RequestError(ValueError):
+    """A signed request that is not signed by whom it names, is stale, or is from a key without the role."""
+
+    def __init__(self, status: int, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.kind, self.detail = status, kind, detail
+
+
+def _did_key(cls: type, value: str) -> str:
+    try:
+        didkey.decode(value)
+    except didkey.DidKeyError as exc:
+        raise ValueError(f"not an Ed25519 did:key: {exc}") from exc
+    return value
+
+
+def _rfc3339(cls: type, value: str) -> str:
+    parse_time(value)
+    return value
+
+
+class Signed(BaseModel):
+    """Fields every signed request has."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
+
+    issued_at: str = Field(description="RFC 3339 UTC time the request was signed; it must be recent.")
+    sig: str = Field(description="base64url Ed25519 signature over the JCS bytes of the object without sig.")
+
+    _issued_at = field_validator("issued_at")(_rfc3339)
+
+
+class Registration(Signed):
+    """A person registers a did:key they control; signed by that key."""
+
+    did: str
+    _did = field_validator("did")(_did_key)
+
+
+class Enrolment(Signed):
+    """A caseworker enrols a person without a device into a custodial wallet."""
+
+    caseworker: str
+    action: Literal["enrol"]
+    _caseworker = field_validator("caseworker")(_did_key)
+
+
+class SelfRequest(Signed):
+    """A person reads their own data (notices, consents); signed by their key."""
+
+    did: str
+    action: Literal["read-notices", "list-consents"]
+    _did = field_validator("did")(_did_key)
+
+
+class ResidentFacts(BaseModel):
+    """What the city knows of a resident, from which the credential's claims are computed."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    given_name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_PRINTABLE)]
+    family_name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_PRINTABLE)]
+    birthdate: str = Field(description="YYYY-MM-DD")
+    address: Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=_PRINTABLE)] | None = None
+    photo_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+    @field_validator("birthdate")
+    @classmethod
+    def _date(cls, value: str) -> str:
+        date.fromisoformat(value)
+        return value
+
+
+class CredentialOrder(Signed):
+    """An issuer-role key orders a resident credential for a registered person."""
+
+    issuer: str
+    action: Literal["issue-credential"]
+    subject: str
+    facts: ResidentFacts
+    _dids = field_validator("issuer", "subject")(_did_key)
+
+
+class RevocationOrder(Signed):
+    """An issuer-role key revokes a credential."""
+
+    issuer: str
+    action: Literal["revoke-credential"]
+    credential_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+    _issuer = field_validator("issuer")(_did_key)
+
+
+class Notice(Signed):
+    """A city service (notices role) posts a notice to a person's identity."""
+
+    sender: str
+    recipient: str
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_PRINTABLE)]
+    body: Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=_TEXT)]
+    _dids = field_validator("sender", "recipient")(_did_key)
+
+
+class ServiceRecord(Signed):
+    """A provider (shelter, clinic) records a service given to a person, who must have consented."""
+
+    provider: str
+    subject: str
+    service: Name
+    day: str = Field(description="YYYY-MM-DD the service was given.")
+    _dids = field_validator("provider", "subject")(_did_key)
+
+    @field_validator("day")
+    @classmethod
+    def _date(cls, value: str) -> str:
+        date.fromisoformat(value)
+        return value
+
+
+SERVICE_RECORDS_CATEGORY = "services"
+"""The consent category a person grants to a provider so that it may record the services it gives them."""
+
+M = TypeVar("M", bound=Signed)
+
+
+def check(
+    model: type[M],
+    obj: Any,
+    signer_field: str,
+    *,
+    now: datetime,
+    skew_s: int,
+    role: Collection[str] | None = None,
+    role_name: str = "",
+) -> M:
+    """Parse, verify and authorise a signed request; raises pydantic's ValidationError or `RequestError`.
+
+    `role`, when given, lists the did:keys allowed to sign this kind of request.
+    """
+    request = model.model_validate(obj)
+    try:
+        signing.verify(obj, signer_field)
+    except signing.SignatureError as exc:
+        raise RequestError(400, "invalid-signature", f"not signed by {signer_field}: {exc}") from exc
+    if role is not None and getattr(request, signer_field) not in role:
+        raise RequestError(
+            403, "forbidden", f"{getattr(request, signer_field)} does not have the {role_name} role"
+        )
+    issued_at = parse_time(request.issued_at)
+    if abs((now - issued_at).total_seconds()) > skew_s:
+        raise RequestError(400, "stale-request", f"issued_at must be within {skew_s} s of the server's time")
+    return request
+
+
+def request_id(obj: Mapping[str, Any]) -> str:
+    """A stable id of a signed request: 32 hex digits of SHA-256 over its JCS bytes (signature included)."""
+    return signing.sha256_hex(signing.canonical_bytes(dict(obj)))[:32]
+
+
+def _age_on(birthdate: date, today: date) -> int:
+    return today.year - birthdate.year - ((today.month, today.day) < (birthdate.month, birthdate.day))
+
+
+def resident_claims(facts: ResidentFacts, city: str, today: date) -> dict[str, Any]:
+    """The resident credential's claims, each to be selectively disclosable.
+
+    The age_over_NN flags are computed by the issuer on `today` (as ISO 18013-5 mobile driving licences do),
+    so a holder can prove "over 18" without showing a birth date. The address is there only if there is one.
+    """
+    age = _age_on(date.fromisoformat(facts.birthdate), today)
+    claims: dict[str, Any] = {
+        "given_name": facts.given_name,
+        "family_name": facts.family_name,
+        "birthdate": facts.birthdate,
+        "age_over_18": age >= 18,
+        "age_over_21": age >= 21,
+        "age_over_65": age >= 65,
+        "resident_of": city,
+    }
+    if facts.address is not None:
+        claims["address"] = facts.address
+    if facts.photo_sha256 is not None:
+        claims["photo_sha256"] = facts.photo_sha256
+    return claims
+
+
+def credential_validity(issued: datetime, days: int) -> tuple[int, int]:
+    """``iat`` and ``exp`` (seconds since the epoch) of a credential issued at `issued` for `days`."""
+    issued = issued.astimezone(UTC)
+    return int(issued.timestamp()), int((issued + timedelta(days=days)).timestamp())

@@ -1,0 +1,388 @@
+"""Identities, custodial wallets, credentials, consents, notices and service records in the identity database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.consents import ConsentChange
+from services.identity.custody import WrongPinError
+from services.identity.tables import (
+    consents,
+    credentials,
+    custodial_wallets,
+    identities,
+    notices,
+    service_records,
+)
+
+CUSTODIAL = "custodial"
+SELF = "self"
+
+
+class NoWalletError(LookupError):
+    """The identity has no custodial wallet."""
+
+
+class WalletLockedError(RuntimeError):
+    """Too many wrong PINs: the wallet stays locked until `until`."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"locked until {until.isoformat()}")
+        self.until = until
+
+
+class WrongPinAttemptError(ValueError):
+    """A wrong PIN, counted; `remaining` attempts are left before the wallet locks."""
+
+    def __init__(self, remaining: int) -> None:
+        super().__init__("wrong PIN")
+        self.remaining = remaining
+
+
+class StaleConsentError(ValueError):
+    """A consent change that is not newer than the one stored (a replay, or out of order)."""
+
+
+Unseal = Callable[[bytes, bytes], bytes]
+"""(sealed seed, salt) -> seed; raises `WrongPinError`."""
+
+
+class IdentityStore:
+    """The identity service's database access."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def register(self, did: str, registration: Mapping[str, Any]) -> bool:
+        """Register a self-held identity; True if it is new (a registered did stays as it was)."""
+        statement = (
+            insert(identities)
+            .values(did=did, custody=SELF, registration=dict(registration))
+            .on_conflict_do_nothing(index_elements=[identities.c.did])
+            .returning(identities.c.did)
+        )
+        async with self.engine.begin() as conn:
+            return (await conn.execute(statement)).first() is not None
+
+    async def identity(self, did: str) -> Mapping[str, Any] | None:
+        """The identity row of `did`, or None if it is not registered."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(identities).where(identities.c.did == did))).mappings().first()
+        return row
+
+    async def enrol(
+        self, did: str, sealed: bytes, salt: bytes, caseworker: str, enrolment: Mapping[str, Any]
+    ) -> None:
+        """Store a new custodial identity and its sealed wallet."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(identities).values(did=did, custody=CUSTODIAL, registration=dict(enrolment))
+            )
+            await conn.execute(
+                insert(custodial_wallets).values(
+                    did=did, sealed_seed=sealed, salt=salt, enrolled_by=caseworker
+                )
+            )
+
+    async def open_wallet(
+        self, did: str, unseal: Unseal, *, now: datetime, attempts: int, lockout_s: int, export: bool = False
+    ) -> tuple[bytes, list[str]]:
+        """The seed of a custodial wallet, if the PIN (inside `unseal`) opens it, and (with `export`) the
+        credentials the city kept for the person.
+
+        Wrong PINs are counted in the database, so a restart does not reset them; the `attempts`-th wrong one
+        in a row locks the wallet for `lockout_s`. The row is locked while the PIN is checked, so guesses
+        are serialised. With `export`, the city's copies of the key and credentials are deleted in the same
+        transaction that hands them out. Raises `NoWalletError`, `WalletLockedError` or `WrongPinAttemptError`.
+        """
+        outcome: BaseException | None = None
+        seed = b""
+        kept: list[str] = []
+        async with self.engine.begin() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(custodial_wallets).where(custodial_wallets.c.did == did).with_for_update()
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise NoWalletError(did)
+            if row["locked_until"] is not None and row["locked_until"] > now:
+                raise WalletLockedError(row["locked_until"])
+            try:
+                seed = await asyncio.to_thread(unseal, row["sealed_seed"], row["salt"])
+            except WrongPinError:
+                failed = row["failed_attempts"] + 1
+                locked = failed >= attempts
+                await conn.execute(
+                    update(custodial_wallets)
+                    .where(custodial_wallets.c.did == did)
+                    .values(
+                        failed_attempts=0 if locked else failed,
+                        locked_until=now + timedelta(seconds=lockout_s) if locked else None,
+                    )
+                )
+                # Raised after the commit, so the count sticks.
+                outcome = (
+                    WalletLockedError(now + timedelta(seconds=lockout_s))
+                    if locked
+                    else WrongPinAttemptError(attempts - failed)
+                )
+            else:
+                if export:
+                    held = credentials.c.subject == did, credentials.c.sd_jwt.isnot(None)
+                    kept = list(
+                        (
+                            await conn.execute(
+                                select(credentials.c.sd_jwt).where(*held).order_by(credentials.c.issued_at)
+                            )
+                        ).scalars()
+                    )
+                    await conn.execute(delete(custodial_wallets).where(custodial_wallets.c.did == did))
+                    await conn.execute(update(identities).where(identities.c.did == did).values(custody=SELF))
+                    await conn.execute(update(credentials).where(*held).values(sd_jwt=None))
+                elif row["failed_attempts"] or row["locked_until"] is not None:
+                    await conn.execute(
+                        update(custodial_wallets)
+                        .where(custodial_wallets.c.did == did)
+                        .values(failed_attempts=0, locked_until=None)
+                    )
+        if outcome is not None:
+            raise outcome
+        return seed, kept
+
+    async def add_credential(
+        self,
+        credential_id: str,
+        subject: str,
+        *,
+        vct: str,
+        issued_by: str,
+        issued_at: datetime,
+        expires_at: datetime,
+        build: Callable[[int], str],
+        keep: bool,
+    ) -> tuple[str, int] | None:
+        """Store a credential, whose SD-JWT `build(status_index)` makes; None if `credential_id` exists.
+
+        The SD-JWT is kept only when `keep` (custodial holders present through the service).
+        """
+        async with self.engine.begin() as conn:
+            try:
+                index = (
+                    await conn.execute(
+                        insert(credentials)
+                        .values(
+                            credential_id=credential_id,
+                            subject=subject,
+                            vct=vct,
+                            issued_by=issued_by,
+                            issued_at=issued_at,
+                            expires_at=expires_at,
+                        )
+                        .returning(credentials.c.status_index)
+                    )
+                ).scalar_one()
+            except IntegrityError:
+                return None
+            sd_jwt = build(index)
+            if keep:
+                await conn.execute(
+                    update(credentials)
+                    .where(credentials.c.credential_id == credential_id)
+                    .values(sd_jwt=sd_jwt)
+                )
+        return sd_jwt, index
+
+    async def revoke(self, credential_id: str, now: datetime) -> Mapping[str, Any] | None:
+        """Revoke a credential (once; revoking again keeps the first time); None if there is no such one."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(credentials)
+                .where(credentials.c.credential_id == credential_id, credentials.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            row = (
+                (await conn.execute(select(credentials).where(credentials.c.credential_id == credential_id)))
+                .mappings()
+                .first()
+            )
+        return row
+
+    async def is_revoked(self, status_index: int) -> bool:
+        """True if the credential at `status_index` is revoked."""
+        async with self.engine.connect() as conn:
+            revoked_at = (
+                await conn.execute(
+                    select(credentials.c.revoked_at).where(credentials.c.status_index == status_index)
+                )
+            ).scalar_one_or_none()
+        return revoked_at is not None
+
+    async def status_list(self) -> tuple[list[int], int]:
+        """The revoked status indices, and the size of the list (one past the highest index)."""
+        async with self.engine.connect() as conn:
+            revoked = (
+                await conn.execute(
+                    select(credentials.c.status_index).where(credentials.c.revoked_at.isnot(None))
+                )
+            ).scalars()
+            indices = list(revoked)
+            size = (await conn.execute(select(func.max(credentials.c.status_index)))).scalar_one_or_none()
+        return indices, (size + 1 if size is not None else 0)
+
+    async def custodial_credential(self, did: str, now: datetime) -> str | None:
+        """The newest valid (unrevoked, unexpired) credential kept for a custodial holder."""
+        async with self.engine.connect() as conn:
+            return (
+                await conn.execute(
+                    select(credentials.c.sd_jwt)
+                    .where(
+                        credentials.c.subject == did,
+                        credentials.c.sd_jwt.isnot(None),
+                        credentials.c.revoked_at.is_(None),
+                        credentials.c.expires_at > now,
+                    )
+                    .order_by(credentials.c.issued_at.desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+
+    async def change_consent(
+        self,
+        change: ConsentChange,
+        receipt: Callable[[datetime], dict[str, Any]],
+        publish: Callable[[datetime], Awaitable[None]],
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Store a consent change and its receipt, `publish` it, and commit only if `publish` returned.
+
+        A change not newer (by ``issued_at``) than the stored one raises `StaleConsentError`: a replayed
+        grant cannot undo a later revocation. The row stays locked until the commit, so changes of one key
+        reach the topic in the order they are stored.
+        """
+        key = (
+            consents.c.subject == change.subject,
+            consents.c.category == change.category,
+            consents.c.grantee == change.grantee,
+        )
+        values = {
+            "status": change.status,
+            "purpose": change.purpose,
+            "until": change.until,
+            "issued_at": change.issued_at,
+            "changed_at": now,
+            "consent": dict(change.signed),
+        }
+        made = receipt(now)
+        async with self.engine.begin() as conn:
+            current = (
+                await conn.execute(select(consents.c.issued_at).where(*key).with_for_update())
+            ).scalar_one_or_none()
+            if current is not None and current >= change.issued_at:
+                raise StaleConsentError("a consent change at or after this one is stored already")
+            if current is None:
+                try:
+                    await conn.execute(
+                        insert(consents).values(
+                            subject=change.subject,
+                            category=change.category,
+                            grantee=change.grantee,
+                            receipt=made,
+                            **values,
+                        )
+                    )
+                except IntegrityError as exc:  # a concurrent first change of the same key won
+                    raise StaleConsentError("a concurrent change of this consent was stored first") from exc
+            else:
+                await conn.execute(update(consents).where(*key).values(receipt=made, **values))
+            await publish(now)
+        return made
+
+    async def consents_of(self, subject: str) -> list[Mapping[str, Any]]:
+        """Every consent of `subject` (current state, with its latest receipt)."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(consents)
+                .where(consents.c.subject == subject)
+                .order_by(consents.c.category, consents.c.grantee)
+            )
+            return list(rows.mappings())
+
+    async def consent_allows(self, subject: str, category: str, grantee: str, now: datetime) -> bool:
+        """True if `subject` currently grants `category` to `grantee`."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(consents.c.status, consents.c.until).where(
+                        consents.c.subject == subject,
+                        consents.c.category == category,
+                        consents.c.grantee == grantee,
+                    )
+                )
+            ).first()
+        return row is not None and row.status == "granted" and (row.until is None or now < row.until)
+
+    async def post_notice(self, notice_id: str, notice: Mapping[str, Any]) -> bool:
+        """Store a notice; True if new (the same signed notice again is not a second one)."""
+        statement = (
+            insert(notices)
+            .values(
+                notice_id=notice_id,
+                recipient=notice["recipient"],
+                sender=notice["sender"],
+                title=notice["title"],
+                body=notice["body"],
+                notice=dict(notice),
+            )
+            .on_conflict_do_nothing(index_elements=[notices.c.notice_id])
+            .returning(notices.c.notice_id)
+        )
+        async with self.engine.begin() as conn:
+            return (await conn.execute(statement)).first() is not None
+
+    async def notices_for(self, recipient: str, limit: int) -> list[Mapping[str, Any]]:
+        """The newest notices to `recipient`."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(notices)
+                .where(notices.c.recipient == recipient)
+                .order_by(notices.c.posted_at.desc(), notices.c.notice_id)
+                .limit(limit)
+            )
+            return list(rows.mappings())
+
+    async def record_service(
+        self, record_id: str, provider: str, subject: str, service: str, day: date
+    ) -> bool:
+        """Store a service record; True if new (the same signed record again is not counted twice)."""
+        statement = (
+            insert(service_records)
+            .values(record_id=record_id, provider=provider, subject=subject, service=service, day=day)
+            .on_conflict_do_nothing(index_elements=[service_records.c.record_id])
+            .returning(service_records.c.record_id)
+        )
+        async with self.engine.begin() as conn:
+            return (await conn.execute(statement)).first() is not None
+
+    async def service_counts(self, since: date, until: date) -> list[Mapping[str, Any]]:
+        """Services given per service and day between two days (inclusive): counts only, no identities."""
+        statement = (
+            select(service_records.c.service, service_records.c.day, func.count().label("count"))
+            .where(service_records.c.day >= since, service_records.c.day <= until)
+            .group_by(service_records.c.service, service_records.c.day)
+            .order_by(service_records.c.day, service_records.c.service)
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(statement)).mappings())

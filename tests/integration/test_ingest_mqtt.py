@@ -1,0 +1,123 @@
+"""The MQTT bridge on the real Mosquitto (127.0.0.1:1883), with a topic prefix unique to each test: readings
+go through the same checks as HTTP ones and each gets its ack on the device's acks topic."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiomqtt
+from fastapi import FastAPI
+
+from services.common import embedded
+from services.common.settings import PlatformSettings
+from services.common.signing import Keypair
+from services.common.topics import READINGS
+from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
+from tests.support import ingest
+from tests.support.asgi import running
+from tests.support.topics import end_offsets, records_published_during
+
+MQTT_URL = "mqtt://127.0.0.1:1883"
+
+
+def _app(platform: PlatformSettings, prefix: str) -> FastAPI:
+    return create_app(
+        platform, IngestSettings(mqtt_url=MQTT_URL, mqtt_topic_prefix=prefix, mqtt_batch_wait_ms=5)
+    )
+
+
+@asynccontextmanager
+async def _device_link(prefix: str) -> AsyncIterator[aiomqtt.Client]:
+    """A device's side of MQTT, subscribed to every ack under `prefix`."""
+    async with aiomqtt.Client("127.0.0.1", 1883, identifier=f"test-{uuid.uuid4().hex[:8]}") as client:
+        await client.subscribe(f"{prefix}city/devices/+/acks", qos=1)
+        yield client
+
+
+async def _acks(client: aiomqtt.Client, count: int) -> list[tuple[str, dict]]:
+    """The next `count` acks, with the topic each came on (bounded: a broken bridge fails, not hangs)."""
+    received: list[tuple[str, dict]] = []
+    async with asyncio.timeout(30):
+        async for message in client.messages:
+            received.append((message.topic.value, json.loads(message.payload)))
+            if len(received) == count:
+                return received
+    return received
+
+
+async def test_readings_over_mqtt_are_checked_published_and_acked(platform_settings: PlatformSettings):
+    prefix = f"t{uuid.uuid4().hex[:10]}/"
+    owner, device, other = Keypair.generate(), Keypair.generate(), Keypair.generate()
+    bootstrap = platform_settings.bootstrap_servers
+    readings_topic = f"{prefix}city/devices/{device.did}/readings"
+    app = _app(platform_settings, prefix)
+    async with running(app) as http, _device_link(prefix) as link:
+        assert (await http.post("/v1/devices", json=ingest.registration(owner, device))).status_code == 201
+        await app.state.mqtt.connected.wait()
+        assert (await http.get("/readyz")).json()["checks"] == {
+            "database": True,
+            "broker": True,
+            "mqtt": True,
+        }
+        start = await end_offsets(bootstrap, READINGS)
+        await link.publish(readings_topic, json.dumps(ingest.reading(device, 1)), qos=1)
+        [(topic, first)] = await _acks(link, 1)
+        assert topic == f"{prefix}city/devices/{device.did}/acks"
+        assert first == {"seq": 1, "status": "accepted", "reason": None}
+
+        batch = {
+            "readings": [
+                ingest.reading(device, 1),  # a replay
+                {**ingest.reading(device, 2), "zone": "harbour"},  # tampered
+                ingest.reading(other, 1),  # on another device's topic
+                ingest.reading(device, 3, values={"db_a": 500}),
+                ingest.reading(device, 4),
+            ]
+        }
+        await link.publish(readings_topic, json.dumps(batch), qos=1)
+        await link.publish(readings_topic, b"{not json", qos=1)
+        acks = [ack for _topic, ack in await _acks(link, 6)]
+        published = await records_published_during(bootstrap, READINGS, start)
+
+    assert [(a["seq"], a["status"], (a["reason"] or "").split(":")[0]) for a in acks] == [
+        (1, "rejected", "duplicate"),
+        (2, "rejected", "bad_signature"),
+        (1, "rejected", "invalid_reading"),
+        (3, "rejected", "invalid_values"),
+        (4, "accepted", ""),
+        (None, "rejected", "invalid_reading"),
+    ]
+    seqs = sorted(
+        json.loads(m.value())["reading"]["seq"] for m in published if m.key() == device.did.encode()
+    )
+    assert seqs == [1, 4]
+
+
+async def test_mqtt_readings_get_retry_when_the_broker_is_unreachable(platform_settings: PlatformSettings):
+    prefix = f"t{uuid.uuid4().hex[:10]}/"
+    owner, device = Keypair.generate(), Keypair.generate()
+    unreachable = platform_settings.model_copy(
+        update={"kafka_bootstrap_servers": f"127.0.0.1:{embedded.free_port()}", "kafka_send_timeout_s": 1.0}
+    )
+    app = _app(unreachable, prefix)
+    async with running(app) as http, _device_link(prefix) as link:
+        assert (await http.post("/v1/devices", json=ingest.registration(owner, device))).status_code == 201
+        await app.state.mqtt.connected.wait()
+        await link.publish(
+            f"{prefix}city/devices/{device.did}/readings", json.dumps(ingest.reading(device, 1)), qos=1
+        )
+        [(_topic, answer)] = await _acks(link, 1)
+    assert (
+        answer["status"] == "retry"
+        and answer["reason"] == "broker_unavailable"
+        and answer["retry_after_s"] > 0
+    )
+    # Nothing advanced: with the broker back, the same reading is accepted over HTTP (same database).
+    async with running(create_app(platform_settings)) as http:
+        response = await http.post("/v1/readings", json={"readings": [ingest.reading(device, 1)]})
+        assert response.json()["results"][0]["status"] == "accepted"
