@@ -8,8 +8,8 @@ Runs on its own embedded broker and PostgreSQL (a temporary directory), so nothi
    devices registered (proven by the device, signed by the owner).
 2. CLIENTS concurrent clients each own a share of the devices (so each device's readings arrive in
    sequence order) and post pre-signed, pre-encoded batches of 500 readings back to back. Every reading
-   goes through every check (shape, size, clock, kind values, signature, registration, rate limit,
-   sequence under row lock) and is reported accepted only after the broker acknowledged it.
+   goes through every check (shape, size, clock, kind values, signature, registration, consent, rate
+   limit, sequence under row lock) and is reported accepted only after the broker acknowledged it.
 3. Baselines: PyNaCl verify over the readings' JCS bytes; a confluent-kafka producer (acks=all, the
    platform's producer settings) producing the envelopes ingest would publish, until every delivery report.
 
@@ -26,15 +26,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from confluent_kafka import Producer
 from nacl.signing import VerifyKey
 
-from services.common import didkey, embedded, signing, topics
+from services.common import consents, didkey, embedded, kinds, signing, topics
 from services.common.events import encode_json, now_rfc3339
-from services.common.kafka import ensure_topics
+from services.common.kafka import KafkaProducer, OutgoingRecord, ensure_topics
 from services.common.signing import Keypair
 from services.ingest import readings
 from services.ingest.devices import Device, sign_registration
@@ -194,6 +195,28 @@ def _produce_baseline(bootstrap: str, all_readings: list[dict], registrations: d
     return len(values) / elapsed
 
 
+async def _grant_consents(bootstrap: str, owners: set[Keypair]) -> None:
+    """Every owner grants the city their environment data (air quality), on city.consents.v1, before ingest
+    starts: its consent view reads them at startup, and ingest refuses readings without them."""
+    producer = KafkaProducer(bootstrap, client_id="bench-consents")
+    try:
+        for owner in owners:
+            signed = owner.sign(
+                {
+                    "subject": owner.did,
+                    "category": kinds.category("air_quality"),
+                    "grantee": consents.CITY,
+                    "action": "grant",
+                    "purpose": "benchmark",
+                    "issued_at": now_rfc3339(),
+                }
+            )
+            change = consents.check_consent(signed)
+            await producer.send(OutgoingRecord(topics.CONSENTS, change.key, change.record(datetime.now(UTC))))
+    finally:
+        await asyncio.to_thread(producer.close)
+
+
 async def _run(workdir: Path, bootstrap: str, database_url: str) -> None:
     port = embedded.free_port()
     url = f"http://127.0.0.1:{port}"
@@ -208,6 +231,7 @@ async def _run(workdir: Path, bootstrap: str, database_url: str) -> None:
     devices, registrations = _fleet()
     batches = _batches(devices, READINGS // BATCH + WARMUP_BATCHES * CLIENTS)
     bodies = [[encode_json({"readings": b}) for b in client] for client in batches]
+    await _grant_consents(bootstrap, {owner for _key, owner in devices})
     with (workdir / "ingest.log").open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "services.ingest"], env=env, stdout=log, stderr=subprocess.STDOUT

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
+from confluent_kafka import KafkaException
 from fastapi import FastAPI
 
 from services.common import db
+from services.common.consents import ConsentView
 from services.common.http import broker_ready, database_ready
 from services.common.http import create_app as create_service_app
 from services.common.kafka import KafkaProducer
@@ -25,6 +28,26 @@ from services.ingest.ratelimit import RateLimiter
 from services.ingest.settings import SERVICE, IngestSettings
 from services.ingest.store import DeviceStore
 
+log = logging.getLogger(__name__)
+
+
+async def consents_ready(app: FastAPI) -> bool:
+    """Readiness: the consent view has caught up with city.consents.v1 and hears from the broker."""
+    return app.state.consents.healthy(app.state.settings.consents_max_age_s)
+
+
+async def follow_consents(view: ConsentView, timeout_s: float, stop: asyncio.Event) -> None:
+    """Start `view`, retrying until the broker answers or `stop` is set; each attempt takes at most
+    `timeout_s`."""
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(view.start, timeout_s)
+            return
+        except KafkaException as exc:
+            log.warning("consents not followed yet, readings that need one get 503: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
 
 async def mqtt_ready(app: FastAPI) -> bool:
     """Readiness: the MQTT bridge is connected and subscribed."""
@@ -32,8 +55,8 @@ async def mqtt_ready(app: FastAPI) -> bool:
 
 
 def create_app(platform: PlatformSettings | None = None, settings: IngestSettings | None = None) -> FastAPI:
-    """The ingest app; its lifespan migrates the database, opens the producer and starts the MQTT bridge
-    when ``INGEST_MQTT_URL`` is set."""
+    """The ingest app; its lifespan migrates the database, opens the producer, follows the consents on
+    ``city.consents.v1`` and starts the MQTT bridge when ``INGEST_MQTT_URL`` is set."""
     platform = platform or PlatformSettings()
     settings = settings or IngestSettings()
 
@@ -46,6 +69,18 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
             platform.bootstrap_servers, client_id=SERVICE, send_timeout_s=platform.kafka_send_timeout_s
         )
         executor = ThreadPoolExecutor(settings.check_workers, thread_name_prefix="ingest-checks")
+        app.state.consents = ConsentView(platform.bootstrap_servers, client_id=SERVICE)
+        stop_following = asyncio.Event()
+        following = asyncio.create_task(
+            follow_consents(app.state.consents, settings.consents_start_timeout_s, stop_following)
+        )
+        # Serve once every consent on record is known; without a broker, serve anyway (rejections that
+        # need no consent are still answered, the rest get 503) while the view keeps trying.
+        await asyncio.wait({following}, timeout=settings.consents_start_timeout_s)
+        if following.done() and not await asyncio.to_thread(
+            app.state.consents.wait_ready, settings.consents_ready_timeout_s
+        ):
+            log.warning("the consent view has not caught up yet; readings that need a consent get 503")
         app.state.devices = DeviceStore(
             app.state.engine, TtlCache(settings.device_cache_ttl_s, settings.device_cache_size)
         )
@@ -56,6 +91,8 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
             executor,
             Limits(settings.max_reading_bytes, settings.max_ahead_s, settings.max_age_s),
             RateLimiter(settings.device_rate_per_s, settings.device_burst),
+            app.state.consents,
+            settings.consents_max_age_s,
         )
         app.state.mqtt = MqttBridge(app.state.pipeline, settings) if settings.mqtt_url else None
         bridge = asyncio.create_task(app.state.mqtt.run()) if app.state.mqtt else None
@@ -67,6 +104,10 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
                 with contextlib.suppress(asyncio.CancelledError):
                     await bridge
             executor.shutdown(wait=True)
+            # Wait out an attempt in progress rather than cancel it: its thread still uses the consumer.
+            stop_following.set()
+            await following
+            await asyncio.to_thread(app.state.consents.close)
             await asyncio.to_thread(app.state.producer.close)
             await app.state.engine.dispose()
 
@@ -74,7 +115,7 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
         service=SERVICE,
         version="0.1.0",
         lifespan=lifespan,
-        readiness={"database": database_ready, "broker": broker_ready}
+        readiness={"database": database_ready, "broker": broker_ready, "consents": consents_ready}
         | ({"mqtt": mqtt_ready} if settings.mqtt_url else {}),
         description="Devices bound to wallets, and signed sensor readings (HTTP, MQTT) checked and published "
         "to Kafka.",

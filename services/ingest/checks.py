@@ -7,14 +7,15 @@ are looked up, and the part that needs the database's word runs under the batch'
   size, its timestamp against the clock, its values against its kind's schema, and its signature by its
   own device key;
 - `check_device`: what needs the device's registration: that the device is registered and the reading's
-  kind and zone are the registered ones;
+  kind and zone are the registered ones; then `check_consent`: that the device's owner grants the city the
+  consent category of the reading's kind;
 - `check_sequences`: what needs the device's current state, read under lock: not revoked, and a sequence
   number above every one published before (a replay or a retried duplicate is refused).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -40,6 +41,7 @@ class Reason(StrEnum):
     REVOKED_DEVICE = "revoked_device"
     KIND_MISMATCH = "kind_mismatch"
     ZONE_MISMATCH = "zone_mismatch"
+    NO_CONSENT = "no_consent"
     RATE_LIMITED = "rate_limited"
     DUPLICATE = "duplicate"
 
@@ -145,6 +147,17 @@ def check_device(reading: Mapping[str, Any], device: Device | None) -> Rejection
         return Rejection(Reason.KIND_MISMATCH, f"the device is registered for {device.kind!r}")
     if reading["zone"] != device.zone:
         return Rejection(Reason.ZONE_MISMATCH, f"the device is registered in {device.zone!r}")
+    return None
+
+
+def check_consent(
+    reading: Mapping[str, Any], device: Device, allows: Callable[[str, str], bool]
+) -> Rejection | None:
+    """None if the device's owner grants the city the consent category of the reading's kind, as
+    `allows(subject, category)` (the consent view) says; call it on a reading that passed the checks above."""
+    category = kinds.category(reading["kind"])
+    if not allows(device.owner, category):
+        return Rejection(Reason.NO_CONSENT, f"the owner has not granted the city {category!r} data")
     return None
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common.consents import ConsentView
 from services.common.events import now_rfc3339
 from services.common.kafka import BrokerUnavailableError, KafkaProducer
 from services.ingest import checks, readings, sequences
@@ -36,6 +37,11 @@ class RateLimitedError(Exception):
         self.retry_after_s = retry_after_s
 
 
+class ConsentsUnavailableError(BrokerUnavailableError):
+    """The consent view has not caught up with ``city.consents.v1`` (or lost the broker), so whether a
+    reading's owner consents is not known: the batch is to be retried, not rejected."""
+
+
 class ReadingPipeline:
     """Checks batches of readings and publishes the accepted ones to ``city.readings.v1``."""
 
@@ -47,6 +53,8 @@ class ReadingPipeline:
         executor: Executor,
         limits: Limits,
         rate_limiter: RateLimiter,
+        consents: ConsentView,
+        consents_max_age_s: float = 5.0,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -57,13 +65,19 @@ class ReadingPipeline:
         self.executor = executor
         self.limits = limits
         self.rate_limiter = rate_limiter
+        # What the owners grant the city, followed from city.consents.v1; an answer older than
+        # `consents_max_age_s` could miss a revocation, so the batch is retried instead.
+        self.consents = consents
+        self.consents_max_age_s = consents_max_age_s
 
     async def ingest(self, batch: Sequence[Any]) -> list[Rejection | None]:
         """Per reading, in order, None if accepted or why it was rejected.
 
         Raises `BrokerUnavailableError` if the broker did not acknowledge every accepted reading (then
-        none is reported accepted, and no sequence number advanced), and `RateLimitedError` if every
-        reading that passed the other checks is over its device's rate limit.
+        none is reported accepted, and no sequence number advanced), `ConsentsUnavailableError` (a
+        `BrokerUnavailableError`) if a reading passed the device checks but the consent view cannot say
+        whether its owner consents, and `RateLimitedError` if every reading that passed the other checks
+        is over its device's rate limit.
         """
         BATCH_SIZE.observe(len(batch))
         received_at = now_rfc3339()
@@ -72,11 +86,21 @@ class ReadingPipeline:
             loop.run_in_executor(self.executor, checks.check_readings, batch, time.time(), self.limits),
             self.store.lookup(checks.claimed_device_ids(batch)),
         )
+        for index, reading in enumerate(batch):
+            if verdicts[index] is None:
+                verdicts[index] = checks.check_device(reading, devices.get(reading["device_id"]))
+        if any(verdict is None for verdict in verdicts) and not self.consents.healthy(
+            self.consents_max_age_s
+        ):
+            raise ConsentsUnavailableError("the consent view has not caught up with city.consents.v1")
         passing: list[int] = []
         limited: list[str] = []
         for index, reading in enumerate(batch):
             if verdicts[index] is None:
-                verdicts[index] = checks.check_device(reading, devices.get(reading["device_id"]))
+                # Before the rate limiter and the sequence step: a refused reading spends neither.
+                verdicts[index] = checks.check_consent(
+                    reading, devices[reading["device_id"]], self.consents.allows
+                )
             if verdicts[index] is None:
                 if self.rate_limiter.take(reading["device_id"]):
                     passing.append(index)

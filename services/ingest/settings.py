@@ -38,6 +38,23 @@ class IngestSettings(BaseSettings):
     check_workers: int = Field(
         default=2, ge=1, description="Threads that check readings (schema, signature) off the event loop."
     )
+    consents_start_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long startup waits for the broker before serving without consents (readings that "
+        "need one get 503 until the consent view has caught up; it keeps retrying meanwhile).",
+    )
+    consents_ready_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long startup waits for the consent view to read city.consents.v1.",
+    )
+    consents_max_age_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Readings get 503 when the consent view has not heard from the broker for this long "
+        "(a revocation must take effect within 5 s).",
+    )
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503 when the broker is down.")
     mqtt_url: str | None = Field(
         default=None,

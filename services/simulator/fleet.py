@@ -1,5 +1,5 @@
-"""A simulated fleet of citizens' devices (pure): deterministic keys, signed registrations and
-plausible signed readings of several kinds."""
+"""A simulated fleet of citizens' devices (pure): deterministic keys, signed registrations, the owners'
+signed consent grants, and plausible signed readings of several kinds."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.common import kinds
+from services.common.consents import CITY
 from services.common.events import rfc3339
 from services.common.signing import Keypair
 from services.ingest.devices import sign_registration
 
 ZONES = ("old-town", "harbour", "university", "riverside", "north-park", "market", "station", "hillside")
+
+CONSENT_PURPOSE = "rewards for sensor readings (simulated)"
 
 ValueMaker = Callable[[random.Random], dict[str, float]]
 
@@ -94,16 +98,37 @@ class Fleet:
         """The same seed gives the same wallets and devices (so a restart reuses them); sequence
         numbers start at `first_seq` so readings after a restart are new ones."""
         owners = [_keypair(seed, "wallet", i) for i in range(wallets)]
-        kinds = sorted(KINDS)
+        kind_names = sorted(KINDS)
         fleet = [
             Device(
                 key=_keypair(seed, "device", i),
                 owner=owners[i % wallets],
-                kind=kinds[i % len(kinds)],
-                zone=ZONES[(i // len(kinds)) % len(ZONES)],
+                kind=kind_names[i % len(kind_names)],
+                zone=ZONES[(i // len(kind_names)) % len(ZONES)],
                 seq=first_seq,
                 rng=random.Random(f"{seed}/{i}"),
             )
             for i in range(devices)
         ]
         return cls(owners, fleet)
+
+    def consent_grants(self, now: datetime) -> list[dict[str, Any]]:
+        """Each wallet's grant to the city of every consent category its devices' kinds fall under, signed
+        by the wallet (ingest refuses a reading whose owner has not granted its category)."""
+        categories: dict[str, set[str]] = {}
+        for device in self.devices:
+            categories.setdefault(device.owner.did, set()).add(kinds.category(device.kind))
+        return [
+            wallet.sign(
+                {
+                    "subject": wallet.did,
+                    "category": category,
+                    "grantee": CITY,
+                    "action": "grant",
+                    "purpose": CONSENT_PURPOSE,
+                    "issued_at": rfc3339(now),
+                }
+            )
+            for wallet in self.wallets
+            for category in sorted(categories.get(wallet.did, ()))
+        ]

@@ -1,4 +1,5 @@
-"""The simulator's I/O: register the fleet with ingest, then send signed readings at a steady rate."""
+"""The simulator's I/O: grant the city consent for the fleet's data on identity, register the fleet with
+ingest, then send signed readings at a steady rate."""
 
 from __future__ import annotations
 
@@ -31,12 +32,29 @@ async def register(client: httpx.AsyncClient, fleet: Fleet, concurrency: int = 2
     await asyncio.gather(*(one(d.registration()) for d in fleet.devices))
 
 
+async def grant_consents(client: httpx.AsyncClient, fleet: Fleet, concurrency: int = 20) -> None:
+    """Post every wallet's signed consent grants to identity (a restart grants anew: a later grant replaces
+    the earlier one). They reach ingest within seconds; until then it refuses the readings with no_consent."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(grant: dict) -> None:
+        async with gate:
+            response = await client.post("/v1/consents", json=grant)
+            if response.status_code != 201:
+                raise RuntimeError(f"consent grant failed: {response.status_code} {response.text}")
+
+    await asyncio.gather(*(one(grant) for grant in fleet.consent_grants(datetime.now(UTC))))
+
+
 async def run(settings: SimulatorSettings, stop: asyncio.Event) -> None:
-    """Register the fleet and send readings until `stop` is set. Sequence numbers start from the
+    """Grant consent, register the fleet and send readings until `stop` is set. Sequence numbers start from the
     current time in milliseconds so that a restarted simulator sends new readings, not replays."""
     fleet = Fleet.generate(
         settings.seed, settings.wallets, settings.devices, first_seq=int(time.time() * 1000)
     )
+    async with httpx.AsyncClient(base_url=settings.identity_url, timeout=30) as identity:
+        await grant_consents(identity, fleet)
+    log.info("granted the city consent for the data of %d wallets", len(fleet.wallets))
     async with httpx.AsyncClient(base_url=settings.ingest_url, timeout=30) as client:
         await register(client, fleet)
         log.info("registered %d devices of %d wallets", len(fleet.devices), len(fleet.wallets))

@@ -179,6 +179,7 @@ def up(platform: PlatformSettings, simulate: bool = True) -> int:
         if simulate:
             ingest_url = next(s.url for s in SERVICES if s.name == "ingest")
             simulator_env = {**env, "SIMULATOR_INGEST_URL": ingest_url}
+            simulator_env["SIMULATOR_IDENTITY_URL"] = next(s.url for s in SERVICES if s.name == "identity")
             supervisor.start("simulator", [sys.executable, "-m", "services.simulator"], simulator_env)
         say(f"logs in {log_dir}")
         asyncio.run(_show_progress(supervisor, console, started))

@@ -28,6 +28,8 @@ from services.ledger import merkle
 
 pytestmark = pytest.mark.e2e
 
+CONSENT_BOUND_S = 5.0  # a consent change reaches ingest within 5 s
+
 PORT_ENVS = ("INGEST_PORT", "REWARDS_WEB_PORT", "LEDGER_PORT", "IDENTITY_PORT", "DIRECTORY_PORT")
 
 
@@ -107,6 +109,44 @@ def _signed_readings(device: Keypair, count: int) -> list[dict]:
     ]
 
 
+def _consent(subject: Keypair, action: str, category: str = "environment") -> dict:
+    """A consent change signed by `subject`, as their wallet posts it to identity."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    body = {
+        "subject": subject.did,
+        "category": category,
+        "grantee": "city",
+        "action": action,
+        "purpose": "rewards for air quality readings",
+        "issued_at": now,
+    }
+    return subject.sign(body)
+
+
+def _change_consent(http: httpx.Client, platform: Platform, subject: Keypair, action: str) -> None:
+    """Grant or revoke the city `subject`'s environment data through identity's HTTP API."""
+    response = http.post(f"{platform.url('IDENTITY_PORT')}/v1/consents", json=_consent(subject, action))
+    assert response.status_code == 201, response.text
+    assert response.json()["receipt"]["status"] == {"grant": "granted", "revoke": "revoked"}[action]
+
+
+def _verdict(http: httpx.Client, platform: Platform, reading: dict) -> str:
+    """Ingest's verdict on one reading: "accepted" or the reason it was rejected (without its detail)."""
+    response = http.post(f"{platform.url('INGEST_PORT')}/v1/readings", json={"readings": [reading]})
+    assert response.status_code == 202, response.text
+    [result] = response.json()["results"]
+    return result["reason"].split(":")[0] if result["reason"] else result["status"]
+
+
+def _accepted_within(bound_s: float, http: httpx.Client, platform: Platform, reading: dict) -> None:
+    """Post `reading` until ingest accepts it (a refusal for want of consent spends no sequence number)."""
+    deadline = time.monotonic() + bound_s
+    while (verdict := _verdict(http, platform, reading)) != "accepted":
+        assert verdict == "no_consent", verdict
+        assert time.monotonic() < deadline, "the grant did not reach ingest in time"
+        time.sleep(0.05)
+
+
 def _verify_checkpoint(checkpoint: dict) -> bytes:
     """Check the signed tree head with nothing but its public key; return its root hash."""
     body = {k: v for k, v in checkpoint.items() if k != "signature"}
@@ -138,11 +178,15 @@ def test_a_citizens_readings_settle_and_verify_end_to_end(platform: Platform):
         assert http.post(f"{ingest}/v1/devices", json=registration).status_code == 201
 
         readings = _signed_readings(device, 5)
+        # Ingest takes the owner's air quality readings only once they granted the city that data.
+        assert _verdict(http, platform, readings[0]) == "no_consent"
+        _change_consent(http, platform, owner, "grant")
+        _accepted_within(CONSENT_BOUND_S, http, platform, readings[0])
         forged = {**readings[0], "seq": 99}  # signature no longer matches
-        response = http.post(f"{ingest}/v1/readings", json={"readings": [*readings, forged]})
+        response = http.post(f"{ingest}/v1/readings", json={"readings": [*readings[1:], forged]})
         assert response.status_code == 202
         statuses = [r["status"] for r in response.json()["results"]]
-        assert statuses == ["accepted"] * 5 + ["rejected"]
+        assert statuses == ["accepted"] * 4 + ["rejected"]
 
         deadline = time.monotonic() + 60
         while True:
@@ -215,6 +259,31 @@ def test_bad_requests_get_problem_json(platform: Platform):
         unknown = _signed_readings(Keypair.generate(), 1)
         result = http.post(f"{ingest}/v1/readings", json={"readings": unknown}).json()["results"][0]
         assert result["status"] == "rejected" and result["reason"]
+
+
+def test_consent_granted_and_revoked_through_identity_is_obeyed_by_ingest(platform: Platform):
+    owner, device = Keypair.generate(), Keypair.generate()
+    with httpx.Client(timeout=10) as http:
+        registration = sign_registration(
+            owner,
+            device,
+            {"device_id": device.did, "owner": owner.did, "kind": "air_quality", "zone": "old-town"},
+        )
+        assert http.post(f"{platform.url('INGEST_PORT')}/v1/devices", json=registration).status_code == 201
+        first, *others = _signed_readings(device, 200)
+        assert _verdict(http, platform, first) == "no_consent"
+
+        _change_consent(http, platform, owner, "grant")
+        _accepted_within(CONSENT_BOUND_S, http, platform, first)
+        readings = iter(others)
+
+        _change_consent(http, platform, owner, "revoke")
+        revoked_at = time.monotonic()
+        while (verdict := _verdict(http, platform, next(readings))) != "no_consent":
+            assert verdict == "accepted", verdict
+            assert time.monotonic() - revoked_at < CONSENT_BOUND_S, "the revocation did not reach ingest"
+            time.sleep(0.05)
+        assert _verdict(http, platform, next(readings)) == "no_consent"
 
 
 def test_ctrl_c_stops_every_process(platform: Platform):

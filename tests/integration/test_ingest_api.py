@@ -16,8 +16,12 @@ from services.common.topics import READINGS
 from services.ingest.app import create_app
 from services.ingest.devices import sign_registration
 from services.ingest.settings import IngestSettings
+from tests.support import consents
 from tests.support.asgi import assert_problem, running
 from tests.support.topics import end_offsets, records_published_during
+
+# Without a broker the consent view cannot start: don't let startup wait long for it.
+UNREACHABLE = IngestSettings(consents_start_timeout_s=1)
 
 
 def _registration(owner: Keypair, device: Keypair, kind: str = "noise", zone: str = "old-town") -> dict:
@@ -95,8 +99,10 @@ async def test_a_mixed_batch_publishes_exactly_the_good_readings(platform_settin
     ]
     accepted_before = _sample("smartcity_ingest_readings_accepted_total")
     bad_sig_before = _sample("smartcity_ingest_readings_rejected_total", reason="bad_signature")
-    async with running(create_app(platform_settings)) as client:
+    app = create_app(platform_settings)
+    async with running(app) as client:
         assert (await client.post("/v1/devices", json=_registration(owner, device))).status_code == 201
+        await consents.grant(bootstrap, owner, app)
         start = await end_offsets(bootstrap, READINGS)
         response = await client.post("/v1/readings", json={"readings": batch})
         assert response.status_code == 202, response.text
@@ -159,7 +165,11 @@ async def test_bodies_that_are_not_a_batch_get_a_problem(platform_settings: Plat
         assert empty.status_code == 202 and empty.json()["results"] == []
         assert (await client.get("/healthz")).status_code == 200
         ready = await client.get("/readyz")
-        assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "broker": True}
+        assert ready.status_code == 200 and ready.json()["checks"] == {
+            "database": True,
+            "broker": True,
+            "consents": True,
+        }
 
 
 async def test_broker_unreachable_gives_503_and_accepts_nothing(platform_settings: PlatformSettings):
@@ -168,7 +178,7 @@ async def test_broker_unreachable_gives_503_and_accepts_nothing(platform_setting
     )
     owner, device = Keypair.generate(), Keypair.generate()
     accepted_before = _sample("smartcity_ingest_readings_accepted_total")
-    async with running(create_app(unreachable)) as client:
+    async with running(create_app(unreachable, UNREACHABLE)) as client:
         assert (await client.post("/v1/devices", json=_registration(owner, device))).status_code == 201
         response = await client.post("/v1/readings", json={"readings": [_reading(device, 1)]})
         problem = assert_problem(response, 503)
@@ -178,5 +188,6 @@ async def test_broker_unreachable_gives_503_and_accepts_nothing(platform_setting
         rejected = await client.post("/v1/readings", json={"readings": [_reading(Keypair.generate(), 1)]})
         assert rejected.status_code == 202 and rejected.json()["results"][0]["reason"] == "unknown_device"
         ready = await client.get("/readyz")
-        assert ready.status_code == 503 and ready.json()["checks"]["broker"] is False
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["broker"] is False and ready.json()["checks"]["consents"] is False
     assert _sample("smartcity_ingest_readings_accepted_total") == accepted_before

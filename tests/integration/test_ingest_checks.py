@@ -1,5 +1,6 @@
-"""Every rejection reason of a reading through the ingest API on a real broker and PostgreSQL, each with its
-counter in /metrics, the good readings beside them accepted; and the per-device rate limit (429)."""
+"""Every rejection reason of a reading through the ingest API on a real broker and PostgreSQL (no_consent
+included), each with its counter in /metrics, the good readings beside them accepted; and the per-device rate
+limit (429)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from services.common.topics import READINGS
 from services.ingest.app import create_app
 from services.ingest.checks import Reason
 from services.ingest.settings import IngestSettings
-from tests.support import ingest
+from tests.support import consents, ingest
 from tests.support.asgi import assert_problem, running
 from tests.support.topics import end_offsets, records_published_during
 
 
 async def test_each_rejection_reason_is_named_and_counted(platform_settings: PlatformSettings):
-    owner, device, revoked, stranger = (Keypair.generate() for _ in range(4))
+    owner, device, revoked, stranger, refuser, unconsented = (Keypair.generate() for _ in range(6))
     settings = IngestSettings(max_reading_bytes=1024, max_ahead_s=60, max_age_s=3600)
     ahead = rfc3339(datetime.now(UTC) + timedelta(hours=2))
     good = [ingest.reading(device, 1), ingest.reading(device, 2)]
@@ -37,14 +38,21 @@ async def test_each_rejection_reason_is_named_and_counted(platform_settings: Pla
         Reason.REVOKED_DEVICE: ingest.reading(revoked, 1),
         Reason.KIND_MISMATCH: ingest.reading(device, 9, kind="air_quality", values={"pm10": 3}),
         Reason.ZONE_MISMATCH: ingest.reading(device, 10, zone="harbour"),
+        Reason.NO_CONSENT: ingest.reading(unconsented, 1),  # its owner never granted "environment"
         Reason.DUPLICATE: good[0],
         "good 2": good[1],
     }
     before = {reason: ingest.rejected(reason) for reason in Reason}
     accepted_before = ingest.accepted()
-    async with running(create_app(platform_settings, settings)) as client:
+    app = create_app(platform_settings, settings)
+    async with running(app) as client:
         for key in (device, revoked):
             assert (await client.post("/v1/devices", json=ingest.registration(owner, key))).status_code == 201
+        registered = await client.post("/v1/devices", json=ingest.registration(refuser, unconsented))
+        assert registered.status_code == 201
+        await consents.grant(platform_settings.bootstrap_servers, owner, app)
+        # Another category granted does not stand for the one the reading's kind needs.
+        await consents.grant(platform_settings.bootstrap_servers, refuser, app, categories=["mobility"])
         revoke = await client.post(
             f"/v1/devices/{revoked.did}/revocation", json=ingest.revocation(revoked, owner)
         )
@@ -78,9 +86,11 @@ async def test_a_device_over_its_rate_gets_rejections_then_a_429(platform_settin
     owner, device, other = Keypair.generate(), Keypair.generate(), Keypair.generate()
     settings = IngestSettings(device_rate_per_s=0.01, device_burst=2)
     limited_before = ingest.rejected(Reason.RATE_LIMITED)
-    async with running(create_app(platform_settings, settings)) as client:
+    app = create_app(platform_settings, settings)
+    async with running(app) as client:
         for key in (device, other):
             assert (await client.post("/v1/devices", json=ingest.registration(owner, key))).status_code == 201
+        await consents.grant(platform_settings.bootstrap_servers, owner, app)
         first = await client.post(
             "/v1/readings", json={"readings": [ingest.reading(device, s) for s in (1, 2, 3)]}
         )

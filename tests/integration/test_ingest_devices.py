@@ -7,7 +7,7 @@ from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
-from tests.support import ingest
+from tests.support import consents, ingest
 from tests.support.asgi import assert_problem, running
 
 
@@ -34,7 +34,9 @@ async def test_listing_revoking_and_reading_after_revocation(platform_settings: 
     owner, other_owner, operator, stranger = (Keypair.generate() for _ in range(4))
     mine, theirs = [Keypair.generate() for _ in range(3)], Keypair.generate()
     settings = IngestSettings(operators=[operator.did])
-    async with running(create_app(platform_settings, settings)) as client:
+    app = create_app(platform_settings, settings)
+    async with running(app) as client:
+        await consents.grant(platform_settings.bootstrap_servers, owner, app)
         for device in mine:
             assert (
                 await client.post("/v1/devices", json=ingest.registration(owner, device))
@@ -87,7 +89,9 @@ async def test_listing_revoking_and_reading_after_revocation(platform_settings: 
 
 async def test_key_rotation_keeps_the_history(platform_settings: PlatformSettings):
     owner, old, new, newer, stranger = (Keypair.generate() for _ in range(5))
-    async with running(create_app(platform_settings)) as client:
+    app = create_app(platform_settings)
+    async with running(app) as client:
+        await consents.grant(platform_settings.bootstrap_servers, owner, app)
         assert (await client.post("/v1/devices", json=ingest.registration(owner, old))).status_code == 201
         assert (
             await client.post("/v1/readings", json={"readings": [ingest.reading(old, 41)]})

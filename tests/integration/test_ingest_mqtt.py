@@ -18,16 +18,22 @@ from services.common.signing import Keypair
 from services.common.topics import READINGS
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
-from tests.support import ingest
+from tests.support import consents, ingest
 from tests.support.asgi import running
 from tests.support.topics import end_offsets, records_published_during
 
 MQTT_URL = "mqtt://127.0.0.1:1883"
 
 
-def _app(platform: PlatformSettings, prefix: str) -> FastAPI:
+def _app(platform: PlatformSettings, prefix: str, consents_start_timeout_s: float = 5.0) -> FastAPI:
     return create_app(
-        platform, IngestSettings(mqtt_url=MQTT_URL, mqtt_topic_prefix=prefix, mqtt_batch_wait_ms=5)
+        platform,
+        IngestSettings(
+            mqtt_url=MQTT_URL,
+            mqtt_topic_prefix=prefix,
+            mqtt_batch_wait_ms=5,
+            consents_start_timeout_s=consents_start_timeout_s,
+        ),
     )
 
 
@@ -58,10 +64,12 @@ async def test_readings_over_mqtt_are_checked_published_and_acked(platform_setti
     app = _app(platform_settings, prefix)
     async with running(app) as http, _device_link(prefix) as link:
         assert (await http.post("/v1/devices", json=ingest.registration(owner, device))).status_code == 201
+        await consents.grant(bootstrap, owner, app)
         await app.state.mqtt.connected.wait()
         assert (await http.get("/readyz")).json()["checks"] == {
             "database": True,
             "broker": True,
+            "consents": True,
             "mqtt": True,
         }
         start = await end_offsets(bootstrap, READINGS)
@@ -104,7 +112,7 @@ async def test_mqtt_readings_get_retry_when_the_broker_is_unreachable(platform_s
     unreachable = platform_settings.model_copy(
         update={"kafka_bootstrap_servers": f"127.0.0.1:{embedded.free_port()}", "kafka_send_timeout_s": 1.0}
     )
-    app = _app(unreachable, prefix)
+    app = _app(unreachable, prefix, consents_start_timeout_s=1)
     async with running(app) as http, _device_link(prefix) as link:
         assert (await http.post("/v1/devices", json=ingest.registration(owner, device))).status_code == 201
         await app.state.mqtt.connected.wait()
@@ -118,6 +126,8 @@ async def test_mqtt_readings_get_retry_when_the_broker_is_unreachable(platform_s
         and answer["retry_after_s"] > 0
     )
     # Nothing advanced: with the broker back, the same reading is accepted over HTTP (same database).
-    async with running(create_app(platform_settings)) as http:
+    back = create_app(platform_settings)
+    async with running(back) as http:
+        await consents.grant(platform_settings.bootstrap_servers, owner, back)
         response = await http.post("/v1/readings", json={"readings": [ingest.reading(device, 1)]})
         assert response.json()["results"][0]["status"] == "accepted"

@@ -12,7 +12,8 @@ from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.topics import READINGS
 from services.ingest.app import create_app
-from tests.support import ingest
+from services.ingest.settings import IngestSettings
+from tests.support import consents, ingest
 from tests.support.asgi import assert_problem, running
 from tests.support.topics import end_offsets, records_published_during
 
@@ -36,8 +37,10 @@ async def test_a_retried_batch_gets_duplicate_across_restarts_and_instances(
     bootstrap = platform_settings.bootstrap_servers
     batch = {"readings": [ingest.reading(device, seq) for seq in (1, 2, 3)]}
     start = await end_offsets(bootstrap, READINGS)
-    async with running(create_app(platform_settings)) as first:
+    first_app = create_app(platform_settings)
+    async with running(first_app) as first:
         assert (await first.post("/v1/devices", json=ingest.registration(owner, device))).status_code == 201
+        await consents.grant(bootstrap, owner, first_app)
         assert _statuses(await first.post("/v1/readings", json=batch)) == ["accepted"] * 3
         # The client's retry after a timeout: what went through is a duplicate, not a second copy.
         assert _statuses(await first.post("/v1/readings", json=batch)) == ["duplicate"] * 3
@@ -63,7 +66,9 @@ async def test_concurrent_copies_on_two_instances_publish_once(platform_settings
     bootstrap = platform_settings.bootstrap_servers
     batch = {"readings": [ingest.reading(device, seq) for device in devices for seq in (1, 2)]}
     start = await end_offsets(bootstrap, READINGS)
-    async with running(create_app(platform_settings)) as a, running(create_app(platform_settings)) as b:
+    apps = [create_app(platform_settings), create_app(platform_settings)]
+    async with running(apps[0]) as a, running(apps[1]) as b:
+        await consents.grant(bootstrap, owner, *apps)
         for device in devices:
             assert (await a.post("/v1/devices", json=ingest.registration(owner, device))).status_code == 201
         answers = await asyncio.gather(*(client.post("/v1/readings", json=batch) for client in (a, b, a, b)))
@@ -87,13 +92,15 @@ async def test_503_when_the_broker_is_unreachable_and_the_retry_is_accepted(
     )
     batch = {"readings": [ingest.reading(device, seq) for seq in (1, 2)]}
     accepted_before = ingest.accepted()
-    async with running(create_app(unreachable)) as down:
+    async with running(create_app(unreachable, IngestSettings(consents_start_timeout_s=1))) as down:
         assert (await down.post("/v1/devices", json=ingest.registration(owner, device))).status_code == 201
         response = await down.post("/v1/readings", json=batch)
         problem = assert_problem(response, 503)
         assert int(response.headers["retry-after"]) > 0 and "results" not in problem
     assert ingest.accepted() == accepted_before
     start = await end_offsets(bootstrap, READINGS)
-    async with running(create_app(platform_settings)) as up:  # the same database, the broker back
+    up_app = create_app(platform_settings)
+    async with running(up_app) as up:  # the same database, the broker back
+        await consents.grant(bootstrap, owner, up_app)
         assert _statuses(await up.post("/v1/readings", json=batch)) == ["accepted"] * 2
     assert await _published_seqs(bootstrap, start, device) == [1, 2]

@@ -17,7 +17,7 @@ from services.common.kafka import BrokerUnavailableError
 from services.ingest import devices
 from services.ingest.checks import Rejection
 from services.ingest.metrics import DEVICE_REGISTRATIONS, DEVICE_REVOCATIONS
-from services.ingest.pipeline import RateLimitedError, ReadingPipeline
+from services.ingest.pipeline import ConsentsUnavailableError, RateLimitedError, ReadingPipeline
 from services.ingest.settings import IngestSettings
 from services.ingest.store import DeviceStore, RotationError
 
@@ -80,6 +80,15 @@ async def _dependencies_answer(request: Request) -> AsyncIterator[None]:
     """Turn an unreachable database or broker into a 503 the client may retry, not a 500."""
     try:
         yield
+    except ConsentsUnavailableError as exc:
+        log.warning("consents not known: %s", exc)
+        raise Problem(
+            503,
+            "consents-unavailable",
+            "Whose readings the city may take is not known yet (the consent view has not caught up with "
+            "the broker); none were accepted, retry the batch.",
+            headers=_retry_after(request),
+        ) from exc
     except BrokerUnavailableError as exc:
         log.warning("broker did not acknowledge: %s", exc)
         raise Problem(
