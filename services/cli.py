@@ -13,6 +13,7 @@ from services.common.logs import configure_logging
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair, b64url_encode
 from services.common.topics import ALL_TOPICS
+from services.directory.cli import app as directory_app
 
 app = typer.Typer(
     help="Smart-city platform: readings to micro-rewards on a verifiable ledger.", no_args_is_help=True
@@ -21,6 +22,7 @@ topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 db_app = typer.Typer(help="Service databases.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
+app.add_typer(directory_app, name="directory")
 
 DATABASE_SERVICES = ("ingest", "ledger", "identity", "directory")
 
@@ -82,6 +84,19 @@ def keygen() -> None:
     key = Keypair.generate()
     typer.echo(f"did={key.did}")
     typer.echo(f"seed={b64url_encode(key.seed)}")
+
+
+@app.command()
+def verify(
+    ledger: Annotated[str, typer.Option(help="The ledger's base URL, e.g. http://127.0.0.1:8103.")],
+    public_key: Annotated[str, typer.Option(help="The ledger's did:key, the only thing trusted.")],
+    tx: Annotated[list[str] | None, typer.Option(help="Check inclusion of these transactions only.")] = None,
+    replay: Annotated[bool, typer.Option(help="Replay every leaf and compare all balances.")] = False,
+) -> None:
+    """Verify a ledger over HTTP: checkpoint signatures, consistency, inclusion, optionally balances."""
+    from services.ledger.verifier import run
+
+    raise typer.Exit(run(ledger, public_key, tx, replay))
 
 
 @app.command()

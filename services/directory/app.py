@@ -1,4 +1,5 @@
-"""The directory service: local merchants, stored and published to ``city.merchants.v1``; search comes later."""
+"""The directory service: local merchants (registered by their owners, verified by the city), published to
+``city.merchants.v1``, and the local-first search."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def create_app(
         app.state.producer = KafkaProducer(
             platform.bootstrap_servers, client_id=SERVICE, send_timeout_s=platform.kafka_send_timeout_s
         )
-        app.state.store = MerchantStore(app.state.engine)
+        app.state.store = MerchantStore(app.state.engine, settings.typo_similarity)
         try:
             yield
         finally:
@@ -45,7 +46,8 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         readiness={"database": database_ready, "broker": broker_ready},
-        description="Local businesses: registered by their wallets, published to city.merchants.v1.",
+        description="Local businesses: registered by their wallets, verified by the city, published to "
+        "city.merchants.v1; local-first search and local alternatives to chains.",
     )
     app.include_router(router)
     return app

@@ -119,3 +119,118 @@ def test_the_record_is_keyed_by_wallet_with_a_stable_event_id():
     assert headers["ce_id"] == headers_dict(merchants.outgoing_record(merchant).headers)["ce_id"]
     renamed = _merchant(_registration(name="Corner Bakery & Café"))
     assert headers_dict(merchants.outgoing_record(renamed).headers)["ce_id"] != headers["ce_id"]
+
+
+def test_description_chain_hours_and_closing_are_registered_and_published():
+    signed = _registration(
+        description="Sourdough and coffee", chain="MegaBake", hours={"sat": ["08:00-14:00"]}, active=False
+    )
+    registration = merchants.check_registration(signed)
+    assert registration.hours == {"sat": ["08:00-14:00"]} and registration.active is False
+    assert merchants.check_registration(_registration()).active is True
+
+
+@pytest.mark.parametrize("bad", [{"someday": ["08:00-12:00"]}, {"mon": ["8-12"]}, {"mon": "08:00-12:00"}])
+def test_malformed_hours_name_the_field(bad):
+    with pytest.raises(ValidationError) as raised:
+        merchants.check_registration(_registration(hours=bad))
+    assert "hours" in {str(error["loc"][0]) for error in raised.value.errors()}
+
+
+CITY = Keypair.generate()
+
+
+def _verification(signed: dict, by: Keypair = CITY, **overrides) -> dict:
+    body = {
+        "merchant": WALLET.did,
+        "registration": merchants.registration_hash(signed),
+        "category": "food",
+        "locally_owned": True,
+        "verified_at": "2026-11-21T10:00:00Z",
+        "verifier": by.did,
+    }
+    body.update(overrides)
+    return by.sign(body)
+
+
+def test_a_verification_by_a_directory_key_passes():
+    verification = merchants.check_verification(_verification(_registration()), {CITY.did})
+    assert verification.verified_at == datetime(2026, 11, 21, 10, tzinfo=UTC)
+
+
+def test_a_verification_by_a_key_without_the_role_is_refused_before_its_signature_is_checked():
+    other = Keypair.generate()
+    with pytest.raises(merchants.NotAVerifierError):
+        merchants.check_verification(_verification(_registration(), by=other), {CITY.did})
+    with pytest.raises(SignatureError):
+        merchants.check_verification({**_verification(_registration()), "locally_owned": False}, {CITY.did})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"verified_at": "2026-11-21T10:00:00"}, "verified_at"),
+        ({"registration": "abc"}, "registration"),
+        ({"category": "weapons"}, "category"),
+        ({"merchant": "did:key:nope"}, "merchant"),
+        ({"extra": 1}, "extra"),
+    ],
+)
+def test_a_malformed_verification_names_the_field(overrides, field):
+    with pytest.raises(ValidationError) as raised:
+        merchants.check_verification(_verification(_registration(), **overrides), {CITY.did})
+    assert field in {str(error["loc"][0]) for error in raised.value.errors()}
+
+
+def test_a_verification_holds_while_the_checked_claims_are_unchanged():
+    signed = _registration()
+    verified = Merchant(
+        **{**vars(_merchant(signed)), "verified": True, "verification": _verification(signed)}
+    )
+    renamed = merchants.check_registration(_registration(name="Corner Bakery & Café", hours={"mon": []}))
+    assert merchants.kept_verification(verified, renamed) == verified.verification
+    for change in ({"category": "grocery"}, {"locally_owned": False}):
+        assert (
+            merchants.kept_verification(verified, merchants.check_registration(_registration(**change)))
+            is None
+        )
+    assert merchants.kept_verification(None, renamed) is None
+    assert merchants.kept_verification(_merchant(signed), renamed) is None
+
+
+def test_a_verified_fact_carries_the_signed_verification_and_fits_the_schema():
+    signed = _registration(chain="MegaBake", hours={"mon": ["08:00-12:00"]})
+    verification = _verification(signed, locally_owned=False)
+    merchant = Merchant(
+        **{
+            **vars(_merchant(signed)),
+            "verified": True,
+            "locally_owned": False,
+            "verification": verification,
+            "chain": "MegaBake",
+        }
+    )
+    fact = merchant.fact()
+    schemas.validate(MERCHANTS, fact)
+    assert fact["verification"] == verification and fact["chain"] == "MegaBake"
+    signing.verify(fact["verification"], "verifier")
+    with pytest.raises(schemas.SchemaError):
+        schemas.validate(MERCHANTS, {**fact, "verification": {"sig": "x"}})
+
+
+def test_once_registrations_carry_a_time_an_older_one_is_a_replay():
+    first = _registration(issued_at="2026-11-21T10:00:00Z")
+    held = _merchant(first)
+    newer = _registration(name="Corner Bakery & Café", issued_at="2026-11-21T10:00:01+00:00")
+    merchants.check_newer(held, merchants.check_registration(newer), newer)
+    merchants.check_newer(held, merchants.check_registration(first), first)  # the same again: a retry
+    for stale in (
+        _registration(name="Old Name", issued_at="2026-11-21T09:00:00Z"),
+        _registration(name="Same Time", issued_at="2026-11-21T11:00:00+01:00"),
+        _registration(name="No Time"),
+    ):
+        with pytest.raises(merchants.StaleRegistrationError):
+            merchants.check_newer(held, merchants.check_registration(stale), stale)
+    untimed = _registration()
+    merchants.check_newer(_merchant(untimed), merchants.check_registration(first), first)
+    merchants.check_newer(None, merchants.check_registration(first), first)
