@@ -6,6 +6,8 @@ with ``did:key:z6Mk``.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import base58
 from nacl.signing import VerifyKey
 
@@ -50,8 +52,10 @@ def decode(did: str) -> bytes:
     return key
 
 
+@lru_cache(maxsize=100_000)
 def verify_key(did: str) -> VerifyKey:
-    """Return the PyNaCl verify key of a did:key."""
+    """Return the PyNaCl verify key of a did:key (memoised: the same devices and wallets sign again and
+    again, and base58 decoding costs about as much as half a signature check)."""
     return VerifyKey(decode(did))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal, get_args
 
 from services.common import didkey
@@ -19,14 +20,20 @@ Currency = Literal["CITY", "AID", "CREDIT"]
 CURRENCIES: tuple[str, ...] = get_args(Currency)
 """Every currency the chain knows; balances are reported for each (zero when never touched)."""
 CITY: Currency = "CITY"
+AID: Currency = "AID"
+CREDIT: Currency = "CREDIT"
 
 TREASURY = "city:treasury"
 """The city's issuer account: the source of every CITY in circulation, so it may go negative."""
 REWARDS_POOL = "city:rewards-pool"
 """Funded by the treasury at genesis; every reward is paid out of it."""
 
+AID_POOL = "city:aid-pool"
+"""Funded by the treasury (an issuer command); AID grants are paid out of it and unspent AID returns to it."""
+POOLS: dict[str, str] = {"rewards": REWARDS_POOL, "aid": AID_POOL}
+
 ISSUERS: frozenset[str] = frozenset({TREASURY})
-SYSTEM_ACCOUNTS: frozenset[str] = frozenset({TREASURY, REWARDS_POOL})
+SYSTEM_ACCOUNTS: frozenset[str] = frozenset({TREASURY, REWARDS_POOL, AID_POOL})
 WALLET_PREFIX = didkey.DID_KEY_PREFIX
 
 BalanceKey = tuple[str, str]
@@ -62,13 +69,17 @@ def is_wallet(account: str) -> bool:
     return account.startswith(WALLET_PREFIX)
 
 
+_decode_did_key = lru_cache(maxsize=100_000)(didkey.decode)
+"""did:key decoding, memoised: the same wallets recur in every batch (errors are not cached)."""
+
+
 def check_account(account: object) -> str:
     """Return `account` if it names an account (a well-formed Ed25519 did:key or a system account)."""
     if isinstance(account, str) and account in SYSTEM_ACCOUNTS:
         return account
     try:
-        didkey.decode(account)  # type: ignore[arg-type]
-    except didkey.DidKeyError as exc:
+        _decode_did_key(account)
+    except (didkey.DidKeyError, TypeError) as exc:
         raise AccountError(f"{account!r} is not an Ed25519 did:key nor a system account: {exc}") from exc
     return account  # type: ignore[return-value]
 

@@ -1,7 +1,8 @@
 """The ledger service: settles rewards into a signed, append-only Merkle chain and serves proofs.
 
-The lifespan runs two background tasks beside the API: the settlement consumer (``city.rewards.v1`` ->
-database) and the sealer (database -> signed blocks -> checkpoint and settled events).
+The lifespan runs background tasks beside the API: the settlement consumers (``city.rewards.v1`` ->
+database), the ``city.merchants.v1`` fold, the AID expiry loop and the sealer (database -> signed blocks ->
+checkpoint and settled events).
 """
 
 from __future__ import annotations
@@ -17,21 +18,29 @@ from services.common import db, topics
 from services.common.events import now_rfc3339
 from services.common.http import broker_ready, database_ready
 from services.common.http import create_app as create_service_app
-from services.common.kafka import BatchConsumer, KafkaProducer, ensure_topics
+from services.common.kafka import BatchConsumer, IncomingRecord, KafkaProducer, Rejection, ensure_topics
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.ledger import metrics
 from services.ledger.api.routes import router
 from services.ledger.keys import load_signing_key
+from services.ledger.payments import AID_EXPIRY
 from services.ledger.sealer import Sealer
 from services.ledger.settings import SERVICE, LedgerSettings
-from services.ledger.settlement import RewardSettler
+from services.ledger.settlement import RewardSettler, verification_pool
 from services.ledger.store import LedgerStore
 from services.ledger.transactions import GENESIS, genesis_transaction
 
 log = logging.getLogger(__name__)
 
-LEDGER_TOPICS = (topics.REWARDS, topics.REWARDS.dlq, topics.LEDGER_SETTLED, topics.LEDGER_CHECKPOINTS)
+LEDGER_TOPICS = (
+    topics.REWARDS,
+    topics.REWARDS.dlq,
+    topics.MERCHANTS,
+    topics.MERCHANTS.dlq,
+    topics.LEDGER_SETTLED,
+    topics.LEDGER_CHECKPOINTS,
+)
 
 
 async def open_chain(store: LedgerStore, keypair: Keypair, settings: LedgerSettings) -> None:
@@ -57,6 +66,33 @@ async def open_chain(store: LedgerStore, keypair: Keypair, settings: LedgerSetti
         log.warning("the genesis on the chain differs from LEDGER_GENESIS_SUPPLY; the chain's stands")
 
 
+async def expire_grants(store: LedgerStore, sealer: Sealer, interval_s: float) -> None:
+    """Return the unspent AID of expired grants to the aid pool, every `interval_s`, until cancelled."""
+    while True:
+        try:
+            settled = await store.expire_grants(now_rfc3339())
+        except Exception:
+            log.exception("returning expired AID failed; retrying in %.1fs", interval_s)
+            settled = []
+        if settled:
+            metrics.TRANSACTIONS.labels(AID_EXPIRY).inc(len(settled))
+            sealer.notify_settled(len(settled))
+            log.info("returned the unspent AID of %d expired grants to the aid pool", len(settled))
+            continue
+        await asyncio.sleep(interval_s)
+
+
+class MerchantFold:
+    """The `BatchConsumer` handler folding ``city.merchants.v1`` into the merchants table."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self.store = store
+
+    async def __call__(self, records: list[IncomingRecord]) -> list[Rejection]:
+        await self.store.fold_merchants([r.value for r in records])
+        return []
+
+
 async def workers_ready(app: FastAPI) -> bool:
     """Readiness: the settlement consumer and the sealer are running."""
     return all(not task.done() for task in app.state.workers.values())
@@ -76,22 +112,44 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
             platform.bootstrap_servers, SERVICE, platform.kafka_send_timeout_s
         )
         app.state.workers = {}
+        app.state.issuer_keys = settings.issuers
+        app.state.verify_pool = pool = verification_pool(settings.verify_workers)
         try:
             await asyncio.to_thread(ensure_topics, platform.bootstrap_servers, LEDGER_TOPICS)
             await open_chain(store, keypair, settings)
             sealer = Sealer(store, producer, keypair, settings)
-            consumer = BatchConsumer(
+            # Several members of one group share the partitions: while one waits for its database commit,
+            # another's batch is being verified (the balance locks keep concurrent settlements exact).
+            consumers = [
+                BatchConsumer(
+                    bootstrap_servers=platform.bootstrap_servers,
+                    topic=topics.REWARDS,
+                    group_id=settings.consumer_group,
+                    handler=RewardSettler(store, sealer.notify_settled, pool),
+                    producer=producer,
+                    batch_size=settings.consumer_batch_size,
+                    session_timeout_ms=platform.kafka_session_timeout_ms,
+                )
+                for _ in range(settings.consumers)
+            ]
+            merchants = BatchConsumer(
                 bootstrap_servers=platform.bootstrap_servers,
-                topic=topics.REWARDS,
-                group_id=settings.consumer_group,
-                handler=RewardSettler(store, sealer.notify_settled),
+                topic=topics.MERCHANTS,
+                group_id=settings.merchants_group,
+                handler=MerchantFold(store),
                 producer=producer,
-                batch_size=settings.consumer_batch_size,
                 session_timeout_ms=platform.kafka_session_timeout_ms,
             )
             app.state.workers = {
-                "consumer": asyncio.create_task(consumer.run(), name="ledger-consumer"),
+                **{
+                    f"consumer-{i}": asyncio.create_task(c.run(), name=f"ledger-consumer-{i}")
+                    for i, c in enumerate(consumers)
+                },
+                "merchants": asyncio.create_task(merchants.run(), name="ledger-merchants"),
                 "sealer": asyncio.create_task(sealer.run(), name="ledger-sealer"),
+                "aid-expiry": asyncio.create_task(
+                    expire_grants(store, sealer, settings.aid_expiry_interval_s), name="ledger-aid-expiry"
+                ),
             }
             for task in app.state.workers.values():
                 task.add_done_callback(_log_exit)
@@ -100,13 +158,20 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
             )
             yield
             # Stop taking rewards first, then seal what they settled, then flush the events.
-            consumer.stop()
-            await asyncio.gather(app.state.workers["consumer"], return_exceptions=True)
+            for consumer in [*consumers, merchants]:
+                consumer.stop()
+            app.state.workers["aid-expiry"].cancel()
+            await asyncio.gather(
+                *(task for name, task in app.state.workers.items() if name != "sealer"),
+                return_exceptions=True,
+            )
             sealer.stop()
             await asyncio.gather(app.state.workers["sealer"], return_exceptions=True)
         finally:
             for task in app.state.workers.values():
                 task.cancel()
+            if pool is not None:
+                pool.shutdown()
             producer.close()
             await app.state.engine.dispose()
 

@@ -1,7 +1,11 @@
 """Ledger service settings (env prefix ``LEDGER_``)."""
 
-from pydantic import Field, SecretStr
+import os
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common import didkey
 
 SERVICE = "ledger"
 
@@ -34,3 +38,39 @@ class LedgerSettings(BaseSettings):
     consumer_batch_size: int = Field(
         default=2000, ge=1, description="Rewards settled per database transaction."
     )
+    issuer_keys: str = Field(
+        default="",
+        description="Comma-separated did:keys holding the city's issuer role (rotate by changing the list).",
+    )
+    aid_expiry_interval_s: float = Field(
+        default=1.0, gt=0, description="How often unspent AID of expired grants returns to the aid pool."
+    )
+    consumers: int = Field(
+        default=2,
+        ge=1,
+        description="Members of the settlement consumer group in this process; one verifies while another "
+        "commits.",
+    )
+    verify_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=0,
+        description="Worker processes verifying rewards' signed evidence (0: a thread of the ledger process).",
+    )
+
+    @field_validator("issuer_keys")
+    @classmethod
+    def _issuer_keys_are_did_keys(cls, value: str) -> str:
+        for key in filter(None, (k.strip() for k in value.split(","))):
+            if not didkey.is_did_key(key):
+                raise ValueError(f"{key!r} is not an Ed25519 did:key")
+        return value
+
+    @property
+    def issuers(self) -> frozenset[str]:
+        """The did:keys holding the issuer role."""
+        return frozenset(filter(None, (k.strip() for k in self.issuer_keys.split(","))))
+
+    @property
+    def merchants_group(self) -> str:
+        """Consumer group folding ``city.merchants.v1`` (derived, so each ledger deployment has its own)."""
+        return f"{self.consumer_group}-merchants"

@@ -9,8 +9,13 @@ are committed by the consumer only after this handler returned, i.e. after the d
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import multiprocessing
+import signal
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from services.common.events import now_rfc3339
 from services.common.kafka import IncomingRecord, Rejection
@@ -20,33 +25,113 @@ from services.ledger.transactions import REWARD, RejectedError, Transaction, rew
 
 log = logging.getLogger(__name__)
 
+Prepared = Transaction | tuple[str, str]
+"""A reward's transaction, or the (code, detail) of why it cannot settle."""
 
-def prepare_rewards(
-    records: list[IncomingRecord], timestamp: str
-) -> tuple[list[tuple[IncomingRecord, Transaction]], list[Rejection]]:
-    """Build the transaction of each reward record, or its rejection (CPU-bound: signature checks)."""
-    ready: list[tuple[IncomingRecord, Transaction]] = []
-    rejections: list[Rejection] = []
-    for record in records:
+
+def prepare_rewards(raw_values: list[bytes], timestamp: str) -> list[Prepared]:
+    """Build the transaction of each (schema-valid) reward, or its rejection; in input order.
+
+    CPU-bound (signature checks, canonicalization) and free of I/O, so it runs in worker processes: it
+    takes the raw record bytes, which cross a process boundary far cheaper than parsed objects.
+    """
+    prepared: list[Prepared] = []
+    for raw in raw_values:
         try:
-            ready.append((record, reward_transaction(record.value, timestamp)))
+            prepared.append(reward_transaction(json.loads(raw), timestamp))
         except RejectedError as exc:
-            metrics.REJECTIONS.labels(exc.code).inc()
-            rejections.append(Rejection(record, str(exc)))
-    return ready, rejections
+            prepared.append((exc.code, exc.detail))
+    return prepared
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group; the ledger process stops the workers in its own time.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class VerificationPool:
+    """Worker processes verifying rewards' evidence, a batch split evenly across them.
+
+    Spawned, not forked: the ledger process runs librdkafka and asyncio threads a fork would copy mid-flight.
+    A pool broken by a worker that died is replaced; the batch fails and the consumer retries it.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_ignore_interrupts,
+        )
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes' ids (started on first use)."""
+        return list(self._pool._processes or {})
+
+    async def prepare(self, raw_values: list[bytes], timestamp: str) -> list[Prepared]:
+        """`prepare_rewards` over the workers; raises `BrokenProcessPool` (after replacing the pool)."""
+        loop = asyncio.get_running_loop()
+        size = -(-len(raw_values) // self.workers)
+        chunks = [raw_values[i : i + size] for i in range(0, len(raw_values), size)]
+        pool = self._pool
+        try:
+            results = await asyncio.gather(
+                *(loop.run_in_executor(pool, prepare_rewards, chunk, timestamp) for chunk in chunks)
+            )
+        except BrokenProcessPool:
+            if self._pool is pool:
+                log.warning("a verification worker died; starting a new pool")
+                pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._start()
+            raise
+        return [item for chunk in results for item in chunk]
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+
+def verification_pool(workers: int) -> VerificationPool | None:
+    """A pool of `workers` processes, or None for 0 (verification then runs on a thread)."""
+    return VerificationPool(workers) if workers > 0 else None
 
 
 class RewardSettler:
-    """The `BatchConsumer` handler settling rewards; `on_settled(n)` hears how many were settled."""
+    """The `BatchConsumer` handler settling rewards; `on_settled(n)` hears how many were settled.
 
-    def __init__(self, store: LedgerStore, on_settled: Callable[[int], None] | None = None) -> None:
+    With a `pool`, a batch's verification runs in its worker processes (the ledger's hot path: an Ed25519
+    check per reward); without one it runs on a thread.
+    """
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        on_settled: Callable[[int], None] | None = None,
+        pool: VerificationPool | None = None,
+    ) -> None:
         self.store = store
         self.on_settled = on_settled
+        self.pool = pool
+
+    async def _prepare(self, records: list[IncomingRecord], timestamp: str) -> list[Prepared]:
+        raw = [record.raw for record in records]
+        if self.pool is None:
+            return await asyncio.to_thread(prepare_rewards, raw, timestamp)
+        return await self.pool.prepare(raw, timestamp)
 
     async def __call__(self, records: list[IncomingRecord]) -> list[Rejection]:
         metrics.SETTLEMENT_BATCH.observe(len(records))
-        # CPU-bound (signature checks, canonicalization): off the event loop, so the API keeps answering.
-        ready, rejections = await asyncio.to_thread(prepare_rewards, records, now_rfc3339())
+        ready: list[tuple[IncomingRecord, Transaction]] = []
+        rejections: list[Rejection] = []
+        for record, item in zip(records, await self._prepare(records, now_rfc3339()), strict=True):
+            if isinstance(item, Transaction):
+                ready.append((record, item))
+            else:
+                metrics.REJECTIONS.labels(item[0]).inc()
+                rejections.append(Rejection(record, str(RejectedError(*item))))
         by_tx = {id(tx): record for record, tx in ready}
         outcome = await self.store.settle([tx for _, tx in ready])
         for tx, reason in outcome.rejected:

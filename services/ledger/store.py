@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.events import now_rfc3339
 from services.common.signing import Keypair
-from services.ledger import chain, merkle, tree
+from services.ledger import chain, merkle, payments, tree
 from services.ledger.accounts import (
     WALLET_PREFIX,
     Funds,
@@ -81,6 +81,32 @@ class SettledPosting:
 
 
 @dataclass(frozen=True)
+class Submission:
+    """A signed transfer or issuer command to judge (`plan`) on facts read under lock."""
+
+    signed: Mapping[str, Any]
+    record_key: str
+    """Where the record holds the signed object ("transfer" or "command")."""
+    signer: str
+    tx_id: str
+    plan: Callable[[payments.Facts], payments.Planned]
+    recipient: str | None = None
+    grant_id: str | None = None
+    issuer_keys: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Where a settled transfer or command stands; `created` is False for a retry of a settled one."""
+
+    tx_id: str
+    seq: int
+    leaf_index: int | None
+    block_height: int | None
+    created: bool
+
+
+@dataclass(frozen=True)
 class InclusionProof:
     leaf_index: int
     tree_size: int
@@ -111,61 +137,67 @@ class LedgerStore:
         settled with other content, or that would overdraw an account, is rejected. The others are
         inserted with their postings, queued for sealing, and applied to the balances.
         """
-        outcome = SettleOutcome()
         if not txs:
-            return outcome
+            return SettleOutcome()
+        async with self.connection() as conn, conn.transaction():
+            return await self._settle_in(conn, txs)
+
+    async def _settle_in(self, conn: asyncpg.Connection, txs: Sequence[Transaction]) -> SettleOutcome:
+        """`settle` inside the caller's database transaction."""
+        outcome = SettleOutcome()
         touched = touched_accounts(p for tx in txs for p in tx.postings)
         accounts, currencies = [a for a, _ in touched], [c for _, c in touched]
-        async with self.connection() as conn, conn.transaction():
-            # Every touched balance row exists and is locked, in one sorted order, before funds are
-            # checked: concurrent settlers never overdraw and never deadlock on each other's rows.
-            await conn.execute(
-                """INSERT INTO balances (account, currency, balance, issuer)
-                   SELECT account, currency, 0, issuer
-                   FROM unnest($1::text[], $2::text[], $3::bool[]) AS u(account, currency, issuer)
-                   ORDER BY account, currency
-                   ON CONFLICT (account, currency) DO NOTHING""",
-                accounts,
-                currencies,
-                [is_issuer(a) for a in accounts],
+        # Every touched balance row exists and is locked, in one sorted order, before funds are
+        # checked: concurrent settlers never overdraw and never deadlock on each other's rows.
+        await conn.execute(
+            """INSERT INTO balances (account, currency, balance, issuer)
+               SELECT account, currency, 0, issuer
+               FROM unnest($1::text[], $2::text[], $3::bool[]) AS u(account, currency, issuer)
+               ORDER BY account, currency
+               ON CONFLICT (account, currency) DO NOTHING""",
+            accounts,
+            currencies,
+            [is_issuer(a) for a in accounts],
+        )
+        locked = await conn.fetch(
+            """SELECT b.account, b.currency, b.balance
+               FROM balances b JOIN unnest($1::text[], $2::text[]) AS d(account, currency)
+                 ON b.account = d.account AND b.currency = d.currency
+               ORDER BY b.account, b.currency FOR UPDATE OF b""",
+            accounts,
+            currencies,
+        )
+        funds = Funds({(r["account"], r["currency"]): r["balance"] for r in locked})
+        # Records of ids already settled (parsed only if a transaction repeats one), and of this batch.
+        known: dict[str, bytes | Transaction] = {
+            r["tx_id"]: r["record"]
+            for r in await conn.fetch(
+                "SELECT tx_id, record FROM transactions WHERE tx_id = ANY($1::text[])",
+                [t.tx_id for t in txs],
             )
-            locked = await conn.fetch(
-                """SELECT b.account, b.currency, b.balance
-                   FROM balances b JOIN unnest($1::text[], $2::text[]) AS d(account, currency)
-                     ON b.account = d.account AND b.currency = d.currency
-                   ORDER BY b.account, b.currency FOR UPDATE OF b""",
-                accounts,
-                currencies,
-            )
-            funds = Funds({(r["account"], r["currency"]): r["balance"] for r in locked})
-            known = {
-                r["tx_id"]: json.loads(r["record"])
-                for r in await conn.fetch(
-                    "SELECT tx_id, record FROM transactions WHERE tx_id = ANY($1::text[])",
-                    [t.tx_id for t in txs],
-                )
-            }
-            planned: list[Transaction] = []
-            for tx in txs:
-                if tx.tx_id in known:
-                    if same_content(known[tx.tx_id], tx.record):
-                        outcome.duplicates.append(tx)
-                    else:
-                        reason = RejectedError(
-                            "conflicting-duplicate",
-                            f"transaction {tx.tx_id} is already settled with other content",
-                        )
-                        outcome.rejected.append((tx, reason))
-                    continue
-                try:
-                    funds.apply(tx.postings)
-                except InsufficientFundsError as exc:
-                    outcome.rejected.append((tx, RejectedError("insufficient-funds", str(exc))))
-                    continue
-                known[tx.tx_id] = tx.record
-                planned.append(tx)
-            if planned:
-                await self._insert(conn, planned, outcome)
+        }
+        planned: list[Transaction] = []
+        for tx in txs:
+            if (earlier := known.get(tx.tx_id)) is not None:
+                record = json.loads(earlier) if isinstance(earlier, bytes) else earlier.record
+                if same_content(record, tx.record):
+                    outcome.duplicates.append(tx)
+                else:
+                    reason = RejectedError(
+                        "conflicting-duplicate",
+                        f"transaction {tx.tx_id} is already settled with other content",
+                    )
+                    outcome.rejected.append((tx, reason))
+                continue
+            try:
+                funds.apply(tx.postings)
+            except InsufficientFundsError as exc:
+                outcome.rejected.append((tx, RejectedError("insufficient-funds", str(exc))))
+                continue
+            known[tx.tx_id] = tx
+            planned.append(tx)
+        if planned:
+            await self._insert(conn, planned, outcome)
         return outcome
 
     async def _insert(
@@ -208,6 +240,166 @@ class LedgerStore:
             [c for _, c in changes],
             list(changes.values()),
         )
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Signed transfers and issuer commands
+
+    async def submit(self, request: Submission) -> Receipt:
+        """Judge and settle one signed transfer or issuer command in one database transaction.
+
+        The signer's nonce row is locked first, so two submissions by one signer (from any number of
+        ledger processes) are judged one after the other on up-to-date facts: none can overspend or reuse
+        a nonce. A retry of an already settled object returns its original receipt. Raises `RejectedError`.
+        """
+        async with self.connection() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO nonces (account, nonce) VALUES ($1, 0) ON CONFLICT (account) DO NOTHING",
+                request.signer,
+            )
+            last = await conn.fetchval(
+                "SELECT nonce FROM nonces WHERE account = $1 FOR UPDATE", request.signer
+            )
+            existing = await conn.fetchrow(
+                """SELECT t.seq, t.record, l.leaf_index, l.block_height
+                   FROM transactions t LEFT JOIN leaves l ON l.seq = t.seq WHERE t.tx_id = $1""",
+                request.tx_id,
+            )
+            if existing is not None:
+                if json.loads(existing["record"]).get(request.record_key) != request.signed:
+                    raise RejectedError(
+                        "nonce-reused", "another object with this signer and nonce is already settled"
+                    )
+                return Receipt(
+                    request.tx_id, existing["seq"], existing["leaf_index"], existing["block_height"], False
+                )
+            parties = [a for a in (request.signer, request.recipient) if a]
+            frozen = {
+                r["account"]
+                for r in await conn.fetch(
+                    "SELECT account FROM frozen WHERE account = ANY($1::text[])", parties
+                )
+            }
+            merchant = None
+            if request.recipient:
+                row = await conn.fetchrow("SELECT * FROM merchants WHERE wallet = $1", request.recipient)
+                merchant = None if row is None else _merchant(row)
+            grants = [
+                _grant(r)
+                for r in await conn.fetch(
+                    """SELECT * FROM grants WHERE wallet = $1 AND closed IS NULL
+                       ORDER BY grant_id FOR UPDATE""",
+                    request.signer,
+                )
+            ]
+            grant = None
+            if request.grant_id:
+                row = await conn.fetchrow(
+                    "SELECT * FROM grants WHERE grant_id = $1 AND closed IS NULL FOR UPDATE", request.grant_id
+                )
+                grant = None if row is None else _grant(row)
+            facts = payments.Facts(
+                now=datetime.now(UTC),
+                last_nonce=last,
+                frozen=frozenset(frozen),
+                merchant=merchant,
+                grants=grants,
+                issuer_keys=request.issuer_keys,
+                grant=grant,
+            )
+            planned = request.plan(facts)
+            outcome = await self._settle_in(conn, [planned.tx])
+            if outcome.rejected:
+                raise outcome.rejected[0][1]
+            await self._apply_effects(conn, planned)
+            seq = await conn.fetchval("SELECT seq FROM transactions WHERE tx_id = $1", request.tx_id)
+        return Receipt(request.tx_id, seq, None, None, True)
+
+    @staticmethod
+    async def _apply_effects(conn: asyncpg.Connection, planned: payments.Planned) -> None:
+        await conn.execute("UPDATE nonces SET nonce = $2 WHERE account = $1", planned.signer, planned.nonce)
+        if planned.draws:
+            await conn.execute(
+                """UPDATE grants g SET remaining = g.remaining - d.amount
+                   FROM unnest($1::text[], $2::bigint[]) AS d(grant_id, amount) WHERE g.grant_id = d.grant_id""",
+                [g for g, _ in planned.draws],
+                [a for _, a in planned.draws],
+            )
+        if planned.close_grant:
+            await conn.execute(
+                "UPDATE grants SET closed = 'revoked' WHERE grant_id = $1", planned.close_grant
+            )
+        if (grant := planned.new_grant) is not None:
+            await conn.execute(
+                """INSERT INTO grants (grant_id, wallet, amount, remaining, categories, expires_at)
+                   VALUES ($1, $2, $3, $3, $4, $5)""",
+                grant.grant_id,
+                grant.wallet,
+                grant.remaining,
+                sorted(grant.categories),
+                grant.expires_at,
+            )
+        if planned.freeze:
+            await conn.execute(
+                "INSERT INTO frozen (account, tx_id) VALUES ($1, $2) ON CONFLICT (account) DO NOTHING",
+                planned.freeze,
+                planned.tx.tx_id,
+            )
+        if planned.unfreeze:
+            await conn.execute("DELETE FROM frozen WHERE account = $1", planned.unfreeze)
+
+    async def expire_grants(self, timestamp: str, limit: int = 500) -> list[Transaction]:
+        """Return the unspent AID of grants expired by now to the aid pool; returns the transactions settled.
+
+        Grants are locked with SKIP LOCKED, so ledger processes running this at once share the work, and
+        the expiry transaction's id is one per grant, so none is ever returned twice.
+        """
+        async with self.connection() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """SELECT * FROM grants WHERE closed IS NULL AND expires_at <= now()
+                   ORDER BY expires_at, grant_id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                limit,
+            )
+            if not rows:
+                return []
+            grants = [_grant(r) for r in rows]
+            outcome = await self._settle_in(
+                conn, [payments.plan_expiry(g, timestamp) for g in grants if g.remaining > 0]
+            )
+            await conn.execute(
+                "UPDATE grants SET remaining = 0, closed = 'expired' WHERE grant_id = ANY($1::text[])",
+                [g.grant_id for g in grants],
+            )
+        return outcome.settled
+
+    async def fold_merchants(self, values: Sequence[Mapping[str, Any]]) -> None:
+        """Fold ``city.merchants.v1`` values into the latest per wallet (a later ``updated_at`` wins)."""
+        latest: dict[str, Mapping[str, Any]] = {}
+        for value in values:
+            latest[value["wallet"]] = value
+        if not latest:
+            return
+        items = list(latest.values())
+        async with self.connection() as conn:
+            await conn.execute(
+                """INSERT INTO merchants (wallet, category, locally_owned, verified, active, accepts, updated_at)
+                   SELECT wallet, category, locally_owned, verified, active, string_to_array(accepts, ','),
+                          updated_at
+                   FROM unnest($1::text[], $2::text[], $3::bool[], $4::bool[], $5::bool[], $6::text[],
+                               $7::timestamptz[])
+                        AS u(wallet, category, locally_owned, verified, active, accepts, updated_at)
+                   ON CONFLICT (wallet) DO UPDATE SET category = EXCLUDED.category,
+                     locally_owned = EXCLUDED.locally_owned, verified = EXCLUDED.verified,
+                     active = EXCLUDED.active,
+                     accepts = EXCLUDED.accepts, updated_at = EXCLUDED.updated_at
+                   WHERE merchants.updated_at <= EXCLUDED.updated_at""",
+                [v["wallet"] for v in items],
+                [v["category"] for v in items],
+                [v["locally_owned"] for v in items],
+                [v["verified"] for v in items],
+                [v.get("active", True) for v in items],
+                [",".join(v["accepts"]) for v in items],
+                [payments.parse_time(v["updated_at"]) for v in items],
+            )
 
     # ----------------------------------------------------------------------------------------------------------
     # Sealing
@@ -447,6 +639,23 @@ class LedgerStore:
     @staticmethod
     async def _latest_tree_size(conn: asyncpg.Connection) -> int:
         return await conn.fetchval("SELECT tree_size FROM blocks ORDER BY height DESC LIMIT 1") or 0
+
+
+def _merchant(row: asyncpg.Record) -> payments.Merchant:
+    return payments.Merchant(
+        row["wallet"],
+        row["category"],
+        row["locally_owned"],
+        row["active"],
+        frozenset(row["accepts"]),
+        row["verified"],
+    )
+
+
+def _grant(row: asyncpg.Record) -> payments.Grant:
+    return payments.Grant(
+        row["grant_id"], row["wallet"], row["remaining"], frozenset(row["categories"]), row["expires_at"]
+    )
 
 
 def _rfc3339(moment: datetime) -> str:

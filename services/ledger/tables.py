@@ -8,9 +8,13 @@
 - ``leaves``: the sealed order: leaf index -> transaction, and the block that sealed it.
 - ``tree_nodes``: every complete aligned Merkle node (level 0 = leaf hashes), so proofs read O(log n) rows.
 - ``blocks``: the signed headers (exact JCS bytes), and whether their events were published.
+- ``nonces``: the last accepted nonce of each transfer sender and issuer key (replay protection).
+- ``frozen``: accounts an issuer command froze. ``grants``: AID grants and what is left of each.
+- ``merchants``: the latest ``city.merchants.v1`` value per merchant wallet (the fold of the compacted topic).
 """
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -88,4 +92,44 @@ blocks = Table(
     Column("sealed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("published_at", DateTime(timezone=True), nullable=True),
     Index("ix_blocks_unpublished", "height", postgresql_where="published_at IS NULL"),
+)
+
+nonces = Table(
+    "nonces",
+    metadata,
+    Column("account", String(128), primary_key=True),
+    Column("nonce", BigInteger, nullable=False),
+)
+
+frozen = Table(
+    "frozen",
+    metadata,
+    Column("account", String(128), primary_key=True),
+    Column("tx_id", String(64), nullable=False),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("grant_id", String(64), primary_key=True),
+    Column("wallet", String(128), nullable=False, index=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("remaining", BigInteger, nullable=False),
+    Column("categories", ARRAY(String(64)), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("closed", String(16), nullable=True),
+    CheckConstraint("remaining >= 0 AND remaining <= amount", name="ck_grants_remaining"),
+    Index("ix_grants_open_expiry", "expires_at", postgresql_where="closed IS NULL"),
+)
+
+merchants = Table(
+    "merchants",
+    metadata,
+    Column("wallet", String(128), primary_key=True),
+    Column("category", String(64), nullable=False),
+    Column("locally_owned", Boolean, nullable=False),
+    Column("verified", Boolean, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("accepts", ARRAY(String(16)), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

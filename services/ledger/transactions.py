@@ -8,14 +8,26 @@ transaction settles, so a redelivered reward maps to the same id and can never p
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from services.common import didkey, signing
+from services.common import signing
 from services.common.ids import reading_id, reward_id
-from services.ledger import merkle
-from services.ledger.accounts import CITY, REWARDS_POOL, TREASURY, Posting, PostingError, check_postings
+from services.ledger import jcs, merkle, signatures
+from services.ledger.accounts import (
+    CITY,
+    REWARDS_POOL,
+    TREASURY,
+    AccountError,
+    Posting,
+    PostingError,
+    check_account,
+    check_postings,
+    is_wallet,
+)
 
 GENESIS = "genesis"
 REWARD = "reward"
@@ -44,14 +56,22 @@ GENESIS_TX_ID = derive_tx_id(GENESIS, "city")
 
 @dataclass(frozen=True)
 class Transaction:
-    """A transaction ready to settle: its record, the record's leaf bytes (JCS) and leaf hash."""
+    """A transaction ready to settle: its postings, the record's leaf bytes (JCS) and leaf hash.
+
+    The record itself is parsed back from the leaf when asked for, so a transaction built in a worker
+    process crosses back to the ledger as little more than its bytes.
+    """
 
     tx_id: str
     type: str
     postings: tuple[Posting, ...]
-    record: dict[str, Any]
     leaf: bytes
     leaf_hash: bytes
+
+    @cached_property
+    def record(self) -> dict[str, Any]:
+        """The transaction record (the JSON object whose JCS bytes are the leaf)."""
+        return json.loads(self.leaf)
 
 
 def build_transaction(
@@ -59,10 +79,12 @@ def build_transaction(
 ) -> Transaction:
     """Check the postings balance and build the record ``{tx_id, type, postings, **body, timestamp}``.
 
-    Raises `RejectedError` if the postings do not form a transaction or the record cannot be canonicalized.
+    No postings at all record a decision that moves no money (an account frozen, say). Raises
+    `RejectedError` if the postings do not form a transaction or the record cannot be canonicalized.
     """
     try:
-        check_postings(postings)
+        if postings:
+            check_postings(postings)
     except PostingError as exc:
         raise RejectedError("bad-postings", str(exc)) from exc
     record = {
@@ -73,10 +95,10 @@ def build_transaction(
         "timestamp": timestamp,
     }
     try:
-        leaf = signing.canonical_bytes(record)
+        leaf = jcs.canonical_bytes(record)
     except signing.SignatureError as exc:
         raise RejectedError("not-canonical", str(exc)) from exc
-    return Transaction(tx_id, tx_type, tuple(postings), record, leaf, merkle.leaf_hash(leaf))
+    return Transaction(tx_id, tx_type, tuple(postings), leaf, merkle.leaf_hash(leaf))
 
 
 def genesis_transaction(supply: int, timestamp: str) -> Transaction:
@@ -100,14 +122,19 @@ def verify_reward(reward: Mapping[str, Any]) -> None:
         seq = reading["seq"]
     except (KeyError, TypeError) as exc:
         raise RejectedError("malformed", f"missing field {exc}") from exc
-    if not didkey.is_did_key(wallet):
-        raise RejectedError("bad-wallet", f"{wallet!r} is not an Ed25519 did:key")
     try:
-        signing.verify(reading, "device_id")
+        check_account(wallet)
+        if not is_wallet(wallet):
+            raise AccountError(f"{wallet!r} is a system account")
+    except AccountError as exc:
+        raise RejectedError("bad-wallet", f"{wallet!r} is not an Ed25519 did:key") from exc
+    try:
+        signatures.verify(reading, "device_id")
     except signing.SignatureError as exc:
         raise RejectedError("bad-reading-signature", f"reading not signed by its device: {exc}") from exc
     try:
-        signing.verify(registration, "owner")
+        # A device's registration travels with each of its rewards: verified once, then recognised.
+        signatures.verify(registration, "owner", remember=True)
     except signing.SignatureError as exc:
         raise RejectedError(
             "bad-registration-signature", f"registration not signed by its owner: {exc}"

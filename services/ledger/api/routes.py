@@ -8,9 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from services.common.http import Problem
+from services.common import schemas
+from services.common.events import now_rfc3339 as _now
+from services.common.http import Problem, read_json_body
+from services.ledger import payments
 from services.ledger.accounts import CITY, CURRENCIES, AccountError, Currency, check_account
-from services.ledger.store import LedgerStore, NotFoundError, OutOfRangeError
+from services.ledger.store import LedgerStore, NotFoundError, OutOfRangeError, Receipt, Submission
+from services.ledger.transactions import RejectedError
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
 
@@ -32,6 +36,63 @@ def _tx_id(value: str) -> str:
     if not _TX_ID.match(value):
         raise Problem(400, "invalid-tx-id", f"{value!r} is not a transaction id (64 lowercase hex digits)")
     return value
+
+
+MAX_BODY_BYTES = 16 * 1024
+TRANSFER_SCHEMA = "transfers.v1.json"
+COMMAND_SCHEMA = "issuer-commands.v1.json"
+REJECTION_STATUS = {
+    "bad-signature": 400,
+    "self-transfer": 422,
+    "already-expired": 422,
+    "aid-by-grant-only": 422,
+    "bad-postings": 422,
+    "not-canonical": 422,
+    "not-an-issuer": 403,
+    "account-frozen": 403,
+    "merchant-inactive": 403,
+    "currency-not-accepted": 403,
+    "city-outside-community": 403,
+    "aid-merchants-only": 403,
+    "aid-not-allowed": 403,
+    "merchant-not-verified": 403,
+    "unknown-grant": 404,
+}
+"""HTTP status of each rejection code; the others (stale or reused nonce, funds, spent grant) are 409."""
+
+
+def _body_doc(schema_file: str) -> dict[str, Any]:
+    schema = {"type": "object", "description": f"See schemas/{schema_file}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+async def _signed_body(request: Request, schema_file: str) -> dict[str, Any]:
+    body = await read_json_body(request, MAX_BODY_BYTES)
+    try:
+        schemas.validate_against(schema_file, body)
+    except schemas.SchemaError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise Problem(422, "invalid-body", str(exc), errors=[{"field": field, "message": message}]) from exc
+    return body
+
+
+async def _submit(request: Request, submission: Submission) -> tuple[int, dict[str, Any]]:
+    try:
+        receipt = await get_store(request).submit(submission)
+    except RejectedError as exc:
+        raise Problem(REJECTION_STATUS.get(exc.code, 409), exc.code, exc.detail) from exc
+    return (201 if receipt.created else 200), _receipt(receipt)
+
+
+def _receipt(receipt: Receipt) -> dict[str, Any]:
+    return {
+        "tx_id": receipt.tx_id,
+        "status": "settled" if receipt.leaf_index is None else "sealed",
+        "leaf_index": receipt.leaf_index,
+        "block_height": receipt.block_height,
+        "transaction": f"/v1/transactions/{receipt.tx_id}",
+        "proof": f"/v1/transactions/{receipt.tx_id}/proof",
+    }
 
 
 def _not_found(exc: NotFoundError) -> Problem:
@@ -134,3 +195,46 @@ async def consistency(first: int, second: int, store: LedgerStore = Depends(get_
     except OutOfRangeError as exc:
         raise _out_of_range(exc) from exc
     return {"first": first, "second": second, "proof": [h.hex() for h in proof]}
+
+
+@router.post(
+    "/transfers",
+    status_code=201,
+    summary="Pay from a wallet: a transfer signed by its sender (200 with the original receipt on a retry)",
+    openapi_extra=_body_doc(TRANSFER_SCHEMA),
+)
+async def transfer(request: Request, response: Response) -> dict[str, Any]:
+    body = await _signed_body(request, TRANSFER_SCHEMA)
+    now = _now()
+    submission = Submission(
+        signed=body,
+        record_key="transfer",
+        signer=body["from"],
+        tx_id=payments.transfer_tx_id(body["from"], body["nonce"]),
+        plan=lambda facts: payments.plan_transfer(body, facts, now),
+        recipient=body["to"],
+    )
+    response.status_code, receipt = await _submit(request, submission)
+    return receipt
+
+
+@router.post(
+    "/issuer/commands",
+    status_code=201,
+    summary="An issuer command (mint, fund, grant, revoke, freeze, unfreeze) signed by an issuer key",
+    openapi_extra=_body_doc(COMMAND_SCHEMA),
+)
+async def issuer_command(request: Request, response: Response) -> dict[str, Any]:
+    body = await _signed_body(request, COMMAND_SCHEMA)
+    now = _now()
+    submission = Submission(
+        signed=body,
+        record_key="command",
+        signer=body["issuer"],
+        tx_id=payments.issuer_tx_id(body["issuer"], body["nonce"]),
+        plan=lambda facts: payments.plan_command(body, facts, now),
+        grant_id=body.get("grant_id"),
+        issuer_keys=request.app.state.issuer_keys,
+    )
+    response.status_code, receipt = await _submit(request, submission)
+    return receipt

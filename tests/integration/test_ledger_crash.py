@@ -1,0 +1,117 @@
+"""SIGKILL of a ledger process while it settles a stream of rewards: after a restart every reward is paid
+exactly once, and the chain still verifies with nothing but HTTP and the ledger's public key."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from services.common import topics
+from services.common.embedded import free_port
+from services.common.events import cloudevent_headers
+from services.common.kafka import KafkaProducer, OutgoingRecord
+from services.common.settings import PlatformSettings
+from services.common.signing import Keypair, b64url_encode
+from services.ledger.verifier import verify_ledger
+from tests.conftest import REPO_ROOT
+from tests.support.factories import signed_reward
+from tests.support.topics import unique_group
+
+pytestmark = pytest.mark.integration
+
+REWARDS = 2500
+DEADLINE_S = 90
+
+
+@contextmanager
+def ledger_process(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.ledger"],
+        cwd=REPO_ROOT,
+        env={**env, "LEDGER_PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def tree_size(port: int) -> int:
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/v1/checkpoint", timeout=2)
+    except httpx.TransportError:
+        return 0
+    return response.json()["tree_size"] if response.status_code == 200 else 0
+
+
+def wait_for(probe, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Poll `probe` until truthy (a deadline, not a timing assertion)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not probe():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+async def test_sigkill_mid_settlement_loses_and_doubles_nothing(
+    platform_settings: PlatformSettings, kafka_bootstrap: str
+) -> None:
+    wallets = [Keypair.generate() for _ in range(20)]
+    devices = [Keypair.generate() for _ in range(100)]
+    rewards = [
+        signed_reward(wallets[i % 20], devices[i % 100], seq=i, amount=1 + i % 97) for i in range(REWARDS)
+    ]
+    producer = KafkaProducer(kafka_bootstrap, "test-crash")
+    try:
+        records = [
+            OutgoingRecord(
+                topics.REWARDS, r["wallet"], r, cloudevent_headers("city.reward.v1", "t", r["reward_id"])
+            )
+            for r in rewards
+        ]
+        assert [e for e in await producer.send_batch(records) if e] == []
+    finally:
+        producer.close()
+
+    key = Keypair.generate()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": platform_settings.bootstrap_servers,
+        "DATABASE_URL": platform_settings.database_url or "",
+        "DATABASE_PREFIX": platform_settings.database_prefix,
+        "SMARTCITY_DATA_DIR": str(platform_settings.data_dir),
+        "LEDGER_SIGNING_KEY": b64url_encode(key.seed),
+        "LEDGER_CONSUMER_GROUP": unique_group("ledger-crash"),
+        "LEDGER_CONSUMER_BATCH_SIZE": "250",
+        "LEDGER_SEAL_INTERVAL_MS": "50",
+    }
+    port = free_port()
+    with ledger_process(env, port) as first:
+        # Killed as soon as part of the stream is settled, while it keeps consuming.
+        wait_for(lambda: tree_size(port) > 1, "the first ledger to settle rewards")
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+
+    port = free_port()
+    with ledger_process(env, port):
+        wait_for(lambda: tree_size(port) >= 1 + REWARDS, "the restarted ledger to settle every reward")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            checkpoint = (await client.get("/v1/checkpoint")).json()
+            assert checkpoint["tree_size"] == 1 + REWARDS  # genesis + each reward once, none twice
+            for i, wallet in enumerate(wallets):
+                expected = sum(r["amount"] for r in rewards if r["wallet"] == wallet.did)
+                balances = (await client.get(f"/v1/accounts/{wallet.did}")).json()["balances"]
+                assert balances["CITY"] == expected, i
+            report = await verify_ledger(client, key.did, tx_ids=[], replay=True)
+            assert report.blocks == checkpoint["height"] + 1

@@ -1,0 +1,73 @@
+"""The ledger's fast canonicaliser gives exactly the reference RFC 8785 bytes, or the reference's error."""
+
+from __future__ import annotations
+
+import random
+import sys
+
+import pytest
+
+from services.common import signing
+from services.common.signing import Keypair
+from services.ledger import jcs
+from tests.support.factories import signed_reward
+
+EDGE_FLOATS = [
+    0.1,
+    12.5,
+    -3.75,
+    1e-4,
+    9.99e-5,
+    1e-5,
+    1e-6,
+    1e-7,
+    5e-324,
+    1e15 + 0.5,
+    1e16,
+    1.5e16,
+    1e21,
+    1e22,
+    2.0**53,
+    2.0**53 + 2,
+    2.0**60,
+    -0.0,
+    0.0,
+    12.0,
+    1 / 3,
+    99999999999999.98,
+    sys.float_info.max,
+]
+
+
+@pytest.mark.parametrize("value", EDGE_FLOATS)
+def test_edge_floats_match_the_reference(value: float) -> None:
+    assert jcs.canonical_bytes({"v": [value]}) == signing.canonical_bytes({"v": [value]})
+
+
+def test_random_numbers_match_the_reference() -> None:
+    rng = random.Random(8785)
+    for _ in range(5000):
+        number = rng.uniform(-1, 1) * 10 ** rng.randint(-30, 30)
+        integer = rng.randint(-(2**53) + 1, 2**53 - 1)
+        value = {"f": number, "i": integer, "n": [number, integer]}
+        assert jcs.canonical_bytes(value) == signing.canonical_bytes(value)
+
+
+def test_strings_keys_and_nesting_match_the_reference() -> None:
+    value = {
+        "z": 'tab\tquote"backslash\\ctrl\x01\x1f del\x7f line\u2028 é 😀',
+        "a": [None, True, False, {"b": 1, "a": [], "": {}}],
+        "é": "non-ASCII key (UTF-16 order)",
+        "\U0001f600": "astral key",
+        "\ue000": "private use key",
+        "reward": signed_reward(Keypair.generate()),
+    }
+    assert jcs.canonical_bytes(value) == signing.canonical_bytes(value)
+
+
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), {"big": 2**53}, {"lone": "\ud800"}, {"set": {1}}]
+)
+def test_what_has_no_canonical_form_is_refused(value: object) -> None:
+    with pytest.raises(signing.SignatureError):
+        jcs.canonical_bytes(value)
