@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from services.common.keyfiles import SecretKeyError
 from services.common.signing import Keypair, b64url_encode
-from services.ledger.keys import SigningKeyError, key_path, load_signing_key
+from services.ledger.keys import key_path, load_signing_key
 from services.ledger.settings import LedgerSettings
 
 
@@ -39,5 +40,5 @@ def test_key_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize("bad", ["not base64!", b64url_encode(bytes(31)), b64url_encode(bytes(64))])
 def test_malformed_keys_are_refused(tmp_path: Path, bad: str) -> None:
-    with pytest.raises(SigningKeyError):
+    with pytest.raises(SecretKeyError):
         load_signing_key(LedgerSettings(signing_key=SecretStr(bad)), tmp_path)
