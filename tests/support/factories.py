@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from services.common import ids
+from services.common.events import now_rfc3339
 from services.common.signing import Keypair
+from services.directory.merchants import registration_hash
 
 
 def signed_reward(
@@ -44,3 +46,42 @@ def signed_reward(
         "earned_at": "2026-11-21T09:59:59.000Z",
         "evidence": {"reading": reading, "registration": registration},
     }
+
+
+def merchant_registration(key: Keypair, **fields: Any) -> dict[str, Any]:
+    """A merchant's registration for the directory (POST /v1/merchants), signed by its wallet."""
+    body = {
+        "wallet": key.did,
+        "name": "Corner Grocer",
+        "category": "grocery",
+        "locally_owned": True,
+        "accepts": ["CITY", "AID"],
+        "lat": 52.37,
+        "lon": 4.9,
+        **fields,
+    }
+    return key.sign(body)
+
+
+def merchant_verification(
+    city: Keypair, registration: dict[str, Any], *, verified_at: str | None = None, **found: Any
+) -> dict[str, Any]:
+    """The city's verification of `registration` (POST /v1/merchants/{wallet}/verification), signed by a key
+    with the directory role; `found` overrides the category or local ownership the city found."""
+    return city.sign(
+        {
+            "merchant": registration["wallet"],
+            "registration": registration_hash(registration),
+            "category": found.get("category", registration["category"]),
+            "locally_owned": found.get("locally_owned", registration["locally_owned"]),
+            "verified_at": verified_at or now_rfc3339(),
+            "verifier": city.did,
+        }
+    )
+
+
+def signed_transfer(
+    sender: Keypair, to: str, amount: int, nonce: int, currency: str = "CITY"
+) -> dict[str, Any]:
+    """A peer-to-peer transfer for the ledger (POST /v1/transfers), signed by its sender."""
+    return sender.sign({"from": sender.did, "to": to, "amount": amount, "currency": currency, "nonce": nonce})
