@@ -40,6 +40,10 @@ class Topic:
 READINGS = Topic("city.readings.v1", key="device id", schema="readings.v1.json", has_dlq=True)
 REWARDS = Topic("city.rewards.v1", key="wallet id", schema="rewards.v1.json", has_dlq=True)
 ZONE_STATS = Topic("city.zone-stats.v1", key="zone", schema="zone-stats.v1.json", partitions=3)
+# Keyed and partitioned as READINGS: the decision on readings partition p goes to partition p.
+REWARD_DECISIONS = Topic(
+    "city.reward-decisions.v1", key="device id", schema="reward-decisions.v1.json", partitions=6
+)
 LEDGER_SETTLED = Topic("city.ledger.settled.v1", key="wallet id", schema="ledger-settled.v1.json")
 LEDGER_CHECKPOINTS = Topic(
     "city.ledger.checkpoints.v1", key='"chain"', schema="ledger-checkpoints.v1.json", partitions=1
@@ -65,6 +69,7 @@ PRIMARY_TOPICS: tuple[Topic, ...] = (
     READINGS,
     REWARDS,
     ZONE_STATS,
+    REWARD_DECISIONS,
     LEDGER_SETTLED,
     LEDGER_CHECKPOINTS,
     CONSENTS,

@@ -15,8 +15,9 @@ from confluent_kafka import KafkaException
 from services.common.kafka import ensure_topics
 from services.common.logs import configure_logging
 from services.common.settings import PlatformSettings
-from services.common.topics import READINGS, REWARDS
+from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS, ZONE_STATS
 from services.rewards.app import create_app
+from services.rewards.policy import PolicyError
 from services.rewards.settings import SERVICE, RewardsSettings
 
 log = logging.getLogger("services.rewards")
@@ -28,16 +29,23 @@ def main() -> None:
     configure_logging(SERVICE, platform.log_format, platform.log_level)
     try:
         # Normally done by the platform already; a missing topic would be auto-created with other partitions.
-        ensure_topics(platform.bootstrap_servers, (READINGS, REWARDS, READINGS.dlq))
+        ensure_topics(
+            platform.bootstrap_servers, (READINGS, REWARDS, READINGS.dlq, REWARD_DECISIONS, ZONE_STATS)
+        )
     except KafkaException as exc:
         log.error("the broker at %s does not answer: %s", platform.bootstrap_servers, exc)
         sys.exit(1)
-    app = create_app(platform, settings)
+    try:
+        app = create_app(platform, settings)
+    except PolicyError as exc:
+        log.error("no usable reward policy: %s", exc)
+        sys.exit(2)
     log.info(
-        "rewards worker %s: %s -> %s on %s; web on http://%s:%d",
+        "rewards worker %s: %s -> %s under policy %s on %s; web on http://%s:%d",
         settings.app_id,
         READINGS.name,
         REWARDS.name,
+        app.rewards_policy.policy.version,
         platform.bootstrap_servers,
         platform.bind_host,
         settings.web_port,

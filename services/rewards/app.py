@@ -1,21 +1,32 @@
-"""The rewards stream processor: a Faust app turning ``city.readings.v1`` into ``city.rewards.v1``.
+"""The rewards stream processor: a Faust app turning ``city.readings.v1`` into ``city.rewards.v1``, with
+a decision per reading on ``city.reward-decisions.v1`` and per-zone statistics on ``city.zone-stats.v1``.
 
-Delivery guarantee: at least once, with idempotent effects.
+Delivery guarantee: at least once, with idempotent effects (each reward paid exactly once by the ledger).
 
-- The agent takes readings in batches without acknowledging them (``Stream.noack_take``), produces every
-  reward and DLQ record of the batch, and waits until the broker has acknowledged each one (``acks=all``;
-  failed sends are retried until they succeed). Only then does it ack the batch's events. Faust commits a
-  partition's offset only up to the first event not acked, so a crash, a kill or a stop mid-batch leaves
-  those readings uncommitted, and they are consumed again after the restart or rebalance.
-- Redelivery is harmless: a reading always yields the same reward, byte for byte (the reward id is derived
-  from the reading id and the rule, the value is RFC 8785 JSON, ``ce_time`` is the reading's time), and the
-  ledger's unique reward id keeps a reward from paying twice. A DLQ record may be written twice.
+- The agent takes readings in batches without acknowledging them (``Stream.noack_take``), decides each
+  one under the current policy (`services.rewards.engine`), then publishes in two phases, each waiting
+  until the broker acknowledged every record (``acks=all``; failed sends are retried until they succeed):
+  first the decisions (and DLQ records), then the rewards. Only then does it ack the batch's events.
+  Faust commits a partition's offset only up to the first event not acked, so a crash, a kill or a stop
+  mid-batch leaves those readings uncommitted, and they are consumed again after the restart.
+- The state the decisions depend on (caps per device-hour and wallet-day, stuck-sensor and burst memory,
+  the zone windows, the recent decisions) is rebuilt after every start and rebalance from the decisions
+  topic (`services.rewards.changelog`), which is its changelog. Because decisions are acknowledged before
+  any reward they imply, a reading that paid is always found decided, and gets the same rewards again:
+  same ids, same amounts. The ledger's unique reward id makes the resend a no-op.
+- Why not Faust tables: a table's changelog is written key by key, apart from the rewards, so after a kill
+  it may hold part of a batch's effects and replayed readings would be decided against a state that
+  already counts them (a cap hit twice). A table must also be keyed like the stream (by device), while
+  wallet caps and zone statistics span every device. And Faust refuses table writes inside a
+  ``take`` batch. One decision record per reading is the changelog that avoids all three.
 - Not exactly-once: Faust's ``exactly_once`` needs Kafka transactions and idempotent producers, which the
   embedded broker (Tansu) does not provide; Faust's own issue tracker advises against that mode anyway.
 - Not ``Stream.take``: it acks a batch in a ``finally`` clause, that is even when handling it raised.
 - ``stream_wait_empty=False``: on a stop or a rebalance Faust commits what is acked and cancels the batch
   in hand instead of waiting for it; waiting would hang for as long as a batch cannot be acknowledged
   (broker down), and the cancelled batch is simply consumed again.
+- The policy file is checked every ``REWARDS_POLICY_RELOAD_S``; a new version applies from the next batch,
+  a file that does not validate is refused (logged, counted) and the running policy stays.
 
 Faust creates no topic: the platform creates them (`services.common.kafka.ensure_topics`) with the
 registry's partitions, and this app uses neither tables nor a leader topic.
@@ -26,7 +37,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter as CounterOf
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -34,23 +49,30 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from faust import web
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from services.common.kafka import OutgoingRecord
-from services.common.metrics import DLQ_RECORDS, PRODUCED_RECORDS, exposition
+from services.common.kafka import KafkaProducer, OutgoingRecord
+from services.common.metrics import DLQ_RECORDS, exposition
 from services.common.settings import PlatformSettings
 from services.common.topics import READINGS
-from services.rewards.policy import Policy
-from services.rewards.processor import Outcome, encode_value, handle_reading
-from services.rewards.rules import FlatRule
+from services.rewards.changelog import rebuild_state
+from services.rewards.engine import State, epoch
+from services.rewards.policy import Policy, PolicyError, load_policy
+from services.rewards.processor import Outcome, handle_reading, zone_stats_record
 from services.rewards.settings import SERVICE, RewardsSettings
 
 log = logging.getLogger(__name__)
 
 READINGS_PROCESSED = Counter(
     "smartcity_rewards_readings_total",
-    "Readings processed, by outcome (rewarded, unrewarded: no rule applied, rejected: dead-lettered).",
+    "Readings processed, by outcome (rewarded, unrewarded: decided to earn nothing, replayed: decided "
+    "before and sent again, rejected: dead-lettered).",
     ["outcome"],
+)
+DECISION_REASONS = Counter(
+    "smartcity_rewards_decision_reasons_total",
+    "Reasons in decisions: why a reading earned nothing, or a rule paid less (caps).",
+    ["reason"],
 )
 REWARDS_PRODUCED = Counter(
     "smartcity_rewards_produced_total", "Rewards produced (broker-acknowledged), by rule.", ["rule"]
@@ -67,8 +89,23 @@ BATCH_SECONDS = Histogram(
 BATCH_SIZE = Histogram(
     "smartcity_rewards_batch_size", "Readings per batch.", buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000)
 )
+LATENCY_SECONDS = Histogram(
+    "smartcity_rewards_latency_seconds",
+    "From ingest accepting a reading (received_at) to the broker acknowledging its decision and rewards.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+LAG = Gauge(
+    "smartcity_rewards_consumer_lag",
+    "Readings behind the end of their partition, as of the last batch.",
+    ["partition"],
+)
+POLICY_INFO = Gauge("smartcity_rewards_policy_info", "The policy version in force (value 1).", ["version"])
+POLICY_LOADS = Counter(
+    "smartcity_rewards_policy_loads_total", "Policy files read, by outcome (loaded, refused).", ["outcome"]
+)
 
 FAUST_METRICS_PREFIX = "smartcity_rewards_faust"
+MAX_BATCHES_IN_FLIGHT = 4
 BROKER_CHECK_TIMEOUT_S = 2.0
 
 
@@ -77,18 +114,72 @@ def broker_urls(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server.strip()]
 
 
-def create_policy(settings: RewardsSettings) -> Policy:
-    """The reward policy: one flat rule for now."""
-    return Policy(version=settings.policy_version, rules=(FlatRule(settings.rule, settings.flat_amount),))
+@dataclass
+class PolicyFile:
+    """The policy in force and the file it comes from; `reload` swaps in a new valid version."""
+
+    path: Path
+    policy: Policy
+    stamp: tuple[int, int] = (0, 0)
+
+    @classmethod
+    def open(cls, path: Path) -> PolicyFile:
+        """Load the policy at `path`; raises `PolicyError` (a worker does not start without a policy)."""
+        stamp = _stamp(path)
+        policy = load_policy(path)
+        POLICY_INFO.labels(policy.version).set(1)
+        POLICY_LOADS.labels("loaded").inc()
+        return cls(path, policy, stamp)
+
+    def reload(self) -> bool:
+        """Load the file again if it changed; True if a new policy is in force. A bad file is refused."""
+        try:
+            stamp = _stamp(self.path)
+        except OSError as exc:
+            stamp = (-1, -1)
+            if stamp != self.stamp:
+                log.error("policy file %s is gone (%s); policy %s stays", self.path, exc, self.policy.version)
+        if stamp == self.stamp:
+            return False
+        self.stamp = stamp
+        try:
+            policy = load_policy(self.path)
+        except PolicyError as exc:
+            POLICY_LOADS.labels("refused").inc()
+            log.error("refused the new policy file: %s; policy %s stays in force", exc, self.policy.version)
+            return False
+        POLICY_LOADS.labels("loaded").inc()
+        POLICY_INFO.labels(self.policy.version).set(0)
+        POLICY_INFO.labels(policy.version).set(1)
+        log.info("policy %s in force (was %s), from %s", policy.version, self.policy.version, self.path)
+        self.policy = policy
+        return True
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@dataclass
+class Engine:
+    """The worker's state, and whether it must be rebuilt from the decisions topic before the next batch."""
+
+    state: State
+    stale: bool = True
 
 
 def create_app(
     platform: PlatformSettings | None = None, settings: RewardsSettings | None = None
 ) -> faust.App:
-    """The Faust app: the readings agent and the web pages (``/metrics``, ``/healthz``, ``/readyz``)."""
+    """The Faust app: the readings agent, its timers and the web pages (``/metrics``, ``/healthz``, ``/readyz``).
+
+    Raises `PolicyError` if the policy file cannot be used.
+    """
     platform = platform or PlatformSettings()
     settings = settings or RewardsSettings()
-    policy = create_policy(settings)
+    policy_file = PolicyFile.open(settings.policy_path)
+    engine = Engine(State(recent_limit=settings.recent_decisions))
     session_timeout_s = platform.kafka_session_timeout_ms / 1000
     datadir = platform.data_dir / SERVICE
     datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates datadir itself, but not its parents
@@ -120,19 +211,13 @@ def create_app(
     app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(faust_registry, FAUST_METRICS_PREFIX))
     admin: list[AdminClient] = []  # created by the first readiness check
 
-    async def send(record: OutgoingRecord) -> None:
-        """Produce one record and wait for the broker's acknowledgement."""
-        # Through the producer rather than Topic.send: on a failed send, Topic.send also fails a second
-        # future that nobody can await, which asyncio then logs as "exception was never retrieved".
-        delivery = await app.producer.send(
-            record.topic.name,
-            record.key.encode(),
-            encode_value(record),
-            partition=None,  # the producer's key partitioner: one wallet, one partition
-            timestamp=None,
-            headers=record.headers,
-        )
-        await delivery
+    # Outputs go through the platform's confluent-kafka producer rather than Faust's (aiokafka): its
+    # librdkafka client batches in C, where aiokafka spends ~100 µs of Python per record, more than the
+    # whole decision. Same key partitioner (murmur2) as ingest, so a decision lands on its reading's
+    # partition number. Its poll thread is a daemon: nothing to close, every send is awaited anyway.
+    producer = KafkaProducer(
+        platform.bootstrap_servers, client_id=settings.app_id, send_timeout_s=platform.kafka_send_timeout_s
+    )
 
     async def publish(records: Sequence[OutgoingRecord]) -> None:
         """Send `records` until the broker acknowledged every one, retrying the failed ones.
@@ -142,50 +227,121 @@ def create_app(
         pending = list(records)
         backoff_s = 0.2
         while pending:
-            results = await asyncio.gather(*(send(r) for r in pending), return_exceptions=True)
-            failed = []
-            for record, result in zip(pending, results, strict=True):
-                PRODUCED_RECORDS.labels(record.topic.name, "ok" if result is None else "error").inc()
-                if result is not None:
-                    failed.append(record)
+            errors = await producer.send_batch(pending)
+            failed = [record for record, error in zip(pending, errors, strict=True) if error]
             if failed:
-                error = next(r for r in results if r is not None)
                 log.warning(
-                    "%d of %d sends failed (%r); retrying in %.1fs",
+                    "%d of %d sends failed (%s); retrying in %.1fs",
                     len(failed),
                     len(pending),
-                    error,
+                    next(error for error in errors if error),
                     backoff_s,
                 )
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 5.0)
             pending = failed
 
+    async def rebuild() -> None:
+        now = time.time()
+        engine.state = await asyncio.to_thread(
+            rebuild_state,
+            platform.bootstrap_servers,
+            app_id=settings.app_id,
+            since=now - settings.rebuild_horizon_s,
+            now=now,
+            recent_limit=settings.recent_decisions,
+        )
+        engine.stale = False
+
+    async def finish(
+        stream: faust.StreamT,
+        events: Sequence[Any],
+        outcomes: Sequence[Outcome],
+        earlier_decided: asyncio.Event,
+        decided: asyncio.Event,
+        started: float,
+    ) -> None:
+        """Publish a decided batch: its decisions, then (once every earlier batch's decisions are
+        acknowledged too) its rewards; then ack its readings."""
+        await publish([record for outcome in outcomes for record in outcome.records])
+        # A replayed reading's rewards rest on an earlier batch's decision: that must be durable first.
+        await earlier_decided.wait()
+        decided.set()
+        await publish([record for outcome in outcomes for record in outcome.reward_records])
+        for event in events:
+            await stream.ack(event)
+        _observe(outcomes, settings.app_id)
+        _observe_lag(app, events)
+        BATCH_SIZE.observe(len(events))
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+
     @app.agent(readings_topic, name="rewards")
     async def reward_readings(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(settings.batch_size, within=settings.batch_wait_s):
-            started = time.perf_counter()
-            outcomes = [
-                handle_reading(
-                    event.message.value,
-                    key=event.message.key,
-                    partition=event.message.partition,
-                    offset=event.message.offset,
-                    headers=event.message.headers,
-                    policy=policy,
-                    consumer=settings.app_id,
+        # Batches are decided one after the other (the state is sequential) but published in a pipeline:
+        # waiting for the broker's acknowledgements of one batch before deciding the next would leave the
+        # worker idle most of the time.
+        in_flight: deque[asyncio.Task[None]] = deque()
+        decided = asyncio.Event()
+        decided.set()
+        try:
+            async for events in stream.noack_take(settings.batch_size, within=settings.batch_wait_s):
+                started = time.perf_counter()
+                if engine.stale:
+                    while in_flight:  # our own decisions must be on the topic before reading it back
+                        await in_flight.popleft()
+                    await rebuild()
+                now = time.time()
+                policy = policy_file.policy
+                outcomes = [
+                    handle_reading(
+                        event.message.value,
+                        key=event.message.key,
+                        partition=event.message.partition,
+                        offset=event.message.offset,
+                        headers=event.message.headers,
+                        policy=policy,
+                        state=engine.state,
+                        consumer=settings.app_id,
+                        now=now,
+                    )
+                    for event in events
+                ]
+                earlier, decided = decided, asyncio.Event()
+                in_flight.append(
+                    asyncio.ensure_future(finish(stream, events, outcomes, earlier, decided, started))
                 )
-                for event in events
-            ]
-            await publish([record for outcome in outcomes for record in outcome.records])
-            for event in events:
-                await stream.ack(event)
-            _observe(outcomes, settings.app_id)
-            BATCH_SIZE.observe(len(events))
-            BATCH_SECONDS.observe(time.perf_counter() - started)
+                while in_flight and (len(in_flight) > MAX_BATCHES_IN_FLIGHT or in_flight[0].done()):
+                    await in_flight.popleft()
+        finally:
+            # Stopping or rebalancing: what is not acknowledged yet is consumed again (and found decided).
+            for task in in_flight:
+                task.cancel()
+
+    @app.timer(interval=1.0)
+    async def publish_zone_stats() -> None:
+        if engine.stale:
+            return  # the windows are about to be rebuilt
+        now = time.time()
+        state = engine.state
+        windows = [
+            (window, window.touched)
+            for window in state.closable(now, settings.zone_stats_grace_s, settings.zone_stats_idle_s)
+        ]
+        if windows:
+            await publish([zone_stats_record(window) for window, _ in windows])
+            for window, touched in windows:
+                # Readings that arrived while publishing make the window news again.
+                window.dirty = window.touched != touched
+        state.prune(now)
+
+    @app.timer(interval=settings.policy_reload_s)
+    async def reload_policy() -> None:
+        await asyncio.to_thread(policy_file.reload)
 
     @app.on_rebalance_complete.connect
     async def on_rebalance_complete(sender: faust.App, **kwargs: Any) -> None:
+        # Partitions may have moved: their decisions must be read back before the next batch.
+        engine.stale = True
         assigned = sorted(tp.partition for tp in sender.consumer.assignment() if tp.topic == READINGS.name)
         log.info(
             "consumer group %s: %s partitions %s assigned here", settings.app_id, READINGS.name, assigned
@@ -205,7 +361,12 @@ def create_app(
             "consumer": app.tables.recovery.completed.is_set() and not app.rebalancing,
         }
         ready = all(checks.values())
-        body = {"status": "ready" if ready else "not-ready", "service": SERVICE, "checks": checks}
+        body = {
+            "status": "ready" if ready else "not-ready",
+            "service": SERVICE,
+            "checks": checks,
+            "policy_version": policy_file.policy.version,
+        }
         return self.json(body, status=200 if ready else 503)
 
     @app.page("/metrics")
@@ -214,14 +375,21 @@ def create_app(
         # The content type goes in a header: aiohttp refuses one with a charset as content_type.
         return self.bytes(payload + generate_latest(faust_registry), headers={"Content-Type": content_type})
 
+    app.rewards_policy = policy_file  # the version in force, for the start-up log line
     return app
 
 
 def _observe(outcomes: Sequence[Outcome], consumer: str) -> None:
-    """Count a batch whose records the broker acknowledged."""
+    """Count a batch whose records the broker acknowledged (summed first: a label lookup per reading
+    would cost more than a tenth of the decision)."""
+    now = time.time()
+    readings: CounterOf[str] = CounterOf()
+    reasons: CounterOf[str] = CounterOf()
+    rewards: CounterOf[tuple[str, str]] = CounterOf()
+    paid: CounterOf[tuple[str, str]] = CounterOf()
     for outcome in outcomes:
         if outcome.rejection is not None:
-            READINGS_PROCESSED.labels("rejected").inc()
+            readings["rejected"] += 1
             REJECTIONS.labels(outcome.rejection).inc()
             DLQ_RECORDS.labels(READINGS.name, consumer).inc()
             dead = outcome.records[0].value
@@ -233,10 +401,33 @@ def _observe(outcomes: Sequence[Outcome], consumer: str) -> None:
                 dead["reason"],
             )
             continue
-        READINGS_PROCESSED.labels("rewarded" if outcome.rewards else "unrewarded").inc()
+        if outcome.replayed:
+            readings["replayed"] += 1
+        else:
+            readings["rewarded" if outcome.rewards else "unrewarded"] += 1
+            if outcome.decision is not None:
+                reasons.update(reason.code for reason in outcome.decision.reasons)
+            if outcome.received_at is not None:
+                LATENCY_SECONDS.observe(max(0.0, now - epoch(outcome.received_at)))
         for reward in outcome.rewards:
-            REWARDS_PRODUCED.labels(reward["rule"]).inc()
-            REWARDED_MICRO_UNITS.labels(reward["rule"], reward["currency"]).inc(reward["amount"])
+            rewards[reward["rule"], reward["currency"]] += 1
+            paid[reward["rule"], reward["currency"]] += reward["amount"]
+    for outcome_label, count in readings.items():
+        READINGS_PROCESSED.labels(outcome_label).inc(count)
+    for code, count in reasons.items():
+        DECISION_REASONS.labels(code).inc(count)
+    for (rule, currency), count in rewards.items():
+        REWARDS_PRODUCED.labels(rule).inc(count)
+        REWARDED_MICRO_UNITS.labels(rule, currency).inc(paid[rule, currency])
+
+
+def _observe_lag(app: faust.App, events: Sequence[Any]) -> None:
+    """The lag of each partition in the batch: records after its last event."""
+    last = {event.message.tp: event.message.offset for event in events}
+    for tp, offset in last.items():
+        highwater = app.consumer.highwater(tp)
+        if highwater is not None:
+            LAG.labels(str(tp.partition)).set(max(0, highwater - offset - 1))
 
 
 def _broker_answers(admin: AdminClient) -> bool:

@@ -1,54 +1,190 @@
-"""The reward policy (pure): a versioned set of rules, and the rewards a reading earns under it.
+"""The reward policy (pure): a versioned YAML file the city edits, validated by ``schemas/policy.v1.json``.
 
-A reward is deterministic: its id is sha256 hex of ``'<reading_id>/<rule>'``, and every field comes from
-the reading, the rule and the policy version, so a redelivered reading yields the same reward, byte for
-byte, and the ledger's unique reward id keeps it from paying twice.
+Per reading kind it sets the data reward (rule ``data.<kind>``), the possible range of each value, the
+behaviour reward (rule ``behaviour.<kind>``: each value times its CO2e conversion factor, with its
+source, times the price of a kg CO2e) and overrides of the quality checks; and for all kinds the caps per device
+per hour and per wallet per day. `load_policy` refuses a file that does not fit, with the reason.
+
+A reward is deterministic: its id is sha256 hex of ``'<reading_id>/<rule>'``, its amount comes from the
+reading and the policy alone (integer arithmetic on exact fractions of the decimal numbers as written),
+so the same reading under the same policy always earns the same reward, byte for byte.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from services.common import schemas
 from services.common.ids import reward_id
 from services.rewards.readings import AcceptedReading
-from services.rewards.rules import RewardDecision, Rule
 
 CURRENCY = "CITY"
+POLICY_SCHEMA = "policy.v1.json"
+DATA_RULE = "data"
+BEHAVIOUR_RULE = "behaviour"
+MAX_MICRO_UNITS = 2**53 - 1  # schemas/defs.v1.json#/$defs/micro_units: exact in every JSON parser
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The possible range of one value of a kind; outside it a reading is impossible."""
+
+    low: float
+    high: float
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Burst:
+    """More than `max_readings` from one device within `per_seconds`: a burst."""
+
+    max_readings: int
+    per_seconds: int
+
+
+@dataclass(frozen=True)
+class Outlier:
+    """A value whose robust z-score against the zone's window exceeds `robust_z` is an outlier."""
+
+    enabled: bool
+    robust_z: float
+    min_samples: int
+
+
+@dataclass(frozen=True)
+class Factor:
+    """kg CO2e avoided per unit of a value, and where that figure comes from."""
+
+    kg_co2e_per_unit: Fraction
+    source: str
+
+
+@dataclass(frozen=True)
+class KindPolicy:
+    """What readings of one kind earn and how they are checked."""
+
+    kind: str
+    data_reward: int
+    bounds: Mapping[str, Bounds]
+    behaviour: Mapping[str, Factor]  # by value name; empty: no behaviour reward
+    stuck_repeats: int | None
+    burst: Burst
+    outlier: Outlier
+
+    @property
+    def data_rule(self) -> str:
+        return f"{DATA_RULE}.{self.kind}"
+
+    @property
+    def behaviour_rule(self) -> str:
+        return f"{BEHAVIOUR_RULE}.{self.kind}"
 
 
 @dataclass(frozen=True)
 class Policy:
-    """A version and its rules; each rule pays at most one reward per reading."""
+    """One version of the policy."""
 
     version: str
-    rules: tuple[Rule, ...]
+    device_per_hour: int
+    wallet_per_day: int
+    micro_city_per_kg_co2e: int
+    kinds: Mapping[str, KindPolicy]
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.version, str) or not 1 <= len(self.version) <= 64:
-            raise ValueError(f"a policy version is a string of 1 to 64 characters: {self.version!r}")
-        names = [rule.name for rule in self.rules]
-        if len(set(names)) != len(names):
-            # Two rules of one name would derive the same reward id for different rewards.
-            raise ValueError(f"rule names must be unique: {names}")
+    def amounts(self, kind: KindPolicy, values: Mapping[str, float]) -> list[tuple[str, int]]:
+        """The (rule, micro-CITY) each rule of `kind` pays for `values`, before caps; zero amounts left out."""
+        earned = []
+        if kind.data_reward:
+            earned.append((kind.data_rule, kind.data_reward))
+        if kind.behaviour:
+            # Fraction(str(x)) is the decimal as written: no binary float rounding in the money.
+            kg = sum(
+                (
+                    Fraction(str(values[name])) * factor.kg_co2e_per_unit
+                    for name, factor in kind.behaviour.items()
+                    if name in values
+                ),
+                Fraction(0),
+            )
+            amount = min(math.floor(kg * self.micro_city_per_kg_co2e), MAX_MICRO_UNITS)
+            if amount > 0:
+                earned.append((kind.behaviour_rule, amount))
+        return earned
 
-    def decide(self, reading: AcceptedReading) -> list[RewardDecision]:
-        """The rewards `reading` earns, one per applicable rule, in rule order."""
-        return [decision for rule in self.rules if (decision := rule.evaluate(reading)) is not None]
 
-    def rewards(self, reading: AcceptedReading) -> list[dict[str, Any]]:
-        """The reward objects (schemas/rewards.v1.json) `reading` earns under this policy."""
-        return [reward(reading, decision, self.version) for decision in self.decide(reading)]
+def parse_policy(document: Any, origin: str = "policy") -> Policy:
+    """Build a `Policy` from a decoded policy document; raises `PolicyError` naming `origin` and the field."""
+    try:
+        schemas.validate_against(POLICY_SCHEMA, document)
+    except schemas.SchemaError as exc:
+        raise PolicyError(f"{origin} does not fit {POLICY_SCHEMA}: {exc}") from exc
+    quality = document["quality"]
+    kinds = {}
+    for name, spec in document["kinds"].items():
+        override = spec.get("quality", {})
+        bounds = {
+            value: Bounds(float(b["min"]), float(b["max"]), b.get("required", True))
+            for value, b in spec["values"].items()
+        }
+        for value, b in bounds.items():
+            if b.low > b.high:
+                raise PolicyError(f"{origin}: kinds/{name}/values/{value}: min {b.low} is above max {b.high}")
+        factors = spec.get("behaviour", {}).get("factors", {})
+        for value in factors:
+            if value not in bounds:
+                raise PolicyError(
+                    f"{origin}: kinds/{name}/behaviour/factors: {value!r} is not one of the kind's values"
+                )
+        behaviour = {
+            value: Factor(Fraction(str(f["kg_co2e_per_unit"])), f["source"]) for value, f in factors.items()
+        }
+        kinds[name] = KindPolicy(
+            kind=name,
+            data_reward=spec.get("data_reward", 0),
+            bounds=bounds,
+            behaviour=behaviour,
+            stuck_repeats=override.get("stuck_repeats", quality["stuck_repeats"]),
+            burst=Burst(**override.get("burst", quality["burst"])),
+            outlier=Outlier(**override.get("outlier", quality["outlier"])),
+        )
+    return Policy(
+        version=document["version"],
+        device_per_hour=document["caps"]["device_per_hour"],
+        wallet_per_day=document["caps"]["wallet_per_day"],
+        micro_city_per_kg_co2e=document["behaviour"]["micro_city_per_kg_co2e"],
+        kinds=kinds,
+    )
 
 
-def reward(reading: AcceptedReading, decision: RewardDecision, policy_version: str) -> dict[str, Any]:
-    """The reward object of `decision` on `reading`: paid to the reading's owner, with the signed evidence."""
+def load_policy(path: Path) -> Policy:
+    """Read and validate the policy file at `path`; raises `PolicyError` with the file and the reason."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyError(f"cannot read the policy file {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path} is not valid YAML: {exc}") from exc
+    return parse_policy(document, str(path))
+
+
+def reward(reading: AcceptedReading, rule: str, amount: int, policy_version: str) -> dict[str, Any]:
+    """The reward object (schemas/rewards.v1.json) of `rule` paying `amount` for `reading` to its owner."""
     return {
-        "reward_id": reward_id(reading.reading_id, decision.rule),
+        "reward_id": reward_id(reading.reading_id, rule),
         "wallet": reading.owner,
-        "amount": decision.amount,
+        "amount": amount,
         "currency": CURRENCY,
-        "rule": decision.rule,
+        "rule": rule,
         "policy_version": policy_version,
         "reading_id": reading.reading_id,
         "earned_at": reading.ts,

@@ -1,9 +1,12 @@
 """From one ``city.readings.v1`` record to the records it produces, independent of Faust.
 
-An accepted reading becomes one ``city.rewards.v1`` record per reward (keyed by wallet, CloudEvents
-headers, JCS-encoded value); a record that cannot be rewarded becomes one ``city.readings.dlq.v1`` record
-naming the reason. Apart from the DLQ record's ``failed_at``, the output depends on nothing but the input
-and the policy.
+A verified reading not decided before is decided under the current policy (`engine.decide`), the decision is
+folded into the state, and it becomes one ``city.reward-decisions.v1`` record (same key and partition as the
+reading) and one ``city.rewards.v1`` record per payment (keyed by wallet, CloudEvents headers, JCS-encoded
+value). A reading decided before (a redelivery) yields the rewards of its earlier decision again, identical,
+and no new decision. A record that cannot be verified becomes one ``city.readings.dlq.v1`` record naming
+the reason. Apart from the DLQ record's ``failed_at``, the output depends on nothing but the input, the
+policy and the decisions before it.
 """
 
 from __future__ import annotations
@@ -13,16 +16,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.common import signing
 from services.common.events import cloudevent_headers
 from services.common.kafka import OutgoingRecord, dlq_record
-from services.common.topics import READINGS, REWARDS
-from services.rewards.policy import Policy
+from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS, ZONE_STATS
+from services.rewards.engine import Decision, State, ZoneWindow, decide
+from services.rewards.policy import Policy, reward
 from services.rewards.readings import InvalidReading, parse
 
 log = logging.getLogger(__name__)
 
 REWARD_EVENT_TYPE = "city.reward.v1"
+DECISION_EVENT_TYPE = "city.reward-decision.v1"
+ZONE_STATS_EVENT_TYPE = "city.zone-stats.v1"
 EVENT_SOURCE = "smartcity/rewards"
 INTERNAL_ERROR = "internal-error"
 
@@ -31,11 +36,22 @@ Headers = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one readings record turned into: its outgoing records, the rewards, or a rejection reason."""
+    """What one readings record turned into.
+
+    `records` go out first (the decision, or the DLQ record), `rewards` only once the broker acknowledged
+    them, so that no reward exists whose decision a restarted worker could not read back.
+    """
 
     records: tuple[OutgoingRecord, ...]
     rewards: tuple[dict[str, Any], ...] = ()
+    decision: Decision | None = None
+    replayed: bool = False
     rejection: str | None = None
+    received_at: str | None = None
+
+    @property
+    def reward_records(self) -> list[OutgoingRecord]:
+        return [reward_record(r) for r in self.rewards]
 
 
 def handle_reading(
@@ -46,11 +62,20 @@ def handle_reading(
     offset: int,
     headers: Headers,
     policy: Policy,
+    state: State,
     consumer: str,
+    now: float = 0.0,
 ) -> Outcome:
-    """The records one readings record produces: its rewards, or a DLQ record with the reason."""
+    """Decide one readings record (changing `state`), or dead-letter it with the reason."""
     try:
-        rewards = policy.rewards(parse(raw))
+        reading = parse(raw)
+        earlier = state.recent.get(reading.reading_id)
+        if earlier is not None:
+            rewards = tuple(
+                reward(reading, rule, amount, earlier.policy_version) for rule, amount in earlier.payments
+            )
+            return Outcome(records=(), rewards=rewards, decision=earlier, replayed=True)
+        decision = decide(reading, policy, state)
     except InvalidReading as exc:
         reason, detail = exc.reason, str(exc)
     except Exception as exc:
@@ -58,7 +83,16 @@ def handle_reading(
         log.exception("unexpected error on %s[%d]@%d", READINGS.name, partition, offset)
         reason, detail = INTERNAL_ERROR, f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}"
     else:
-        return Outcome(records=tuple(reward_record(r) for r in rewards), rewards=tuple(rewards))
+        state.apply(decision, now)
+        rewards = tuple(
+            reward(reading, rule, amount, decision.policy_version) for rule, amount in decision.payments
+        )
+        return Outcome(
+            records=(decision_record(decision, partition, offset, consumer),),
+            rewards=rewards,
+            decision=decision,
+            received_at=reading.received_at,
+        )
     dead = dlq_record(
         READINGS,
         key=key,
@@ -70,6 +104,17 @@ def handle_reading(
         headers=_header_pairs(headers),
     )
     return Outcome(records=(dead,), rejection=reason)
+
+
+def decision_record(decision: Decision, partition: int, offset: int, decided_by: str) -> OutgoingRecord:
+    """The ``city.reward-decisions.v1`` record of a decision by app `decided_by`: keyed by device, a
+    CloudEvent whose id is the reading id and whose time is the reading's."""
+    return OutgoingRecord(
+        topic=REWARD_DECISIONS,
+        key=decision.device_id,
+        value={**decision.as_json(partition, offset), "decided_by": decided_by},
+        headers=cloudevent_headers(DECISION_EVENT_TYPE, EVENT_SOURCE, decision.reading_id, decision.ts),
+    )
 
 
 def reward_record(reward: dict[str, Any]) -> OutgoingRecord:
@@ -85,9 +130,16 @@ def reward_record(reward: dict[str, Any]) -> OutgoingRecord:
     )
 
 
-def encode_value(record: OutgoingRecord) -> bytes:
-    """The value bytes of an outgoing record: RFC 8785 (JCS), so equal values give equal bytes."""
-    return signing.canonical_bytes(record.value)
+def zone_stats_record(window: ZoneWindow) -> OutgoingRecord:
+    """The ``city.zone-stats.v1`` record of a window; the event id names the zone, kind and window."""
+    summary = window.summary()
+    event_id = f"{window.zone}/{window.kind}/{summary['window_start']}"
+    return OutgoingRecord(
+        topic=ZONE_STATS,
+        key=window.zone,
+        value=summary,
+        headers=cloudevent_headers(ZONE_STATS_EVENT_TYPE, EVENT_SOURCE, event_id, summary["window_end"]),
+    )
 
 
 def _header_pairs(headers: Headers) -> list[tuple[str, bytes]]:

@@ -1,11 +1,12 @@
 """Rewards processor settings (env prefix ``REWARDS_``)."""
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.rewards.rules import MAX_MICRO_UNITS, NAME_PATTERN
-
 SERVICE = "rewards"
+DEFAULT_POLICY = Path(__file__).resolve().parent / "policies" / "city.yaml"
 
 
 class RewardsSettings(BaseSettings):
@@ -20,23 +21,33 @@ class RewardsSettings(BaseSettings):
         description="Faust app id: the consumer group every replica joins (they share the partitions), the "
         "'consumer' named in DLQ records, and the prefix of Faust's own topics.",
     )
-    flat_amount: int = Field(
-        default=1000,
-        ge=1,
-        le=MAX_MICRO_UNITS,
-        description="Micro-CITY paid per valid reading (1000 = 0.001 CITY).",
+    policy_path: Path = Field(
+        default=DEFAULT_POLICY, description="The reward policy file (YAML, schemas/policy.v1.json)."
     )
-    rule: str = Field(
-        default="flat",
-        min_length=1,
-        max_length=64,
-        pattern=NAME_PATTERN,
-        description="Name of the flat rule.",
-    )
-    policy_version: str = Field(
-        default="v1", min_length=1, max_length=64, description="Version stamped on every reward."
+    policy_reload_s: float = Field(
+        default=2.0, gt=0, description="How often the policy file is checked for a new version."
     )
     batch_size: int = Field(default=500, ge=1, description="Most readings handled in one batch.")
     batch_wait_s: float = Field(
         default=0.1, gt=0, description="Longest wait for a batch to fill before handling what arrived."
+    )
+    recent_decisions: int = Field(
+        default=20000,
+        ge=1000,
+        description="Decisions remembered by reading id, so a redelivered reading gets the same rewards; "
+        "at least a few batches' worth.",
+    )
+    rebuild_horizon_s: float = Field(
+        default=25 * 3600,
+        gt=0,
+        description="How far back (broker time) the state is rebuilt from city.reward-decisions.v1 after a "
+        "start or a rebalance: the longest cap window (a day) and some.",
+    )
+    zone_stats_grace_s: float = Field(
+        default=5.0, ge=0, description="How long after its end a minute's window still takes late readings."
+    )
+    zone_stats_idle_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="A window whose end has passed by the clock is published once idle for this long.",
     )

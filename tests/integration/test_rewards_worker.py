@@ -12,23 +12,28 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+import yaml
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, Producer, TopicPartition
 
-from services.common import embedded, schemas, signing
+from services.common import embedded, schemas
 from services.common.events import cloudevent_headers, headers_dict
-from services.common.topics import READINGS, REWARDS, Topic
+from services.common.settings import PlatformSettings
+from services.common.signing import Keypair
+from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS, ZONE_STATS, Topic
 from tests.conftest import REPO_ROOT
 from tests.support.topics import unique_group
-from tests.unit.test_rewards_samples import Device
+from tests.unit.test_rewards_samples import Device, policy_document
 
 pytestmark = pytest.mark.integration
 
-AMOUNT = 1234  # not the default, to see the setting arrive
+AMOUNT = 1234  # not the city's, to see the policy file arrive
+RULE = "data.air_quality"
 DEADLINE_S = 30.0
 
 
@@ -54,18 +59,34 @@ class Worker:
         return self.process.returncode
 
 
-def start_worker(kafka_bootstrap: str, workdir: Path) -> Worker:
-    """Start ``python -m services.rewards`` in its own consumer group and wait until /readyz says ready."""
+def write_policy(path: Path, version: str = "it-1", **changes: Any) -> Path:
+    """A policy file paying AMOUNT per air-quality reading, with caps no test reaches."""
+    document = policy_document(version, caps={"device_per_hour": 10**9, "wallet_per_day": 10**9}, **changes)
+    document["kinds"]["air_quality"]["data_reward"] = AMOUNT
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def start_worker(
+    kafka_bootstrap: str,
+    workdir: Path,
+    policy: Path | None = None,
+    app_id: str | None = None,
+    **extra_env: str,
+) -> Worker:
+    """Start ``python -m services.rewards`` (in its own consumer group unless `app_id` names one) and
+    wait until /readyz says ready."""
     port = embedded.free_port()
-    app_id = unique_group("rewards-it")
-    log_path = workdir / f"{app_id}.log"
+    app_id = app_id or unique_group("rewards-it")
+    log_path = workdir / f"{app_id}-{port}.log"
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "REWARDS_WEB_PORT": str(port),
         "REWARDS_APP_ID": app_id,
-        "REWARDS_FLAT_AMOUNT": str(AMOUNT),
+        "REWARDS_POLICY_PATH": str(policy or write_policy(workdir / f"{app_id}-policy.yaml")),
         "SMARTCITY_DATA_DIR": str(workdir / "data"),
+        **extra_env,
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -92,9 +113,10 @@ def start_worker(kafka_bootstrap: str, workdir: Path) -> Worker:
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
-def worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
-    started = start_worker(kafka_bootstrap, tmp_path_factory.mktemp("rewards"))
+@pytest.fixture
+def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Worker]:
+    # One test at a time: a worker of another group would decide (and reward) the same readings.
+    started = start_worker(kafka_bootstrap, tmp_path)
     yield started
     started.stop()
 
@@ -191,13 +213,13 @@ def test_one_reward_per_valid_reading_and_a_dlq_record_per_bad_one(worker: Worke
         message = by_reading[envelope["reading_id"]][0]
         reward = json.loads(message.value())
         schemas.validate(REWARDS, reward)
-        assert message.value() == signing.canonical_bytes(reward)
         assert message.key().decode() == reward["wallet"] == device.owner.did
-        assert reward["reward_id"] == sha256_hex(f"{envelope['reading_id']}/flat")
+        assert reward["reward_id"] == sha256_hex(f"{envelope['reading_id']}/{RULE}")
         assert reward["amount"] == AMOUNT and type(reward["amount"]) is int
-        assert (reward["currency"], reward["rule"], reward["earned_at"]) == (
+        assert (reward["currency"], reward["rule"], reward["policy_version"], reward["earned_at"]) == (
             "CITY",
-            "flat",
+            RULE,
+            "it-1",
             envelope["reading"]["ts"],
         )
         assert reward["evidence"] == {
@@ -227,7 +249,7 @@ def test_one_reward_per_valid_reading_and_a_dlq_record_per_bad_one(worker: Worke
     metrics = httpx.get(f"{worker.url}/metrics", timeout=5)
     assert metrics.status_code == 200
     samples = parse_metrics(metrics.text)
-    assert samples['smartcity_rewards_produced_total{rule="flat"}'] >= len(valid) + 1
+    assert samples[f'smartcity_rewards_produced_total{{rule="{RULE}"}}'] >= len(valid) + 1
     assert samples['smartcity_rewards_rejections_total{reason="reading-signature"}'] >= 1
     assert samples['smartcity_rewards_rejections_total{reason="malformed-json"}'] >= 1
     assert samples["smartcity_rewards_batch_duration_seconds_count"] >= 1
@@ -266,6 +288,7 @@ def test_the_worker_stops_cleanly_on_sigterm_with_its_offsets_committed(kafka_bo
         def rewarded(messages: list[Message]) -> bool:
             return sum(m.key().decode() == device.owner.did for m in messages) >= 3
 
+        # The only worker running: the rewards are its own, sent before it acked the readings.
         assert rewarded(consume(kafka_bootstrap, [REWARDS], rewarded))
         assert worker.stop() == 0, worker.log()
     finally:
@@ -282,3 +305,398 @@ def test_the_worker_stops_cleanly_on_sigterm_with_its_offsets_committed(kafka_bo
     next_offsets = {tp.partition: tp.offset for tp in committed}
     for partition, offset in publisher.positions.values():
         assert next_offsets[partition] > offset
+
+
+# --- SIGKILL mid-stream: the ledger pays every reward once -------------------------------------------------
+
+DATA_REWARD = 500
+DEVICE_CAP = 60 * DATA_REWARD  # binds at a device's 61st reading of the hour
+WALLET_CAP = 200 * DATA_REWARD  # binds for a wallet with 4 devices
+READINGS_PER_DEVICE = 100
+DEVICES_PER_WALLET = (1, 2, 4, 1, 2, 4, 1, 2)
+
+
+def start_ledger(platform: PlatformSettings, workdir: Path) -> tuple[subprocess.Popen, str]:
+    """``python -m services.ledger`` on the test broker and its own databases, ready."""
+    port = embedded.free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": platform.bootstrap_servers,
+        "DATABASE_URL": platform.database_url or "",
+        "DATABASE_PREFIX": platform.database_prefix,
+        "SMARTCITY_DATA_DIR": str(platform.data_dir),
+        "LEDGER_PORT": str(port),
+        "LEDGER_CONSUMER_GROUP": unique_group("ledger-rewards-it"),
+    }
+    env.pop("LEDGER_SIGNING_KEY", None)
+    with (workdir / "ledger.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.ledger"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, (workdir / "ledger.log").read_text()
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, (workdir / "ledger.log").read_text()
+        time.sleep(0.2)
+
+
+class DecisionCounter:
+    """Counts the decisions on our devices' readings published from now on."""
+
+    def __init__(self, bootstrap: str, app_id: str, devices: set[str]) -> None:
+        self.app_id = app_id
+        self.devices = devices
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique_group("decisions")})
+        self.consumer.assign(
+            [TopicPartition(REWARD_DECISIONS.name, p, OFFSET_END) for p in range(REWARD_DECISIONS.partitions)]
+        )
+        self.consumer.consume(1, 0.5)  # resolve the end offsets before anything is published
+        self.reading_ids: list[str] = []
+
+    def poll(self) -> int:
+        for message in self.consumer.consume(5000, 0.05):
+            if not message.error() and message.key().decode() in self.devices:
+                value = json.loads(message.value())
+                if value["decided_by"] == self.app_id:
+                    self.reading_ids.append(value["reading_id"])
+        return len(self.reading_ids)
+
+
+def test_a_worker_killed_mid_stream_neither_loses_nor_doubles_a_reward(
+    platform_settings: PlatformSettings, tmp_path: Path
+):
+    bootstrap = platform_settings.bootstrap_servers
+    policy = tmp_path / "policy.yaml"
+    document = policy_document("kill-1", caps={"device_per_hour": DEVICE_CAP, "wallet_per_day": WALLET_CAP})
+    document["kinds"]["air_quality"]["data_reward"] = DATA_REWARD
+    policy.write_text(yaml.safe_dump(document))
+    wallets = [Keypair.generate() for _ in DEVICES_PER_WALLET]
+    devices = [Device(owner=w) for w, n in zip(wallets, DEVICES_PER_WALLET, strict=True) for _ in range(n)]
+    # Every reading in one hour of one day, 30 s apart per device (no burst), values that move (not stuck)
+    # and stay close to the zone's (no outlier).
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+
+    def envelope(device: Device, seq: int) -> dict[str, Any]:
+        ts = (hour + timedelta(seconds=30 * seq)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return device.envelope(seq, ts=ts, values={"pm2_5": 10.0 + seq % 7, "pm10": 20.0 + seq % 5})
+
+    # Independently of the code under test: a wallet earns its devices' hour caps, up to its day cap.
+    expected = {
+        w.did: min(WALLET_CAP, n * min(DEVICE_CAP, READINGS_PER_DEVICE * DATA_REWARD))
+        for w, n in zip(wallets, DEVICES_PER_WALLET, strict=True)
+    }
+    total = len(devices) * READINGS_PER_DEVICE
+
+    ledger, ledger_url = start_ledger(platform_settings, tmp_path)
+    app_id = unique_group("rewards-kill")
+    worker = start_worker(bootstrap, tmp_path, policy, app_id=app_id, REWARDS_BATCH_SIZE="100")
+    try:
+        counter = DecisionCounter(bootstrap, app_id, {d.did for d in devices})
+        publisher = Publisher(bootstrap)
+        for seq in range(1, READINGS_PER_DEVICE + 1):
+            for device in devices:
+                publisher.publish_envelope(device, envelope(device, seq), f"{device.did}/{seq}")
+        publisher.flush()
+        deadline = time.monotonic() + DEADLINE_S
+        while counter.poll() < total // 4:
+            assert time.monotonic() < deadline, worker.log()
+        worker.process.kill()  # SIGKILL: no stop, no commit, batches in flight
+        worker.process.wait(10)
+        decided_before = counter.poll()
+        assert 0 < decided_before < total, "the kill was not mid-stream"
+
+        worker = start_worker(bootstrap, tmp_path, policy, app_id=app_id)
+        deadline = time.monotonic() + 2 * DEADLINE_S
+        while len(set(counter.reading_ids)) < total:
+            assert time.monotonic() < deadline, worker.log()
+            counter.poll()
+        # Each reading was decided once: the readings decided before the kill were recognised after it.
+        assert len(counter.reading_ids) == total, f"{len(counter.reading_ids) - total} readings decided twice"
+
+        def settled() -> dict[str, int]:
+            return {
+                wallet: httpx.get(f"{ledger_url}/v1/accounts/{wallet}", timeout=5).json()["balances"]["CITY"]
+                for wallet in expected
+            }
+
+        deadline = time.monotonic() + 2 * DEADLINE_S
+        while (balances := settled()) != expected:
+            assert time.monotonic() < deadline, f"{balances} != {expected}"
+            time.sleep(0.5)
+        for wallet, amount in expected.items():
+            items = httpx.get(
+                f"{ledger_url}/v1/accounts/{wallet}/transactions", params={"limit": 1000}, timeout=5
+            ).json()["transactions"]
+            assert len(items) == amount // DATA_REWARD, wallet  # no reward twice, none missing
+        assert "Traceback" not in worker.log()
+    finally:
+        worker.stop()
+        ledger.send_signal(signal.SIGTERM)
+        try:
+            ledger.wait(30)
+        except subprocess.TimeoutExpired:
+            ledger.kill()
+            ledger.wait(5)
+
+
+# --- rules, caps and quality through the worker ----------------------------------------------------------
+
+
+def consume_decisions(bootstrap: str, reading_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """The decisions on `reading_ids` (waiting for all of them), by reading id."""
+
+    def found(messages: list[Message]) -> set[str]:
+        return {json.loads(m.value())["reading_id"] for m in messages} & reading_ids
+
+    messages = consume(bootstrap, [REWARD_DECISIONS], lambda ms: found(ms) == reading_ids)
+    decisions = {}
+    for message in messages:
+        value = json.loads(message.value())
+        if value["reading_id"] in reading_ids:
+            schemas.validate(REWARD_DECISIONS, value)
+            decisions[value["reading_id"]] = value
+    assert set(decisions) == reading_ids
+    return decisions
+
+
+def hour_ago(seconds: float) -> str:
+    """A time `seconds` into the hour three hours ago (all of a test's readings in one hour and day)."""
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    return (hour + timedelta(seconds=seconds)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def test_each_rule_cap_and_quality_check_decides_with_its_reason(kafka_bootstrap: str, tmp_path: Path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        yaml.safe_dump(policy_document("rules-1", caps={"device_per_hour": 3000, "wallet_per_day": 5000}))
+    )
+    worker = start_worker(kafka_bootstrap, tmp_path, policy)
+    try:
+        publisher = Publisher(kafka_bootstrap)
+        cases: dict[str, list[dict[str, Any]]] = {}
+
+        def send(
+            case: str, device: Device, seq: int, seconds: float, at: str | None = None, **changes: Any
+        ) -> None:
+            envelope = device.envelope(seq, ts=at or hour_ago(seconds), **changes)
+            cases.setdefault(case, []).append(envelope)
+            publisher.publish_envelope(device, envelope, f"{case}/{seq}")
+
+        def air(seq: int) -> dict[str, float]:
+            return {"pm2_5": 10.0 + seq % 7, "pm10": 20.0 + seq % 5}
+
+        zone = f"z-{uuid.uuid4().hex[:8]}"
+        capped = Device(zone=zone)
+        for seq in range(1, 9):  # 500 each: 3000 an hour is six readings' worth, then nothing
+            send("device-cap", capped, seq, seq * 100, values=air(seq))
+        rider = Keypair.generate()
+        for i, device in enumerate(
+            (Device(kind="bike_trip", owner=rider), Device(kind="bike_trip", owner=rider))
+        ):
+            send(
+                "wallet-cap", device, 1, 10 + i, values={"km": 1.0}
+            )  # 16800 each, capped per device then wallet
+        send("behaviour", Device(kind="bike_trip"), 1, 20, values={"km": 0.1})  # 1680
+        send("impossible", Device(zone=zone), 1, 30, values={"pm2_5": -5.0, "pm10": 20.0})
+        stuck = Device(zone=zone)
+        for seq in range(1, 6):
+            send("stuck", stuck, seq, seq * 100, values={"pm2_5": 12.0, "pm10": 21.0})
+        bursty = Device(zone=zone)
+        for seq in range(1, 32):
+            send("burst", bursty, seq, 1000 + seq, values=air(seq))
+        send("unknown-kind", Device(kind="noise"), 1, 40, values={"db_a": 50.0})
+        skewed = Device(zone=zone)
+        skew = skewed.envelope(1, ts=hour_ago(50), values=air(1))
+        skew["received_at"] = hour_ago(50 + 3600)
+        cases["clock-skew"] = [skew]
+        publisher.publish_envelope(skewed, skew, "clock-skew")
+        # The zone's windows are recent (the worker keeps the last minutes' windows for outlier checks),
+        # in a minute that is over (so its statistics get published).
+        outliers = f"z-{uuid.uuid4().hex[:8]}"
+        minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=2)
+
+        def in_minute(seconds: float) -> str:
+            return (
+                (minute + timedelta(seconds=seconds))
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z")
+            )
+
+        for i in range(20):
+            values = {"pm2_5": 8.0 + i % 5, "pm10": 20.0 + i % 3}
+            send("zone", Device(zone=outliers), 1, 0, at=in_minute(i), values=values)
+        publisher.flush()
+        ids = {e["reading_id"] for envelopes in cases.values() for e in envelopes}
+        decisions = consume_decisions(kafka_bootstrap, ids)
+        # Judged against the zone's readings once they are decided (they may be on other partitions).
+        send("outlier", Device(zone=outliers), 1, 0, at=in_minute(30), values={"pm2_5": 95.0, "pm10": 21.0})
+        publisher.flush()
+        decisions.update(consume_decisions(kafka_bootstrap, {cases["outlier"][0]["reading_id"]}))
+
+        def outcome(case: str) -> list[tuple[list[tuple[str, int]], list[str]]]:
+            return [
+                (
+                    [(r["rule"], r["amount"]) for r in decisions[e["reading_id"]]["rewards"]],
+                    [r["code"] for r in decisions[e["reading_id"]]["reasons"]],
+                )
+                for e in cases[case]
+            ]
+
+        data = "data.air_quality"
+        assert outcome("device-cap") == [([(data, 500)], [])] * 6 + [([], ["cap-device-hour"])] * 2
+        # The two devices are on two partitions: which one the wallet's cap cuts depends on the order.
+        assert sorted(outcome("wallet-cap")) == [
+            ([("behaviour.bike_trip", 2000)], ["cap-wallet-day"]),
+            ([("behaviour.bike_trip", 3000)], ["cap-device-hour"]),
+        ]
+        assert outcome("behaviour") == [([("behaviour.bike_trip", 1680)], [])]
+        assert outcome("impossible") == [([], ["impossible-value"])]
+        assert outcome("stuck") == [([(data, 500)], [])] * 4 + [([], ["stuck-sensor"])]
+        assert outcome("burst")[30] == ([], ["burst"])
+        assert outcome("unknown-kind") == [([], ["unknown-kind"])]
+        assert outcome("clock-skew") == [([], ["clock-skew"])]
+        assert outcome("outlier") == [([], ["outlier"])]
+        assert all(d["policy_version"] == "rules-1" for d in decisions.values())
+
+        # Every reward carries the policy version and the rule, and is the one its decision names.
+        paid = {r["reward_id"]: r for d in decisions.values() for r in d["rewards"]}
+        owners = {e["owner"] for envelopes in cases.values() for e in envelopes}
+        rewards = [
+            json.loads(m.value())
+            for m in consume(
+                kafka_bootstrap,
+                [REWARDS],
+                lambda ms: (
+                    {json.loads(m.value())["reward_id"] for m in ms if m.key().decode() in owners}
+                    >= set(paid)
+                ),
+            )
+            if m.key().decode() in owners
+        ]
+        assert {r["reward_id"] for r in rewards} == set(paid)
+        for reward in rewards:
+            assert reward["policy_version"] == "rules-1"
+            assert (reward["rule"], reward["amount"]) == (
+                paid[reward["reward_id"]]["rule"],
+                paid[reward["reward_id"]]["amount"],
+            )
+
+        # The reasons are counted for Prometheus.
+        samples = parse_metrics(httpx.get(f"{worker.url}/metrics", timeout=5).text)
+        for reason in (
+            "cap-device-hour",
+            "cap-wallet-day",
+            "impossible-value",
+            "stuck-sensor",
+            "burst",
+            "outlier",
+        ):
+            assert samples[f'smartcity_rewards_decision_reasons_total{{reason="{reason}"}}'] >= 1, reason
+        assert samples['smartcity_rewards_produced_total{rule="behaviour.bike_trip"}'] >= 3
+        assert samples["smartcity_rewards_latency_seconds_count"] >= 1
+        assert any(k.startswith("smartcity_rewards_consumer_lag{") for k in samples)
+        assert samples['smartcity_rewards_policy_info{version="rules-1"}'] == 1
+
+        # The analysts' feed: the outlier zone's minute, the outlier left out.
+        def zone_stats(messages: list[Message]) -> list[dict[str, Any]]:
+            return [json.loads(m.value()) for m in messages if m.key().decode() == outliers]
+
+        (stats,) = zone_stats(consume(kafka_bootstrap, [ZONE_STATS], lambda ms: bool(zone_stats(ms))))
+        schemas.validate(ZONE_STATS, stats)
+        pm = sorted(8.0 + i % 5 for i in range(20))
+        assert (stats["kind"], stats["count"]) == ("air_quality", 20)
+        assert stats["window_end"] > stats["window_start"] and stats["window_start"].endswith(":00.000Z")
+        assert stats["values"]["pm2_5"] == {
+            "count": 20,
+            "mean": sum(pm) / 20,
+            "min": 8.0,
+            "max": 12.0,
+            "p50": pm[9],
+            "p95": pm[18],
+        }
+    finally:
+        worker.stop()
+
+
+# --- policy reload ----------------------------------------------------------------------------------------
+
+
+def test_a_new_policy_is_picked_up_live_and_a_bad_one_refused(kafka_bootstrap: str, tmp_path: Path):
+    policy = write_policy(tmp_path / "policy.yaml", "reload-1")
+    worker = start_worker(kafka_bootstrap, tmp_path, policy, REWARDS_POLICY_RELOAD_S="0.2")
+    try:
+        device = Device()
+        publisher = Publisher(kafka_bootstrap)
+
+        def decide(seq: int) -> dict[str, Any]:
+            envelope = device.envelope(
+                seq, ts=hour_ago(seq * 100), values={"pm2_5": 10.0 + seq, "pm10": 20.0}
+            )
+            publisher.publish_envelope(device, envelope, str(seq))
+            publisher.flush()
+            return consume_decisions(kafka_bootstrap, {envelope["reading_id"]})[envelope["reading_id"]]
+
+        def version_in_force(version: str) -> None:
+            deadline = time.monotonic() + DEADLINE_S
+            while httpx.get(f"{worker.url}/readyz", timeout=5).json()["policy_version"] != version:
+                assert time.monotonic() < deadline, worker.log()
+                time.sleep(0.1)
+
+        first = decide(1)
+        assert (first["policy_version"], first["rewards"][0]["amount"]) == ("reload-1", AMOUNT)
+
+        document = yaml.safe_load(policy.read_text())
+        document["version"] = "reload-2"
+        document["kinds"]["air_quality"]["data_reward"] = 777
+        policy.write_text(yaml.safe_dump(document))
+        version_in_force("reload-2")
+        second = decide(2)
+        assert (second["policy_version"], second["rewards"][0]["amount"]) == ("reload-2", 777)
+
+        policy.write_text(
+            yaml.safe_dump({**document, "version": "reload-3", "caps": {"device_per_hour": -1}})
+        )
+        deadline = time.monotonic() + DEADLINE_S
+        while "refused the new policy file" not in worker.log():
+            assert time.monotonic() < deadline, worker.log()
+            time.sleep(0.1)
+        assert "caps" in worker.log().split("refused the new policy file", 1)[1].splitlines()[0]
+        third = decide(3)
+        assert (third["policy_version"], third["rewards"][0]["amount"]) == ("reload-2", 777)
+        samples = parse_metrics(httpx.get(f"{worker.url}/metrics", timeout=5).text)
+        assert samples['smartcity_rewards_policy_loads_total{outcome="refused"}'] >= 1
+        assert worker.process.poll() is None
+    finally:
+        worker.stop()
+
+
+def test_the_worker_does_not_start_with_a_bad_policy(kafka_bootstrap: str, tmp_path: Path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nkinds: {}\n")
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "REWARDS_POLICY_PATH": str(policy),
+        "REWARDS_WEB_PORT": str(embedded.free_port()),
+        "SMARTCITY_DATA_DIR": str(tmp_path / "data"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "services.rewards"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"no usable reward policy: {policy} does not fit policy.v1.json" in result.stdout + result.stderr

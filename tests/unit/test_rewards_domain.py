@@ -1,4 +1,4 @@
-"""The rewards domain: reading acceptance, ids, the flat policy, rewards and DLQ records (no broker)."""
+"""The rewards domain: reading acceptance, ids, rewards, decision and DLQ records (no broker)."""
 
 from __future__ import annotations
 
@@ -8,22 +8,20 @@ import random
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from services.common import schemas, signing
-from services.common.events import headers_dict
+from services.common.events import encode_json, headers_dict
 from services.common.signing import Keypair
-from services.common.topics import READINGS, REWARDS
+from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS
 from services.rewards import readings
-from services.rewards.app import broker_urls, create_policy
-from services.rewards.policy import Policy
-from services.rewards.processor import INTERNAL_ERROR, Outcome, encode_value, handle_reading
+from services.rewards.app import broker_urls
+from services.rewards.engine import State
+from services.rewards.policy import Policy, parse_policy
+from services.rewards.processor import INTERNAL_ERROR, Outcome, handle_reading
 from services.rewards.readings import InvalidReading, accept, parse
-from services.rewards.rules import FlatRule, RewardDecision
-from services.rewards.settings import RewardsSettings
-from tests.unit.test_rewards_samples import TS, Device, expected_reading_id
+from tests.unit.test_rewards_samples import TS, Device, expected_reading_id, policy_document
 
-POLICY = Policy(version="v7", rules=(FlatRule("flat", 1000),))
+POLICY = parse_policy(policy_document("v7"))
 SOURCE_HEADERS = [("ce_id", b"abc"), ("ce_type", b"city.reading.v1")]
 
 
@@ -31,9 +29,21 @@ def raw(value: Any) -> bytes:
     return json.dumps(value).encode()
 
 
-def handle(value: bytes | None, policy: Policy = POLICY, key: bytes | None = b"device-key") -> Outcome:
+def handle(
+    value: bytes | None,
+    policy: Policy = POLICY,
+    key: bytes | None = b"device-key",
+    state: State | None = None,
+) -> Outcome:
     return handle_reading(
-        value, key=key, partition=3, offset=42, headers=SOURCE_HEADERS, policy=policy, consumer="rewards-test"
+        value,
+        key=key,
+        partition=3,
+        offset=42,
+        headers=SOURCE_HEADERS,
+        policy=policy,
+        state=state if state is not None else State(),
+        consumer="rewards-test",
     )
 
 
@@ -56,11 +66,11 @@ def test_a_valid_reading_earns_one_schema_valid_reward_for_its_owner():
     (reward,) = outcome.rewards
     schemas.validate(REWARDS, reward)
     assert reward == {
-        "reward_id": hashlib.sha256(f"{envelope['reading_id']}/flat".encode()).hexdigest(),
+        "reward_id": hashlib.sha256(f"{envelope['reading_id']}/data.air_quality".encode()).hexdigest(),
         "wallet": device.owner.did,
-        "amount": 1000,
+        "amount": 500,
         "currency": "CITY",
-        "rule": "flat",
+        "rule": "data.air_quality",
         "policy_version": "v7",
         "reading_id": envelope["reading_id"],
         "earned_at": TS,
@@ -71,9 +81,26 @@ def test_a_valid_reading_earns_one_schema_valid_reward_for_its_owner():
     signing.verify(reward["evidence"]["registration"], "owner")
 
 
+def test_the_decision_record_goes_out_before_the_rewards_keyed_and_partitioned_like_the_reading():
+    device = Device()
+    envelope = device.envelope(1)
+    outcome = handle(raw(envelope))
+    (record,) = outcome.records
+    assert record.topic == REWARD_DECISIONS
+    assert record.key == device.did
+    schemas.validate(REWARD_DECISIONS, record.value)
+    assert record.value["outcome"] == "rewarded"
+    assert record.value["policy_version"] == "v7"
+    assert record.value["rewards"] == [
+        {"reward_id": outcome.rewards[0]["reward_id"], "rule": "data.air_quality", "amount": 500}
+    ]
+    assert (record.value["partition"], record.value["offset"]) == (3, 42)
+    assert headers_dict(record.headers)["ce_id"] == envelope["reading_id"]
+
+
 def test_the_reward_record_is_keyed_by_wallet_with_cloudevent_headers():
     device = Device()
-    (record,) = handle(raw(device.envelope(1))).records
+    (record,) = handle(raw(device.envelope(1))).reward_records
     reward = record.value
     assert record.topic == REWARDS
     assert record.key == device.owner.did
@@ -88,12 +115,11 @@ def test_the_reward_record_is_keyed_by_wallet_with_cloudevent_headers():
 
 def test_amounts_are_integers_of_micro_units_on_the_wire():
     device = Device()
-    policy = Policy(version="v1", rules=(FlatRule("flat", 2500),))
-    (record,) = handle(raw(device.envelope(1)), policy).records
-    decoded = json.loads(encode_value(record))
-    assert decoded["amount"] == 2500
+    (record,) = handle(raw(device.envelope(1))).reward_records
+    decoded = json.loads(encode_json(record.value))
+    assert decoded["amount"] == 500
     assert type(decoded["amount"]) is int
-    assert b'"amount":2500,' in encode_value(record)
+    assert b'"amount":500,' in encode_json(record.value)
 
 
 def test_the_same_reading_gives_byte_identical_rewards():
@@ -103,32 +129,31 @@ def test_the_same_reading_gives_byte_identical_rewards():
     # Same JSON, other key order and spacing: what a redelivery or a re-encoding upstream could look like.
     shuffled = dict(random.Random(1).sample(sorted(envelope.items()), len(envelope)))
     second = handle(json.dumps(shuffled, indent=2).encode())
-    assert [encode_value(r) for r in first.records] == [encode_value(r) for r in second.records]
-    assert [r.headers for r in first.records] == [r.headers for r in second.records]
-    assert [r.key for r in first.records] == [r.key for r in second.records]
-    assert encode_value(first.records[0]) == signing.canonical_bytes(first.rewards[0])
+    for a, b in ((first.records, second.records), (first.reward_records, second.reward_records)):
+        assert [encode_json(r.value) for r in a] == [encode_json(r.value) for r in b]
+        assert [r.headers for r in a] == [r.headers for r in b]
+        assert [r.key for r in a] == [r.key for r in b]
 
 
-def test_each_rule_of_a_policy_pays_its_own_reward():
+def test_a_redelivered_reading_gets_the_same_rewards_and_no_second_decision():
     device = Device()
-    envelope = device.envelope(3)
-    policy = Policy(version="v2", rules=(FlatRule("flat", 1000), FlatRule("early-adopter", 50)))
-    rewards = handle(raw(envelope), policy).rewards
-    assert [(r["rule"], r["amount"]) for r in rewards] == [("flat", 1000), ("early-adopter", 50)]
-    assert len({r["reward_id"] for r in rewards}) == 2
-    for reward in rewards:
-        schemas.validate(REWARDS, reward)
+    state = State()
+    value = raw(device.envelope(1))
+    first = handle(value, state=state)
+    again = handle(value, state=state, policy=parse_policy(policy_document("v8")))
+    assert again.replayed and again.records == ()
+    assert again.rewards == first.rewards  # the version of the first decision, not the policy now in force
+    assert again.rewards[0]["policy_version"] == "v7"
 
 
-def test_a_reading_no_rule_applies_to_earns_nothing_and_is_not_dead_lettered():
-    class NeverRule:
-        name = "never"
-
-        def evaluate(self, reading: readings.AcceptedReading) -> RewardDecision | None:
-            return None
-
-    outcome = handle(raw(Device().envelope(1)), Policy(version="v1", rules=(NeverRule(),)))
-    assert outcome == Outcome(records=())
+def test_a_reading_that_earns_nothing_has_a_decision_with_the_reason_and_is_not_dead_lettered():
+    device = Device(kind="noise")
+    outcome = handle(raw(device.envelope(1, values={"db_a": 50.0})))
+    assert outcome.rewards == () and outcome.rejection is None
+    (record,) = outcome.records
+    assert record.topic == REWARD_DECISIONS
+    assert record.value["outcome"] == "unrewarded"
+    assert [r["code"] for r in record.value["reasons"]] == ["unknown-kind"]
 
 
 # --- rejections ----------------------------------------------------------------------------------------
@@ -220,51 +245,16 @@ def test_a_rejected_reading_becomes_one_dlq_record_with_the_reason():
 
 
 def test_an_unexpected_error_dead_letters_the_reading_instead_of_stopping():
-    class BrokenRule:
-        name = "broken"
-
-        def evaluate(self, reading: readings.AcceptedReading) -> RewardDecision | None:
+    class BrokenKinds(dict):
+        def get(self, *args: Any) -> Any:
             raise ZeroDivisionError("oops")
 
-    outcome = handle(raw(Device().envelope(1)), Policy(version="v1", rules=(BrokenRule(),)))
+    broken = Policy(
+        version="v1", device_per_hour=1, wallet_per_day=1, micro_city_per_kg_co2e=1, kinds=BrokenKinds()
+    )
+    outcome = handle(raw(Device().envelope(1)), broken)
     assert outcome.rejection == INTERNAL_ERROR
     assert outcome.records[0].value["reason"] == "internal-error: ZeroDivisionError: oops"
-
-
-# --- rules, policy, settings ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("amount", [0, -1, 1.5, 1000.0, True, "1000", 2**53])
-def test_a_flat_rule_pays_a_positive_integer_amount(amount: Any):
-    with pytest.raises(ValueError):
-        FlatRule("flat", amount)
-
-
-@pytest.mark.parametrize("name", ["", "Flat", "flat rule", "-flat", "x" * 65])
-def test_rule_names_follow_the_schema(name: str):
-    with pytest.raises(ValueError):
-        FlatRule(name, 1)
-
-
-def test_a_policy_needs_a_version_and_unique_rule_names():
-    with pytest.raises(ValueError):
-        Policy(version="", rules=(FlatRule("flat", 1),))
-    with pytest.raises(ValueError):
-        Policy(version="v1", rules=(FlatRule("flat", 1), FlatRule("flat", 2)))
-
-
-def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch):
-    defaults = RewardsSettings()
-    assert (defaults.web_port, defaults.flat_amount, defaults.rule) == (8102, 1000, "flat")
-    monkeypatch.setenv("REWARDS_FLAT_AMOUNT", "2500")
-    monkeypatch.setenv("REWARDS_RULE", "participation")
-    monkeypatch.setenv("REWARDS_POLICY_VERSION", "2026-05")
-    policy = create_policy(RewardsSettings())
-    assert policy.version == "2026-05"
-    assert policy.rules == (FlatRule("participation", 2500),)
-    monkeypatch.setenv("REWARDS_FLAT_AMOUNT", "0.5")
-    with pytest.raises(ValidationError):
-        RewardsSettings()
 
 
 def test_broker_urls_are_faust_kafka_urls():

@@ -1,0 +1,198 @@
+"""Rewards worker throughput: readings/s through one worker process with the full policy (verification,
+decisions, caps, quality checks, zone windows, decisions then rewards acknowledged by the broker), beside a
+bare Faust pass-through agent (each reading forwarded as is) over the same readings, in the same run, on a
+fresh embedded broker.
+
+``python -m bench rewards`` (``BENCH_REWARDS_READINGS`` readings, 20,000 by default). The rate counts from
+the first output record to the last, so the workers' start-up (group join, state rebuild) is left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import faust
+from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+
+from services.common import embedded, events
+from services.common.ids import reading_id
+from services.common.kafka import ensure_topics
+from services.common.topics import ALL_TOPICS, READINGS, REWARD_DECISIONS, Topic
+from services.simulator.fleet import Fleet
+
+PASSTHROUGH = Topic("bench.passthrough.v1", key="device id", schema="readings.v1.json")
+ROOT = Path(__file__).resolve().parents[1]
+DEADLINE_S = 300.0
+
+
+def readings(count: int, devices: int = 300, wallets: int = 40) -> list[tuple[str, bytes]]:
+    """`count` signed readings envelopes as ingest publishes them, a device's readings 3 s apart in the
+    last hour (so bursts and caps bind as they would live, not on every reading)."""
+    fleet = Fleet.generate("bench-rewards", wallets, devices)
+    registrations = {d.device_id: d.registration() for d in fleet.devices}
+    per_device = -(-count // devices)
+    start = datetime.now(UTC) - timedelta(seconds=per_device * 3 + 60)
+    out = []
+    for i in range(count):
+        device = fleet.devices[i % devices]
+        taken = start + timedelta(seconds=(i // devices) * 3 + (i % devices) / devices)
+        reading = device.next_reading(taken)
+        envelope = {
+            "reading_id": reading_id(device.device_id, reading["seq"]),
+            "owner": device.owner.did,
+            "received_at": events.rfc3339(taken + timedelta(milliseconds=400)),
+            "reading": reading,
+            "registration": registrations[device.device_id],
+        }
+        out.append((device.device_id, events.encode_json(envelope)))
+    return out
+
+
+def publish(bootstrap: str, records: list[tuple[str, bytes]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 20})
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(READINGS.name, key=key, value=value)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    assert producer.flush(60) == 0
+
+
+class Counter:
+    """Counts the records arriving on a topic (the listed end offsets of the embedded broker lag behind)."""
+
+    def __init__(self, bootstrap: str, topic: Topic) -> None:
+        self.consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": "bench-watch", "fetch.wait.max.ms": 10}
+        )
+        self.consumer.assign([TopicPartition(topic.name, p, OFFSET_END) for p in range(topic.partitions)])
+        self.count = 0
+
+    def poll(self) -> int:
+        self.count += sum(1 for m in self.consumer.consume(10000, 0.02) if not m.error())
+        return self.count
+
+
+def measure(
+    bootstrap: str, command: list[str], env: dict[str, str], out: Topic, count: int, log: Path
+) -> float:
+    """Run a worker process until `count` records more are on `out`; readings/s from first to last."""
+    counter = Counter(bootstrap, out)
+    counter.poll()  # assigned at the end before the worker starts
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **env}, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        first = None
+        while True:
+            done = counter.poll()
+            now = time.perf_counter()
+            if first is None and done > 0:
+                first = (now, done)
+            if done >= count:
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{command} produced {done} of {count}; see {log}")
+    finally:
+        process.terminate()
+        process.wait(30)
+        counter.consumer.close()
+    started, already = first
+    return (count - already) / (now - started)
+
+
+def passthrough() -> None:
+    """The baseline: a bare Faust agent forwarding every reading, with the worker's broker settings."""
+    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    app = faust.App(
+        os.environ["BENCH_APP_ID"],
+        broker=f"kafka://{bootstrap}",
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        broker_session_timeout=6,
+        broker_heartbeat_interval=1,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        stream_wait_empty=False,
+        web_enabled=False,
+        datadir=os.environ["BENCH_DATADIR"],
+    )
+    source = app.topic(READINGS.name, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(source)
+    async def forward(stream: faust.StreamT) -> None:
+        # The worker's delivery guarantee with none of its work: forward a batch, wait for the broker's
+        # acknowledgements, then ack the batch.
+        async for batch in stream.noack_take(500, within=0.1):
+            deliveries = [
+                await app.producer.send(PASSTHROUGH.name, e.message.key, e.message.value, None, None, None)
+                for e in batch
+            ]
+            await asyncio.gather(*deliveries)
+            for event in batch:
+                await stream.ack(event)
+
+    worker = faust.Worker(app, quiet=True, loglevel="WARNING")
+    worker.spinner = None
+    worker.execute_from_commandline()
+
+
+def main() -> None:
+    count = int(os.environ.get("BENCH_REWARDS_READINGS", "20000"))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-rewards-"))
+    port = embedded.free_port()
+    broker = embedded.start_broker(port, workdir / "tansu.log")
+    bootstrap = f"127.0.0.1:{port}"
+    try:
+        ensure_topics(bootstrap, (*ALL_TOPICS, PASSTHROUGH))
+        started = time.perf_counter()
+        records = readings(count)
+        publish(bootstrap, records)
+        print(
+            f"rewards ({count:,} signed readings of 300 devices, published in {time.perf_counter() - started:.1f}s)"
+        )
+        common = {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "SMARTCITY_DATA_DIR": str(workdir),
+            "LOG_LEVEL": "WARNING",
+        }
+        bare = measure(
+            bootstrap,
+            [sys.executable, "-m", "bench.rewards", "passthrough"],
+            {**common, "BENCH_APP_ID": "bench-passthrough", "BENCH_DATADIR": str(workdir / "passthrough")},
+            PASSTHROUGH,
+            count,
+            workdir / "passthrough.log",
+        )
+        full = measure(
+            bootstrap,
+            [sys.executable, "-m", "services.rewards"],
+            {**common, "REWARDS_APP_ID": "bench-rewards", "REWARDS_WEB_PORT": str(embedded.free_port())},
+            REWARD_DECISIONS,
+            count,
+            workdir / "rewards.log",
+        )
+        print(f"  {'bare Faust pass-through agent':<48} {bare:>12,.0f} readings/s")
+        print(f"  {'rewards worker, full policy (services/rewards)':<48} {full:>12,.0f} readings/s")
+        print(f"  {'ratio full / pass-through':<48} {full / bare:>12.2f}")
+        print(
+            f"  (targets: >= 10,000 readings/s and >= 0.50 of the pass-through; load: {os.getloadavg()[0]:.2f})"
+        )
+    finally:
+        broker.terminate()
+        broker.wait(10)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["passthrough"]:
+    passthrough()

@@ -1,0 +1,421 @@
+"""The decision engine (pure): what a verified reading earns under a policy, given what came before it.
+
+`decide` judges a reading against the policy and the `State` (caps, stuck sensors, impossible values,
+outliers against the zone's median and MAD in the reading's minute, bursts, clock skew) and returns a
+`Decision`: the payments per rule, and the reason for everything not paid. `State.apply` folds a decision
+into the state. The state is a pure function of the sequence of decisions applied, which is what makes it
+durable: the worker publishes every decision to ``city.reward-decisions.v1`` before any reward it implies,
+and a restarted worker rebuilds the state by applying the decisions read back from that topic.
+
+A reading decided once is never decided again: `State.recent` keeps the latest decisions by reading id,
+so a redelivered reading (a replay after a crash, an ingest retry) gets the very same decision, hence the
+same reward ids and amounts. A reading whose sequence number is not above its device's last is refused
+(``stale-sequence``) unless it is such a recent duplicate.
+
+Windows and caps use the reading's own time (UTC), never the clock, so a decision does not depend on when
+it is made; the clock-skew check keeps a device from escaping its caps by signing another time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import OrderedDict, defaultdict, deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from services.common.events import rfc3339
+from services.common.ids import reward_id
+from services.rewards.policy import KindPolicy, Policy
+from services.rewards.readings import AcceptedReading
+
+STALE_SEQUENCE = "stale-sequence"
+UNKNOWN_KIND = "unknown-kind"
+CLOCK_SKEW = "clock-skew"
+IMPOSSIBLE_VALUE = "impossible-value"
+BURST = "burst"
+STUCK_SENSOR = "stuck-sensor"
+OUTLIER = "outlier"
+NOTHING_TO_PAY = "nothing-to-pay"
+CAP_DEVICE_HOUR = "cap-device-hour"
+CAP_WALLET_DAY = "cap-wallet-day"
+REASONS = (
+    STALE_SEQUENCE,
+    UNKNOWN_KIND,
+    CLOCK_SKEW,
+    IMPOSSIBLE_VALUE,
+    BURST,
+    STUCK_SENSOR,
+    OUTLIER,
+    NOTHING_TO_PAY,
+    CAP_DEVICE_HOUR,
+    CAP_WALLET_DAY,
+)
+
+WINDOW_S = 60  # zone statistics: one-minute tumbling windows
+MAD_SCALE = 1.4826  # MAD x this estimates the standard deviation of normal data
+OUTLIER_SAMPLE = 256  # median and MAD come from the first values of a window: bounded cost, deterministic
+BURST_MEMORY = 128  # reading times remembered per device (schemas/policy.v1.json caps max_readings below)
+MAX_CLOCK_SKEW_S = 900  # a reading's time may differ this much from when ingest received it
+KEEP_HOURS = 48  # device caps kept this many hours behind the latest reading time
+KEEP_DAYS = 2  # wallet caps kept this many days behind it
+
+
+def epoch(ts: str) -> float:
+    """Seconds since the epoch of an RFC 3339 UTC time."""
+    return datetime.fromisoformat(ts).timestamp()
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a reading (or one rule of it) was not paid, or paid less: a stable code and a sentence."""
+
+    code: str
+    detail: str
+    rule: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out = {"code": self.code, "detail": self.detail}
+        if self.rule is not None:
+            out["rule"] = self.rule
+        return out
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one reading earned under one policy version, and why not more."""
+
+    reading_id: str
+    device_id: str
+    seq: int
+    wallet: str
+    kind: str
+    zone: str
+    ts: str
+    values: Mapping[str, float]
+    policy_version: str
+    payments: tuple[tuple[str, int], ...]
+    reasons: tuple[Reason, ...]
+    counted: bool  # its values passed the quality checks and joined the zone's window
+
+    @property
+    def at(self) -> float:
+        return epoch(self.ts)
+
+    def as_json(self, partition: int, offset: int) -> dict[str, Any]:
+        """The ``city.reward-decisions.v1`` value, naming the readings record it decides."""
+        return {
+            "reading_id": self.reading_id,
+            "device_id": self.device_id,
+            "seq": self.seq,
+            "wallet": self.wallet,
+            "kind": self.kind,
+            "zone": self.zone,
+            "ts": self.ts,
+            "values": dict(self.values),
+            "policy_version": self.policy_version,
+            "outcome": "rewarded" if self.payments else "unrewarded",
+            "rewards": [
+                {"reward_id": reward_id(self.reading_id, rule), "rule": rule, "amount": amount}
+                for rule, amount in self.payments
+            ],
+            "reasons": [reason.as_json() for reason in self.reasons],
+            "counted": self.counted,
+            "partition": partition,
+            "offset": offset,
+        }
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Decision:
+        """The decision of a (schema-valid) ``city.reward-decisions.v1`` value."""
+        return cls(
+            reading_id=value["reading_id"],
+            device_id=value["device_id"],
+            seq=value["seq"],
+            wallet=value["wallet"],
+            kind=value["kind"],
+            zone=value["zone"],
+            ts=value["ts"],
+            values=value["values"],
+            policy_version=value["policy_version"],
+            payments=tuple((r["rule"], r["amount"]) for r in value["rewards"]),
+            reasons=tuple(Reason(r["code"], r["detail"], r.get("rule")) for r in value["reasons"]),
+            counted=value["counted"],
+        )
+
+
+@dataclass
+class Device:
+    """What the engine remembers of a device."""
+
+    max_seq: int
+    last_values: tuple[tuple[str, float], ...] = ()
+    repeats: int = 0
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=BURST_MEMORY))
+
+
+@dataclass
+class ZoneWindow:
+    """One zone's readings of one kind in one minute: every value, and a sorted sample for median/MAD."""
+
+    zone: str
+    kind: str
+    start: int
+    count: int = 0
+    values: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    sample: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    dirty: bool = False  # changed since last published
+    touched: float = 0.0  # wall clock of the last change (only decides when to publish)
+    _robust: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+
+    def add(self, values: Mapping[str, float], now: float) -> None:
+        self.count += 1
+        for name, value in values.items():
+            self.values[name].append(value)
+            sample = self.sample[name]
+            if len(sample) < OUTLIER_SAMPLE:
+                bisect.insort(sample, value)
+        self.dirty = True
+        self.touched = now
+
+    def robust(self, name: str) -> tuple[int, float, float]:
+        """(n, median, MAD) of the window's sample of value `name`."""
+        sample = self.sample.get(name, [])
+        cached = self._robust.get(name)
+        if cached is None or cached[0] != len(sample):
+            if not sample:
+                return 0, 0.0, 0.0
+            median = _median(sample)
+            mad = _median(sorted(abs(v - median) for v in sample))
+            cached = self._robust[name] = (len(sample), median, mad)
+        return cached
+
+    def summary(self) -> dict[str, Any]:
+        """The ``city.zone-stats.v1`` value: count, mean, min, max, p50 and p95 of each value."""
+        stats = {}
+        for name, values in sorted(self.values.items()):
+            ordered = sorted(values)
+            stats[name] = {
+                "count": len(ordered),
+                "mean": math.fsum(ordered) / len(ordered),
+                "min": ordered[0],
+                "max": ordered[-1],
+                "p50": _nearest_rank(ordered, 0.50),
+                "p95": _nearest_rank(ordered, 0.95),
+            }
+        return {
+            "zone": self.zone,
+            "kind": self.kind,
+            "window_start": rfc3339(datetime.fromtimestamp(self.start, UTC)),
+            "window_end": rfc3339(datetime.fromtimestamp(self.start + WINDOW_S, UTC)),
+            "count": self.count,
+            "values": stats,
+        }
+
+
+def _median(ordered: list[float]) -> float:
+    n = len(ordered)
+    mid = n // 2
+    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _nearest_rank(ordered: list[float], q: float) -> float:
+    """The nearest-rank percentile: the smallest value with at least q of the values at or below it."""
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+class State:
+    """Everything decisions depend on; changed only by `apply` (and pruned of what no decision needs)."""
+
+    def __init__(self, recent_limit: int = 20000) -> None:
+        self.recent_limit = recent_limit
+        self.recent: OrderedDict[str, Decision] = OrderedDict()
+        self.devices: dict[str, Device] = {}
+        self.device_hour: dict[tuple[str, int], int] = {}  # micro-CITY paid per (device, hour)
+        self.wallet_day: dict[tuple[str, int], int] = {}  # micro-CITY paid per (wallet, day)
+        self.windows: dict[tuple[str, str, int], ZoneWindow] = {}
+        self.watermark = 0.0  # the latest reading time applied
+
+    def apply(self, decision: Decision, now: float = 0.0) -> None:
+        """Fold `decision` into the state; a decision already applied is ignored."""
+        if decision.reading_id in self.recent:
+            return
+        self.recent[decision.reading_id] = decision
+        if len(self.recent) > self.recent_limit:
+            self.recent.popitem(last=False)
+        if any(reason.code == STALE_SEQUENCE for reason in decision.reasons):
+            return  # a replayed old reading: nothing about the device changes
+        at = decision.at
+        self.watermark = max(self.watermark, at)
+        device = self.devices.get(decision.device_id)
+        if device is None:
+            device = self.devices[decision.device_id] = Device(max_seq=decision.seq)
+        device.max_seq = max(device.max_seq, decision.seq)
+        values = tuple(sorted(decision.values.items()))
+        device.repeats = device.repeats + 1 if values == device.last_values else 1
+        device.last_values = values
+        device.times.append(at)
+        paid = sum(amount for _, amount in decision.payments)
+        if paid:
+            hour = (decision.device_id, int(at // 3600))
+            self.device_hour[hour] = self.device_hour.get(hour, 0) + paid
+            day = (decision.wallet, int(at // 86400))
+            self.wallet_day[day] = self.wallet_day.get(day, 0) + paid
+        if decision.counted:
+            start = int(at // WINDOW_S) * WINDOW_S
+            key = (decision.zone, decision.kind, start)
+            window = self.windows.get(key)
+            if window is None:
+                window = self.windows[key] = ZoneWindow(decision.zone, decision.kind, start)
+            window.add(decision.values, now)
+
+    def closable(self, now: float, grace_s: float, idle_s: float) -> Iterator[ZoneWindow]:
+        """Windows with news to publish: over (their end plus `grace_s` passed in readings' time), or
+        ended by the clock and idle for `idle_s` (the last readings of a quiet zone, or replayed data)."""
+        for window in list(self.windows.values()):
+            if not window.dirty:
+                continue
+            due = window.start + WINDOW_S + grace_s
+            if due <= self.watermark or (due <= now and window.touched + idle_s <= now):
+                yield window
+
+    def prune(self, now: float, keep_s: float = 600.0) -> None:
+        """Forget what no decision should need any more: published windows, hours and days long past.
+
+        Hours and days are kept well behind the latest reading time: readings of one partition may be
+        hours behind another's (a backlog, a new consumer group), and a cap forgotten too early would pay
+        its readings again.
+        """
+        horizon = max(self.watermark, now) - keep_s
+        for key, window in list(self.windows.items()):
+            if not window.dirty and window.start + WINDOW_S < horizon:
+                del self.windows[key]
+        hour = int(self.watermark // 3600) - KEEP_HOURS
+        self.device_hour = {k: v for k, v in self.device_hour.items() if k[1] >= hour}
+        day = int(self.watermark // 86400) - KEEP_DAYS
+        self.wallet_day = {k: v for k, v in self.wallet_day.items() if k[1] >= day}
+
+
+def decide(reading: AcceptedReading, policy: Policy, state: State) -> Decision:
+    """The decision on a reading not decided before (see `State.recent` for those that were)."""
+    r = reading.reading
+    values = r["values"]
+    quality = _quality(reading, policy, state)
+    kind = policy.kinds.get(r["kind"])
+    payments: list[tuple[str, int]] = []
+    reasons = quality
+    if not quality and kind is not None:
+        payments, reasons = _pay(reading, policy, kind, state)
+    return Decision(
+        reading_id=reading.reading_id,
+        device_id=r["device_id"],
+        seq=r["seq"],
+        wallet=reading.owner,
+        kind=r["kind"],
+        zone=r["zone"],
+        ts=r["ts"],
+        values=values,
+        policy_version=policy.version,
+        payments=tuple(payments),
+        reasons=tuple(reasons),
+        counted=not quality,
+    )
+
+
+def _quality(reading: AcceptedReading, policy: Policy, state: State) -> list[Reason]:
+    """Every reason the reading as a whole earns nothing (empty if it passes)."""
+    r = reading.reading
+    device = state.devices.get(r["device_id"])
+    if device is not None and r["seq"] <= device.max_seq:
+        return [Reason(STALE_SEQUENCE, f"seq {r['seq']} is not above {device.max_seq}, the device's last")]
+    kind = policy.kinds.get(r["kind"])
+    if kind is None:
+        return [Reason(UNKNOWN_KIND, f"policy {policy.version} has no rewards for kind {r['kind']!r}")]
+    at = epoch(r["ts"])
+    skew = at - epoch(reading.received_at)
+    if abs(skew) > MAX_CLOCK_SKEW_S:
+        return [
+            Reason(
+                CLOCK_SKEW,
+                f"the reading's time is {skew:+.0f}s from its receipt (at most {MAX_CLOCK_SKEW_S}s)",
+            )
+        ]
+    values = r["values"]
+    reasons = [Reason(IMPOSSIBLE_VALUE, detail) for detail in _impossible(kind, values)]
+    if device is not None:
+        recent = sum(1 for t in device.times if at - kind.burst.per_seconds < t <= at)
+        if recent >= kind.burst.max_readings:
+            reasons.append(
+                Reason(
+                    BURST,
+                    f"{recent + 1} readings within {kind.burst.per_seconds}s"
+                    f" (at most {kind.burst.max_readings})",
+                )
+            )
+        if (
+            kind.stuck_repeats is not None
+            and device.last_values == tuple(sorted(values.items()))
+            and device.repeats + 1 >= kind.stuck_repeats
+        ):
+            reasons.append(Reason(STUCK_SENSOR, f"the same values {device.repeats + 1} times in a row"))
+    if kind.outlier.enabled and not reasons:
+        reasons.extend(_outliers(kind, r, at, state))
+    return reasons
+
+
+def _impossible(kind: KindPolicy, values: Mapping[str, float]) -> Iterator[str]:
+    for name, bounds in kind.bounds.items():
+        value = values.get(name)
+        if value is None:
+            if bounds.required:
+                yield f"{name} is missing"
+        elif not bounds.low <= value <= bounds.high:  # NaN fails too
+            yield f"{name}={value} is outside [{bounds.low:g}, {bounds.high:g}]"
+
+
+def _outliers(kind: KindPolicy, r: Mapping[str, Any], at: float, state: State) -> Iterator[Reason]:
+    window = state.windows.get((r["zone"], r["kind"], int(at // WINDOW_S) * WINDOW_S))
+    if window is None:
+        return
+    for name, value in sorted(r["values"].items()):
+        n, median, mad = window.robust(name)
+        if n < kind.outlier.min_samples or mad == 0:
+            continue  # too few readings to judge, or no spread to measure against
+        z = abs(value - median) / (MAD_SCALE * mad)
+        if z > kind.outlier.robust_z:
+            yield Reason(
+                OUTLIER,
+                f"{name}={value}: robust z {z:.1f} above {kind.outlier.robust_z:g}"
+                f" (zone median {median:g}, MAD {mad:g}, n={n})",
+            )
+
+
+def _pay(
+    reading: AcceptedReading, policy: Policy, kind: KindPolicy, state: State
+) -> tuple[list[tuple[str, int]], list[Reason]]:
+    """The payments of each rule, within what the caps leave, and the reason of each cut."""
+    r = reading.reading
+    earned = policy.amounts(kind, r["values"])
+    if not earned:
+        return [], [Reason(NOTHING_TO_PAY, f"no rule of policy {policy.version} pays for these values")]
+    at = epoch(r["ts"])
+    device_paid = state.device_hour.get((r["device_id"], int(at // 3600)), 0)
+    wallet_paid = state.wallet_day.get((reading.owner, int(at // 86400)), 0)
+    payments, reasons = [], []
+    for rule, amount in earned:
+        device_left = max(0, policy.device_per_hour - device_paid)
+        wallet_left = max(0, policy.wallet_per_day - wallet_paid)
+        pay = min(amount, device_left, wallet_left)
+        if pay < amount:
+            if device_left <= wallet_left:
+                code, cap = CAP_DEVICE_HOUR, f"the device's cap of {policy.device_per_hour} per hour"
+            else:
+                code, cap = CAP_WALLET_DAY, f"the wallet's cap of {policy.wallet_per_day} per day"
+            reasons.append(Reason(code, f"paid {pay} of {amount}: {cap} is reached", rule))
+        if pay:
+            payments.append((rule, pay))
+            device_paid += pay
+            wallet_paid += pay
+    return payments, reasons
