@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any
 
 from services.common import signing
-from services.ledger import signatures
 from services.ledger.accounts import AID, AID_POOL, CITY, POOLS, TREASURY, Posting
 from services.ledger.transactions import RejectedError, Transaction, build_transaction, derive_tx_id
 
@@ -99,7 +98,7 @@ def parse_time(text: str) -> datetime:
 
 def _check_signature(obj: Mapping[str, Any], signer_field: str) -> None:
     try:
-        signatures.verify(obj, signer_field)
+        signing.verify(obj, signer_field)
     except signing.SignatureError as exc:
         raise RejectedError("bad-signature", f"not signed by {signer_field}: {exc}") from exc
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from services.common import signing
 from services.common.ids import reading_id, reward_id
-from services.ledger import jcs, merkle, signatures
+from services.ledger import merkle
 from services.ledger.accounts import (
     CITY,
     REWARDS_POOL,
@@ -95,7 +95,7 @@ def build_transaction(
         "timestamp": timestamp,
     }
     try:
-        leaf = jcs.canonical_bytes(record)
+        leaf = signing.canonical_bytes(record)
     except signing.SignatureError as exc:
         raise RejectedError("not-canonical", str(exc)) from exc
     return Transaction(tx_id, tx_type, tuple(postings), leaf, merkle.leaf_hash(leaf))
@@ -129,12 +129,12 @@ def verify_reward(reward: Mapping[str, Any]) -> None:
     except AccountError as exc:
         raise RejectedError("bad-wallet", f"{wallet!r} is not an Ed25519 did:key") from exc
     try:
-        signatures.verify(reading, "device_id")
+        signing.verify(reading, "device_id")
     except signing.SignatureError as exc:
         raise RejectedError("bad-reading-signature", f"reading not signed by its device: {exc}") from exc
     try:
         # A device's registration travels with each of its rewards: verified once, then recognised.
-        signatures.verify(registration, "owner", remember=True)
+        signing.verify(registration, "owner", remember=True)
     except signing.SignatureError as exc:
         raise RejectedError(
             "bad-registration-signature", f"registration not signed by its owner: {exc}"

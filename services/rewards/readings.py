@@ -8,8 +8,6 @@ envelope's owner is signed by that owner. Anything else raises `InvalidReading` 
 
 from __future__ import annotations
 
-import json
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -76,7 +74,8 @@ def accept(envelope: Any) -> AcceptedReading:
     except signing.SignatureError as exc:
         raise InvalidReading(READING_SIGNATURE, f"the reading is not signed by its device: {exc}") from exc
     try:
-        _verify_registration(registration)
+        # A device's registration comes with every one of its readings: verified once, then recognised.
+        signing.verify(registration, "owner", remember=True)
     except signing.SignatureError as exc:
         raise InvalidReading(
             REGISTRATION_SIGNATURE, f"the registration is not signed by its owner: {exc}"
@@ -92,23 +91,3 @@ def accept(envelope: Any) -> AcceptedReading:
         reading=reading,
         registration=registration,
     )
-
-
-REGISTRATIONS_REMEMBERED = 100_000
-_verified_registrations: OrderedDict[str, None] = OrderedDict()
-
-
-def _verify_registration(registration: Mapping[str, Any]) -> None:
-    """`signing.verify` of a registration by its owner, remembering the registrations that verified.
-
-    A device's registration comes with every one of its readings; recognising it by its exact content
-    (sorted-keys JSON: equal text, equal object) spares a canonicalisation and a signature check each time.
-    """
-    text = json.dumps(registration, sort_keys=True, separators=(",", ":"))
-    if text in _verified_registrations:
-        _verified_registrations.move_to_end(text)
-        return
-    signing.verify(registration, "owner")
-    _verified_registrations[text] = None
-    if len(_verified_registrations) > REGISTRATIONS_REMEMBERED:
-        _verified_registrations.popitem(last=False)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from services.common.signing import Keypair
-from services.ledger import payments, signatures
+from services.ledger import payments
 from services.ledger.accounts import AID_POOL, TREASURY, Posting
 from services.ledger.payments import Facts, Grant, Merchant
 from services.ledger.transactions import RejectedError
@@ -125,11 +125,3 @@ def test_expiry_returns_the_rest_to_the_aid_pool_once_per_grant() -> None:
     tx = payments.plan_expiry(expired, TS)
     assert tx.postings == (Posting(ALICE.did, "AID", -25), Posting(AID_POOL, "AID", 25))
     assert tx.tx_id == payments.plan_expiry(expired, "2027-01-01T00:00:00Z").tx_id
-
-
-def test_remembered_signatures_are_recognised_only_byte_for_byte() -> None:
-    signed = ALICE.sign({"owner": ALICE.did, "device_id": BOB.did})
-    signatures.verify(signed, "owner", remember=True)
-    signatures.verify(signed, "owner", remember=True)
-    with pytest.raises(Exception, match="does not verify"):
-        signatures.verify({**signed, "device_id": SHOP.did}, "owner", remember=True)

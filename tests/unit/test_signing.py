@@ -1,4 +1,5 @@
 import copy
+from collections import OrderedDict
 
 import pytest
 
@@ -46,19 +47,19 @@ def test_resigning_replaces_an_existing_sig():
     assert key.sign(once) == once
 
 
-@pytest.mark.parametrize(
-    "tamper",
-    [
-        lambda o: o.update(seq=2),
-        lambda o: o.update(sig=o["sig"][:-2] + ("AA" if o["sig"][-2:] != "AA" else "BB")),
-        lambda o: o.pop("sig"),
-        lambda o: o.update(sig="not base64!"),
-        lambda o: o.update(sig="AAAA"),
-        lambda o: o.update(device_id=Keypair.generate().did),
-        lambda o: o.update(device_id="did:key:bogus"),
-        lambda o: o.pop("device_id"),
-    ],
-)
+TAMPERINGS = [
+    lambda o: o.update(seq=2),
+    lambda o: o.update(sig=o["sig"][:-2] + ("AA" if o["sig"][-2:] != "AA" else "BB")),
+    lambda o: o.pop("sig"),
+    lambda o: o.update(sig="not base64!"),
+    lambda o: o.update(sig="AAAA"),
+    lambda o: o.update(device_id=Keypair.generate().did),
+    lambda o: o.update(device_id="did:key:bogus"),
+    lambda o: o.pop("device_id"),
+]
+
+
+@pytest.mark.parametrize("tamper", TAMPERINGS)
 def test_tampering_is_detected(tamper):
     key = Keypair.generate()
     signed = key.sign({"device_id": key.did, "seq": 1})
@@ -84,3 +85,50 @@ def test_b64url_round_trip_without_padding():
 def test_seed_round_trip():
     key = Keypair.generate()
     assert Keypair.from_seed(key.seed).did == key.did
+
+
+@pytest.mark.parametrize("tamper", TAMPERINGS)
+def test_a_remembered_object_is_recognised_only_byte_for_byte(tamper):
+    key = Keypair.generate()
+    signed = key.sign({"device_id": key.did, "seq": 1})
+    signing.verify(signed, "device_id", remember=True)
+    bad = copy.deepcopy(signed)
+    tamper(bad)
+    with pytest.raises(SignatureError):
+        signing.verify(bad, "device_id", remember=True)
+
+
+def test_a_remembered_object_skips_the_second_ed25519_check_and_others_do_not(monkeypatch):
+    key = Keypair.generate()
+    registration = key.sign({"owner": key.did, "device_id": Keypair.generate().did})
+    reading = key.sign({"device_id": key.did, "seq": 1})
+    signing.verify(registration, "owner", remember=True)
+    signing.verify(reading, "device_id")
+
+    def no_more_checks(did: str, data: bytes, signature: bytes) -> None:
+        raise SignatureError("checked again")
+
+    monkeypatch.setattr(signing, "verify_bytes", no_more_checks)
+    signing.verify(dict(reversed(registration.items())), "owner", remember=True)  # same canonical bytes
+    with pytest.raises(SignatureError, match="checked again"):
+        signing.verify(registration, "owner")  # without remember: always checked
+    with pytest.raises(SignatureError, match="checked again"):
+        signing.verify(reading, "device_id", remember=True)  # verified before, but not remembered
+
+
+def test_at_most_remembered_max_objects_are_remembered(monkeypatch):
+    monkeypatch.setattr(signing, "REMEMBERED_MAX", 2)
+    monkeypatch.setattr(signing, "_remembered", OrderedDict())
+    key = Keypair.generate()
+    first, *others = [key.sign({"owner": key.did, "n": n}) for n in range(3)]
+    for signed in (first, *others):
+        signing.verify(signed, "owner", remember=True)
+
+    def no_more_checks(did: str, data: bytes, signature: bytes) -> None:
+        raise SignatureError("checked again")
+
+    monkeypatch.setattr(signing, "verify_bytes", no_more_checks)
+    for signed in others:
+        signing.verify(signed, "owner", remember=True)
+    with pytest.raises(SignatureError, match="checked again"):
+        signing.verify(first, "owner", remember=True)  # the least recently used one was forgotten
