@@ -7,9 +7,11 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -65,8 +67,10 @@ class Platform:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory) -> Iterator[Platform]:
-    data_dir = tmp_path_factory.mktemp("platform")
+def platform() -> Iterator[Platform]:
+    # Not under pytest's tmp dir: pytest resets it to 0700 when another session starts, and the embedded
+    # PostgreSQL runs as its own user, which must still reach its data dir to stop.
+    data_dir = Path(tempfile.mkdtemp(prefix="smartcity-e2e-"))
     ports = {env: free_port() for env in PORT_ENVS}
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
     env.update({k: str(v) for k, v in ports.items()})
@@ -90,6 +94,7 @@ def platform(tmp_path_factory) -> Iterator[Platform]:
                 process.wait(60)
             except subprocess.TimeoutExpired:
                 process.kill()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _signed_readings(device: Keypair, count: int) -> list[dict]:
