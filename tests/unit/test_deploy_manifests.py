@@ -4,14 +4,19 @@ the topic registry (services/common/topics.py), so the two cannot drift apart.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
+from services.common import schemas
 from services.common.events import cloudevent_headers
 from services.common.topics import ALL_TOPICS, PRIMARY_TOPICS
+from services.ingest.checks import Reason, Rejection
+from services.ingest.mqtt import ACKS_TOPIC, READINGS_TOPIC, ack
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -146,6 +151,23 @@ def test_compose_publishes_ports_on_loopback_only(compose: dict[str, Any]) -> No
     for name, service in compose["services"].items():
         for mapping in service.get("ports", []):
             assert str(mapping).startswith("127.0.0.1:"), f"{name} publishes {mapping} beyond loopback"
+
+
+def test_compose_ingest_bridges_the_mosquitto_broker(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    mosquitto = services["mosquitto"]
+    assert mosquitto["image"] == "eclipse-mosquitto:2"
+    assert "127.0.0.1:1883:1883" in mosquitto["ports"]
+    assert "./deploy/mosquitto/mosquitto.conf:/mosquitto/config/mosquitto.conf:ro" in mosquitto["volumes"]
+    assert mosquitto["healthcheck"]["test"]
+    conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text().splitlines()
+    directives = {tuple(line.split()) for line in conf if line.strip() and not line.startswith("#")}
+    assert {("listener", "1883"), ("allow_anonymous", "true")} <= directives
+
+    ingest = services["ingest"]
+    url = urlsplit(ingest["environment"]["INGEST_MQTT_URL"])
+    assert (url.scheme, url.hostname, url.port) == ("mqtt", "mosquitto", 1883)
+    assert ingest["depends_on"]["mosquitto"]["condition"] == "service_healthy"
 
 
 def test_prometheus_scrapes_every_service_metrics_endpoint(compose: dict[str, Any]) -> None:
@@ -344,13 +366,43 @@ def resolve(doc: dict[str, Any], ref: str) -> Any:
     return node
 
 
+def resolve_file(ref: str) -> Any:
+    """Resolve a ``file.json#/pointer`` reference relative to schemas/; KeyError if it points nowhere."""
+    path, _, pointer = ref.partition("#")
+    schema = json.loads((ROOT / "schemas" / path).read_text())
+    return resolve(schema, "#" + pointer) if pointer else schema
+
+
+def collect_refs(node: Any) -> list[str]:
+    """Every ``$ref`` string anywhere under `node`."""
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [ref for value in node.values() for ref in collect_refs(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in collect_refs(value)]
+    return []
+
+
 def channel_messages(doc: dict[str, Any], channel: dict[str, Any]) -> list[dict[str, Any]]:
     return [resolve(doc, m["$ref"]) if "$ref" in m else m for m in channel["messages"].values()]
 
 
+def channel_protocols(doc: dict[str, Any], channel: dict[str, Any]) -> set[str]:
+    """The protocols of the servers a channel is on (AsyncAPI 3: no `servers` means every server)."""
+    refs = [server["$ref"] for server in channel.get("servers", [])]
+    servers = [resolve(doc, ref) for ref in refs] if refs else list(doc["servers"].values())
+    return {server["protocol"] for server in servers}
+
+
+def channels_on(doc: dict[str, Any], protocol: str) -> list[dict[str, Any]]:
+    return [c for c in doc["channels"].values() if channel_protocols(doc, c) == {protocol}]
+
+
 def test_asyncapi_channels_match_the_registry(asyncapi: dict[str, Any]) -> None:
     assert str(asyncapi["asyncapi"]).startswith("3.0")
-    channels = list(asyncapi["channels"].values())
+    for name, channel in asyncapi["channels"].items():
+        assert len(channel_protocols(asyncapi, channel)) == 1, f"{name} must name its servers (Kafka or MQTT)"
+    channels = channels_on(asyncapi, "kafka")
     declared = {
         c["address"]: (
             c["bindings"]["kafka"]["partitions"],
@@ -379,18 +431,7 @@ def test_asyncapi_messages_carry_the_topic_schema_key_and_cloudevents_headers(
 
 
 def test_asyncapi_schema_refs_point_to_existing_files(asyncapi: dict[str, Any]) -> None:
-    refs: list[str] = []
-
-    def collect(node: Any) -> None:
-        if isinstance(node, dict):
-            refs.extend([node["$ref"]] if isinstance(node.get("$ref"), str) else [])
-            for value in node.values():
-                collect(value)
-        elif isinstance(node, list):
-            for value in node:
-                collect(value)
-
-    collect(asyncapi)
+    refs = collect_refs(asyncapi)
     files = [ref for ref in refs if not ref.startswith("#")]
     assert files
     for ref in refs:
@@ -416,3 +457,41 @@ def test_asyncapi_operations_name_services_and_each_topic_has_one_producer(async
     assert set(SERVICES) <= tagged
     for topic in PRIMARY_TOPICS:
         assert len(senders.get(topic.name, set())) == 1, f"{topic.name} producers: {senders.get(topic.name)}"
+
+
+def test_asyncapi_mqtt_channels_describe_the_ingest_bridge(asyncapi: dict[str, Any]) -> None:
+    channels = {c["address"]: c for c in channels_on(asyncapi, "mqtt")}
+    assert set(channels) == {READINGS_TOPIC, ACKS_TOPIC}
+    for address, channel in channels.items():
+        assert set(channel["parameters"]) == {"device_id"}, address
+        (message,) = channel_messages(asyncapi, channel)
+        refs = collect_refs(message["payload"])
+        assert refs, address
+        for ref in refs:
+            schema = resolve_file(ref)  # KeyError if the pointer points nowhere
+            assert schema.get("type") == "object", ref
+            if ref.endswith(".json"):
+                schemas.validator(ref)  # raises if the schema itself is invalid
+
+    readings = channel_messages(asyncapi, channels[READINGS_TOPIC])[0]["payload"]
+    assert set(collect_refs(readings)) == {"./defs.v1.json#/$defs/reading"}
+
+    # The ack schema takes what the bridge sends, and the documented examples.
+    (acks,) = channel_messages(asyncapi, channels[ACKS_TOPIC])
+    ack_schema = acks["payload"]["$ref"].removeprefix("./")
+    sent = [
+        ack({"seq": 7}, None),
+        ack({"seq": 7}, Rejection(Reason.DUPLICATE, "seq 7 <= 7")),
+        ack(None, None),
+    ]
+    for payload in [*sent, *(example["payload"] for example in acks["examples"])]:
+        schemas.validate_against(ack_schema, payload)
+    with pytest.raises(schemas.SchemaError):
+        schemas.validate_against(ack_schema, {"seq": 7, "status": "retry", "reason": "unavailable"})
+
+    ingest = {
+        (operation["action"], resolve(asyncapi, operation["channel"]["$ref"])["address"])
+        for operation in asyncapi["operations"].values()
+        if {"name": "ingest"} in operation["tags"]
+    }
+    assert {("receive", READINGS_TOPIC), ("send", ACKS_TOPIC)} <= ingest
