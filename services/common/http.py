@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.common.kafka import BrokerUnavailableError
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
 
 log = logging.getLogger(__name__)
@@ -222,3 +223,18 @@ async def database_ready(app: FastAPI) -> bool:
 async def broker_ready(app: FastAPI) -> bool:
     """Readiness: the broker behind ``app.state.producer`` returns metadata."""
     return await asyncio.to_thread(app.state.producer.broker_answers)
+
+
+def unavailable(exc: Exception, retry_after_s: int | float) -> Problem:
+    """A 503 the client may retry, for a broker that did not acknowledge or a database that did not answer."""
+    retry = {"Retry-After": str(retry_after_s)}
+    if isinstance(exc, BrokerUnavailableError):
+        log.warning("broker did not acknowledge: %s", exc)
+        return Problem(
+            503,
+            "broker-unavailable",
+            "The broker did not acknowledge; nothing was stored, retry.",
+            headers=retry,
+        )
+    log.warning("database unavailable: %s", exc)
+    return Problem(503, "database-unavailable", "The database did not answer; retry.", headers=retry)

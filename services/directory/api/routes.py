@@ -3,7 +3,6 @@ local alternatives to chains."""
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -13,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.common.didkey import DidKeyError, decode
-from services.common.http import Problem, read_json_body
+from services.common.http import Problem, read_json_body, unavailable
 from services.common.kafka import BrokerUnavailableError, KafkaProducer
 from services.common.signing import SignatureError
 from services.directory import hours, merchants
@@ -30,25 +29,12 @@ from services.directory.search import Location, SearchQuery
 from services.directory.settings import DirectorySettings
 from services.directory.store import MerchantStore, SearchHit, StaleVerificationError, UnknownMerchantError
 
-log = logging.getLogger(__name__)
-
 router = APIRouter(prefix="/v1")
 
 
 def _unavailable(request: Request, exc: Exception) -> Problem:
-    """A 503 the client may retry, for a database or broker that did not answer."""
     settings: DirectorySettings = request.app.state.settings
-    retry = {"Retry-After": str(settings.retry_after_s)}
-    if isinstance(exc, BrokerUnavailableError):
-        log.warning("broker did not acknowledge: %s", exc)
-        return Problem(
-            503,
-            "broker-unavailable",
-            "The broker did not acknowledge; nothing was stored, retry.",
-            headers=retry,
-        )
-    log.warning("database unavailable: %s", exc)
-    return Problem(503, "database-unavailable", "The database did not answer; retry.", headers=retry)
+    return unavailable(exc, settings.retry_after_s)
 
 
 @router.post(

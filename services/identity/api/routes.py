@@ -5,7 +5,6 @@ custodial wallet, the person's PIN)."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, TypeVar
@@ -18,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.common import events, signing
 from services.common.consents import ConsentError, ConsentSignatureError, check_consent
 from services.common.didkey import DidKeyError
-from services.common.http import Problem, read_json_body
+from services.common.http import Problem, read_json_body, unavailable
 from services.common.kafka import BrokerUnavailableError, KafkaProducer, OutgoingRecord
 from services.common.signing import Keypair
 from services.common.topics import CONSENTS
@@ -34,8 +33,6 @@ from services.identity.store import (
     WalletLockedError,
     WrongPinAttemptError,
 )
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1")
 
@@ -61,18 +58,7 @@ def _store(request: Request) -> IdentityStore:
 
 
 def _unavailable(request: Request, exc: Exception) -> Problem:
-    """A 503 the client may retry, for a database or broker that did not answer."""
-    retry = {"Retry-After": str(_settings(request).retry_after_s)}
-    if isinstance(exc, BrokerUnavailableError):
-        log.warning("broker did not acknowledge: %s", exc)
-        return Problem(
-            503,
-            "broker-unavailable",
-            "The broker did not acknowledge; nothing was stored, retry.",
-            headers=retry,
-        )
-    log.warning("database unavailable: %s", exc)
-    return Problem(503, "database-unavailable", "The database did not answer; retry.", headers=retry)
+    return unavailable(exc, _settings(request).retry_after_s)
 
 
 def _invalid(exc: ValidationError) -> RequestValidationError:
