@@ -7,8 +7,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
+_SPEC_VERSION_HEADER = ("ce_specversion", SPEC_VERSION.encode())
+_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
 
 
 def now_rfc3339() -> str:
@@ -26,12 +30,12 @@ def cloudevent_headers(
 ) -> list[tuple[str, bytes]]:
     """Kafka headers of a binary-mode CloudEvent."""
     return [
-        ("ce_specversion", SPEC_VERSION.encode()),
+        _SPEC_VERSION_HEADER,
         ("ce_id", (event_id or str(uuid.uuid4())).encode()),
         ("ce_type", event_type.encode()),
         ("ce_source", source.encode()),
         ("ce_time", (time or now_rfc3339()).encode()),
-        ("content-type", CONTENT_TYPE.encode()),
+        _CONTENT_TYPE_HEADER,
     ]
 
 
@@ -41,7 +45,12 @@ def headers_dict(headers: list[tuple[str, bytes | None]] | None) -> dict[str, st
 
 
 def encode_json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Compact UTF-8 JSON of a value (orjson: a record's encoding is on every producer's hot path).
+
+    Raises TypeError for a non-string key or a non-JSON type. NaN and infinities, which JSON cannot hold,
+    are written as ``null`` (the consumers' schemas refuse a null where a number belongs).
+    """
+    return orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
 
 
 def decode_json(raw: bytes | None) -> Any:

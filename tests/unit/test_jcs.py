@@ -76,3 +76,29 @@ def test_what_has_no_canonical_form_is_refused(value: object) -> None:
         jcs.canonical_bytes(value)
     with pytest.raises(signing.SignatureError, match="cannot canonicalize"):
         signing.canonical_bytes(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"at": "07:18:20.0Z", "list": "x,1e5", "ratio": ":12.0", "digits": "[1234567890123456789"},
+        {"memo": None, "amount": 12.5, "nested": [None, {"a": None}]},
+        {"zero": 0, "minus_zero_int": -0, "max_safe": 2**53 - 1, "min_safe": -(2**53) + 1},
+        {"tiny": 5e-324, "big_int_float": 1234567890123456.5, "fraction": 0.000123},
+    ],
+)
+def test_strings_that_look_like_numbers_nulls_and_limits_match_the_reference(value: object) -> None:
+    assert jcs.canonical_bytes(value) == rfc8785.dumps(value)
+
+
+@pytest.mark.parametrize("value", [{"n": None, "x": float("nan")}, [None, float("-inf")], {1: "int key"}])
+def test_nan_beside_null_and_non_string_keys_are_refused(value: object) -> None:
+    with pytest.raises(jcs.CanonicalizationError):
+        jcs.canonical_bytes(value)
+
+
+def test_shortest_float_digits_agree_with_the_reference_across_magnitudes() -> None:
+    rng = random.Random(9162)
+    for _ in range(20000):
+        value = {"v": rng.getrandbits(64) / (1 << rng.randint(0, 80))}
+        assert jcs.canonical_bytes(value) == rfc8785.dumps(value)
