@@ -21,13 +21,14 @@ from services.common.http import create_app as create_service_app
 from services.common.kafka import BatchConsumer, IncomingRecord, KafkaProducer, Rejection, ensure_topics
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
+from services.common.workers import WorkerPool
 from services.ledger import metrics
 from services.ledger.api.routes import router
 from services.ledger.keys import load_signing_key
 from services.ledger.payments import AID_EXPIRY
 from services.ledger.sealer import Sealer
 from services.ledger.settings import SERVICE, LedgerSettings
-from services.ledger.settlement import RewardSettler, verification_pool
+from services.ledger.settlement import RewardSettler
 from services.ledger.store import LedgerStore
 from services.ledger.transactions import GENESIS, genesis_transaction
 
@@ -113,7 +114,9 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
         )
         app.state.workers = {}
         app.state.issuer_keys = settings.issuers
-        app.state.verify_pool = pool = verification_pool(settings.verify_workers)
+        app.state.verify_pool = pool = (
+            WorkerPool(settings.verify_workers) if settings.verify_workers else None
+        )
         try:
             await asyncio.to_thread(ensure_topics, platform.bootstrap_servers, LEDGER_TOPICS)
             await open_chain(store, keypair, settings)

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import multiprocessing
-import signal
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 
 from services.common.events import now_rfc3339
 from services.common.kafka import IncomingRecord, Rejection
+from services.common.workers import WorkerPool
 from services.ledger import metrics
 from services.ledger.store import LedgerStore
 from services.ledger.transactions import REWARD, RejectedError, Transaction, reward_transaction
-
-log = logging.getLogger(__name__)
 
 Prepared = Transaction | tuple[str, str]
 """A reward's transaction, or the (code, detail) of why it cannot settle."""
@@ -44,61 +38,6 @@ def prepare_rewards(raw_values: list[bytes], timestamp: str) -> list[Prepared]:
     return prepared
 
 
-def _ignore_interrupts() -> None:
-    # Ctrl-C reaches the whole process group; the ledger process stops the workers in its own time.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-class VerificationPool:
-    """Worker processes verifying rewards' evidence, a batch split evenly across them.
-
-    Spawned, not forked: the ledger process runs librdkafka and asyncio threads a fork would copy mid-flight.
-    A pool broken by a worker that died is replaced; the batch fails and the consumer retries it.
-    """
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self._pool = self._start()
-
-    def _start(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_ignore_interrupts,
-        )
-
-    @property
-    def pids(self) -> list[int]:
-        """The worker processes' ids (started on first use)."""
-        return list(self._pool._processes or {})
-
-    async def prepare(self, raw_values: list[bytes], timestamp: str) -> list[Prepared]:
-        """`prepare_rewards` over the workers; raises `BrokenProcessPool` (after replacing the pool)."""
-        loop = asyncio.get_running_loop()
-        size = -(-len(raw_values) // self.workers)
-        chunks = [raw_values[i : i + size] for i in range(0, len(raw_values), size)]
-        pool = self._pool
-        try:
-            results = await asyncio.gather(
-                *(loop.run_in_executor(pool, prepare_rewards, chunk, timestamp) for chunk in chunks)
-            )
-        except BrokenProcessPool:
-            if self._pool is pool:
-                log.warning("a verification worker died; starting a new pool")
-                pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = self._start()
-            raise
-        return [item for chunk in results for item in chunk]
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(cancel_futures=True)
-
-
-def verification_pool(workers: int) -> VerificationPool | None:
-    """A pool of `workers` processes, or None for 0 (verification then runs on a thread)."""
-    return VerificationPool(workers) if workers > 0 else None
-
-
 class RewardSettler:
     """The `BatchConsumer` handler settling rewards; `on_settled(n)` hears how many were settled.
 
@@ -110,7 +49,7 @@ class RewardSettler:
         self,
         store: LedgerStore,
         on_settled: Callable[[int], None] | None = None,
-        pool: VerificationPool | None = None,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.store = store
         self.on_settled = on_settled
@@ -120,7 +59,7 @@ class RewardSettler:
         raw = [record.raw for record in records]
         if self.pool is None:
             return await asyncio.to_thread(prepare_rewards, raw, timestamp)
-        return await self.pool.prepare(raw, timestamp)
+        return await self.pool.map(prepare_rewards, raw, timestamp)
 
     async def __call__(self, records: list[IncomingRecord]) -> list[Rejection]:
         metrics.SETTLEMENT_BATCH.observe(len(records))
