@@ -40,6 +40,7 @@ import time
 from collections import Counter as CounterOf
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,10 +56,12 @@ from services.common.kafka import KafkaProducer, OutgoingRecord
 from services.common.metrics import DLQ_RECORDS, exposition
 from services.common.settings import PlatformSettings
 from services.common.topics import READINGS
+from services.common.workers import WorkerPool
 from services.rewards.changelog import rebuild_state
 from services.rewards.engine import State, epoch
 from services.rewards.policy import Policy, PolicyError, load_policy
 from services.rewards.processor import Outcome, handle_reading, zone_stats_record
+from services.rewards.readings import AcceptedReading, InvalidReading, parse_all
 from services.rewards.settings import SERVICE, RewardsSettings
 
 log = logging.getLogger(__name__)
@@ -106,6 +109,10 @@ POLICY_LOADS = Counter(
 
 FAUST_METRICS_PREFIX = "smartcity_rewards_faust"
 MAX_BATCHES_IN_FLIGHT = 4
+MAX_BATCHES_VERIFYING = 2
+
+Verifying = tuple[Sequence[Any], "asyncio.Future[list[AcceptedReading | InvalidReading]]", float]
+"""A batch taken: its events, the check of their signatures under way, and when it was taken."""
 BROKER_CHECK_TIMEOUT_S = 2.0
 
 
@@ -218,6 +225,13 @@ def create_app(
     producer = KafkaProducer(
         platform.bootstrap_servers, client_id=settings.app_id, send_timeout_s=platform.kafka_send_timeout_s
     )
+    # The readings' signatures (an Ed25519 check each, a third of the work) are checked in other processes.
+    pool = WorkerPool(settings.verify_workers) if settings.verify_workers else None
+
+    @app.on_before_shutdown.connect
+    def stop_verifying(sender: faust.App, **kwargs: Any) -> None:
+        if pool is not None:
+            pool.shutdown()
 
     async def publish(records: Sequence[OutgoingRecord]) -> None:
         """Send `records` until the broker acknowledged every one, retrying the failed ones.
@@ -275,17 +289,24 @@ def create_app(
         BATCH_SIZE.observe(len(events))
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    @app.agent(readings_topic, name="rewards")
-    async def reward_readings(stream: faust.StreamT) -> None:
-        # Batches are decided one after the other (the state is sequential) but published in a pipeline:
-        # waiting for the broker's acknowledgements of one batch before deciding the next would leave the
-        # worker idle most of the time.
+    async def verify(values: list[bytes | None]) -> list[AcceptedReading | InvalidReading]:
+        """`parse_all` on the worker processes, or here without any or if one died on this batch."""
+        if pool is not None:
+            try:
+                return await pool.map(parse_all, values)
+            except BrokenProcessPool:
+                log.warning("checking a batch of %d readings in the worker process itself", len(values))
+        return parse_all(values)
+
+    async def decide_batches(stream: faust.StreamT, verified: asyncio.Queue[Verifying]) -> None:
+        """Decide the verified batches in the order they were taken, and publish them in a pipeline."""
         in_flight: deque[asyncio.Task[None]] = deque()
         decided = asyncio.Event()
         decided.set()
         try:
-            async for events in stream.noack_take(settings.batch_size, within=settings.batch_wait_s):
-                started = time.perf_counter()
+            while True:
+                events, verifying, started = await verified.get()
+                parsed = await verifying
                 if engine.stale:
                     while in_flight:  # our own decisions must be on the topic before reading it back
                         await in_flight.popleft()
@@ -303,8 +324,9 @@ def create_app(
                         state=engine.state,
                         consumer=settings.app_id,
                         now=now,
+                        parsed=reading,
                     )
-                    for event in events
+                    for event, reading in zip(events, parsed, strict=True)
                 ]
                 earlier, decided = decided, asyncio.Event()
                 in_flight.append(
@@ -313,9 +335,33 @@ def create_app(
                 while in_flight and (len(in_flight) > MAX_BATCHES_IN_FLIGHT or in_flight[0].done()):
                     await in_flight.popleft()
         finally:
-            # Stopping or rebalancing: what is not acknowledged yet is consumed again (and found decided).
             for task in in_flight:
                 task.cancel()
+
+    @app.agent(readings_topic, name="rewards")
+    async def reward_readings(stream: faust.StreamT) -> None:
+        # A pipeline: the signatures of a batch are checked in the worker processes while earlier batches
+        # are decided here (one after the other: the state is sequential), and their records published
+        # while later ones are decided (waiting for the broker's acknowledgements of one batch before
+        # deciding the next would leave the worker idle most of the time).
+        verified: asyncio.Queue[Verifying] = asyncio.Queue(maxsize=MAX_BATCHES_VERIFYING)
+        decider = asyncio.ensure_future(decide_batches(stream, verified))
+        try:
+            async for events in stream.noack_take(settings.batch_size, within=settings.batch_wait_s):
+                started = time.perf_counter()
+                verifying = asyncio.ensure_future(verify([event.message.value for event in events]))
+                queued = asyncio.ensure_future(verified.put((events, verifying, started)))
+                await asyncio.wait((queued, decider), return_when=asyncio.FIRST_COMPLETED)
+                if decider.done():
+                    queued.cancel()
+                    verifying.cancel()
+                    decider.result()  # raises what stopped it
+                    raise RuntimeError("the rewards decider stopped")
+        finally:
+            # Stopping or rebalancing: what is not acknowledged yet is consumed again (and found decided).
+            decider.cancel()
+            while not verified.empty():
+                verified.get_nowait()[1].cancel()
 
     @app.timer(interval=1.0)
     async def publish_zone_stats() -> None:

@@ -24,6 +24,7 @@ from collections import OrderedDict, defaultdict, deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from services.common.events import rfc3339
@@ -63,8 +64,9 @@ KEEP_HOURS = 48  # device caps kept this many hours behind the latest reading ti
 KEEP_DAYS = 2  # wallet caps kept this many days behind it
 
 
+@lru_cache(maxsize=65536)
 def epoch(ts: str) -> float:
-    """Seconds since the epoch of an RFC 3339 UTC time."""
+    """Seconds since the epoch of an RFC 3339 UTC time (memoised: a reading's times are read several times)."""
     return datetime.fromisoformat(ts).timestamp()
 
 

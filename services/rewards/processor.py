@@ -21,7 +21,7 @@ from services.common.kafka import OutgoingRecord, dlq_record
 from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS, ZONE_STATS
 from services.rewards.engine import Decision, State, ZoneWindow, decide
 from services.rewards.policy import Policy, reward
-from services.rewards.readings import InvalidReading, parse
+from services.rewards.readings import AcceptedReading, InvalidReading, parse
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +65,16 @@ def handle_reading(
     state: State,
     consumer: str,
     now: float = 0.0,
+    parsed: AcceptedReading | InvalidReading | None = None,
 ) -> Outcome:
-    """Decide one readings record (changing `state`), or dead-letter it with the reason."""
+    """Decide one readings record (changing `state`), or dead-letter it with the reason.
+
+    `parsed` is what `readings.parse` made of `raw`, when that was done already (in a worker process).
+    """
     try:
-        reading = parse(raw)
+        if isinstance(parsed, InvalidReading):
+            raise parsed
+        reading = parsed if parsed is not None else parse(raw)
         earlier = state.recent.get(reading.reading_id)
         if earlier is not None:
             rewards = tuple(

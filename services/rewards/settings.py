@@ -1,5 +1,6 @@
 """Rewards processor settings (env prefix ``REWARDS_``)."""
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -27,7 +28,17 @@ class RewardsSettings(BaseSettings):
     policy_reload_s: float = Field(
         default=2.0, gt=0, description="How often the policy file is checked for a new version."
     )
-    batch_size: int = Field(default=500, ge=1, description="Most readings handled in one batch.")
+    verify_workers: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 2) - 1),
+        ge=0,
+        description="Worker processes checking the readings' signatures while the worker decides earlier "
+        "batches (0: checked in the worker process itself).",
+    )
+    batch_size: int = Field(
+        default=2000,
+        ge=1,
+        description="Most readings handled in one batch (a batch is taken once full, or after batch_wait_s).",
+    )
     batch_wait_s: float = Field(
         default=0.1, gt=0, description="Longest wait for a batch to fill before handling what arrived."
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import random
 from typing import Any
 
@@ -18,7 +19,7 @@ from services.rewards.app import broker_urls
 from services.rewards.engine import State
 from services.rewards.policy import Policy, parse_policy
 from services.rewards.processor import INTERNAL_ERROR, Outcome, handle_reading
-from services.rewards.readings import InvalidReading, accept, parse
+from services.rewards.readings import READING_SIGNATURE, InvalidReading, accept, parse
 from tests.unit.test_rewards_samples import TS, Device, expected_reading_id, policy_document
 
 POLICY = parse_policy(policy_document("v7"))
@@ -260,3 +261,9 @@ def test_an_unexpected_error_dead_letters_the_reading_instead_of_stopping():
 def test_broker_urls_are_faust_kafka_urls():
     assert broker_urls("127.0.0.1:9092") == ["kafka://127.0.0.1:9092"]
     assert broker_urls("a:1, b:2,") == ["kafka://a:1", "kafka://b:2"]
+
+
+def test_a_rejection_survives_the_trip_back_from_a_worker_process() -> None:
+    rejection = InvalidReading(READING_SIGNATURE, "the reading is not signed by its device")
+    again = pickle.loads(pickle.dumps(rejection))
+    assert (again.reason, again.detail, str(again)) == (rejection.reason, rejection.detail, str(rejection))
