@@ -32,6 +32,7 @@ PASSTHROUGH = Topic("bench.passthrough.v1", key="device id", schema="readings.v1
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE_S = 300.0
 ROUNDS = int(os.environ.get("BENCH_REWARDS_ROUNDS", "2"))
+RATE_LINE = "consumed readings/s: "
 
 
 def readings(count: int, devices: int = 300, wallets: int = 40) -> list[tuple[str, bytes]]:
@@ -114,12 +115,11 @@ def measure(
     return (count - already) / (now - started)
 
 
-def passthrough() -> None:
-    """The baseline: a bare Faust agent forwarding every reading, with the worker's broker settings."""
-    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-    app = faust.App(
+def bare_app() -> faust.App:
+    """A Faust app with the worker's broker settings, for the baselines."""
+    return faust.App(
         os.environ["BENCH_APP_ID"],
-        broker=f"kafka://{bootstrap}",
+        broker=f"kafka://{os.environ['KAFKA_BOOTSTRAP_SERVERS']}",
         processing_guarantee="at_least_once",
         producer_acks=-1,
         broker_session_timeout=6,
@@ -130,6 +130,17 @@ def passthrough() -> None:
         web_enabled=False,
         datadir=os.environ["BENCH_DATADIR"],
     )
+
+
+def run_worker(app: faust.App) -> None:
+    worker = faust.Worker(app, quiet=True, loglevel="WARNING")
+    worker.spinner = None
+    worker.execute_from_commandline()
+
+
+def passthrough() -> None:
+    """The baseline: a bare Faust agent forwarding every reading."""
+    app = bare_app()
     source = app.topic(READINGS.name, key_serializer="raw", value_serializer="raw")
 
     @app.agent(source)
@@ -145,9 +156,63 @@ def passthrough() -> None:
             for event in batch:
                 await stream.ack(event)
 
-    worker = faust.Worker(app, quiet=True, loglevel="WARNING")
-    worker.spinner = None
-    worker.execute_from_commandline()
+    run_worker(app)
+
+
+def consume_only() -> None:
+    """The framework's floor: a Faust agent that takes and acks every reading and does nothing else; it
+    prints its own rate (first batch to last reading) once it has seen BENCH_COUNT readings."""
+    app = bare_app()
+    source = app.topic(READINGS.name, key_serializer="raw", value_serializer="raw")
+    count = int(os.environ["BENCH_COUNT"])
+
+    @app.agent(source)
+    async def consume(stream: faust.StreamT) -> None:
+        seen, first, started = 0, 0, 0.0
+        async for batch in stream.noack_take(500, within=0.1):
+            if not seen:
+                first, started = len(batch), time.perf_counter()
+            seen += len(batch)
+            for event in batch:
+                await stream.ack(event)
+            if seen >= count:
+                print(f"{RATE_LINE}{(seen - first) / (time.perf_counter() - started):.1f}", flush=True)
+                break
+
+    run_worker(app)
+
+
+def consume_only_rate(records: list[tuple[str, bytes]], workdir: Path) -> float:
+    """`consume_only` on a broker of its own holding just the readings."""
+    port = embedded.free_port()
+    broker = embedded.start_broker(port, workdir / "tansu-consume.log")
+    bootstrap = f"127.0.0.1:{port}"
+    log = workdir / "consume.log"
+    try:
+        ensure_topics(bootstrap, (*ALL_TOPICS, PASSTHROUGH))
+        publish(bootstrap, records)
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "BENCH_APP_ID": "bench-consume",
+            "BENCH_DATADIR": str(workdir / "faust-consume"),
+            "BENCH_COUNT": str(len(records)),
+        }
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bench.rewards", "consume"], cwd=ROOT, env=env, stdout=out, stderr=out
+            )
+        deadline = time.monotonic() + DEADLINE_S
+        while RATE_LINE not in log.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the consume-only agent did not finish; see {log}")
+            time.sleep(0.05)
+        process.terminate()
+        process.wait(30)
+    finally:
+        broker.terminate()
+        broker.wait(10)
+    return float(log.read_text().split(RATE_LINE)[1].split()[0])
 
 
 def run_leg(
@@ -210,6 +275,7 @@ def main() -> None:
                 REWARD_DECISIONS,
             )
         )
+    floor = consume_only_rate(records, workdir)
     bare, full = max(bare_rates), max(full_rates)
     rounds = ", ".join(f"{b:,.0f} / {f:,.0f}" for b, f in zip(bare_rates, full_rates, strict=True))
     print(f"  rounds (pass-through / full): {rounds}")
@@ -217,9 +283,15 @@ def main() -> None:
     print(f"  {'rewards worker, full policy (best round)':<48} {full:>12,.0f} readings/s")
     print(f"  {'ratio full / pass-through':<48} {full / bare:>12.2f}")
     print(
+        f"  {'bare Faust take + ack, no output (the floor)':<48} {floor:>12,.0f} readings/s"
+        f"  ({1e6 / floor:.0f} us a reading before any work)"
+    )
+    print(
         f"  (targets: >= 10,000 readings/s and >= 0.50 of the pass-through; load: {os.getloadavg()[0]:.2f})"
     )
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["passthrough"]:
     passthrough()
+elif __name__ == "__main__" and sys.argv[1:] == ["consume"]:
+    consume_only()
