@@ -9,10 +9,9 @@ are committed by the consumer only after this handler returned, i.e. after the d
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 
-from services.common.events import now_rfc3339
+from services.common.events import decode_json, now_rfc3339
 from services.common.kafka import IncomingRecord, Rejection
 from services.common.workers import WorkerPool
 from services.ledger import metrics
@@ -32,7 +31,7 @@ def prepare_rewards(raw_values: list[bytes], timestamp: str) -> list[Prepared]:
     prepared: list[Prepared] = []
     for raw in raw_values:
         try:
-            prepared.append(reward_transaction(json.loads(raw), timestamp))
+            prepared.append(reward_transaction(decode_json(raw), timestamp))
         except RejectedError as exc:
             prepared.append((exc.code, exc.detail))
     return prepared

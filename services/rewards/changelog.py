@@ -9,13 +9,13 @@ rewards again, which the ledger settles once.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from services.common import schemas
+from services.common.events import decode_json
 from services.common.topics import REWARD_DECISIONS
 from services.rewards.engine import Decision, State
 
@@ -46,7 +46,7 @@ def rebuild_state(
     applied = 0
     for message in messages:
         try:
-            value = json.loads(message.value())
+            value = decode_json(message.value())
             schemas.validate(REWARD_DECISIONS, value)
         except (ValueError, schemas.SchemaError) as exc:
             log.warning(
