@@ -134,16 +134,21 @@ class LedgerStore:
         """Settle transactions in order, in one database transaction; idempotent by tx_id.
 
         A transaction already settled with the same content is a duplicate (no effect); one whose id is
-        settled with other content, or that would overdraw an account, is rejected. The others are
-        inserted with their postings, queued for sealing, and applied to the balances.
+        settled with other content, that would overdraw an account, or that moves money of a frozen account
+        (a reward to a frozen wallet), is rejected. The others are inserted with their postings, queued for
+        sealing, and applied to the balances.
         """
         if not txs:
             return SettleOutcome()
         async with self.connection() as conn, conn.transaction():
-            return await self._settle_in(conn, txs)
+            parties = sorted({p.account for tx in txs for p in tx.postings})
+            frozen = await conn.fetch("SELECT account FROM frozen WHERE account = ANY($1::text[])", parties)
+            return await self._settle_in(conn, txs, frozenset(r["account"] for r in frozen))
 
-    async def _settle_in(self, conn: asyncpg.Connection, txs: Sequence[Transaction]) -> SettleOutcome:
-        """`settle` inside the caller's database transaction."""
+    async def _settle_in(
+        self, conn: asyncpg.Connection, txs: Sequence[Transaction], frozen: frozenset[str] = frozenset()
+    ) -> SettleOutcome:
+        """`settle` inside the caller's database transaction; transactions touching `frozen` are refused."""
         outcome = SettleOutcome()
         touched = touched_accounts(p for tx in txs for p in tx.postings)
         accounts, currencies = [a for a, _ in touched], [c for _, c in touched]
@@ -188,6 +193,9 @@ class LedgerStore:
                         f"transaction {tx.tx_id} is already settled with other content",
                     )
                     outcome.rejected.append((tx, reason))
+                continue
+            if blocked := sorted({p.account for p in tx.postings} & frozen):
+                outcome.rejected.append((tx, RejectedError("account-frozen", f"{blocked[0]} is frozen")))
                 continue
             try:
                 funds.apply(tx.postings)

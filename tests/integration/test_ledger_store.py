@@ -158,3 +158,26 @@ async def test_one_sealer_at_a_time_and_proofs_from_stored_nodes(store: LedgerSt
     # A ledger with another key must not extend this chain.
     with pytest.raises(RuntimeError, match="signed by"):
         await open_chain(store, Keypair.generate(), LedgerSettings())
+
+
+async def test_a_frozen_wallet_is_not_paid_rewards_until_unfrozen(store: LedgerStore) -> None:
+    await store.settle([genesis_transaction(10_000, NOW)])
+    frozen_wallet, other = Keypair.generate(), Keypair.generate()
+    settled_before = reward_transaction(signed_reward(frozen_wallet, seq=1, amount=100), NOW)
+    assert len((await store.settle([settled_before])).settled) == 1
+    async with store.connection() as conn:
+        await conn.execute("INSERT INTO frozen (account, tx_id) VALUES ($1, 'test-freeze')", frozen_wallet.did)
+
+    held = reward_transaction(signed_reward(frozen_wallet, seq=2, amount=200), NOW)
+    paid = reward_transaction(signed_reward(other, seq=1, amount=300), NOW)
+    outcome = await store.settle([held, paid, settled_before])
+    assert outcome.settled == [paid] and outcome.duplicates == [settled_before]
+    [(refused, reason)] = outcome.rejected
+    assert refused is held and reason.code == "account-frozen" and frozen_wallet.did in reason.detail
+    assert await store.balances(frozen_wallet.did) == {"CITY": 100}
+
+    async with store.connection() as conn:
+        await conn.execute("DELETE FROM frozen WHERE account = $1", frozen_wallet.did)
+    assert (await store.settle([held])).settled == [held]  # replayed from the DLQ once unfrozen
+    assert await store.balances(frozen_wallet.did) == {"CITY": 300}
+    await check_books(store)
