@@ -111,7 +111,7 @@ FAUST_METRICS_PREFIX = "smartcity_rewards_faust"
 MAX_BATCHES_IN_FLIGHT = 4
 MAX_BATCHES_VERIFYING = 2
 
-Verifying = tuple[Sequence[Any], "asyncio.Future[list[AcceptedReading | InvalidReading]]", float]
+Verifying = tuple[Sequence[Any], "asyncio.Future[Sequence[AcceptedReading | InvalidReading | None]]", float]
 """A batch taken: its events, the check of their signatures under way, and when it was taken."""
 BROKER_CHECK_TIMEOUT_S = 2.0
 
@@ -289,14 +289,17 @@ def create_app(
         BATCH_SIZE.observe(len(events))
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def verify(values: list[bytes | None]) -> list[AcceptedReading | InvalidReading]:
-        """`parse_all` on the worker processes, or here without any or if one died on this batch."""
+    async def verify(values: list[bytes | None]) -> Sequence[AcceptedReading | InvalidReading | None]:
+        """`parse_all` on the worker processes; None for each reading `handle_reading` is to parse itself
+        (there are no worker processes, or they failed on this batch)."""
         if pool is not None:
             try:
                 return await pool.map(parse_all, values)
             except BrokenProcessPool:
-                log.warning("checking a batch of %d readings in the worker process itself", len(values))
-        return parse_all(values)
+                log.warning("a verification process died; checking %d readings here", len(values))
+            except Exception:
+                log.exception("verification failed; checking %d readings here", len(values))
+        return [None] * len(values)
 
     async def decide_batches(stream: faust.StreamT, verified: asyncio.Queue[Verifying]) -> None:
         """Decide the verified batches in the order they were taken, and publish them in a pipeline."""

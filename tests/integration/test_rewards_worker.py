@@ -265,6 +265,62 @@ def parse_metrics(text: str) -> dict[str, float]:
     return samples
 
 
+def verification_processes(worker: Worker) -> list[int]:
+    """The worker's signature-checking processes (its multiprocessing children, not the resource tracker)."""
+    children = subprocess.run(["pgrep", "-P", str(worker.process.pid)], capture_output=True, text=True)
+    return [
+        int(pid)
+        for pid in children.stdout.split()
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def test_a_dead_verification_process_loses_no_reading(kafka_bootstrap: str, tmp_path: Path):
+    worker = start_worker(kafka_bootstrap, tmp_path, REWARDS_VERIFY_WORKERS="1")
+    try:
+        device = Device()
+        publisher = Publisher(kafka_bootstrap)
+
+        def of_device(topic: Topic, count: int) -> list[dict[str, Any]]:
+            def mine(messages: list[Message]) -> list[Message]:
+                return [m for m in messages if m.key().decode() == device.did]
+
+            return [
+                json.loads(m.value())
+                for m in mine(consume(kafka_bootstrap, [topic], lambda ms: len(mine(ms)) >= count))
+            ]
+
+        publisher.publish_envelope(device, device.envelope(1), "first")
+        publisher.flush()
+        assert len(of_device(REWARD_DECISIONS, 1)) == 1  # the verification process has started
+        [verifier] = verification_processes(worker)
+        os.kill(verifier, signal.SIGKILL)
+
+        envelopes = [device.envelope(seq) for seq in range(2, 12)]
+        forged = device.envelope(12)
+        forged["reading"] = {**forged["reading"], "values": {"pm25": 1.0}}
+        for envelope in [*envelopes, forged]:
+            publisher.publish_envelope(device, envelope, envelope["reading_id"])
+        publisher.flush()
+
+        # Every reading decided once (the batch in hand checked in the worker itself), the forged one refused.
+        decided = of_device(REWARD_DECISIONS, 11)
+        assert sorted(d["reading_id"] for d in decided) == sorted(
+            e["reading_id"] for e in [device.envelope(1), *envelopes]
+        )
+        [dead] = of_device(READINGS.dlq, 1)
+        assert dead["reason"].startswith("reading-signature")
+        assert "a verification process died" in worker.log()
+
+        # A new pool checks the next batches.
+        publisher.publish_envelope(device, device.envelope(13), "after")
+        publisher.flush()
+        assert len(of_device(REWARD_DECISIONS, 12)) == 12
+        assert verification_processes(worker) not in ([], [verifier])
+    finally:
+        worker.stop()
+
+
 def test_health_readiness_and_metrics_answer(worker: Worker):
     assert httpx.get(f"{worker.url}/healthz", timeout=5).json() == {"status": "ok", "service": "rewards"}
     ready = httpx.get(f"{worker.url}/readyz", timeout=5)
