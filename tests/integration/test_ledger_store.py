@@ -166,7 +166,9 @@ async def test_a_frozen_wallet_is_not_paid_rewards_until_unfrozen(store: LedgerS
     settled_before = reward_transaction(signed_reward(frozen_wallet, seq=1, amount=100), NOW)
     assert len((await store.settle([settled_before])).settled) == 1
     async with store.connection() as conn:
-        await conn.execute("INSERT INTO frozen (account, tx_id) VALUES ($1, 'test-freeze')", frozen_wallet.did)
+        await conn.execute(
+            "INSERT INTO frozen (account, tx_id) VALUES ($1, 'test-freeze')", frozen_wallet.did
+        )
 
     held = reward_transaction(signed_reward(frozen_wallet, seq=2, amount=200), NOW)
     paid = reward_transaction(signed_reward(other, seq=1, amount=300), NOW)
