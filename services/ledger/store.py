@@ -356,16 +356,19 @@ class LedgerStore:
             await conn.execute("DELETE FROM frozen WHERE account = $1", planned.unfreeze)
 
     async def expire_grants(self, timestamp: str, limit: int = 500) -> list[Transaction]:
-        """Return the unspent AID of grants expired by now to the aid pool; returns the transactions settled.
+        """Return the unspent AID of grants expired by `timestamp` (the records' time) to the aid pool;
+        returns the transactions settled.
 
         Grants are locked with SKIP LOCKED, so ledger processes running this at once share the work, and
-        the expiry transaction's id is one per grant, so none is ever returned twice.
+        the expiry transaction's id is one per grant, so none is ever returned twice. The cut-off is the
+        records' own timestamp, so no expiry on the chain predates its grant's ``expires_at``.
         """
         async with self.connection() as conn, conn.transaction():
             rows = await conn.fetch(
-                """SELECT * FROM grants WHERE closed IS NULL AND expires_at <= now()
+                """SELECT * FROM grants WHERE closed IS NULL AND expires_at <= $2
                    ORDER BY expires_at, grant_id LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 limit,
+                payments.parse_time(timestamp),
             )
             if not rows:
                 return []

@@ -8,7 +8,8 @@
 3. the inclusion of every transaction of the block (or only the ``--tx`` ones) in the latest checkpoint:
    the record's bytes, hashed as a leaf, must prove into the latest root at the index the block says;
 4. with ``--replay``: each record's own authorisation (the signatures it carries) and its postings
-   balance, then the balances it sums to for every account, compared with ``/v1/accounts/{account}``.
+   balance; that AID moves only as its signed grant allows (`aid_audit`); then the balances it sums to for
+   every account, compared with ``/v1/accounts/{account}``.
 
 It stops at the first discrepancy and names it (block, transaction, leaf index).
 """
@@ -27,6 +28,7 @@ import httpx
 from services.common import signing
 from services.ledger import chain, merkle, payments
 from services.ledger.accounts import CURRENCIES, Posting, PostingError, check_postings
+from services.ledger.aid_audit import AidAudit
 from services.ledger.transactions import REWARD, RejectedError, verify_reward
 
 
@@ -84,6 +86,7 @@ async def verify_ledger(
     except chain.ChainError as exc:
         raise Discrepancy(f"latest checkpoint: {exc}") from exc
     report = Report(tree_size=latest.tree_size)
+    aid = AidAudit()
     previous: chain.BlockHeader | None = None
     for height in range(latest.height + 1):
         body = (await _get(client, f"/v1/blocks/{height}")).json()
@@ -141,7 +144,8 @@ async def verify_ledger(
                     if record.get("tx_id") != tx_id:
                         raise Discrepancy(f"the record names tx_id {record.get('tx_id')}")
                     check_authorisation(record)
-                except (Discrepancy, ValueError) as exc:
+                    aid.apply(record)
+                except (Discrepancy, ValueError, KeyError, TypeError) as exc:
                     raise Discrepancy(f"{where}: {exc}") from exc
                 for p in record.get("postings", []):
                     report.balances[p["account"]][p["currency"]] += p["amount"]
