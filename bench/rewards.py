@@ -3,7 +3,7 @@ decisions, caps, quality checks, zone windows, decisions then rewards acknowledg
 bare Faust pass-through agent (each reading forwarded as is) over the same readings, in the same run, on a
 fresh embedded broker.
 
-``python -m bench rewards`` (``BENCH_REWARDS_READINGS`` readings, 20,000 by default; ``BENCH_REWARDS_ROUNDS``
+``python -m bench rewards`` (``BENCH_REWARDS_READINGS`` readings, 50,000 by default; ``BENCH_REWARDS_ROUNDS``
 alternating rounds of both, 2 by default). The rate counts from the first output record to the last, so the
 workers' start-up (group join, state rebuild) is left out.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -244,38 +245,41 @@ def run_leg(
 
 
 def main() -> None:
-    count = int(os.environ.get("BENCH_REWARDS_READINGS", "20000"))
+    count = int(os.environ.get("BENCH_REWARDS_READINGS", "50000"))
     workdir = Path(tempfile.mkdtemp(prefix="bench-rewards-"))
     started = time.perf_counter()
     records = readings(count)
     print(
         f"rewards ({count:,} signed readings of 300 devices, signed in {time.perf_counter() - started:.1f}s)"
     )
-    # Alternating rounds, each leg's best kept: on a shared machine the best round is the one least
-    # disturbed by other work, for both legs alike.
-    bare_rates, full_rates = [], []
-    for round_ in range(ROUNDS):
-        bare_rates.append(
-            run_leg(
-                records,
-                workdir,
-                f"passthrough-{round_}",
-                [sys.executable, "-m", "bench.rewards", "passthrough"],
-                {"BENCH_APP_ID": "bench-passthrough", "BENCH_DATADIR": str(workdir / f"faust-{round_}")},
-                PASSTHROUGH,
+    try:
+        # Alternating rounds, each leg's best kept: on a shared machine the best round is the one least
+        # disturbed by other work, for both legs alike.
+        bare_rates, full_rates = [], []
+        for round_ in range(ROUNDS):
+            bare_rates.append(
+                run_leg(
+                    records,
+                    workdir,
+                    f"passthrough-{round_}",
+                    [sys.executable, "-m", "bench.rewards", "passthrough"],
+                    {"BENCH_APP_ID": "bench-passthrough", "BENCH_DATADIR": str(workdir / f"faust-{round_}")},
+                    PASSTHROUGH,
+                )
             )
-        )
-        full_rates.append(
-            run_leg(
-                records,
-                workdir,
-                f"rewards-{round_}",
-                [sys.executable, "-m", "services.rewards"],
-                {"REWARDS_APP_ID": "bench-rewards", "REWARDS_WEB_PORT": str(embedded.free_port())},
-                REWARD_DECISIONS,
+            full_rates.append(
+                run_leg(
+                    records,
+                    workdir,
+                    f"rewards-{round_}",
+                    [sys.executable, "-m", "services.rewards"],
+                    {"REWARDS_APP_ID": "bench-rewards", "REWARDS_WEB_PORT": str(embedded.free_port())},
+                    REWARD_DECISIONS,
+                )
             )
-        )
-    floor = consume_only_rate(records, workdir)
+        floor = consume_only_rate(records, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     bare, full = max(bare_rates), max(full_rates)
     rounds = ", ".join(f"{b:,.0f} / {f:,.0f}" for b, f in zip(bare_rates, full_rates, strict=True))
     print(f"  rounds (pass-through / full): {rounds}")

@@ -46,16 +46,21 @@ class WorkerPool:
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
             initargs=(os.getpid(),),
         )
+        # Start every worker now (a spawned worker takes about a second to import what it runs), not
+        # when the first batch is waiting for them.
+        for _ in range(self.workers):
+            pool.submit(os.getpid)
+        return pool
 
     @property
     def pids(self) -> list[int]:
-        """The worker processes' ids (started on first use)."""
+        """The worker processes' ids."""
         return list(self._pool._processes or {})
 
     async def map(

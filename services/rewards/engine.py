@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import OrderedDict, defaultdict, deque
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,7 +58,9 @@ REASONS = (
 WINDOW_S = 60  # zone statistics: one-minute tumbling windows
 MAD_SCALE = 1.4826  # MAD x this estimates the standard deviation of normal data
 OUTLIER_SAMPLE = 256  # median and MAD come from the first values of a window: bounded cost, deterministic
-BURST_MEMORY = 128  # reading times remembered per device (schemas/policy.v1.json caps max_readings below)
+BURST_MEMORY = (
+    128  # latest reading times remembered per device (schemas/policy.v1.json caps max_readings below)
+)
 MAX_CLOCK_SKEW_S = 900  # a reading's time may differ this much from when ingest received it
 KEEP_HOURS = 48  # device caps kept this many hours behind the latest reading time
 KEEP_DAYS = 2  # wallet caps kept this many days behind it
@@ -155,7 +157,7 @@ class Device:
     max_seq: int
     last_values: tuple[tuple[str, float], ...] = ()
     repeats: int = 0
-    times: deque[float] = field(default_factory=lambda: deque(maxlen=BURST_MEMORY))
+    times: list[float] = field(default_factory=list)  # the latest BURST_MEMORY reading times, sorted
 
 
 @dataclass
@@ -258,7 +260,9 @@ class State:
         values = tuple(sorted(decision.values.items()))
         device.repeats = device.repeats + 1 if values == device.last_values else 1
         device.last_values = values
-        device.times.append(at)
+        bisect.insort(device.times, at)
+        if len(device.times) > BURST_MEMORY:
+            del device.times[0]
         paid = sum(amount for _, amount in decision.payments)
         if paid:
             hour = (decision.device_id, int(at // 3600))
@@ -347,7 +351,9 @@ def _quality(reading: AcceptedReading, policy: Policy, state: State) -> list[Rea
     values = r["values"]
     reasons = [Reason(IMPOSSIBLE_VALUE, detail) for detail in _impossible(kind, values)]
     if device is not None:
-        recent = sum(1 for t in device.times if at - kind.burst.per_seconds < t <= at)
+        recent = bisect.bisect_right(device.times, at) - bisect.bisect_right(
+            device.times, at - kind.burst.per_seconds
+        )
         if recent >= kind.burst.max_readings:
             reasons.append(
                 Reason(
