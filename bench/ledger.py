@@ -31,6 +31,7 @@ from pathlib import Path
 
 from services.common import db, embedded, topics
 from services.common.events import cloudevent_headers, now_rfc3339
+from services.common.gc_tuning import tune_for_throughput
 from services.common.kafka import KafkaProducer, OutgoingRecord, ensure_topics
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair, verify
@@ -121,6 +122,8 @@ async def settle_rate(
     print(f"  signing {WARMUP + REWARDS:,} rewards ...", flush=True)
     rewards = _rewards(WARMUP + REWARDS)
     await _publish(platform.bootstrap_servers, rewards)
+    del rewards  # not the ledger's: its garbage collector must not scan them
+    tune_for_throughput()  # as `python -m services.ledger` does (services/common/serve.py)
     settings = LedgerSettings(consumer_group=f"bench-{uuid.uuid4().hex[:8]}")
     app = create_app(platform, settings)
     async with app.router.lifespan_context(app):

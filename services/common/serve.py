@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 from fastapi import FastAPI
 
+from services.common.gc_tuning import tune_for_throughput
 from services.common.logs import configure_logging
 from services.common.settings import PlatformSettings
 
@@ -12,6 +13,7 @@ from services.common.settings import PlatformSettings
 def serve(app: FastAPI, service: str, settings: PlatformSettings, port: int) -> None:
     """Serve `app` on BIND_HOST:`port` until SIGINT/SIGTERM (uvicorn handles both gracefully)."""
     configure_logging(service, settings.log_format, settings.log_level)
+    tune_for_throughput()
     uvicorn.run(
         app,
         host=settings.bind_host,

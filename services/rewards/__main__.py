@@ -12,6 +12,7 @@ import sys
 import faust
 from confluent_kafka import KafkaException
 
+from services.common.gc_tuning import tune_for_throughput
 from services.common.kafka import ensure_topics
 from services.common.logs import configure_logging
 from services.common.settings import PlatformSettings
@@ -53,6 +54,7 @@ def main() -> None:
     # mode's Worker installs the SIGINT/SIGTERM handlers; logging stays ours (override_logging=False).
     worker = faust.Worker(app, quiet=True, override_logging=False)
     worker.spinner = None  # a terminal progress spinner; it would write escape codes into the logs
+    tune_for_throughput()
     try:
         worker.execute_from_commandline()  # raises SystemExit when the worker has stopped
     finally:
