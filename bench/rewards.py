@@ -11,16 +11,19 @@ workers' start-up (group join, state rebuild) is left out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import faust
+import psutil
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from services.common import embedded, events
@@ -86,16 +89,42 @@ class Counter:
         return self.count
 
 
+@dataclass(frozen=True)
+class Leg:
+    """A leg's rate, and the CPU one reading cost the worker (with its child processes) and the broker."""
+
+    rate: float
+    worker_cpu_us: float
+    broker_cpu_us: float
+
+
+def _cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def measure(
-    bootstrap: str, command: list[str], env: dict[str, str], out: Topic, count: int, log: Path
-) -> float:
-    """Run a worker process until `count` records more are on `out`; readings/s from first to last."""
+    bootstrap: str,
+    command: list[str],
+    env: dict[str, str],
+    out: Topic,
+    count: int,
+    log: Path,
+    broker_pid: int,
+) -> Leg:
+    """Run a worker process until `count` records more are on `out`; readings/s from first to last, and the
+    CPU spent meanwhile per reading (the machine is shared by both legs' processes: CPU is what limits)."""
     counter = Counter(bootstrap, out)
     counter.poll()  # assigned at the end before the worker starts
     with log.open("wb") as log_file:
         process = subprocess.Popen(
             command, cwd=ROOT, env={**os.environ, **env}, stdout=log_file, stderr=subprocess.STDOUT
         )
+    broker = psutil.Process(broker_pid)
     try:
         deadline = time.monotonic() + DEADLINE_S
         first = None
@@ -103,8 +132,10 @@ def measure(
             done = counter.poll()
             now = time.perf_counter()
             if first is None and done > 0:
-                first = (now, done)
+                worker = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+                first = (now, done, _cpu_seconds(worker), _cpu_seconds([broker]))
             if done >= count:
+                worker_cpu, broker_cpu = _cpu_seconds(worker), _cpu_seconds([broker])
                 break
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{command} produced {done} of {count}; see {log}")
@@ -112,8 +143,13 @@ def measure(
         process.terminate()
         process.wait(30)
         counter.consumer.close()
-    started, already = first
-    return (count - already) / (now - started)
+    started, already, worker_before, broker_before = first
+    measured = count - already
+    return Leg(
+        measured / (now - started),
+        (worker_cpu - worker_before) / measured * 1e6,
+        (broker_cpu - broker_before) / measured * 1e6,
+    )
 
 
 def bare_app() -> faust.App:
@@ -223,7 +259,7 @@ def run_leg(
     command: list[str],
     env: dict[str, str],
     out: Topic,
-) -> float:
+) -> Leg:
     """One leg on a broker of its own holding just the readings: the embedded broker slows down as it fills,
     so legs sharing one would be measured against different brokers."""
     port = embedded.free_port()
@@ -238,7 +274,7 @@ def run_leg(
             "SMARTCITY_DATA_DIR": str(workdir / name),
             "LOG_LEVEL": "WARNING",
         }
-        return measure(bootstrap, command, env, out, len(records), workdir / f"{name}.log")
+        return measure(bootstrap, command, env, out, len(records), workdir / f"{name}.log", broker.pid)
     finally:
         broker.terminate()
         broker.wait(10)
@@ -255,9 +291,10 @@ def main() -> None:
     try:
         # Alternating rounds, each leg's best kept: on a shared machine the best round is the one least
         # disturbed by other work, for both legs alike.
-        bare_rates, full_rates = [], []
+        bare_legs: list[Leg] = []
+        full_legs: list[Leg] = []
         for round_ in range(ROUNDS):
-            bare_rates.append(
+            bare_legs.append(
                 run_leg(
                     records,
                     workdir,
@@ -267,7 +304,7 @@ def main() -> None:
                     PASSTHROUGH,
                 )
             )
-            full_rates.append(
+            full_legs.append(
                 run_leg(
                     records,
                     workdir,
@@ -280,12 +317,19 @@ def main() -> None:
         floor = consume_only_rate(records, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    bare, full = max(bare_rates), max(full_rates)
-    rounds = ", ".join(f"{b:,.0f} / {f:,.0f}" for b, f in zip(bare_rates, full_rates, strict=True))
+    bare = max(bare_legs, key=lambda leg: leg.rate)
+    full = max(full_legs, key=lambda leg: leg.rate)
+    rounds = ", ".join(f"{b.rate:,.0f} / {f.rate:,.0f}" for b, f in zip(bare_legs, full_legs, strict=True))
     print(f"  rounds (pass-through / full): {rounds}")
-    print(f"  {'bare Faust pass-through agent (best round)':<48} {bare:>12,.0f} readings/s")
-    print(f"  {'rewards worker, full policy (best round)':<48} {full:>12,.0f} readings/s")
-    print(f"  {'ratio full / pass-through':<48} {full / bare:>12.2f}")
+    print(f"  {'bare Faust pass-through agent (best round)':<48} {bare.rate:>12,.0f} readings/s")
+    print(f"  {'rewards worker, full policy (best round)':<48} {full.rate:>12,.0f} readings/s")
+    print(f"  {'ratio full / pass-through':<48} {full.rate / bare.rate:>12.2f}")
+    for name, leg in (("pass-through", bare), ("full", full)):
+        print(
+            f"  {'CPU per reading, ' + name + ' (worker + broker)':<48} "
+            f"{leg.worker_cpu_us + leg.broker_cpu_us:>9.0f} us  "
+            f"({leg.worker_cpu_us:.0f} + {leg.broker_cpu_us:.0f})"
+        )
     print(
         f"  {'bare Faust take + ack, no output (the floor)':<48} {floor:>12,.0f} readings/s"
         f"  ({1e6 / floor:.0f} us a reading before any work)"
