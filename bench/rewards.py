@@ -27,6 +27,7 @@ import psutil
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from services.common import embedded, events
+from services.common.gc_tuning import tune_for_throughput
 from services.common.ids import reading_id
 from services.common.kafka import ensure_topics
 from services.common.topics import ALL_TOPICS, READINGS, REWARD_DECISIONS, Topic
@@ -172,6 +173,7 @@ def bare_app() -> faust.App:
 def run_worker(app: faust.App) -> None:
     worker = faust.Worker(app, quiet=True, loglevel="WARNING")
     worker.spinner = None
+    tune_for_throughput()  # the rewards worker's process settings, so that only the work differs
     worker.execute_from_commandline()
 
 
