@@ -30,7 +30,7 @@ SERVICES: dict[str, tuple[int, str]] = {
     "identity": (8104, "IDENTITY_PORT"),
     "directory": (8105, "DIRECTORY_PORT"),
 }
-PROD_REPLICAS = {"ingest": 3, "rewards": 2, "ledger": 2, "identity": 2, "directory": 2}
+PROD_REPLICAS = {"ingest": 3, "rewards": 1, "ledger": 2, "identity": 2, "directory": 2}
 
 
 def load_yaml(path: Path) -> Any:
@@ -310,6 +310,13 @@ def test_prod_overlay_scales_and_protects_the_services() -> None:
     (hpa,) = of_kind("HorizontalPodAutoscaler", prod)
     assert hpa["spec"]["scaleTargetRef"]["name"] == "ingest"
     assert hpa["spec"]["minReplicas"] == PROD_REPLICAS["ingest"]
+
+
+def test_the_rewards_worker_never_runs_twice() -> None:
+    # Wallet caps and zone statistics span all partitions: two workers would each enforce them on a share.
+    (deployment,) = [d for d in of_kind("Deployment", K8S / "base") if d["metadata"]["name"] == "rewards"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def test_dev_overlay_runs_one_replica_each() -> None:
