@@ -19,8 +19,9 @@ class RewardsSettings(BaseSettings):
     app_id: str = Field(
         default="smartcity-rewards",
         min_length=1,
-        description="Faust app id: the consumer group every replica joins (they share the partitions), the "
-        "'consumer' named in DLQ records, and the prefix of Faust's own topics.",
+        description="Faust app id: the worker's consumer group (one worker per group: wallet caps and zone "
+        "statistics span all partitions), the 'consumer' named in DLQ records, and the prefix of Faust's own "
+        "topics.",
     )
     policy_path: Path = Field(
         default=DEFAULT_POLICY, description="The reward policy file (YAML, schemas/policy.v1.json)."
