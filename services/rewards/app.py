@@ -110,10 +110,10 @@ POLICY_LOADS = Counter(
 FAUST_METRICS_PREFIX = "smartcity_rewards_faust"
 MAX_BATCHES_IN_FLIGHT = 4
 MAX_BATCHES_VERIFYING = 2
+BROKER_CHECK_TIMEOUT_S = 2.0
 
 Verifying = tuple[Sequence[Any], "asyncio.Future[Sequence[AcceptedReading | InvalidReading | None]]", float]
 """A batch taken: its events, the check of their signatures under way, and when it was taken."""
-BROKER_CHECK_TIMEOUT_S = 2.0
 
 
 def broker_urls(bootstrap_servers: str) -> list[str]:
