@@ -36,7 +36,7 @@ class WorkerPool:
 
     Spawned, not forked: the owning process runs librdkafka and asyncio threads a fork would copy
     mid-flight. A pool broken by a worker that died is replaced; that batch fails (`BrokenProcessPool`) and
-    the consumer retries it.
+    the caller retries it (the ledger's consumer) or does the work itself (the rewards worker).
     """
 
     def __init__(self, workers: int) -> None:
