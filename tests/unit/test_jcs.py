@@ -102,3 +102,9 @@ def test_shortest_float_digits_agree_with_the_reference_across_magnitudes() -> N
     for _ in range(20000):
         value = {"v": rng.getrandbits(64) / (1 << rng.randint(0, 80))}
         assert jcs.canonical_bytes(value) == rfc8785.dumps(value)
+
+
+def test_every_ascii_character_escapes_as_the_reference_does() -> None:
+    every = "".join(chr(code) for code in range(128))
+    value = {"s": every, every: [every[::-1]]}
+    assert jcs.canonical_bytes(value) == rfc8785.dumps(value)
