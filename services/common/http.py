@@ -8,8 +8,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,8 +18,10 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.common.kafka import BrokerUnavailableError
+from services.common import db
+from services.common.kafka import BrokerUnavailableError, KafkaProducer
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
+from services.common.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +213,24 @@ def loads_strict(raw: bytes) -> Any:
         return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError as exc:
         raise ValueError("JSON nested too deep") from exc
+
+
+@asynccontextmanager
+async def database_and_producer(
+    app: FastAPI, platform: PlatformSettings, service: str, pool_size: int = 10
+) -> AsyncIterator[None]:
+    """A service's lifespan resources: its migrated database (``app.state.engine``) and a producer
+    (``app.state.producer``), the two the readiness checks below ask; both closed on the way out."""
+    url = await db.prepare_database(platform, service)
+    app.state.engine = db.create_engine(url, pool_size=pool_size)
+    app.state.producer = KafkaProducer(
+        platform.bootstrap_servers, client_id=service, send_timeout_s=platform.kafka_send_timeout_s
+    )
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(app.state.producer.close)
+        await app.state.engine.dispose()
 
 
 async def database_ready(app: FastAPI) -> bool:

@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.common import db
-from services.common.http import broker_ready, database_ready
+from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
-from services.common.kafka import KafkaProducer
 from services.common.settings import PlatformSettings
 from services.directory.api.routes import router
 from services.directory.settings import SERVICE, DirectorySettings
@@ -28,18 +25,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        url = await db.prepare_database(platform, SERVICE)
-        app.state.settings = settings
-        app.state.engine = db.create_engine(url, pool_size=5)
-        app.state.producer = KafkaProducer(
-            platform.bootstrap_servers, client_id=SERVICE, send_timeout_s=platform.kafka_send_timeout_s
-        )
-        app.state.store = MerchantStore(app.state.engine, settings.typo_similarity)
-        try:
+        async with database_and_producer(app, platform, SERVICE, pool_size=5):
+            app.state.settings = settings
+            app.state.store = MerchantStore(app.state.engine, settings.typo_similarity)
             yield
-        finally:
-            await asyncio.to_thread(app.state.producer.close)
-            await app.state.engine.dispose()
 
     app = create_service_app(
         service=SERVICE,

@@ -9,10 +9,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.common import db
-from services.common.http import broker_ready, database_ready
+from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
-from services.common.kafka import KafkaProducer
 from services.common.settings import PlatformSettings
 from services.identity import keys
 from services.identity.api.routes import router
@@ -29,25 +27,17 @@ def create_app(platform: PlatformSettings | None = None, settings: IdentitySetti
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        url = await db.prepare_database(platform, SERVICE)
-        app.state.settings = settings
-        app.state.city = keys.city_keypair(settings, platform.data_dir)
-        app.state.wallet_key = keys.wallet_key(settings, platform.data_dir)
-        app.state.kdf_cost = KdfCost(settings.pin_opslimit, settings.pin_memlimit)
-        app.state.kdf_slots = asyncio.Semaphore(settings.pin_concurrency)
-        app.state.verifier = Verifier(
-            [app.state.city.did, *settings.trusted_issuers], kb_max_age_s=settings.kb_max_age_s
-        )
-        app.state.engine = db.create_engine(url, pool_size=5)
-        app.state.store = IdentityStore(app.state.engine)
-        app.state.producer = KafkaProducer(
-            platform.bootstrap_servers, client_id=SERVICE, send_timeout_s=platform.kafka_send_timeout_s
-        )
-        try:
+        async with database_and_producer(app, platform, SERVICE, pool_size=5):
+            app.state.settings = settings
+            app.state.city = keys.city_keypair(settings, platform.data_dir)
+            app.state.wallet_key = keys.wallet_key(settings, platform.data_dir)
+            app.state.kdf_cost = KdfCost(settings.pin_opslimit, settings.pin_memlimit)
+            app.state.kdf_slots = asyncio.Semaphore(settings.pin_concurrency)
+            app.state.verifier = Verifier(
+                [app.state.city.did, *settings.trusted_issuers], kb_max_age_s=settings.kb_max_age_s
+            )
+            app.state.store = IdentityStore(app.state.engine)
             yield
-        finally:
-            await asyncio.to_thread(app.state.producer.close)
-            await app.state.engine.dispose()
 
     app = create_service_app(
         service=SERVICE,

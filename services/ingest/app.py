@@ -13,11 +13,9 @@ from contextlib import asynccontextmanager
 from confluent_kafka import KafkaException
 from fastapi import FastAPI
 
-from services.common import db
 from services.common.consents import ConsentView
-from services.common.http import broker_ready, database_ready
+from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
-from services.common.kafka import KafkaProducer
 from services.common.settings import PlatformSettings
 from services.ingest.api.routes import router
 from services.ingest.cache import TtlCache
@@ -62,54 +60,48 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        url = await db.prepare_database(platform, SERVICE)
-        app.state.settings = settings
-        app.state.engine = db.create_engine(url)
-        app.state.producer = KafkaProducer(
-            platform.bootstrap_servers, client_id=SERVICE, send_timeout_s=platform.kafka_send_timeout_s
-        )
-        executor = ThreadPoolExecutor(settings.check_workers, thread_name_prefix="ingest-checks")
-        app.state.consents = ConsentView(platform.bootstrap_servers, client_id=SERVICE)
-        stop_following = asyncio.Event()
-        following = asyncio.create_task(
-            follow_consents(app.state.consents, settings.consents_start_timeout_s, stop_following)
-        )
-        # Serve once every consent on record is known; without a broker, serve anyway (rejections that
-        # need no consent are still answered, the rest get 503) while the view keeps trying.
-        await asyncio.wait({following}, timeout=settings.consents_start_timeout_s)
-        if following.done() and not await asyncio.to_thread(
-            app.state.consents.wait_ready, settings.consents_ready_timeout_s
-        ):
-            log.warning("the consent view has not caught up yet; readings that need a consent get 503")
-        app.state.devices = DeviceStore(
-            app.state.engine, TtlCache(settings.device_cache_ttl_s, settings.device_cache_size)
-        )
-        app.state.pipeline = ReadingPipeline(
-            app.state.engine,
-            app.state.devices,
-            app.state.producer,
-            executor,
-            Limits(settings.max_reading_bytes, settings.max_ahead_s, settings.max_age_s),
-            RateLimiter(settings.device_rate_per_s, settings.device_burst),
-            app.state.consents,
-            settings.consents_max_age_s,
-        )
-        app.state.mqtt = MqttBridge(app.state.pipeline, settings) if settings.mqtt_url else None
-        bridge = asyncio.create_task(app.state.mqtt.run()) if app.state.mqtt else None
-        try:
-            yield
-        finally:
-            if bridge is not None:
-                bridge.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await bridge
-            executor.shutdown(wait=True)
-            # Wait out an attempt in progress rather than cancel it: its thread still uses the consumer.
-            stop_following.set()
-            await following
-            await asyncio.to_thread(app.state.consents.close)
-            await asyncio.to_thread(app.state.producer.close)
-            await app.state.engine.dispose()
+        async with database_and_producer(app, platform, SERVICE):
+            app.state.settings = settings
+            executor = ThreadPoolExecutor(settings.check_workers, thread_name_prefix="ingest-checks")
+            app.state.consents = ConsentView(platform.bootstrap_servers, client_id=SERVICE)
+            stop_following = asyncio.Event()
+            following = asyncio.create_task(
+                follow_consents(app.state.consents, settings.consents_start_timeout_s, stop_following)
+            )
+            # Serve once every consent on record is known; without a broker, serve anyway (rejections that
+            # need no consent are still answered, the rest get 503) while the view keeps trying.
+            await asyncio.wait({following}, timeout=settings.consents_start_timeout_s)
+            if following.done() and not await asyncio.to_thread(
+                app.state.consents.wait_ready, settings.consents_ready_timeout_s
+            ):
+                log.warning("the consent view has not caught up yet; readings that need a consent get 503")
+            app.state.devices = DeviceStore(
+                app.state.engine, TtlCache(settings.device_cache_ttl_s, settings.device_cache_size)
+            )
+            app.state.pipeline = ReadingPipeline(
+                app.state.engine,
+                app.state.devices,
+                app.state.producer,
+                executor,
+                Limits(settings.max_reading_bytes, settings.max_ahead_s, settings.max_age_s),
+                RateLimiter(settings.device_rate_per_s, settings.device_burst),
+                app.state.consents,
+                settings.consents_max_age_s,
+            )
+            app.state.mqtt = MqttBridge(app.state.pipeline, settings) if settings.mqtt_url else None
+            bridge = asyncio.create_task(app.state.mqtt.run()) if app.state.mqtt else None
+            try:
+                yield
+            finally:
+                if bridge is not None:
+                    bridge.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await bridge
+                executor.shutdown(wait=True)
+                # Wait out an attempt in progress rather than cancel it: its thread still uses the consumer.
+                stop_following.set()
+                await following
+                await asyncio.to_thread(app.state.consents.close)
 
     app = create_service_app(
         service=SERVICE,

@@ -14,11 +14,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.common import db, topics
+from services.common import topics
 from services.common.events import now_rfc3339
-from services.common.http import broker_ready, database_ready
+from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
-from services.common.kafka import BatchConsumer, IncomingRecord, KafkaProducer, Rejection, ensure_topics
+from services.common.kafka import BatchConsumer, IncomingRecord, Rejection, ensure_topics
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.workers import WorkerPool
@@ -106,77 +106,72 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keypair = load_signing_key(settings, platform.data_dir)
-        url = await db.prepare_database(platform, SERVICE)
-        app.state.engine = db.create_engine(url)
-        app.state.store = store = LedgerStore(app.state.engine)
-        app.state.producer = producer = KafkaProducer(
-            platform.bootstrap_servers, SERVICE, platform.kafka_send_timeout_s
-        )
-        app.state.workers = {}
-        app.state.issuer_keys = settings.issuers
-        app.state.verify_pool = pool = (
-            WorkerPool(settings.verify_workers) if settings.verify_workers else None
-        )
-        try:
-            await asyncio.to_thread(ensure_topics, platform.bootstrap_servers, LEDGER_TOPICS)
-            await open_chain(store, keypair, settings)
-            sealer = Sealer(store, producer, keypair, settings)
-            # Several members of one group share the partitions: while one waits for its database commit,
-            # another's batch is being verified (the balance locks keep concurrent settlements exact).
-            consumers = [
-                BatchConsumer(
+        async with database_and_producer(app, platform, SERVICE):
+            app.state.store = store = LedgerStore(app.state.engine)
+            producer = app.state.producer
+            app.state.workers = {}
+            app.state.issuer_keys = settings.issuers
+            app.state.verify_pool = pool = (
+                WorkerPool(settings.verify_workers) if settings.verify_workers else None
+            )
+            try:
+                await asyncio.to_thread(ensure_topics, platform.bootstrap_servers, LEDGER_TOPICS)
+                await open_chain(store, keypair, settings)
+                sealer = Sealer(store, producer, keypair, settings)
+                # Several members of one group share the partitions: while one waits for its database commit,
+                # another's batch is being verified (the balance locks keep concurrent settlements exact).
+                consumers = [
+                    BatchConsumer(
+                        bootstrap_servers=platform.bootstrap_servers,
+                        topic=topics.REWARDS,
+                        group_id=settings.consumer_group,
+                        handler=RewardSettler(store, sealer.notify_settled, pool),
+                        producer=producer,
+                        batch_size=settings.consumer_batch_size,
+                        session_timeout_ms=platform.kafka_session_timeout_ms,
+                    )
+                    for _ in range(settings.consumers)
+                ]
+                merchants = BatchConsumer(
                     bootstrap_servers=platform.bootstrap_servers,
-                    topic=topics.REWARDS,
-                    group_id=settings.consumer_group,
-                    handler=RewardSettler(store, sealer.notify_settled, pool),
+                    topic=topics.MERCHANTS,
+                    group_id=settings.merchants_group,
+                    handler=MerchantFold(store),
                     producer=producer,
-                    batch_size=settings.consumer_batch_size,
                     session_timeout_ms=platform.kafka_session_timeout_ms,
                 )
-                for _ in range(settings.consumers)
-            ]
-            merchants = BatchConsumer(
-                bootstrap_servers=platform.bootstrap_servers,
-                topic=topics.MERCHANTS,
-                group_id=settings.merchants_group,
-                handler=MerchantFold(store),
-                producer=producer,
-                session_timeout_ms=platform.kafka_session_timeout_ms,
-            )
-            app.state.workers = {
-                **{
-                    f"consumer-{i}": asyncio.create_task(c.run(), name=f"ledger-consumer-{i}")
-                    for i, c in enumerate(consumers)
-                },
-                "merchants": asyncio.create_task(merchants.run(), name="ledger-merchants"),
-                "sealer": asyncio.create_task(sealer.run(), name="ledger-sealer"),
-                "aid-expiry": asyncio.create_task(
-                    expire_grants(store, sealer, settings.aid_expiry_interval_s), name="ledger-aid-expiry"
-                ),
-            }
-            for task in app.state.workers.values():
-                task.add_done_callback(_log_exit)
-            log.info(
-                "ledger %s: consuming %s as %s", keypair.did, topics.REWARDS.name, settings.consumer_group
-            )
-            yield
-            # Stop taking rewards first, then seal what they settled, then flush the events.
-            for consumer in [*consumers, merchants]:
-                consumer.stop()
-            app.state.workers["aid-expiry"].cancel()
-            await asyncio.gather(
-                *(task for name, task in app.state.workers.items() if name != "sealer"),
-                return_exceptions=True,
-            )
-            sealer.stop()
-            await asyncio.gather(app.state.workers["sealer"], return_exceptions=True)
-        finally:
-            for task in app.state.workers.values():
-                task.cancel()
-            if pool is not None:
-                pool.shutdown()
-            producer.close()
-            await app.state.engine.dispose()
+                app.state.workers = {
+                    **{
+                        f"consumer-{i}": asyncio.create_task(c.run(), name=f"ledger-consumer-{i}")
+                        for i, c in enumerate(consumers)
+                    },
+                    "merchants": asyncio.create_task(merchants.run(), name="ledger-merchants"),
+                    "sealer": asyncio.create_task(sealer.run(), name="ledger-sealer"),
+                    "aid-expiry": asyncio.create_task(
+                        expire_grants(store, sealer, settings.aid_expiry_interval_s), name="ledger-aid-expiry"
+                    ),
+                }
+                for task in app.state.workers.values():
+                    task.add_done_callback(_log_exit)
+                log.info(
+                    "ledger %s: consuming %s as %s", keypair.did, topics.REWARDS.name, settings.consumer_group
+                )
+                yield
+                # Stop taking rewards first, then seal what they settled, then flush the events.
+                for consumer in [*consumers, merchants]:
+                    consumer.stop()
+                app.state.workers["aid-expiry"].cancel()
+                await asyncio.gather(
+                    *(task for name, task in app.state.workers.items() if name != "sealer"),
+                    return_exceptions=True,
+                )
+                sealer.stop()
+                await asyncio.gather(app.state.workers["sealer"], return_exceptions=True)
+            finally:
+                for task in app.state.workers.values():
+                    task.cancel()
+                if pool is not None:
+                    pool.shutdown()
 
     app = create_service_app(
         service=SERVICE,
