@@ -51,6 +51,24 @@ def b64url_decode(text: str) -> bytes:
         raise ValueError("not base64url") from exc
 
 
+def signature_bytes(sig: str, field: str = SIG_FIELD) -> bytes:
+    """The 64 bytes of a signature's text; raises `SignatureError` unless the text is their canonical
+    encoding: unpadded base64url, 86 characters, the unused low bits of the last one zero.
+
+    One signature has exactly one text, so a re-encoded signature (padding added, the last character's
+    spare bits set) is refused rather than taken for a new object.
+    """
+    try:
+        signature = b64url_decode(sig)
+    except ValueError as exc:
+        raise SignatureError(f"{field!r} is not base64url") from exc
+    if len(signature) != 64:
+        raise SignatureError(f"{field!r} is not a 64-byte Ed25519 signature")
+    if b64url_encode(signature) != sig:
+        raise SignatureError(f"{field!r} is not the canonical unpadded base64url text of its 64 bytes")
+    return signature
+
+
 def canonical_bytes(obj: Any) -> bytes:
     """RFC 8785 (JCS) canonical bytes of a JSON value; raises `SignatureError` if it has none."""
     try:
@@ -66,6 +84,15 @@ def sha256_hex(data: bytes) -> str:
 def unsigned(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The object without its ``sig`` field."""
     return {k: v for k, v in obj.items() if k != SIG_FIELD}
+
+
+def object_id(obj: Mapping[str, Any]) -> str:
+    """The id of a signed object: sha256 hex of the JCS bytes of the object without ``sig``.
+
+    What was signed names the object, not the signature's text, so a re-sent object (however its
+    signature is written) is the same object. Raises `SignatureError` if it has no canonical bytes.
+    """
+    return sha256_hex(canonical_bytes(unsigned(obj)))
 
 
 @dataclass(frozen=True)
@@ -151,12 +178,7 @@ def verify_detached(
     sig = obj.get(field)
     if not isinstance(sig, str):
         raise SignatureError(f"missing {field!r}")
-    try:
-        signature = b64url_decode(sig)
-    except ValueError as exc:
-        raise SignatureError(f"{field!r} is not base64url") from exc
-    if len(signature) != 64:
-        raise SignatureError(f"{field!r} is not a 64-byte Ed25519 signature")
+    signature = signature_bytes(sig, field)
     signer = obj.get(signer_field)
     if not isinstance(signer, str):
         raise SignatureError(f"missing signer field {signer_field!r}")

@@ -96,11 +96,9 @@ class BlockHeader:
         if not didkey.is_did_key(obj["public_key"]):
             raise HeaderFormatError("public_key must be an Ed25519 did:key")
         try:
-            signature = signing.b64url_decode(obj["signature"])
-        except ValueError as exc:
-            raise HeaderFormatError("signature must be base64url") from exc
-        if len(signature) != 64:
-            raise HeaderFormatError("signature must be a 64-byte Ed25519 signature")
+            signing.signature_bytes(obj["signature"], "signature")
+        except signing.SignatureError as exc:
+            raise HeaderFormatError(f"signature: {exc}") from exc
         return cls(**{f: obj[f] for f in HEADER_FIELDS})
 
     def to_json(self) -> dict[str, Any]:
@@ -175,7 +173,7 @@ def verify_header(header: BlockHeader, public_key: str | None = None) -> None:
     if public_key is not None and header.public_key != public_key:
         raise UnexpectedKeyError(f"header signed by {header.public_key}, expected {public_key}")
     try:
-        signature = signing.b64url_decode(header.signature)
+        signature = signing.signature_bytes(header.signature, "signature")
         signing.verify_bytes(header.public_key, header.signed_bytes(), signature)
     except (ValueError, signing.SignatureError) as exc:
         raise HeaderSignatureError(f"block {header.height}: signature does not verify") from exc

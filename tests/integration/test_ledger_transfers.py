@@ -24,6 +24,7 @@ from services.ledger.app import create_app
 from services.ledger.settings import LedgerSettings
 from services.ledger.verifier import Discrepancy, verify_ledger
 from tests.support.asgi import assert_problem
+from tests.support.factories import reencoded
 from tests.support.topics import unique_group
 
 pytestmark = pytest.mark.integration
@@ -325,3 +326,24 @@ async def test_concurrent_transfers_over_two_ledgers_never_overspend_nor_fork(
             )
         with pytest.raises(Discrepancy, match=f"transaction {tx_id}"):
             await verify_ledger(clients[1], ledger_key)
+
+
+async def test_a_float_nonce_and_a_reencoded_signature_are_refused_and_the_original_keeps_its_receipt(
+    platform_settings: PlatformSettings,
+) -> None:
+    issuer = Issuer()
+    alice, bob = Keypair.generate(), Keypair.generate()
+    async with ledgers(platform_settings, issuer) as ([client], _ledger_key):
+        await command(client, issuer.command("mint", to=alice.did, amount=1_000, currency="CREDIT"))
+        # 200.0 would verify (JCS writes it as 200) yet name another tx_id ('<from>/200.0').
+        floated = transfer(alice, bob.did, 10, 200.0, "CREDIT")
+        problem = assert_problem(await client.post("/v1/transfers", json=floated), 422)
+        assert "nonce" in str(problem)
+        good = transfer(alice, bob.did, 10, 200, "CREDIT")
+        first = await client.post("/v1/transfers", json=good)
+        assert first.status_code == 201, first.text
+        assert_problem(await client.post("/v1/transfers", json=reencoded(good)), 400)
+        again = await client.post("/v1/transfers", json=good)
+        assert again.status_code == 200 and again.json()["tx_id"] == first.json()["tx_id"]
+        assert await balance(client, alice.did, "CREDIT") == 990
+        assert await balance(client, bob.did, "CREDIT") == 10

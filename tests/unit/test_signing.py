@@ -5,6 +5,7 @@ import pytest
 
 from services.common import signing
 from services.common.signing import Keypair, SignatureError
+from tests.support.factories import reencoded_signatures
 
 
 def test_jcs_sorts_keys_and_normalises_numbers():
@@ -132,3 +133,23 @@ def test_at_most_remembered_max_objects_are_remembered(monkeypatch):
         signing.verify(signed, "owner", remember=True)
     with pytest.raises(SignatureError, match="checked again"):
         signing.verify(first, "owner", remember=True)  # the least recently used one was forgotten
+
+
+def test_a_reencoded_signature_is_refused_though_it_decodes_to_the_same_bytes():
+    key = Keypair.generate()
+    signed = key.sign({"from": key.did, "nonce": 1})
+    signing.verify(signed, "from")
+    texts = reencoded_signatures(signed["sig"])
+    assert len(texts) == 3
+    for text in texts:
+        assert signing.b64url_decode(text) == signing.b64url_decode(signed["sig"])
+        with pytest.raises(SignatureError, match="canonical"):
+            signing.verify({**signed, "sig": text}, "from")
+
+
+def test_an_object_id_is_that_of_what_was_signed_not_of_the_signature_text():
+    key = Keypair.generate()
+    signed = key.sign({"from": key.did, "nonce": 1})
+    assert signing.object_id(signed) == signing.object_id({**signed, "sig": signed["sig"] + "=="})
+    assert signing.object_id(signed) == signing.sha256_hex(signing.canonical_bytes(signing.unsigned(signed)))
+    assert signing.object_id(signed) != signing.object_id(key.sign({"from": key.did, "nonce": 2}))

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from services.common import schemas
+from services.common import schemas, signing
 from services.common.events import now_rfc3339 as _now
 from services.common.http import Problem, read_json_body
 from services.ledger import payments
@@ -73,6 +73,11 @@ async def _signed_body(request: Request, schema_file: str) -> dict[str, Any]:
     except schemas.SchemaError as exc:
         field, _, message = str(exc).partition(": ")
         raise Problem(422, "invalid-body", str(exc), errors=[{"field": field, "message": message}]) from exc
+    try:
+        # Before any lookup: a signature written another way is refused, never taken for another object.
+        signing.signature_bytes(body[signing.SIG_FIELD])
+    except signing.SignatureError as exc:
+        raise Problem(400, "bad-signature", str(exc)) from exc
     return body
 
 
