@@ -76,7 +76,9 @@ def test_a_missing_field_is_named():
 def test_seq_written_as_a_float_is_rejected_so_a_replay_cannot_get_a_new_id():
     # 1.0 verifies against the signature over seq 1 (JCS writes it as 1), but '<device>/1.0' is another id.
     replay = {**_reading(), "seq": 1.0}
-    assert _check(replay) == Rejection(Reason.INVALID_READING, "seq: must be written as an integer")
+    assert _check(replay) == Rejection(
+        Reason.INVALID_READING, "seq: 1.0 must be written as an integer (no fraction or exponent)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -80,3 +80,30 @@ def test_definition_validation_names_the_field():
         schemas.validate_definition("reading", _reading(key, seq=-1))
     with pytest.raises(SchemaError, match="sig"):
         schemas.validate_definition("reading", {**_reading(key), "sig": "short"})
+
+
+def test_an_integer_field_written_with_a_fraction_is_refused_everywhere():
+    key = Keypair.generate()
+    transfer = {"from": key.did, "to": Keypair.generate().did, "amount": 5, "currency": "CITY", "nonce": 200}
+    schemas.validate_against("transfers.v1.json", key.sign(transfer))
+    for field in ("nonce", "amount"):
+        with pytest.raises(SchemaError, match=rf"{field}: 200\.0 must be written as an integer"):
+            schemas.validate_against("transfers.v1.json", key.sign({**transfer, field: 200.0}))
+    with pytest.raises(SchemaError, match=r"seq: 3\.0 must be written as an integer"):
+        schemas.validate_definition("reading", _reading(key, seq=3.0))
+    # A number field still takes a value written with a fraction.
+    schemas.validate_definition("reading", _reading(key, values={"db_a": 55.0}))
+
+
+def test_every_integer_type_of_every_schema_carries_the_strict_keyword():
+    for path in sorted(schemas.SCHEMA_DIR.rglob("*.json")):
+        loaded = schemas.load_schema(path)
+        stack = [loaded]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+            elif isinstance(node, dict):
+                if node.get("type") == "integer":
+                    assert node.get(schemas.JSON_INTEGER) is True, path
+                stack.extend(node.values())
