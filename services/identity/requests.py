@@ -176,8 +176,9 @@ def check(
 
 
 def request_id(obj: Mapping[str, Any]) -> str:
-    """A stable id of a signed request: 32 hex digits of SHA-256 over its JCS bytes (signature included)."""
-    return signing.sha256_hex(signing.canonical_bytes(dict(obj)))[:32]
+    """A stable id of a signed request: 32 hex digits of `signing.object_id` (SHA-256 of its JCS bytes
+    without ``sig``), so the same request with its signature written another way is the same request."""
+    return signing.object_id(obj)[:32]
 
 
 def _age_on(birthdate: date, today: date) -> int:

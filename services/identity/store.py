@@ -79,18 +79,43 @@ class IdentityStore:
         return row
 
     async def enrol(
-        self, did: str, sealed: bytes, salt: bytes, caseworker: str, enrolment: Mapping[str, Any]
-    ) -> None:
-        """Store a new custodial identity and its sealed wallet."""
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                insert(identities).values(did=did, custody=CUSTODIAL, registration=dict(enrolment))
-            )
-            await conn.execute(
-                insert(custodial_wallets).values(
-                    did=did, sealed_seed=sealed, salt=salt, enrolled_by=caseworker
+        self,
+        did: str,
+        sealed: bytes,
+        salt: bytes,
+        caseworker: str,
+        enrolment: Mapping[str, Any],
+        enrolment_id: str,
+    ) -> tuple[str, bool]:
+        """Store a new custodial identity and its sealed wallet: the did the enrolment order enrolled, and
+        whether it is new.
+
+        An order enrolled before (`enrolment_id`, even concurrently) keeps its first wallet: that did comes
+        back, and `did`, `sealed` and `salt` are dropped.
+        """
+        earlier = select(custodial_wallets.c.did).where(custodial_wallets.c.enrolment_id == enrolment_id)
+        try:
+            async with self.engine.begin() as conn:
+                if (found := await conn.scalar(earlier)) is not None:
+                    return found, False
+                await conn.execute(
+                    insert(identities).values(did=did, custody=CUSTODIAL, registration=dict(enrolment))
                 )
-            )
+                await conn.execute(
+                    insert(custodial_wallets).values(
+                        did=did,
+                        sealed_seed=sealed,
+                        salt=salt,
+                        enrolled_by=caseworker,
+                        enrolment_id=enrolment_id,
+                    )
+                )
+        except IntegrityError:
+            async with self.engine.connect() as conn:
+                if (found := await conn.scalar(earlier)) is not None:
+                    return found, False
+            raise
+        return did, True
 
     async def open_wallet(
         self, did: str, unseal: Unseal, *, now: datetime, attempts: int, lockout_s: int, export: bool = False

@@ -40,6 +40,8 @@ custodial_wallets = Table(
     Column("locked_until", DateTime(timezone=True), nullable=True),
     Column("enrolled_by", String(64), nullable=False),
     Column("enrolled_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The caseworker's signed enrolment, by id: the same order again opens no second wallet.
+    Column("enrolment_id", String(32), nullable=True, unique=True),
 )
 
 credentials = Table(

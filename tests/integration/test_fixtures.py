@@ -14,7 +14,7 @@ async def test_database_is_real(platform_settings):
     conn = await asyncpg.connect(db.libpq_dsn(url))
     try:
         assert await conn.fetchval("SELECT count(*) FROM identities") == 0
-        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0002"
+        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0003"
     finally:
         await conn.close()
 

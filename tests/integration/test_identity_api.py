@@ -21,6 +21,7 @@ from services.identity import keys, sdjwt, statuslist
 from services.identity.app import create_app
 from services.identity.settings import IdentitySettings
 from tests.support.asgi import assert_problem, running
+from tests.support.factories import reencoded
 
 AUDIENCE = "https://bar.example/age-check"
 
@@ -376,3 +377,63 @@ async def test_service_records_need_consent_and_are_counted_without_identities(
             {"service": "shelter-bed", "day": "2026-11-21", "count": 1},
         ]
         assert erin.did not in counts.text
+
+
+async def test_a_reencoded_signature_is_refused_and_a_resent_object_has_one_effect(
+    platform_settings: PlatformSettings,
+):
+    async with identity_service(platform_settings) as (client, roles):
+        # Enrolment: the same order twice is one wallet.
+        enrolment = signed(roles.caseworker, caseworker=roles.caseworker.did, action="enrol")
+        first = await client.post("/v1/custodial-wallets", json={"enrolment": enrolment, "pin": "2468"})
+        assert first.status_code == 201, first.text
+        again = await client.post("/v1/custodial-wallets", json={"enrolment": enrolment, "pin": "2468"})
+        assert again.status_code == 200 and again.json()["did"] == first.json()["did"]
+        assert_problem(
+            await client.post(
+                "/v1/custodial-wallets", json={"enrolment": reencoded(enrolment), "pin": "2468"}
+            ),
+            400,
+        )
+
+        # A credential order: one credential.
+        person = Keypair.generate()
+        await register(client, person)
+        order = signed(
+            roles.issuer,
+            issuer=roles.issuer.did,
+            action="issue-credential",
+            subject=person.did,
+            facts={"given_name": "Ada", "family_name": "Lovelace", "birthdate": "1990-05-17"},
+        )
+        issued = await client.post("/v1/credentials", json=order)
+        assert issued.status_code == 201, issued.text
+        assert_problem(await client.post("/v1/credentials", json=reencoded(order)), 400)
+        resent = assert_problem(await client.post("/v1/credentials", json=order), 409)
+        assert issued.json()["credential_id"] in resent["detail"]
+
+        # A notice: one notice in the inbox.
+        notice = signed(
+            roles.notices, sender=roles.notices.did, recipient=person.did, title="Beds", body="40 tonight"
+        )
+        assert (await client.post("/v1/notices", json=notice)).status_code == 201
+        assert_problem(await client.post("/v1/notices", json=reencoded(notice)), 400)
+        inbox = await client.post(
+            "/v1/notices/inbox", json=signed(person, did=person.did, action="read-notices")
+        )
+        assert [n["title"] for n in inbox.json()["notices"]] == ["Beds"]
+
+        # A service record: counted once.
+        consent = signed(
+            person, subject=person.did, category="services", grantee=roles.shelter.did, action="grant"
+        )
+        assert (await client.post("/v1/consents", json=consent)).status_code == 201
+        record = signed(
+            roles.shelter, provider=roles.shelter.did, subject=person.did, service="meal", day="2026-11-29"
+        )
+        assert (await client.post("/v1/service-records", json=record)).status_code == 201
+        assert_problem(await client.post("/v1/service-records", json=reencoded(record)), 400)
+        counts = await client.get(
+            "/v1/service-records/counts", params={"since": "2026-11-29", "until": "2026-11-29"}
+        )
+        assert counts.json()["counts"] == [{"service": "meal", "day": "2026-11-29", "count": 1}]

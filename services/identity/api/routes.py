@@ -186,7 +186,7 @@ async def register_identity(request: Request, response: Response) -> dict[str, A
     summary="A caseworker enrols a person into a custodial wallet opened by their PIN",
     openapi_extra=_documented(EnrolmentBody),
 )
-async def enrol(request: Request) -> dict[str, Any]:
+async def enrol(request: Request, response: Response) -> dict[str, Any]:
     settings = _settings(request)
     body = await _body(request, EnrolmentBody)
     pin = _pin(body.pin)
@@ -200,10 +200,19 @@ async def enrol(request: Request) -> dict[str, Any]:
             custody.seal, app.state.wallet_key, person.seed, pin, app.state.kdf_cost
         )
     try:
-        await _store(request).enrol(person.did, sealed, salt, enrolment.caseworker, body.enrolment)
+        did, created = await _store(request).enrol(
+            person.did,
+            sealed,
+            salt,
+            enrolment.caseworker,
+            body.enrolment,
+            requests.request_id(body.enrolment),
+        )
     except (SQLAlchemyError, OSError) as exc:
         raise _unavailable(request, exc) from exc
-    return {"did": person.did, "custody": CUSTODIAL}
+    if not created:
+        response.status_code = 200  # the same order again: its wallet, not a second one
+    return {"did": did, "custody": CUSTODIAL}
 
 
 def _pin(pin: str) -> str:
