@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from services.common import didkey, events, schemas, signing
 from services.common.topics import CONSENTS
@@ -43,6 +43,12 @@ CONSENT_VIEW_AGE = Gauge(
     "smartcity_consent_view_age_seconds",
     "Seconds since the consent view last heard from the broker (how stale its answers may be).",
     ["client"],
+)
+CONSENT_RECORDS = Counter(
+    "smartcity_consent_records_total",
+    "city.consents.v1 records folded by a consent view, by outcome: applied, superseded (signed before the "
+    "change in force: a replay or an old copy), refused (not a valid consent signed by its subject).",
+    ["client", "outcome"],
 )
 
 
@@ -150,30 +156,42 @@ def check_record(value: Any) -> ConsentChange:
 
 
 class ConsentBook:
-    """The latest consent per (subject, category, grantee), folded from records in log order. Pure."""
+    """The consent in force per (subject, category, grantee): of the changes folded in, the one its subject
+    signed last (``issued_at``), whatever order they arrived in. Pure.
+
+    Arrival order cannot decide: a compacted topic may hold an old record beside a new one, and anyone who
+    kept a copy of an earlier grant can publish it again after its revocation. Two changes signed at the
+    same instant are ordered revocation first, then by their object ids, so every view picks the same one.
+    """
 
     def __init__(self) -> None:
-        # Only what `allows` needs: None = granted without end; a datetime = granted until then.
-        self._granted: dict[tuple[str, str, str], datetime | None] = {}
+        # Per key, the order of the change in force and what `allows` needs of it: None = not granted,
+        # granted without end (a `_FOREVER` until) or until a time.
+        self._latest: dict[tuple[str, str, str], tuple[tuple[datetime, int, str], datetime | None]] = {}
 
-    def apply(self, change: ConsentChange) -> None:
-        """Fold one change in; a later change of the same key replaces the earlier one."""
+    def apply(self, change: ConsentChange) -> bool:
+        """Fold one change in; True if it is now the one in force (it was signed after the one before)."""
         key = (change.subject, change.category, change.grantee)
-        if change.status == "granted":
-            self._granted[key] = change.until
-        else:
-            self._granted.pop(key, None)
+        order = (change.issued_at, 0 if change.status == "granted" else 1, signing.object_id(change.signed))
+        current = self._latest.get(key)
+        if current is not None and current[0] >= order:
+            return False
+        granted = (change.until or _FOREVER) if change.status == "granted" else None
+        self._latest[key] = (order, granted)
+        return True
 
     def allows(self, subject: str, category: str, grantee: str = CITY, now: datetime | None = None) -> bool:
         """True if `subject` has granted `category` to `grantee` and the grant has not expired."""
-        key = (subject, category, grantee)
-        if key not in self._granted:
+        current = self._latest.get((subject, category, grantee))
+        if current is None or current[1] is None:
             return False
-        until = self._granted[key]
-        return until is None or (now or datetime.now(UTC)) < until
+        return (now or datetime.now(UTC)) < current[1]
 
     def __len__(self) -> int:
-        return len(self._granted)
+        return sum(1 for _, granted in self._latest.values() if granted is not None)
+
+
+_FOREVER = datetime.max.replace(tzinfo=UTC)
 
 
 class ConsentView:
@@ -299,6 +317,8 @@ class ConsentView:
             change = check_record(events.decode_json(raw))
         except (ValueError, ConsentError) as exc:  # decode errors are ValueErrors
             log.warning("consent view: ignored record %r: %s", key, exc)
+            CONSENT_RECORDS.labels(self.client_id, "refused").inc()
             return
-        self._book.apply(change)
+        applied = self._book.apply(change)
+        CONSENT_RECORDS.labels(self.client_id, "applied" if applied else "superseded").inc()
         self._records += 1

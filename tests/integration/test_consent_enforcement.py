@@ -4,14 +4,18 @@ lets it through, and a revocation on city.consents.v1 takes effect on both insta
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from datetime import UTC, datetime
 
 import httpx
 
+from services.common.consents import check_consent
+from services.common.kafka import KafkaProducer, OutgoingRecord
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
-from services.common.topics import READINGS
+from services.common.topics import CONSENTS, READINGS
 from services.ingest.app import create_app
 from services.ingest.checks import Reason
 from tests.support import consents, ingest
@@ -76,3 +80,42 @@ async def test_no_consent_then_grant_then_revocation_within_5s_on_two_instances(
     )
     # Exactly the readings answered "accepted" reached the topic; none refused for want of consent did.
     assert seqs == accepted
+
+
+async def test_a_replayed_grant_after_its_revocation_changes_nothing(platform_settings: PlatformSettings):
+    """The attack: keep a copy of the grant record, and publish it again once the owner revoked it."""
+    owner, device = Keypair.generate(), Keypair.generate()
+    neighbour, other_device = Keypair.generate(), Keypair.generate()
+    bootstrap = platform_settings.bootstrap_servers
+    app = create_app(platform_settings)
+    async with running(app) as client:
+        for person, sensor in ((owner, device), (neighbour, other_device)):
+            response = await client.post("/v1/devices", json=ingest.registration(person, sensor))
+            assert response.status_code == 201, response.text
+        grant = consents.consent(owner, "environment")
+        grant_record = check_consent(grant).record(datetime.now(UTC))
+        producer = KafkaProducer(bootstrap, client_id="test-consent-replay")
+        try:
+            await producer.send(OutgoingRecord(CONSENTS, check_consent(grant).key, grant_record))
+            await consents.grant(bootstrap, neighbour, app)
+            await consents.within(
+                consents.SETUP_BOUND_S, lambda: app.state.consents.allows(owner.did, "environment")
+            )
+            assert await _verdict(client, ingest.reading(device, 1)) == "accepted"
+            await asyncio.sleep(0.01)  # the revocation is signed after the grant
+            await consents.publish(
+                bootstrap, owner, ["environment"], action="revoke", seen_by=consents.views([app])
+            )
+            assert await _verdict(client, ingest.reading(device, 2)) == "no_consent"
+            # The replay arrives after the revocation, and is the later record on the topic.
+            await producer.send(OutgoingRecord(CONSENTS, check_consent(grant).key, grant_record))
+            # A marker published after the replay: once the view has folded it, it has folded the replay.
+            await consents.publish(bootstrap, neighbour, ["mobility"], seen_by=consents.views([app]))
+        finally:
+            await asyncio.to_thread(producer.close)
+        assert not app.state.consents.allows(owner.did, "environment")
+        assert await _verdict(client, ingest.reading(device, 3)) == "no_consent"
+        # The good traffic beside it still flows.
+        assert await _verdict(client, ingest.reading(other_device, 1)) == "accepted"
+        metrics = (await client.get("/metrics")).text
+    assert 'smartcity_consent_records_total{client="ingest",outcome="superseded"}' in metrics

@@ -84,3 +84,44 @@ def test_book_folds_to_the_latest_and_honours_until():
     book.apply(check_consent(consent(alice, "revoke")))
     assert not book.allows(alice.did, "mobility", now=NOW)
     assert len(book) == 1
+
+
+def test_a_replayed_older_grant_changes_nothing_after_its_revocation():
+    alice = Keypair.generate()
+    grant = check_consent(consent(alice, issued_at="2026-11-21T09:00:00.000Z"))
+    revoke = check_consent(consent(alice, "revoke", issued_at="2026-11-21T09:30:00.000Z"))
+    book = ConsentBook()
+    assert book.apply(grant) and book.apply(revoke)
+    assert book.apply(grant) is False  # the old grant published again
+    assert not book.allows(alice.did, "mobility", now=NOW)
+    regrant = check_consent(consent(alice, issued_at="2026-11-21T09:45:00.000Z"))
+    assert book.apply(regrant) and book.allows(alice.did, "mobility", now=NOW)
+
+
+def test_the_fold_does_not_depend_on_arrival_order():
+    alice = Keypair.generate()
+    changes = [
+        check_consent(consent(alice, action, issued_at=f"2026-11-21T09:{minute:02d}:00.000Z"))
+        for minute, action in [(1, "grant"), (2, "revoke"), (3, "grant"), (4, "revoke")]
+    ]
+    for order in (changes, changes[::-1], [changes[2], changes[0], changes[3], changes[1]]):
+        book = ConsentBook()
+        for change in order:
+            book.apply(change)
+        assert not book.allows(alice.did, "mobility", now=NOW)
+    for order in (changes[:3], changes[:3][::-1]):
+        book = ConsentBook()
+        for change in order:
+            book.apply(change)
+        assert book.allows(alice.did, "mobility", now=NOW)
+
+
+def test_a_grant_and_a_revocation_signed_at_the_same_instant_resolve_to_the_revocation():
+    alice = Keypair.generate()
+    grant = check_consent(consent(alice))
+    revoke = check_consent(consent(alice, "revoke"))
+    for first, second in ((grant, revoke), (revoke, grant)):
+        book = ConsentBook()
+        book.apply(first)
+        book.apply(second)
+        assert not book.allows(alice.did, "mobility", now=NOW)
