@@ -29,13 +29,13 @@ import time
 import uuid
 from pathlib import Path
 
-from services.common import db, embedded, topics
+from services.common import db, embedded, merkle, topics
 from services.common.events import cloudevent_headers, now_rfc3339
 from services.common.gc_tuning import tune_for_throughput
 from services.common.kafka import KafkaProducer, OutgoingRecord, ensure_topics
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair, verify
-from services.ledger import chain, merkle, tree
+from services.ledger import chain, tree
 from services.ledger.app import create_app
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import LedgerStore

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from services.common import signing
+from services.common import merkle, signing
 from services.common.signing import Keypair
-from services.ledger import merkle
 
 
 def rate(label: str, fn: Callable[[], object], n: int) -> float:

@@ -19,9 +19,10 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common import merkle
 from services.common.events import now_rfc3339
 from services.common.signing import Keypair
-from services.ledger import chain, merkle, payments, tree
+from services.ledger import chain, payments, tree
 from services.ledger.accounts import (
     WALLET_PREFIX,
     Funds,

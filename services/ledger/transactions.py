@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from services.common import signing
+from services.common import merkle, signing
 from services.common.ids import reading_id, reward_id
-from services.ledger import merkle
 from services.ledger.accounts import (
     CITY,
     REWARDS_POOL,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from services.ledger import merkle
+from services.common import merkle
 
 NodeKey = tuple[int, int]
 """(level, index) of an aligned node covering leaves ``[index * 2**level, (index + 1) * 2**level)``."""

@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
-from services.common import signing
-from services.ledger import chain, merkle, payments
+from services.common import merkle, signing
+from services.ledger import chain, payments
 from services.ledger.accounts import CURRENCIES, Posting, PostingError, check_postings
 from services.ledger.aid_audit import AidAudit
 from services.ledger.transactions import REWARD, RejectedError, verify_reward

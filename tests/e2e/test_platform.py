@@ -22,11 +22,10 @@ import httpx
 import psutil
 import pytest
 
-from services.common import signing
+from services.common import merkle, signing
 from services.common.embedded import free_port
 from services.common.signing import Keypair
 from services.ingest.devices import sign_registration
-from services.ledger import merkle
 
 pytestmark = pytest.mark.e2e
 

@@ -14,13 +14,13 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from pydantic import SecretStr
 
-from services.common import schemas, signing, topics
+from services.common import merkle, schemas, signing, topics
 from services.common.events import cloudevent_headers
 from services.common.kafka import KafkaProducer, OutgoingRecord
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair, b64url_encode
 from services.common.topics import Topic
-from services.ledger import chain, merkle
+from services.ledger import chain
 from services.ledger.app import create_app
 from services.ledger.settings import LedgerSettings
 from services.ledger.transactions import GENESIS_TX_ID

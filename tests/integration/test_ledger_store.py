@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from services.common import db
+from services.common import db, merkle
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair, canonical_bytes
-from services.ledger import chain, merkle
+from services.ledger import chain
 from services.ledger.accounts import REWARDS_POOL, TREASURY
 from services.ledger.app import open_chain
 from services.ledger.settings import LedgerSettings

@@ -92,7 +92,8 @@ _B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 def reencoded_signatures(sig: str) -> list[str]:
     """Other 86-character texts that lenient base64url decoders read as the same 64 bytes as `sig`: its last
-    character with the two spare low bits set otherwise (86 characters carry 516 bits for 512)."""
+    character with its two lowest bits set otherwise (86 characters carry 516 bits for 512: the last
+    character's four low bits are spare)."""
     last = _B64URL.index(sig[-1])
     base = last & ~3
     return [sig[:-1] + _B64URL[base | bits] for bits in range(4) if base | bits != last]

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from services.common import schemas, topics
+from services.common import merkle, schemas, topics
 from services.common.signing import Keypair, canonical_bytes
-from services.ledger import merkle
 from services.ledger.accounts import REWARDS_POOL, TREASURY, Posting
 from services.ledger.transactions import (
     GENESIS_TX_ID,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from services.ledger import merkle, tree
+from services.common import merkle
+from services.ledger import tree
 
 
 def leaf(i: int) -> bytes:

@@ -1,4 +1,4 @@
-"""Tests of services.ledger.merkle against a naive reference written straight from RFC 9162 section 2.1.
+"""Tests of services.common.merkle against a naive reference written straight from RFC 9162 section 2.1.
 
 Regenerate the vector file (from the reference, not from the module) with
 ``.venv/bin/python -m tests.unit.test_merkle``.
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from services.ledger import merkle
-from services.ledger.merkle import (
+from services.common import merkle
+from services.common.merkle import (
     EMPTY_ROOT,
     InvalidProofError,
     ProofError,

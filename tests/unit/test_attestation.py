@@ -1,0 +1,92 @@
+"""Batch attestations (pure): one signature over a Merkle tree of a batch, each record checkable alone."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.common import attestation, merkle, signing
+from services.common.attestation import AttestationError
+from services.common.signing import Keypair
+from tests.support.factories import reencoded_signatures
+
+TOPIC = "city.readings.v1"
+
+
+def _values(n: int) -> list[bytes]:
+    return [attestation.encode({"n": i, "text": f"record {i}"}) for i in range(n)]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 7, 8, 9, 16, 17, 100, 1000])
+def test_the_tree_and_paths_are_rfc_9162s(n: int) -> None:
+    hashes = [merkle.leaf_hash(v) for v in _values(n)]
+    tree = attestation.levels(hashes)
+    assert tree[-1][0] == merkle.root_from_leaf_hashes(hashes)
+    for index, path in enumerate(attestation.paths(tree)):
+        merkle.verify_inclusion(hashes[index], index, n, path, tree[-1][0])
+
+
+def test_every_record_of_a_batch_verifies_alone_under_one_signature() -> None:
+    key = Keypair.generate()
+    values = _values(37)
+    headers = attestation.attest(key, TOPIC, values)
+    statements = {json.dumps(attestation.statement_of(json.loads(h)), sort_keys=True) for h in headers}
+    assert len(statements) == 1  # one signed statement for the batch
+    for header, value in zip(headers, values, strict=True):
+        attested = attestation.verify_header(header, TOPIC, value)
+        assert attested.signer == key.did
+
+
+def _attested(n: int = 4) -> tuple[Keypair, list[bytes], list[dict]]:
+    key = Keypair.generate()
+    values = _values(n)
+    return key, values, [json.loads(h) for h in attestation.attest(key, TOPIC, values)]
+
+
+def _code(obj: object, topic: str, value: bytes) -> str:
+    with pytest.raises(AttestationError) as caught:
+        attestation.verify_header(obj if obj is None else json.dumps(obj), topic, value)
+    return caught.value.code
+
+
+def test_what_is_refused_and_why() -> None:
+    key, values, atts = _attested()
+    assert _code(None, TOPIC, values[0]) == "unattested"
+    assert _code(atts[0], TOPIC, values[1]) == "not-attested"  # another record's attestation
+    assert _code(atts[0], TOPIC, values[0] + b" ") == "not-attested"  # the value changed
+    assert _code(atts[0], "city.rewards.v1", values[0]) == "wrong-topic"
+    assert _code({**atts[0], "index": 1}, TOPIC, values[0]) == "not-attested"
+    assert _code({**atts[0], "index": 4}, TOPIC, values[0]) == "bad-attestation"
+    assert _code({**atts[0], "size": 4.0}, TOPIC, values[0]) == "bad-attestation"
+    assert _code({**atts[0], "path": atts[0]["path"][:-3]}, TOPIC, values[0]) == "bad-attestation"
+    # Someone else's key cannot vouch for a batch in the signer's name...
+    forged = {
+        **Keypair.generate().sign(attestation.statement_of(atts[0])),
+        "index": 0,
+        "path": atts[0]["path"],
+    }
+    assert _code(forged, TOPIC, values[0]) == "bad-attestation-signature"
+    # ...and signing in one's own name shows one's own key: the caller decides whether it holds the role.
+    mallory = Keypair.generate()
+    own = json.loads(attestation.attest(mallory, TOPIC, [values[0]])[0])
+    assert attestation.verify_header(json.dumps(own), TOPIC, values[0]).signer == mallory.did != key.did
+    # A statement's signature written another way is refused.
+    other_text = {**atts[0], "sig": reencoded_signatures(atts[0]["sig"])[0]}
+    assert _code(other_text, TOPIC, values[0]) == "bad-attestation-signature"
+    assert _code("not json", TOPIC, values[0]) == "bad-attestation"
+
+
+def test_the_statement_is_checked_once_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    _key, values, atts = _attested(8)
+    calls = []
+    real = signing.verify_bytes
+    monkeypatch.setattr(signing, "verify_bytes", lambda *a: calls.append(1) or real(*a))
+    for att, value in zip(atts, values, strict=True):
+        attestation.verify(att, TOPIC, value)
+    assert len(calls) == 1
+
+
+def test_encode_is_jcs() -> None:
+    value = {"b": 1, "a": [1.5, "é"], "c": {"z": None, "y": True}}
+    assert attestation.encode(value) == signing.canonical_bytes(value)
