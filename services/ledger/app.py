@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -22,9 +23,10 @@ from services.common.kafka import BatchConsumer, IncomingRecord, Rejection, ensu
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.workers import WorkerPool
-from services.ledger import metrics
+from services.ledger import authority, metrics
+from services.ledger.api.authority import router as authority_router
 from services.ledger.api.routes import router
-from services.ledger.keys import load_signing_key
+from services.ledger.keys import bootstrap_authority, load_signing_key
 from services.ledger.payments import AID_EXPIRY
 from services.ledger.sealer import Sealer
 from services.ledger.settings import SERVICE, LedgerSettings
@@ -44,8 +46,9 @@ LEDGER_TOPICS = (
 )
 
 
-async def open_chain(store: LedgerStore, keypair: Keypair, settings: LedgerSettings) -> None:
-    """Check the chain is signed by this ledger's key and settle the genesis transaction (once ever).
+async def open_chain(store: LedgerStore, keypair: Keypair, settings: LedgerSettings, data_dir: Path) -> None:
+    """Check the chain is signed by this ledger's key, settle the genesis transaction and the bootstrap
+    authority record (each once ever).
 
     Raises RuntimeError if the chain's blocks are signed by another key: sealing with a second key would
     give blocks no verifier holding the ledger's public key accepts.
@@ -65,6 +68,13 @@ async def open_chain(store: LedgerStore, keypair: Keypair, settings: LedgerSetti
         log.info("genesis: the treasury funded the rewards pool with %d micro-CITY", settings.genesis_supply)
     elif outcome.rejected:
         log.warning("the genesis on the chain differs from LEDGER_GENESIS_SUPPLY; the chain's stands")
+    root, seeds = bootstrap_authority(settings, data_dir)
+    bootstrap = authority.bootstrap_transaction(root, seeds, now_rfc3339())
+    if await store.bootstrap(bootstrap, authority.bootstrapped(bootstrap.record["authority"])):
+        metrics.TRANSACTIONS.labels(authority.AUTHORITY).inc()
+        log.info("bootstrap: root key %s, roles %s", root, {r: len(k) for r, k in seeds.items()})
+    elif (await store.authority()).root != root and settings.root_key is not None:
+        log.warning("the chain's root key differs from LEDGER_ROOT_KEY; the chain's stands")
 
 
 async def expire_grants(store: LedgerStore, sealer: Sealer, interval_s: float) -> None:
@@ -110,13 +120,12 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
             app.state.store = store = LedgerStore(app.state.engine)
             producer = app.state.producer
             app.state.workers = {}
-            app.state.issuer_keys = settings.issuers
             app.state.verify_pool = pool = (
                 WorkerPool(settings.verify_workers) if settings.verify_workers else None
             )
             try:
                 await asyncio.to_thread(ensure_topics, platform.bootstrap_servers, LEDGER_TOPICS)
-                await open_chain(store, keypair, settings)
+                await open_chain(store, keypair, settings, platform.data_dir)
                 sealer = Sealer(store, producer, keypair, settings)
                 # Several members of one group share the partitions: while one waits for its database commit,
                 # another's batch is being verified (the balance locks keep concurrent settlements exact).
@@ -181,6 +190,7 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
         description="Settles rewards into signed blocks of an RFC 9162 Merkle chain; serves balances and proofs.",
     )
     app.include_router(router)
+    app.include_router(authority_router)
     return app
 
 

@@ -40,7 +40,18 @@ class LedgerSettings(BaseSettings):
     )
     issuer_keys: str = Field(
         default="",
-        description="Comma-separated did:keys holding the city's issuer role (rotate by changing the list).",
+        description="Comma-separated did:keys seeded into the issuer role when the chain is bootstrapped "
+        "(later changes are root-signed chain records).",
+    )
+    root_key: str | None = Field(
+        default=None,
+        description="did:key of the city's root key, recorded once in the chain's bootstrap record; it grants "
+        "and revokes roles and may rotate itself by signed records. Unset (development): the key of "
+        "<SMARTCITY_DATA_DIR>/city/root.key, and each service role seeded with that data dir's service key.",
+    )
+    genesis_roles: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='Roles seeded into the bootstrap record, as JSON {"rewards-oracle": ["did:key:..."], ...}.',
     )
     aid_expiry_interval_s: float = Field(
         default=1.0, gt=0, description="How often unspent AID of expired grants returns to the aid pool."
@@ -56,6 +67,13 @@ class LedgerSettings(BaseSettings):
         ge=0,
         description="Worker processes verifying rewards' signed evidence (0: a thread of the ledger process).",
     )
+
+    @field_validator("root_key")
+    @classmethod
+    def _root_is_a_did_key(cls, value: str | None) -> str | None:
+        if value is not None and not didkey.is_did_key(value):
+            raise ValueError(f"{value!r} is not an Ed25519 did:key")
+        return value
 
     @field_validator("issuer_keys")
     @classmethod

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common import merkle
 from services.common.events import now_rfc3339
+from services.common.roles import Role
 from services.common.signing import Keypair
 from services.ledger import chain, payments, tree
 from services.ledger.accounts import (
@@ -31,11 +32,19 @@ from services.ledger.accounts import (
     net_changes,
     touched_accounts,
 )
+from services.ledger.authority import Authority, PlannedAuthority
 from services.ledger.transactions import RejectedError, Transaction, same_content
 
 SEALER_LOCK = int.from_bytes(hashlib.sha256(b"smartcity.ledger.sealer").digest()[:8], "big", signed=True)
 """The advisory lock key the sealer holds for the length of its transaction (advisory locks are per
 database, so ledgers of different databases never contend)."""
+
+AUTHORITY_LOCK = int.from_bytes(
+    hashlib.sha256(b"smartcity.ledger.authority").digest()[:8], "big", signed=True
+)
+"""Settlements hold it shared and authority changes exclusively, for their whole transaction: a role is never
+revoked between a settlement's check of it and that settlement's place in the chain, so the chain's order is
+the order in which roles were checked (what the verifier replays)."""
 
 MAX_SEQ = 2**63 - 1
 WALLETS_LIKE = WALLET_PREFIX + "%"
@@ -93,7 +102,6 @@ class Submission:
     plan: Callable[[payments.Facts], payments.Planned]
     recipient: str | None = None
     grant_id: str | None = None
-    issuer_keys: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -142,14 +150,20 @@ class LedgerStore:
         if not txs:
             return SettleOutcome()
         async with self.connection() as conn, conn.transaction():
+            held = await self._authority_in(conn) if any(tx.requires for tx in txs) else Authority()
             parties = sorted({p.account for tx in txs for p in tx.postings})
             frozen = await conn.fetch("SELECT account FROM frozen WHERE account = ANY($1::text[])", parties)
-            return await self._settle_in(conn, txs, frozenset(r["account"] for r in frozen))
+            return await self._settle_in(conn, txs, frozenset(r["account"] for r in frozen), held)
 
     async def _settle_in(
-        self, conn: asyncpg.Connection, txs: Sequence[Transaction], frozen: frozenset[str] = frozenset()
+        self,
+        conn: asyncpg.Connection,
+        txs: Sequence[Transaction],
+        frozen: frozenset[str] = frozenset(),
+        held: Authority | None = None,
     ) -> SettleOutcome:
-        """`settle` inside the caller's database transaction; transactions touching `frozen` are refused."""
+        """`settle` inside the caller's database transaction; transactions touching `frozen`, or resting on
+        a role a key does not hold in `held` (read under `AUTHORITY_LOCK`), are refused."""
         outcome = SettleOutcome()
         touched = touched_accounts(p for tx in txs for p in tx.postings)
         accounts, currencies = [a for a, _ in touched], [c for _, c in touched]
@@ -194,6 +208,11 @@ class LedgerStore:
                         f"transaction {tx.tx_id} is already settled with other content",
                     )
                     outcome.rejected.append((tx, reason))
+                continue
+            missing = [(key, role) for key, role in tx.requires if held is None or not held.holds(key, role)]
+            if missing:
+                key, role = missing[0]
+                outcome.rejected.append((tx, RejectedError("role-not-held", f"{key} does not hold {role}")))
                 continue
             if blocked := sorted({p.account for p in tx.postings} & frozen):
                 outcome.rejected.append((tx, RejectedError("account-frozen", f"{blocked[0]} is frozen")))
@@ -261,6 +280,7 @@ class LedgerStore:
         a nonce. A retry of an already settled object returns its original receipt. Raises `RejectedError`.
         """
         async with self.connection() as conn, conn.transaction():
+            held = await self._authority_in(conn)
             await conn.execute(
                 "INSERT INTO nonces (account, nonce) VALUES ($1, 0) ON CONFLICT (account) DO NOTHING",
                 request.signer,
@@ -268,19 +288,9 @@ class LedgerStore:
             last = await conn.fetchval(
                 "SELECT nonce FROM nonces WHERE account = $1 FOR UPDATE", request.signer
             )
-            existing = await conn.fetchrow(
-                """SELECT t.seq, t.record, l.leaf_index, l.block_height
-                   FROM transactions t LEFT JOIN leaves l ON l.seq = t.seq WHERE t.tx_id = $1""",
-                request.tx_id,
-            )
+            existing = await self._existing(conn, request.tx_id, request.record_key, request.signed)
             if existing is not None:
-                if json.loads(existing["record"]).get(request.record_key) != request.signed:
-                    raise RejectedError(
-                        "nonce-reused", "another object with this signer and nonce is already settled"
-                    )
-                return Receipt(
-                    request.tx_id, existing["seq"], existing["leaf_index"], existing["block_height"], False
-                )
+                return existing
             parties = [a for a in (request.signer, request.recipient) if a]
             frozen = {
                 r["account"]
@@ -312,7 +322,7 @@ class LedgerStore:
                 frozen=frozenset(frozen),
                 merchant=merchant,
                 grants=grants,
-                issuer_keys=request.issuer_keys,
+                issuer_keys=held.holders.get(Role.ISSUER, frozenset()),
                 grant=grant,
             )
             planned = request.plan(facts)
@@ -382,6 +392,98 @@ class LedgerStore:
                 [g.grant_id for g in grants],
             )
         return outcome.settled
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Authority: the root key and the roles on the chain
+
+    @staticmethod
+    async def _authority_in(conn: asyncpg.Connection, exclusive: bool = False) -> Authority:
+        """The authority in force, read under `AUTHORITY_LOCK` (shared, or `exclusive` to change it)."""
+        lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        await conn.execute(f"SELECT {lock}($1)", AUTHORITY_LOCK)
+        root = await conn.fetchval("SELECT root FROM authority WHERE id = 1")
+        holders: dict[str, set[str]] = {}
+        for row in await conn.fetch("SELECT role, key FROM roles"):
+            holders.setdefault(row["role"], set()).add(row["key"])
+        return Authority(root, {role: frozenset(keys) for role, keys in holders.items()})
+
+    async def authority(self) -> Authority:
+        """The root key and role holders in force (as of the latest settled authority record)."""
+        async with self.connection() as conn, conn.transaction():
+            return await self._authority_in(conn)
+
+    async def bootstrap(self, tx: Transaction, after: Authority) -> bool:
+        """Settle the chain's bootstrap authority record, if the chain has none yet; True if it did."""
+        async with self.connection() as conn, conn.transaction():
+            current = await self._authority_in(conn, exclusive=True)
+            if current.root is not None:
+                return False
+            outcome = await self._settle_in(conn, [tx])
+            if outcome.rejected:
+                raise outcome.rejected[0][1]
+            await self._write_authority(conn, after)
+        return bool(outcome.settled)
+
+    async def submit_authority(
+        self, command: Mapping[str, Any], tx_id: str, plan: Callable[[Authority, int], PlannedAuthority]
+    ) -> Receipt:
+        """Judge and settle a root command (`plan(authority in force, root's last nonce)`), holding
+        `AUTHORITY_LOCK` exclusively; a retry of a settled one returns its original receipt. Raises
+        `RejectedError`."""
+        async with self.connection() as conn, conn.transaction():
+            current = await self._authority_in(conn, exclusive=True)
+            existing = await self._existing(conn, tx_id, "authority", command)
+            if existing is not None:
+                return existing
+            signer = str(command.get("root"))
+            last = await conn.fetchval("SELECT nonce FROM nonces WHERE account = $1", signer) or 0
+            planned = plan(current, last)
+            outcome = await self._settle_in(conn, [planned.tx])
+            if outcome.rejected:
+                raise outcome.rejected[0][1]
+            await conn.execute(
+                """INSERT INTO nonces (account, nonce) VALUES ($1, $2)
+                   ON CONFLICT (account) DO UPDATE SET nonce = EXCLUDED.nonce""",
+                signer,
+                planned.nonce,
+            )
+            await self._write_authority(conn, planned.after)
+            seq = await conn.fetchval("SELECT seq FROM transactions WHERE tx_id = $1", tx_id)
+        return Receipt(tx_id, seq, None, None, True)
+
+    @staticmethod
+    async def _existing(
+        conn: asyncpg.Connection, tx_id: str, record_key: str, signed: Mapping[str, Any]
+    ) -> Receipt | None:
+        """The receipt of `tx_id` if it is settled with this very signed object; `RejectedError` if it is
+        settled with another one (the signer reused a nonce); None if it is not settled."""
+        existing = await conn.fetchrow(
+            """SELECT t.seq, t.record, l.leaf_index, l.block_height
+               FROM transactions t LEFT JOIN leaves l ON l.seq = t.seq WHERE t.tx_id = $1""",
+            tx_id,
+        )
+        if existing is None:
+            return None
+        if json.loads(existing["record"]).get(record_key) != signed:
+            raise RejectedError(
+                "nonce-reused", "another object with this signer and nonce is already settled"
+            )
+        return Receipt(tx_id, existing["seq"], existing["leaf_index"], existing["block_height"], False)
+
+    @staticmethod
+    async def _write_authority(conn: asyncpg.Connection, authority: Authority) -> None:
+        await conn.execute(
+            """INSERT INTO authority (id, root) VALUES (1, $1)
+               ON CONFLICT (id) DO UPDATE SET root = EXCLUDED.root""",
+            authority.root,
+        )
+        await conn.execute("DELETE FROM roles")
+        pairs = [(role, key) for role, keys in authority.holders.items() for key in keys]
+        await conn.execute(
+            "INSERT INTO roles (role, key) SELECT * FROM unnest($1::text[], $2::text[])",
+            [role for role, _ in pairs],
+            [key for _, key in pairs],
+        )
 
     async def fold_merchants(self, values: Sequence[Mapping[str, Any]]) -> None:
         """Fold ``city.merchants.v1`` values into the latest per wallet (a later ``updated_at`` wins)."""

@@ -11,6 +11,8 @@
 - ``nonces``: the last accepted nonce of each transfer sender and issuer key (replay protection).
 - ``frozen``: accounts an issuer command froze. ``grants``: AID grants and what is left of each.
 - ``merchants``: the latest ``city.merchants.v1`` value per merchant wallet (the fold of the compacted topic).
+- ``authority`` and ``roles``: the root key and the role holders in force, the fold of the chain's authority
+  records (`services.ledger.authority`), written in the transaction that settles each one.
 """
 
 from sqlalchemy import (
@@ -132,4 +134,19 @@ merchants = Table(
     Column("active", Boolean, nullable=False),
     Column("accepts", ARRAY(String(16)), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+authority = Table(
+    "authority",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("root", String(128), nullable=False),
+    CheckConstraint("id = 1", name="ck_authority_single_row"),
+)
+
+roles = Table(
+    "roles",
+    metadata,
+    Column("role", String(64), primary_key=True),
+    Column("key", String(128), primary_key=True),
 )

@@ -61,12 +61,12 @@ REJECTION_STATUS = {
 """HTTP status of each rejection code; the others (stale or reused nonce, funds, spent grant) are 409."""
 
 
-def _body_doc(schema_file: str) -> dict[str, Any]:
+def body_doc(schema_file: str) -> dict[str, Any]:
     schema = {"type": "object", "description": f"See schemas/{schema_file}"}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-async def _signed_body(request: Request, schema_file: str) -> dict[str, Any]:
+async def signed_body(request: Request, schema_file: str) -> dict[str, Any]:
     body = await read_json_body(request, MAX_BODY_BYTES)
     try:
         schemas.validate_against(schema_file, body)
@@ -86,10 +86,10 @@ async def _submit(request: Request, submission: Submission) -> tuple[int, dict[s
         receipt = await get_store(request).submit(submission)
     except RejectedError as exc:
         raise Problem(REJECTION_STATUS.get(exc.code, 409), exc.code, exc.detail) from exc
-    return (201 if receipt.created else 200), _receipt(receipt)
+    return (201 if receipt.created else 200), receipt_json(receipt)
 
 
-def _receipt(receipt: Receipt) -> dict[str, Any]:
+def receipt_json(receipt: Receipt) -> dict[str, Any]:
     return {
         "tx_id": receipt.tx_id,
         "status": "settled" if receipt.leaf_index is None else "sealed",
@@ -206,10 +206,10 @@ async def consistency(first: int, second: int, store: LedgerStore = Depends(get_
     "/transfers",
     status_code=201,
     summary="Pay from a wallet: a transfer signed by its sender (200 with the original receipt on a retry)",
-    openapi_extra=_body_doc(TRANSFER_SCHEMA),
+    openapi_extra=body_doc(TRANSFER_SCHEMA),
 )
 async def transfer(request: Request, response: Response) -> dict[str, Any]:
-    body = await _signed_body(request, TRANSFER_SCHEMA)
+    body = await signed_body(request, TRANSFER_SCHEMA)
     now = _now()
     submission = Submission(
         signed=body,
@@ -227,10 +227,10 @@ async def transfer(request: Request, response: Response) -> dict[str, Any]:
     "/issuer/commands",
     status_code=201,
     summary="An issuer command (mint, fund, grant, revoke, freeze, unfreeze) signed by an issuer key",
-    openapi_extra=_body_doc(COMMAND_SCHEMA),
+    openapi_extra=body_doc(COMMAND_SCHEMA),
 )
 async def issuer_command(request: Request, response: Response) -> dict[str, Any]:
-    body = await _signed_body(request, COMMAND_SCHEMA)
+    body = await signed_body(request, COMMAND_SCHEMA)
     now = _now()
     submission = Submission(
         signed=body,
@@ -239,7 +239,6 @@ async def issuer_command(request: Request, response: Response) -> dict[str, Any]
         tx_id=payments.issuer_tx_id(body["issuer"], body["nonce"]),
         plan=lambda facts: payments.plan_command(body, facts, now),
         grant_id=body.get("grant_id"),
-        issuer_keys=request.app.state.issuer_keys,
     )
     response.status_code, receipt = await _submit(request, submission)
     return receipt
