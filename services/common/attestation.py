@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from services.common import jcs, merkle, signing
+from services.common import merkle, signing
 from services.common.signing import Keypair
 
 HEADER = "sc_attestation"
@@ -69,8 +69,9 @@ class Attested:
 
 
 def encode(value: Any) -> bytes:
-    """The JCS bytes of a record value: what a producer writes and what its attestation's leaf holds."""
-    return jcs.canonical_bytes(value)
+    """The JCS bytes of a record value: what a producer writes and what its attestation's leaf holds.
+    Raises `signing.SignatureError` for a value JCS cannot write (an integer beyond 2**53, say)."""
+    return signing.canonical_bytes(value)
 
 
 def levels(leaf_hashes: Sequence[bytes]) -> list[list[bytes]]:

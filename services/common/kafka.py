@@ -23,8 +23,9 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from services.common import events, schemas
+from services.common import attestation, events, schemas
 from services.common.metrics import CONSUMER_BATCHES, CONSUMER_RECORDS, DLQ_RECORDS, PRODUCED_RECORDS
+from services.common.signing import Keypair
 from services.common.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,31 @@ class BrokerUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class OutgoingRecord:
-    """A record to produce: value is JSON-encoded, headers are CloudEvents attributes."""
+    """A record to produce: value is JSON-encoded (bytes are sent as they are), headers are CloudEvents
+    attributes (and an attestation, see `attested`)."""
 
     topic: Topic
     key: str
     value: Any
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def attested(keypair: Keypair, records: Sequence[OutgoingRecord]) -> list[OutgoingRecord]:
+    """`records` attested by `keypair` (`services.common.attestation`): each value as its JCS bytes, with its
+    attestation header; one signature per topic of the batch."""
+    by_topic: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        by_topic.setdefault(record.topic.name, []).append(index)
+    out = list(records)
+    for topic, indexes in by_topic.items():
+        values = [attestation.encode(records[i].value) for i in indexes]
+        for i, value, header in zip(indexes, values, attestation.attest(keypair, topic, values), strict=True):
+            record = records[i]
+            headers = [(k, v) for k, v in record.headers if k != attestation.HEADER]
+            out[i] = OutgoingRecord(
+                record.topic, record.key, value, [*headers, (attestation.HEADER, header.encode())]
+            )
+    return out
 
 
 class _BatchAck:
@@ -139,7 +159,9 @@ class KafkaProducer:
                 self._producer.produce(
                     record.topic.name,
                     key=record.key.encode(),
-                    value=events.encode_json(record.value),
+                    value=record.value
+                    if isinstance(record.value, bytes)
+                    else events.encode_json(record.value),
                     headers=record.headers,
                     on_delivery=on_delivery,
                 )

@@ -64,7 +64,7 @@ class WorkerPool:
         return list(self._pool._processes or {})
 
     async def map(
-        self, function: Callable[..., list[Result]], raw_values: Sequence[bytes | None], *args: Any
+        self, function: Callable[..., list[Result]], raw_values: Sequence[Any], *args: Any
     ) -> list[Result]:
         """``function(share, *args)`` on each worker's share of `raw_values`, concatenated in input order.
 

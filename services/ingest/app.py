@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from services.common.consents import ConsentView
 from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
+from services.common.roles import Role, service_key
 from services.common.settings import PlatformSettings
 from services.ingest.api.routes import router
 from services.ingest.cache import TtlCache
@@ -86,6 +87,7 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
                 Limits(settings.max_reading_bytes, settings.max_ahead_s, settings.max_age_s),
                 RateLimiter(settings.device_rate_per_s, settings.device_burst),
                 app.state.consents,
+                service_key(settings.attestor_key, platform.data_dir, Role.INGEST_ATTESTOR),
                 settings.consents_max_age_s,
             )
             app.state.mqtt = MqttBridge(app.state.pipeline, settings) if settings.mqtt_url else None

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.consents import ConsentView
 from services.common.events import now_rfc3339
-from services.common.kafka import BrokerUnavailableError, KafkaProducer
+from services.common.kafka import BrokerUnavailableError, KafkaProducer, attested
+from services.common.signing import Keypair
 from services.ingest import checks, readings, sequences
 from services.ingest.checks import Limits, Reason, Rejection
 from services.ingest.devices import Device
@@ -54,6 +55,7 @@ class ReadingPipeline:
         limits: Limits,
         rate_limiter: RateLimiter,
         consents: ConsentView,
+        attestor: Keypair,
         consents_max_age_s: float = 5.0,
     ) -> None:
         self.engine = engine
@@ -69,6 +71,9 @@ class ReadingPipeline:
         # `consents_max_age_s` could miss a revocation, so the batch is retried instead.
         self.consents = consents
         self.consents_max_age_s = consents_max_age_s
+        # Signs each published batch: ingest's word that its readings passed registration, consent and
+        # sequence checks (the devices' own signatures stay inside, for auditors).
+        self.attestor = attestor
 
     async def ingest(self, batch: Sequence[Any]) -> list[Rejection | None]:
         """Per reading, in order, None if accepted or why it was rejected.
@@ -147,7 +152,8 @@ class ReadingPipeline:
         if not envelopes:
             return
         started = time.perf_counter()
-        errors = await self.producer.send_batch([readings.outgoing_record(e) for e in envelopes])
+        records = attested(self.attestor, [readings.outgoing_record(e) for e in envelopes])
+        errors = await self.producer.send_batch(records)
         PUBLISH_LATENCY.observe(time.perf_counter() - started)
         failed = [error for error in errors if error]
         if failed:

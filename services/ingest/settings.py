@@ -1,6 +1,6 @@
 """Ingest service settings (env prefix ``INGEST_``)."""
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE = "ingest"
@@ -10,6 +10,12 @@ class IngestSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore")
 
     port: int = 8101
+    attestor_key: SecretStr | None = Field(
+        default=None,
+        description="base64url 32-byte Ed25519 seed of the key attesting the readings ingest publishes (it "
+        "must hold the ingest-attestor role on the chain). Unset: <SMARTCITY_DATA_DIR>/ingest/attestor.key, "
+        "generated on first use (development).",
+    )
     max_batch_size: int = Field(default=1000, ge=1, description="Most readings one request may carry.")
     max_body_bytes: int = Field(
         default=2 * 1024 * 1024, ge=1024, description="Largest request body accepted."

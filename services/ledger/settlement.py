@@ -1,8 +1,9 @@
 """The settlement consumer's handler: a batch of ``city.rewards.v1`` records -> one database transaction.
 
-Each reward's evidence is re-verified before it may settle (the chain carries only verifiable
-authorisations); rewards that fail, that would overdraw the rewards pool, or that conflict with what is
-already settled come back as `Rejection`s, which the `BatchConsumer` dead-letters with the reason. Offsets
+Each reward's authorisation is verified before it may settle (the chain carries only verifiable
+authorisations): the rewards oracle's attestation of the reward and ingest's of its reading, by keys the
+chain says hold those roles. Rewards that fail, that would overdraw the rewards pool, or that conflict with
+what is already settled come back as `Rejection`s, which the `BatchConsumer` dead-letters with the reason. Offsets
 are committed by the consumer only after this handler returned, i.e. after the database commit.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from services.common import attestation
 from services.common.events import decode_json, now_rfc3339
 from services.common.kafka import IncomingRecord, Rejection
 from services.common.workers import WorkerPool
@@ -22,16 +24,22 @@ Prepared = Transaction | tuple[str, str]
 """A reward's transaction, or the (code, detail) of why it cannot settle."""
 
 
-def prepare_rewards(raw_values: list[bytes], timestamp: str) -> list[Prepared]:
-    """Build the transaction of each (schema-valid) reward, or its rejection; in input order.
+def prepare_rewards(records: list[tuple[bytes, str | None]], timestamp: str) -> list[Prepared]:
+    """Build the transaction of each (schema-valid) reward, given its raw value and attestation header, or
+    its rejection; in input order.
 
-    CPU-bound (signature checks, canonicalization) and free of I/O, so it runs in worker processes: it
-    takes the raw record bytes, which cross a process boundary far cheaper than parsed objects.
+    CPU-bound (canonicalization, hash paths, an Ed25519 check per batch statement) and free of I/O, so it
+    runs in worker processes: it takes the raw record bytes, which cross a process boundary far cheaper
+    than parsed objects.
     """
     prepared: list[Prepared] = []
-    for raw in raw_values:
+    for raw, header in records:
         try:
-            prepared.append(reward_transaction(decode_json(raw), timestamp))
+            try:
+                oracle_attestation = attestation.parse(header)
+            except attestation.AttestationError as exc:
+                raise RejectedError(f"reward-{exc.code}", exc.detail) from exc
+            prepared.append(reward_transaction(decode_json(raw), oracle_attestation, timestamp))
         except RejectedError as exc:
             prepared.append((exc.code, exc.detail))
     return prepared
@@ -55,7 +63,7 @@ class RewardSettler:
         self.pool = pool
 
     async def _prepare(self, records: list[IncomingRecord], timestamp: str) -> list[Prepared]:
-        raw = [record.raw for record in records]
+        raw = [(record.raw, record.headers.get(attestation.HEADER)) for record in records]
         if self.pool is None:
             return await asyncio.to_thread(prepare_rewards, raw, timestamp)
         return await self.pool.map(prepare_rewards, raw, timestamp)

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from services.common import merkle, signing
+from services.common import attestation, merkle, signing
 from services.common.ids import reading_id, reward_id
+from services.common.roles import Role
+from services.common.topics import READINGS, REWARDS
 from services.ledger.accounts import (
     CITY,
     REWARDS_POOL,
@@ -66,6 +68,9 @@ class Transaction:
     postings: tuple[Posting, ...]
     leaf: bytes
     leaf_hash: bytes
+    requires: tuple[tuple[str, str], ...] = ()
+    """(key, role) pairs its authorisation rests on: the store settles it only if each key holds its role
+    on the chain at that moment (the signatures were checked before, possibly in another process)."""
 
     @cached_property
     def record(self) -> dict[str, Any]:
@@ -74,7 +79,12 @@ class Transaction:
 
 
 def build_transaction(
-    tx_type: str, tx_id: str, postings: Sequence[Posting], timestamp: str, **body: Any
+    tx_type: str,
+    tx_id: str,
+    postings: Sequence[Posting],
+    timestamp: str,
+    requires: Sequence[tuple[str, str]] = (),
+    **body: Any,
 ) -> Transaction:
     """Check the postings balance and build the record ``{tx_id, type, postings, **body, timestamp}``.
 
@@ -97,7 +107,7 @@ def build_transaction(
         leaf = signing.canonical_bytes(record)
     except signing.SignatureError as exc:
         raise RejectedError("not-canonical", str(exc)) from exc
-    return Transaction(tx_id, tx_type, tuple(postings), leaf, merkle.leaf_hash(leaf))
+    return Transaction(tx_id, tx_type, tuple(postings), leaf, merkle.leaf_hash(leaf), tuple(requires))
 
 
 def genesis_transaction(supply: int, timestamp: str) -> Transaction:
@@ -106,12 +116,31 @@ def genesis_transaction(supply: int, timestamp: str) -> Transaction:
     return build_transaction(GENESIS, GENESIS_TX_ID, postings, timestamp)
 
 
-def verify_reward(reward: Mapping[str, Any]) -> None:
-    """Check that a (schema-valid) reward carries verifiable authorisation; raise `RejectedError` if not.
+def reading_envelope(reward: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``city.readings.v1`` value a reward's evidence came from, rebuilt from the reward: what ingest's
+    attestation (``evidence.attestation``) covers."""
+    evidence = reward["evidence"]
+    return {
+        "reading_id": reward["reading_id"],
+        "owner": reward["wallet"],
+        "received_at": evidence["received_at"],
+        "reading": evidence["reading"],
+        "registration": evidence["registration"],
+    }
 
-    The reading must be signed by its device and the registration by its owner; the registration must
-    bind that device to the rewarded wallet; and the reading and reward ids must be the ones derived from
-    the reading, so that one reading under one rule has exactly one reward id (and pays at most once).
+
+def verify_reward(reward: Mapping[str, Any], oracle_attestation: Mapping[str, Any]) -> tuple[str, str]:
+    """Check that a (schema-valid) reward carries verifiable authorisation; return the keys it rests on,
+    (rewards oracle, ingest attestor), whose roles the caller checks; raise `RejectedError` if not.
+
+    - the reward itself is attested by its oracle (`oracle_attestation`, on ``city.rewards.v1``);
+    - the readings envelope it names (`reading_envelope`) is attested by ingest, which checked the device's
+      signature, its registration to the wallet, the owner's consent and the sequence number;
+    - the registration binds the reading's device to the rewarded wallet, and the reading and reward ids
+      are the ones derived from the reading, so one reading under one rule has exactly one reward id.
+
+    The device's and the owner's own signatures are not checked again: ingest's attestation covers the
+    bytes that carry them, and they stay on the chain for an auditor (``smartcity verify --deep``).
     """
     try:
         wallet = reward["wallet"]
@@ -119,6 +148,7 @@ def verify_reward(reward: Mapping[str, Any]) -> None:
         registration = reward["evidence"]["registration"]
         device_id = reading["device_id"]
         seq = reading["seq"]
+        envelope = reading_envelope(reward)
     except (KeyError, TypeError) as exc:
         raise RejectedError("malformed", f"missing field {exc}") from exc
     try:
@@ -128,16 +158,17 @@ def verify_reward(reward: Mapping[str, Any]) -> None:
     except AccountError as exc:
         raise RejectedError("bad-wallet", f"{wallet!r} is not an Ed25519 did:key") from exc
     try:
-        signing.verify(reading, "device_id")
+        oracle = attestation.verify(oracle_attestation, REWARDS.name, attestation.encode(reward)).signer
+    except attestation.AttestationError as exc:
+        raise RejectedError(f"reward-{exc.code}", exc.detail) from exc
     except signing.SignatureError as exc:
-        raise RejectedError("bad-reading-signature", f"reading not signed by its device: {exc}") from exc
+        raise RejectedError("not-canonical", str(exc)) from exc
     try:
-        # A device's registration travels with each of its rewards: verified once, then recognised.
-        signing.verify(registration, "owner", remember=True)
-    except signing.SignatureError as exc:
-        raise RejectedError(
-            "bad-registration-signature", f"registration not signed by its owner: {exc}"
-        ) from exc
+        ingest = attestation.verify(
+            reward["evidence"]["attestation"], READINGS.name, attestation.encode(envelope)
+        ).signer
+    except attestation.AttestationError as exc:
+        raise RejectedError(f"reading-{exc.code}", exc.detail) from exc
     if registration.get("owner") != wallet:
         raise RejectedError("wallet-mismatch", "the registration's owner is not the rewarded wallet")
     if registration.get("device_id") != device_id:
@@ -153,26 +184,47 @@ def verify_reward(reward: Mapping[str, Any]) -> None:
     amount = reward.get("amount")
     if type(amount) is not int or amount <= 0:
         raise RejectedError("bad-amount", f"amount must be a positive integer of micro-units, got {amount!r}")
+    return oracle, ingest
 
 
-def reward_transaction(reward: Mapping[str, Any], timestamp: str) -> Transaction:
-    """The transaction paying `reward` out of the rewards pool, with the reward (and evidence) in its record.
+def reward_transaction(
+    reward: Mapping[str, Any], oracle_attestation: Mapping[str, Any], timestamp: str
+) -> Transaction:
+    """The transaction paying `reward` out of the rewards pool; its record holds the reward (with its
+    evidence) and the oracle's attestation, so anyone can check both again.
 
-    Raises `RejectedError` if the reward's authorisation does not verify (see `verify_reward`).
+    Raises `RejectedError` if the reward's authorisation does not verify (see `verify_reward`); the store
+    checks the roles of the keys it rests on when it settles.
     """
-    verify_reward(reward)
+    oracle, ingest = verify_reward(reward, oracle_attestation)
     amount = reward["amount"]
     postings = [Posting(REWARDS_POOL, CITY, -amount), Posting(reward["wallet"], CITY, amount)]
     return build_transaction(
-        REWARD, derive_tx_id(REWARD, reward["reward_id"]), postings, timestamp, reward=dict(reward)
+        REWARD,
+        derive_tx_id(REWARD, reward["reward_id"]),
+        postings,
+        timestamp,
+        requires=((oracle, Role.REWARDS_ORACLE), (ingest, Role.INGEST_ATTESTOR)),
+        reward=dict(reward),
+        attestation=dict(oracle_attestation),
     )
 
 
 def same_content(record: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
-    """True if two records settle the same thing identically (they may differ only in their timestamp).
+    """True if two records settle the same thing identically: they may differ only in their timestamp and
+    in the batch attestations vouching for them.
 
-    A redelivered reward gives the same content; a different reward under an already settled id does not.
+    A redelivered reward gives the same content, even when it was attested again in another batch (a
+    restarted rewards worker, a reading ingest published twice); a different reward under an already
+    settled id does not.
     """
-    return {k: v for k, v in record.items() if k != "timestamp"} == {
-        k: v for k, v in other.items() if k != "timestamp"
-    }
+    return _content(record) == _content(other)
+
+
+def _content(record: Mapping[str, Any]) -> dict[str, Any]:
+    content = {k: v for k, v in record.items() if k not in ("timestamp", "attestation")}
+    reward = content.get("reward")
+    if isinstance(reward, Mapping) and isinstance(reward.get("evidence"), Mapping):
+        evidence = {k: v for k, v in reward["evidence"].items() if k != "attestation"}
+        content["reward"] = {**reward, "evidence": evidence}
+    return content

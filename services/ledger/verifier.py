@@ -26,9 +26,11 @@ from typing import Any
 import httpx
 
 from services.common import merkle, signing
+from services.common.roles import Role
 from services.ledger import chain, payments
 from services.ledger.accounts import CURRENCIES, Posting, PostingError, check_postings
 from services.ledger.aid_audit import AidAudit
+from services.ledger.authority import Authority
 from services.ledger.transactions import REWARD, RejectedError, verify_reward
 
 
@@ -54,20 +56,29 @@ async def _get(client: httpx.AsyncClient, path: str, **params: Any) -> httpx.Res
     return response
 
 
-def check_authorisation(record: dict[str, Any]) -> None:
-    """Re-verify the authorisation a record carries and that its postings balance; raise `Discrepancy`."""
+def check_authorisation(record: dict[str, Any], held: Authority) -> Authority:
+    """Re-verify the authorisation a record carries, that its signers held their roles in `held` (the
+    authority as of the records before it), and that its postings balance; return the authority after it.
+    Raises `Discrepancy`."""
     postings = [Posting(p["account"], p["currency"], p["amount"]) for p in record.get("postings", [])]
     try:
         if postings:
             check_postings(postings)
         kind = record.get("type")
+        required: list[tuple[str, str]] = []
         if kind == REWARD:
-            verify_reward(record["reward"])
+            oracle, ingest = verify_reward(record["reward"], record["attestation"])
+            required = [(oracle, Role.REWARDS_ORACLE), (ingest, Role.INGEST_ATTESTOR)]
         elif kind == payments.TRANSFER:
             signing.verify(record["transfer"], "from")
         elif kind == payments.ISSUER:
             signing.verify(record["command"], "issuer")
-    except (PostingError, RejectedError, signing.SignatureError, KeyError) as exc:
+            required = [(record["command"]["issuer"], Role.ISSUER)]
+        for key, role in required:
+            if not held.holds(key, role):
+                raise Discrepancy(f"{key} did not hold the {role} role when it was sealed")
+        return held.apply(record)
+    except (PostingError, RejectedError, signing.SignatureError, KeyError, TypeError) as exc:
         raise Discrepancy(f"its authorisation does not verify: {exc}") from exc
 
 
@@ -87,6 +98,7 @@ async def verify_ledger(
         raise Discrepancy(f"latest checkpoint: {exc}") from exc
     report = Report(tree_size=latest.tree_size)
     aid = AidAudit()
+    held = Authority()
     previous: chain.BlockHeader | None = None
     for height in range(latest.height + 1):
         body = (await _get(client, f"/v1/blocks/{height}")).json()
@@ -143,7 +155,7 @@ async def verify_ledger(
                     record = json.loads(leaf)
                     if record.get("tx_id") != tx_id:
                         raise Discrepancy(f"the record names tx_id {record.get('tx_id')}")
-                    check_authorisation(record)
+                    held = check_authorisation(record, held)
                     aid.apply(record)
                 except (Discrepancy, ValueError, KeyError, TypeError) as exc:
                     raise Discrepancy(f"{where}: {exc}") from exc

@@ -52,15 +52,17 @@ from faust import web
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from services.common.kafka import KafkaProducer, OutgoingRecord
+from services.common import attestation
+from services.common.kafka import KafkaProducer, OutgoingRecord, attested
 from services.common.metrics import DLQ_RECORDS, exposition
+from services.common.roles import Role, service_key
 from services.common.settings import PlatformSettings
 from services.common.topics import READINGS
 from services.common.workers import WorkerPool
 from services.rewards.changelog import rebuild_state
 from services.rewards.engine import State, epoch
 from services.rewards.policy import Policy, PolicyError, load_policy
-from services.rewards.processor import Outcome, handle_reading, zone_stats_record
+from services.rewards.processor import Outcome, handle_reading, header_value, zone_stats_record
 from services.rewards.readings import AcceptedReading, InvalidReading, parse_all
 from services.rewards.settings import SERVICE, RewardsSettings
 
@@ -225,7 +227,12 @@ def create_app(
     producer = KafkaProducer(
         platform.bootstrap_servers, client_id=settings.app_id, send_timeout_s=platform.kafka_send_timeout_s
     )
-    # The readings' signatures (an Ed25519 check each, a third of the work) are checked in other processes.
+    # Whose attested readings count, and the key that attests this worker's rewards.
+    attestors = frozenset(
+        settings.ingest_attestors or [service_key(None, platform.data_dir, Role.INGEST_ATTESTOR).did]
+    )
+    oracle = service_key(settings.oracle_key, platform.data_dir, Role.REWARDS_ORACLE)
+    # The readings' attestations are checked in other processes while earlier batches are decided.
     pool = WorkerPool(settings.verify_workers) if settings.verify_workers else None
 
     @app.on_before_shutdown.connect
@@ -281,7 +288,8 @@ def create_app(
         # A replayed reading's rewards rest on an earlier batch's decision: that must be durable first.
         await earlier_decided.wait()
         decided.set()
-        await publish([record for outcome in outcomes for record in outcome.reward_records])
+        rewards = [record for outcome in outcomes for record in outcome.reward_records]
+        await publish(attested(oracle, rewards) if rewards else [])
         for event in events:
             await stream.ack(event)
         _observe(outcomes, settings.app_id)
@@ -289,12 +297,14 @@ def create_app(
         BATCH_SIZE.observe(len(events))
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def verify(values: list[bytes | None]) -> Sequence[AcceptedReading | InvalidReading | None]:
-        """`parse_all` on the worker processes; None for each reading `handle_reading` is to parse itself
-        (there are no worker processes, or they failed on this batch)."""
+    async def verify(
+        values: list[tuple[bytes | None, bytes | None]],
+    ) -> Sequence[AcceptedReading | InvalidReading | None]:
+        """`parse_all` of (value, attestation header) pairs on the worker processes; None for each reading
+        `handle_reading` is to parse itself (there are no worker processes, or they failed on this batch)."""
         if pool is not None:
             try:
-                return await pool.map(parse_all, values)
+                return await pool.map(parse_all, values, attestors)
             except BrokenProcessPool:
                 log.warning("a verification process died; checking %d readings here", len(values))
             except Exception:
@@ -326,6 +336,7 @@ def create_app(
                         policy=policy,
                         state=engine.state,
                         consumer=settings.app_id,
+                        attestors=attestors,
                         now=now,
                         parsed=reading,
                     )
@@ -352,7 +363,14 @@ def create_app(
         try:
             async for events in stream.noack_take(settings.batch_size, within=settings.batch_wait_s):
                 started = time.perf_counter()
-                verifying = asyncio.ensure_future(verify([event.message.value for event in events]))
+                verifying = asyncio.ensure_future(
+                    verify(
+                        [
+                            (event.message.value, header_value(event.message.headers, attestation.HEADER))
+                            for event in events
+                        ]
+                    )
+                )
                 queued = asyncio.ensure_future(verified.put((events, verifying, started)))
                 await asyncio.wait((queued, decider), return_when=asyncio.FIRST_COMPLETED)
                 if decider.done():

@@ -188,5 +188,10 @@ def reward(reading: AcceptedReading, rule: str, amount: int, policy_version: str
         "policy_version": policy_version,
         "reading_id": reading.reading_id,
         "earned_at": reading.ts,
-        "evidence": {"reading": reading.reading, "registration": reading.registration},
+        "evidence": {
+            "reading": reading.reading,
+            "registration": reading.registration,
+            "received_at": reading.received_at,
+            "attestation": dict(reading.attestation),
+        },
     }

@@ -12,10 +12,11 @@ policy and the decisions before it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from services.common import attestation
 from services.common.events import cloudevent_headers
 from services.common.kafka import OutgoingRecord, dlq_record
 from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS, ZONE_STATS
@@ -64,17 +65,21 @@ def handle_reading(
     policy: Policy,
     state: State,
     consumer: str,
+    attestors: Collection[str],
     now: float = 0.0,
     parsed: AcceptedReading | InvalidReading | None = None,
 ) -> Outcome:
     """Decide one readings record (changing `state`), or dead-letter it with the reason.
 
-    `parsed` is what `readings.parse` made of `raw`, when that was done already (in a worker process).
+    `parsed` is what `readings.parse` made of `raw`, when that was done already (in a worker process);
+    `attestors` are the keys holding the ingest-attestor role.
     """
     try:
         if isinstance(parsed, InvalidReading):
             raise parsed
-        reading = parsed if parsed is not None else parse(raw)
+        reading = (
+            parsed if parsed is not None else parse(raw, header_value(headers, attestation.HEADER), attestors)
+        )
         earlier = state.recent.get(reading.reading_id)
         if earlier is not None:
             rewards = tuple(
@@ -146,6 +151,16 @@ def zone_stats_record(window: ZoneWindow) -> OutgoingRecord:
         value=summary,
         headers=cloudevent_headers(ZONE_STATS_EVENT_TYPE, EVENT_SOURCE, event_id, summary["window_end"]),
     )
+
+
+def header_value(headers: Headers, name: str) -> bytes | None:
+    """The value of header `name` (the last one, as Kafka clients read headers), or None."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or []
+    found = None
+    for key, value in pairs:
+        if key == name:
+            found = value
+    return found
 
 
 def _header_pairs(headers: Headers) -> list[tuple[str, bytes]]:

@@ -1,26 +1,31 @@
 """Acceptance of ``city.readings.v1`` records (pure): what makes a reading worth rewarding.
 
-A record is accepted when it is a JSON envelope that fits its schema, its ``reading_id`` is the one the
-schema defines, the reading is signed by its device, and the registration binding that device to the
-envelope's owner is signed by that owner. Anything else raises `InvalidReading` with a stable reason code
-(the metrics label) and a detail for the DLQ record.
+A record is accepted when it is attested by a key holding the ingest-attestor role (`services.common.
+attestation`: ingest's word that the reading passed its registration, consent and sequence checks), it is a
+JSON envelope that fits its schema, its ``reading_id`` is the one the schema defines, and the registration it
+carries is for the reading's device and the envelope's owner. Anything else raises `InvalidReading` with a
+stable reason code (the metrics label) and a detail for the DLQ record.
+
+The device's and the owner's own signatures are not checked again here: ingest checked them, and its
+attestation covers the very bytes that carry them. They travel on, inside each reward, to the chain, where an
+auditor can check them (``smartcity verify --replay --deep``). Checking them here would cost an Ed25519
+verification a reading, the worker's largest cost, to learn nothing an attested record does not already say.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.common import events, schemas, signing
+from services.common import attestation, events, schemas
 from services.common.ids import reading_id
 from services.common.topics import READINGS
 
+UNTRUSTED_ATTESTOR = "untrusted-attestor"
 MALFORMED_JSON = "malformed-json"
 SCHEMA = "schema"
 READING_ID = "reading-id"
-READING_SIGNATURE = "reading-signature"
-REGISTRATION_SIGNATURE = "registration-signature"
 DEVICE_MISMATCH = "device-mismatch"
 OWNER_MISMATCH = "owner-mismatch"
 
@@ -47,6 +52,8 @@ class AcceptedReading:
     received_at: str
     reading: Mapping[str, Any]
     registration: Mapping[str, Any]
+    attestation: Mapping[str, Any]
+    """Ingest's attestation of the envelope: it travels with each reward, so the ledger can check it."""
 
     @property
     def ts(self) -> str:
@@ -54,31 +61,43 @@ class AcceptedReading:
         return self.reading["ts"]
 
 
-def parse(raw: bytes | None) -> AcceptedReading:
-    """Decode and accept the raw value of a readings record; raises `InvalidReading`."""
+def parse(raw: bytes | None, header: str | bytes | None, attestors: Collection[str]) -> AcceptedReading:
+    """Check the attestation (`header`, by one of `attestors`) of the raw value of a readings record, then
+    decode and accept it; raises `InvalidReading`."""
+    try:
+        attested_by = attestation.parse(header)
+        attested = attestation.verify(attested_by, READINGS.name, raw or b"")
+    except attestation.AttestationError as exc:
+        raise InvalidReading(exc.code, exc.detail) from exc
+    if attested.signer not in attestors:
+        raise InvalidReading(UNTRUSTED_ATTESTOR, f"{attested.signer} does not hold the ingest-attestor role")
     try:
         envelope = events.decode_json(raw)
     except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise InvalidReading(MALFORMED_JSON, str(exc)) from exc
-    return accept(envelope)
+    return accept(envelope, attested_by)
 
 
-def parse_all(raws: Iterable[bytes | None]) -> list[AcceptedReading | InvalidReading]:
-    """`parse` of each raw value, in order, with the `InvalidReading` in place of a value that fails.
+def parse_all(
+    records: Iterable[tuple[bytes | None, str | bytes | None]], attestors: Collection[str]
+) -> list[AcceptedReading | InvalidReading]:
+    """`parse` of each (raw value, attestation header), in order, with the `InvalidReading` in place of a
+    record that fails.
 
-    CPU-bound (an Ed25519 check per reading) and free of I/O: the worker runs it in other processes.
+    CPU-bound and free of I/O: the worker runs it in other processes.
     """
     parsed: list[AcceptedReading | InvalidReading] = []
-    for raw in raws:
+    for raw, header in records:
         try:
-            parsed.append(parse(raw))
+            parsed.append(parse(raw, header, attestors))
         except InvalidReading as exc:
             parsed.append(exc)
     return parsed
 
 
-def accept(envelope: Any) -> AcceptedReading:
-    """Accept a decoded readings envelope, or raise `InvalidReading` naming the first problem."""
+def accept(envelope: Any, attested_by: Mapping[str, Any]) -> AcceptedReading:
+    """Accept a decoded readings envelope whose attestation verified, or raise `InvalidReading` naming the
+    first problem."""
     try:
         schemas.validate(READINGS, envelope)
     except schemas.SchemaError as exc:
@@ -87,17 +106,6 @@ def accept(envelope: Any) -> AcceptedReading:
     expected_id = reading_id(reading["device_id"], reading["seq"])
     if envelope["reading_id"] != expected_id:
         raise InvalidReading(READING_ID, f"reading_id is not sha256('<device_id>/<seq>') = {expected_id}")
-    try:
-        signing.verify(reading, "device_id")
-    except signing.SignatureError as exc:
-        raise InvalidReading(READING_SIGNATURE, f"the reading is not signed by its device: {exc}") from exc
-    try:
-        # A device's registration comes with every one of its readings: verified once, then recognised.
-        signing.verify(registration, "owner", remember=True)
-    except signing.SignatureError as exc:
-        raise InvalidReading(
-            REGISTRATION_SIGNATURE, f"the registration is not signed by its owner: {exc}"
-        ) from exc
     if registration["device_id"] != reading["device_id"]:
         raise InvalidReading(DEVICE_MISMATCH, "the registration is for another device than the reading's")
     if registration["owner"] != envelope["owner"]:
@@ -108,4 +116,5 @@ def accept(envelope: Any) -> AcceptedReading:
         received_at=envelope["received_at"],
         reading=reading,
         registration=registration,
+        attestation=attested_by,
     )

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE = "rewards"
@@ -22,6 +22,18 @@ class RewardsSettings(BaseSettings):
         description="Faust app id: the worker's consumer group (one worker per group: wallet caps and zone "
         "statistics span all partitions), the 'consumer' named in DLQ records, and the prefix of Faust's own "
         "topics.",
+    )
+    oracle_key: SecretStr | None = Field(
+        default=None,
+        description="base64url 32-byte Ed25519 seed of the key attesting the rewards this worker publishes "
+        "(it must hold the rewards-oracle role on the chain). Unset: <SMARTCITY_DATA_DIR>/rewards/oracle.key, "
+        "generated on first use (development).",
+    )
+    ingest_attestors: list[str] = Field(
+        default_factory=list,
+        description="did:keys holding the ingest-attestor role, whose attested readings are decided (JSON "
+        "list). Empty: the key of <SMARTCITY_DATA_DIR>/ingest/attestor.key (development). The ledger checks "
+        "the role on the chain again before a reward settles.",
     )
     policy_path: Path = Field(
         default=DEFAULT_POLICY, description="The reward policy file (YAML, schemas/policy.v1.json)."

@@ -3,6 +3,7 @@ exactly once, and the chain still verifies with nothing but HTTP and the ledger'
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,15 +15,13 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from services.common import topics
 from services.common.embedded import free_port
-from services.common.events import cloudevent_headers
-from services.common.kafka import KafkaProducer, OutgoingRecord
+from services.common.kafka import KafkaProducer
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair, b64url_encode
 from services.ledger.verifier import verify_ledger
 from tests.conftest import REPO_ROOT
-from tests.support.factories import signed_reward
+from tests.support.factories import TEST_ROLES, reward_records, signed_reward
 from tests.support.topics import unique_group
 
 pytestmark = pytest.mark.integration
@@ -74,13 +73,7 @@ async def test_sigkill_mid_settlement_loses_and_doubles_nothing(
     ]
     producer = KafkaProducer(kafka_bootstrap, "test-crash")
     try:
-        records = [
-            OutgoingRecord(
-                topics.REWARDS, r["wallet"], r, cloudevent_headers("city.reward.v1", "t", r["reward_id"])
-            )
-            for r in rewards
-        ]
-        assert [e for e in await producer.send_batch(records) if e] == []
+        assert [e for e in await producer.send_batch(reward_records(rewards)) if e] == []
     finally:
         producer.close()
 
@@ -95,20 +88,22 @@ async def test_sigkill_mid_settlement_loses_and_doubles_nothing(
         "LEDGER_CONSUMER_GROUP": unique_group("ledger-crash"),
         "LEDGER_CONSUMER_BATCH_SIZE": "250",
         "LEDGER_SEAL_INTERVAL_MS": "50",
+        "LEDGER_GENESIS_ROLES": json.dumps(TEST_ROLES),
     }
     port = free_port()
     with ledger_process(env, port) as first:
         # Killed as soon as part of the stream is settled, while it keeps consuming.
-        wait_for(lambda: tree_size(port) > 1, "the first ledger to settle rewards")
+        wait_for(lambda: tree_size(port) > 2, "the first ledger to settle rewards")
         first.send_signal(signal.SIGKILL)
         first.wait()
 
     port = free_port()
     with ledger_process(env, port):
-        wait_for(lambda: tree_size(port) >= 1 + REWARDS, "the restarted ledger to settle every reward")
+        wait_for(lambda: tree_size(port) >= 2 + REWARDS, "the restarted ledger to settle every reward")
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             checkpoint = (await client.get("/v1/checkpoint")).json()
-            assert checkpoint["tree_size"] == 1 + REWARDS  # genesis + each reward once, none twice
+            # The genesis, the authority bootstrap, and each reward once, none twice.
+            assert checkpoint["tree_size"] == 2 + REWARDS
             for i, wallet in enumerate(wallets):
                 expected = sum(r["amount"] for r in rewards if r["wallet"] == wallet.did)
                 balances = (await client.get(f"/v1/accounts/{wallet.did}")).json()["balances"]

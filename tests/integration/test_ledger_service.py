@@ -24,7 +24,7 @@ from services.ledger import chain
 from services.ledger.app import create_app
 from services.ledger.settings import LedgerSettings
 from services.ledger.transactions import GENESIS_TX_ID
-from tests.support.factories import signed_reward
+from tests.support.factories import TEST_ROLES, reward_records, signed_reward
 from tests.support.topics import unique_group
 
 pytestmark = pytest.mark.integration
@@ -62,15 +62,11 @@ def read_topic(bootstrap: str, topic: Topic, enough: Callable[[list[Any]], bool]
 
 
 async def publish(producer: KafkaProducer, rewards: list[dict[str, Any]]) -> None:
-    records = [
-        OutgoingRecord(
-            topics.REWARDS,
-            key=r["wallet"],
-            value=r,
-            headers=cloudevent_headers("city.reward.v1", "tests", r["reward_id"]),
-        )
-        for r in rewards
-    ]
+    """Publish `rewards` as the rewards worker does: attested by its oracle key, in one batch."""
+    await send(producer, reward_records(rewards))
+
+
+async def send(producer: KafkaProducer, records: list[OutgoingRecord]) -> None:
     assert await producer.send_batch(records) == [None] * len(records)
 
 
@@ -82,17 +78,27 @@ async def test_rewards_settle_into_signed_blocks_with_verifiable_proofs(
         signing_key=SecretStr(b64url_encode(key.seed)),
         consumer_group=unique_group("ledger"),
         seal_interval_ms=50,
+        genesis_roles=TEST_ROLES,
     )
-    alice, bob, carol = Keypair.generate(), Keypair.generate(), Keypair.generate()
+    alice, bob, carol, mallory = (Keypair.generate() for _ in range(4))
     wave1 = [signed_reward(alice, seq=i, amount=1000 + i) for i in range(4)]
     wave1 += [signed_reward(bob, seq=i, amount=7) for i in range(3)]
     forged = signed_reward(bob, seq=50)
     forged["evidence"]["reading"]["values"]["pm25"] = 999.0
     stolen = signed_reward(alice, seq=51)
     stolen["wallet"] = carol.did  # alice's device, carol's wallet
+    # An outsider with write access to the topic: a 1,000,000 CITY bonus for a reading of a device nobody
+    # registered, "attested" by their own keys; and a reward with no attestation at all.
+    bonus = signed_reward(mallory, seq=1, amount=10**12, rule="bonus", ingest=mallory)
+    unattested = signed_reward(mallory, seq=2, amount=10**12)
     producer = KafkaProducer(kafka_bootstrap, "ledger-test")
-    # The first reward twice (a redelivery), and two bad rewards between good ones.
+    # The first reward twice (a redelivery), and bad rewards between good ones.
     await publish(producer, [*wave1[:2], forged, wave1[0], *wave1[2:5], stolen, *wave1[5:]])
+    await send(producer, reward_records([bonus], oracle=mallory))
+    await send(
+        producer,
+        [OutgoingRecord(topics.REWARDS, mallory.did, unattested, cloudevent_headers("x", "tests", "1"))],
+    )
 
     app = create_app(platform_settings, settings)
     transport = httpx.ASGITransport(app=app)
@@ -122,7 +128,12 @@ async def test_rewards_settle_into_signed_blocks_with_verifiable_proofs(
         assert sorted(i["changes"]["CITY"] for i in alice_txs) == [1000, 1001, 1002, 1003]
 
         # The bad rewards are in the DLQ with their reasons.
-        bad_ids = {forged["reward_id"]: "bad-reading-signature", stolen["reward_id"]: "wallet-mismatch"}
+        bad_ids = {
+            forged["reward_id"]: "reading-not-attested",
+            stolen["reward_id"]: "reading-not-attested",
+            bonus["reward_id"]: "role-not-held",
+            unattested["reward_id"]: "reward-unattested",
+        }
 
         def ours(values: list[Any]) -> dict[str, str]:
             found = {}
@@ -245,7 +256,8 @@ async def test_rewards_settle_into_signed_blocks_with_verifiable_proofs(
         metrics = (await client.get("/metrics")).text
         for name in ("rewards_settled_total", "blocks_sealed_total", "tree_size", "seal_duration_seconds"):
             assert f"smartcity_ledger_{name}" in metrics
-        assert 'smartcity_ledger_rejections_total{reason="wallet-mismatch"}' in metrics
+        assert 'smartcity_ledger_rejections_total{reason="role-not-held"}' in metrics
+        assert (await client.get(f"/v1/accounts/{mallory.did}")).json()["balances"]["CITY"] == 0
 
         # Malformed or impossible requests: 4xx problem JSON, never a 500.
         unknown = "0" * 64

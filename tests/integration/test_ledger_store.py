@@ -11,18 +11,30 @@ import pytest
 from services.common import db, merkle
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair, canonical_bytes
-from services.ledger import chain
+from services.ledger import authority, chain
 from services.ledger.accounts import REWARDS_POOL, TREASURY
 from services.ledger.app import open_chain
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import SEALER_LOCK, LedgerStore, NotFoundError, OutOfRangeError
-from services.ledger.transactions import genesis_transaction, reward_transaction
-from tests.support.factories import signed_reward
+from services.ledger.transactions import Transaction, genesis_transaction, reward_transaction
+from tests.support.factories import TEST_ROLES, oracle_attested, signed_reward
 
 pytestmark = pytest.mark.integration
 
 NOW = "2026-11-21T10:00:00.000Z"
 KEY = Keypair.generate()
+ROOT = Keypair.generate()
+
+
+def paid(reward: dict, when: str = NOW) -> Transaction:
+    """The transaction of a reward attested by the tests' rewards oracle."""
+    return reward_transaction(reward, oracle_attested(reward), when)
+
+
+async def bootstrap(store: LedgerStore) -> None:
+    """The chain's authority record: the tests' ingest attestor and rewards oracle hold their roles."""
+    tx = authority.bootstrap_transaction(ROOT.did, TEST_ROLES, NOW)
+    assert await store.bootstrap(tx, authority.bootstrapped(tx.record["authority"]))
 
 
 @pytest.fixture
@@ -53,13 +65,14 @@ async def test_settlement_pays_once_and_never_overdraws(store: LedgerStore) -> N
     assert len(outcome.settled) == 1
     again = await store.settle([genesis_transaction(10_000, "2027-01-01T00:00:00Z")])
     assert (again.settled, len(again.duplicates)) == ([], 1)
+    await bootstrap(store)
 
     alice, bob, carol = Keypair.generate(), Keypair.generate(), Keypair.generate()
     r1 = signed_reward(alice, amount=4000)
     r2 = signed_reward(bob, amount=5000)
     too_big = signed_reward(carol, amount=2000)
     exact = signed_reward(carol, amount=1000)
-    batch = [reward_transaction(r, NOW) for r in (r1, r2, r1, too_big, exact)]
+    batch = [paid(r) for r in (r1, r2, r1, too_big, exact)]
     outcome = await store.settle(batch)
     assert [t.tx_id for t in outcome.settled] == [batch[0].tx_id, batch[1].tx_id, batch[4].tx_id]
     assert [t.tx_id for t in outcome.duplicates] == [batch[0].tx_id]
@@ -67,8 +80,8 @@ async def test_settlement_pays_once_and_never_overdraws(store: LedgerStore) -> N
     assert refused is batch[3] and reason.code == "insufficient-funds"
 
     # Redelivered later: a duplicate; the same reward id with other content: a conflict, not a second payment.
-    conflicting = reward_transaction({**r2, "policy_version": "2027.01"}, NOW)
-    outcome = await store.settle([reward_transaction(r1, "2027-01-01T00:00:00Z"), conflicting])
+    conflicting = paid({**r2, "policy_version": "2027.01"})
+    outcome = await store.settle([paid(r1, "2027-01-01T00:00:00Z"), conflicting])
     assert outcome.settled == [] and len(outcome.duplicates) == 1
     assert [reason.code for _, reason in outcome.rejected] == ["conflicting-duplicate"]
 
@@ -93,10 +106,17 @@ async def test_settlement_pays_once_and_never_overdraws(store: LedgerStore) -> N
     assert await store.top_wallets("CITY", 2) == [(bob.did, 5000), (alice.did, 4000)]
 
 
-async def test_one_sealer_at_a_time_and_proofs_from_stored_nodes(store: LedgerStore) -> None:
-    await open_chain(store, KEY, LedgerSettings(genesis_supply=10**9))
+async def test_one_sealer_at_a_time_and_proofs_from_stored_nodes(
+    store: LedgerStore, platform_settings: PlatformSettings
+) -> None:
+    await open_chain(
+        store,
+        KEY,
+        LedgerSettings(genesis_supply=10**9, root_key=ROOT.did, genesis_roles=TEST_ROLES),
+        platform_settings.data_dir,
+    )
     wallet = Keypair.generate()
-    txs = [reward_transaction(signed_reward(wallet, seq=i, amount=10 + i), NOW) for i in range(37)]
+    txs = [paid(signed_reward(wallet, seq=i, amount=10 + i)) for i in range(37)]
     assert len((await store.settle(txs[:20])).settled) == 20
 
     # While another process holds the sealer lock, this one does not seal.
@@ -104,14 +124,14 @@ async def test_one_sealer_at_a_time_and_proofs_from_stored_nodes(store: LedgerSt
         assert await other.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEALER_LOCK)
         assert await store.seal(KEY, 1000) is None
     first = await store.seal(KEY, 1000)
-    assert first is not None and (first.header.height, first.header.tree_size, first.size) == (0, 21, 21)
+    assert first is not None and (first.header.height, first.header.tree_size, first.size) == (0, 22, 22)
     assert await store.seal(KEY, 1000) is None  # nothing pending: no empty blocks
 
     assert len((await store.settle(txs[20:])).settled) == 17
     blocks = [first]
     while block := await store.seal(KEY, 5):
         blocks.append(block)
-    assert [b.size for b in blocks] == [21, 5, 5, 5, 2]
+    assert [b.size for b in blocks] == [22, 5, 5, 5, 2]
 
     headers = []
     for height in range(len(blocks)):
@@ -122,7 +142,7 @@ async def test_one_sealer_at_a_time_and_proofs_from_stored_nodes(store: LedgerSt
         headers.append(header)
     assert headers[-1] == await store.latest_header()
 
-    # Settlement order is leaf order: the genesis first, then the rewards as settled.
+    # Settlement order is leaf order: the genesis and the authority bootstrap first, then the rewards.
     leaves = []
     for tx_id in [t for h in range(len(blocks)) for t in (await store.block(h))[1]]:
         record = await store.transaction_record(tx_id)
@@ -132,13 +152,13 @@ async def test_one_sealer_at_a_time_and_proofs_from_stored_nodes(store: LedgerSt
     for header in headers:
         assert header.root == merkle.root_from_leaf_hashes(leaves[: header.tree_size])
 
-    for index, tx in enumerate(txs, start=1):
+    for index, tx in enumerate(txs, start=2):
         proof = await store.inclusion_proof(tx.tx_id)
-        assert (proof.leaf_index, proof.tree_size, proof.leaf_hash) == (index, 38, tx.leaf_hash)
-        merkle.verify_inclusion(tx.leaf_hash, index, 38, proof.audit_path, headers[-1].root)
-        old = await store.inclusion_proof(tx.tx_id, 31) if index < 31 else None
+        assert (proof.leaf_index, proof.tree_size, proof.leaf_hash) == (index, 39, tx.leaf_hash)
+        merkle.verify_inclusion(tx.leaf_hash, index, 39, proof.audit_path, headers[-1].root)
+        old = await store.inclusion_proof(tx.tx_id, 32) if index < 32 else None
         if old is not None:
-            merkle.verify_inclusion(tx.leaf_hash, index, 31, old.audit_path, headers[2].root)
+            merkle.verify_inclusion(tx.leaf_hash, index, 32, old.audit_path, headers[2].root)
     for a in headers:
         for b in headers:
             if a.tree_size <= b.tree_size:
@@ -146,9 +166,9 @@ async def test_one_sealer_at_a_time_and_proofs_from_stored_nodes(store: LedgerSt
                 merkle.verify_consistency(a.tree_size, b.tree_size, a.root, b.root, proof)
 
     with pytest.raises(OutOfRangeError):
-        await store.inclusion_proof(txs[-1].tx_id, 31)
+        await store.inclusion_proof(txs[-1].tx_id, 32)
     with pytest.raises(OutOfRangeError):
-        await store.inclusion_proof(txs[0].tx_id, 39)
+        await store.inclusion_proof(txs[0].tx_id, 40)
     with pytest.raises(OutOfRangeError):
         await store.consistency_proof(0, 5)
     with pytest.raises(NotFoundError):
@@ -157,23 +177,24 @@ async def test_one_sealer_at_a_time_and_proofs_from_stored_nodes(store: LedgerSt
 
     # A ledger with another key must not extend this chain.
     with pytest.raises(RuntimeError, match="signed by"):
-        await open_chain(store, Keypair.generate(), LedgerSettings())
+        await open_chain(store, Keypair.generate(), LedgerSettings(), platform_settings.data_dir)
 
 
 async def test_a_frozen_wallet_is_not_paid_rewards_until_unfrozen(store: LedgerStore) -> None:
     await store.settle([genesis_transaction(10_000, NOW)])
+    await bootstrap(store)
     frozen_wallet, other = Keypair.generate(), Keypair.generate()
-    settled_before = reward_transaction(signed_reward(frozen_wallet, seq=1, amount=100), NOW)
+    settled_before = paid(signed_reward(frozen_wallet, seq=1, amount=100))
     assert len((await store.settle([settled_before])).settled) == 1
     async with store.connection() as conn:
         await conn.execute(
             "INSERT INTO frozen (account, tx_id) VALUES ($1, 'test-freeze')", frozen_wallet.did
         )
 
-    held = reward_transaction(signed_reward(frozen_wallet, seq=2, amount=200), NOW)
-    paid = reward_transaction(signed_reward(other, seq=1, amount=300), NOW)
-    outcome = await store.settle([held, paid, settled_before])
-    assert outcome.settled == [paid] and outcome.duplicates == [settled_before]
+    held = paid(signed_reward(frozen_wallet, seq=2, amount=200))
+    other_paid = paid(signed_reward(other, seq=1, amount=300))
+    outcome = await store.settle([held, other_paid, settled_before])
+    assert outcome.settled == [other_paid] and outcome.duplicates == [settled_before]
     [(refused, reason)] = outcome.rejected
     assert refused is held and reason.code == "account-frozen" and frozen_wallet.did in reason.detail
     assert await store.balances(frozen_wallet.did) == {"CITY": 100}
@@ -183,3 +204,28 @@ async def test_a_frozen_wallet_is_not_paid_rewards_until_unfrozen(store: LedgerS
     assert (await store.settle([held])).settled == [held]  # replayed from the DLQ once unfrozen
     assert await store.balances(frozen_wallet.did) == {"CITY": 300}
     await check_books(store)
+
+
+async def test_a_reward_resting_on_a_key_without_its_role_is_refused_and_its_batch_settles(
+    store: LedgerStore,
+) -> None:
+    await store.settle([genesis_transaction(10_000, NOW)])
+    await bootstrap(store)
+    mallory, alice = Keypair.generate(), Keypair.generate()
+    forged_oracle = signed_reward(mallory, seq=1, amount=9000)
+    forged_ingest = signed_reward(mallory, seq=2, amount=9000, ingest=mallory)
+    good = paid(signed_reward(alice, seq=1, amount=300))
+    outcome = await store.settle(
+        [
+            reward_transaction(forged_oracle, oracle_attested(forged_oracle, mallory), NOW),
+            good,
+            paid(forged_ingest),
+        ]
+    )
+    assert outcome.settled == [good]
+    assert [(reason.code, mallory.did in reason.detail) for _, reason in outcome.rejected] == [
+        ("role-not-held", True),
+        ("role-not-held", True),
+    ]
+    assert await store.balances(mallory.did) in ({}, {"CITY": 0})
+    assert await store.balances(alice.did) == {"CITY": 300}

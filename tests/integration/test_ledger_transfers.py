@@ -314,7 +314,7 @@ async def test_concurrent_transfers_over_two_ledgers_never_overspend_nor_fork(
         # Both processes sealed into one chain: every block links to the one before, both serve it.
         for client in clients:
             report = await verify_ledger(client, ledger_key, replay=True)
-            assert report.tree_size == 2 + len(accepted)  # genesis, mint, transfers
+            assert report.tree_size == 3 + len(accepted)  # genesis, authority bootstrap, mint, transfers
 
         # A database row changed behind the ledger's back: the verifier names it.
         tx_id = accepted[-1].json()["tx_id"]

@@ -21,12 +21,14 @@ import pytest
 import yaml
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, Producer, TopicPartition
 
-from services.common import embedded, schemas
+from services.common import attestation, embedded, roles, schemas
 from services.common.events import cloudevent_headers, headers_dict
+from services.common.roles import Role
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS, ZONE_STATS, Topic
 from tests.conftest import REPO_ROOT
+from tests.support.factories import INGEST
 from tests.support.topics import unique_group
 from tests.unit.test_rewards_samples import Device, policy_document
 
@@ -43,6 +45,12 @@ class Worker:
     app_id: str
     url: str
     log_path: Path
+    data_dir: Path
+
+    @property
+    def oracle_did(self) -> str:
+        """The did of the key attesting its rewards (its data dir's development key)."""
+        return roles.service_key(None, self.data_dir, Role.REWARDS_ORACLE).did
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -86,6 +94,7 @@ def start_worker(
         "REWARDS_APP_ID": app_id,
         "REWARDS_POLICY_PATH": str(policy or write_policy(workdir / f"{app_id}-policy.yaml")),
         "SMARTCITY_DATA_DIR": str(workdir / "data"),
+        "REWARDS_INGEST_ATTESTORS": json.dumps([INGEST.did]),
         **extra_env,
     }
     with log_path.open("wb") as log:
@@ -97,7 +106,7 @@ def start_worker(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    worker = Worker(process, app_id, f"http://127.0.0.1:{port}", log_path)
+    worker = Worker(process, app_id, f"http://127.0.0.1:{port}", log_path, workdir / "data")
     deadline = time.monotonic() + DEADLINE_S
     while True:
         if process.poll() is not None:
@@ -122,7 +131,8 @@ def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Worker]:
 
 
 class Publisher:
-    """Publishes readings records as ingest does and remembers where each landed."""
+    """Publishes readings records as ingest does (attested by the tests' ingest key) and remembers where
+    each landed."""
 
     def __init__(self, bootstrap: str) -> None:
         self.producer = Producer({"bootstrap.servers": bootstrap})
@@ -134,10 +144,30 @@ class Publisher:
             self.positions[label] = (msg.partition(), msg.offset())
 
         headers = cloudevent_headers("city.reading.v1", "smartcity/ingest", ce_id)
+        [attested] = attestation.attest(INGEST, READINGS.name, [value])
+        headers.append((attestation.HEADER, attested.encode()))
         self.producer.produce(READINGS.name, key=key, value=value, headers=headers, on_delivery=delivered)
 
     def publish_envelope(self, device: Device, envelope: dict[str, Any], label: str) -> None:
-        self.publish(device.did, json.dumps(envelope).encode(), label, envelope["reading_id"])
+        self.publish(device.did, attestation.encode(envelope), label, envelope["reading_id"])
+
+    def publish_changed(self, device: Device, envelope: dict[str, Any], attested: dict[str, Any]) -> str:
+        """Publish `envelope` under the attestation of `attested`, another envelope (what an attacker who
+        changed a record after ingest attested it sends); returns the label."""
+        label = f"changed-{uuid.uuid4().hex}"
+        [header] = attestation.attest(INGEST, READINGS.name, [attestation.encode(attested)])
+        headers = cloudevent_headers("city.reading.v1", "smartcity/ingest", envelope["reading_id"])
+        headers.append((attestation.HEADER, header.encode()))
+
+        def delivered(err: Any, msg: Message) -> None:
+            assert err is None, err
+            self.positions[label] = (msg.partition(), msg.offset())
+
+        value = attestation.encode(envelope)
+        self.producer.produce(
+            READINGS.name, key=device.did, value=value, headers=headers, on_delivery=delivered
+        )
+        return label
 
     def flush(self) -> None:
         assert self.producer.flush(10) == 0
@@ -170,8 +200,8 @@ def test_one_reward_per_valid_reading_and_a_dlq_record_per_bad_one(worker: Worke
     valid = {
         f"{i}/{seq}": (device, device.envelope(seq)) for i, device in enumerate(devices) for seq in range(4)
     }
-    forged = devices[0].envelope(100)
-    forged["reading"] = {**forged["reading"], "values": {"pm25": 1.0}}  # no longer what the device signed
+    attested = devices[0].envelope(100)
+    forged = {**attested, "reading": {**attested["reading"], "values": {"pm25": 1.0}}}  # changed since
     malformed_key = f"malformed-{uuid.uuid4().hex}"
 
     publisher = Publisher(kafka_bootstrap)
@@ -179,7 +209,7 @@ def test_one_reward_per_valid_reading_and_a_dlq_record_per_bad_one(worker: Worke
         publisher.publish_envelope(device, envelope, label)
     first_device, first_envelope = valid["0/0"]
     publisher.publish_envelope(first_device, first_envelope, "redelivered")  # as after an ingest retry
-    publisher.publish_envelope(devices[0], forged, "forged")
+    forged_label = publisher.publish_changed(devices[0], forged, attested)
     publisher.publish(malformed_key, b'{"reading_id": ', "malformed", "malformed")
     publisher.flush()
 
@@ -197,14 +227,18 @@ def test_one_reward_per_valid_reading_and_a_dlq_record_per_bad_one(worker: Worke
 
     rewards, dead = ours(consume(kafka_bootstrap, [REWARDS, READINGS.dlq], all_arrived))
 
-    # One reward per valid reading; the redelivered reading gave the same reward, byte for byte.
+    # One reward per valid reading; the redelivered reading gave the same reward, but for ingest's new
+    # attestation (which the ledger does not count as content).
     by_reading: dict[str, list[Message]] = {}
     for message in rewards:
         by_reading.setdefault(json.loads(message.value())["reading_id"], []).append(message)
     assert set(by_reading) == {envelope["reading_id"] for _, envelope in valid.values()}
     duplicates = by_reading[first_envelope["reading_id"]]
     assert len(duplicates) == 2
-    assert duplicates[0].value() == duplicates[1].value()
+    twins = [json.loads(m.value()) for m in duplicates]
+    for twin in twins:
+        del twin["evidence"]["attestation"]
+    assert twins[0] == twins[1]
     assert all(
         len(messages) == 1 for rid, messages in by_reading.items() if rid != first_envelope["reading_id"]
     )
@@ -222,10 +256,16 @@ def test_one_reward_per_valid_reading_and_a_dlq_record_per_bad_one(worker: Worke
             "it-1",
             envelope["reading"]["ts"],
         )
-        assert reward["evidence"] == {
-            "reading": envelope["reading"],
-            "registration": envelope["registration"],
-        }
+        evidence = reward["evidence"]
+        assert (evidence["reading"], evidence["registration"], evidence["received_at"]) == (
+            envelope["reading"],
+            envelope["registration"],
+            envelope["received_at"],
+        )
+        assert evidence["attestation"]["signer"] == INGEST.did
+        # The reward itself is attested by the worker's oracle key.
+        oracle = attestation.parse(headers_dict(message.headers())[attestation.HEADER])
+        assert attestation.verify(oracle, REWARDS.name, message.value()).signer == worker.oracle_did
         headers = headers_dict(message.headers())
         assert headers["ce_id"] == reward["reward_id"]
         assert (headers["ce_type"], headers["ce_source"]) == ("city.reward.v1", "smartcity/rewards")
@@ -235,10 +275,13 @@ def test_one_reward_per_valid_reading_and_a_dlq_record_per_bad_one(worker: Worke
     dlq = {m.key().decode(): (json.loads(m.value()), headers_dict(m.headers())) for m in dead}
     forged_dlq, forged_headers = dlq[devices[0].did]
     schemas.validate(READINGS.dlq, forged_dlq)
-    assert forged_dlq["reason"].startswith("reading-signature: ")
+    assert forged_dlq["reason"].startswith("not-attested: ")
     assert forged_dlq["consumer"] == worker.app_id
-    assert (forged_dlq["source_topic"], forged_dlq["value"]) == (READINGS.name, json.dumps(forged))
-    assert (forged_dlq["partition"], forged_dlq["offset"]) == publisher.positions["forged"]
+    assert (forged_dlq["source_topic"], forged_dlq["value"]) == (
+        READINGS.name,
+        attestation.encode(forged).decode(),
+    )
+    assert (forged_dlq["partition"], forged_dlq["offset"]) == publisher.positions[forged_label]
     assert forged_headers["dlq_reason"] == forged_dlq["reason"]
     assert forged_headers["ce_id"] == forged["reading_id"]  # the source record's headers are kept
     malformed_dlq, _ = dlq[malformed_key]
@@ -250,7 +293,7 @@ def test_one_reward_per_valid_reading_and_a_dlq_record_per_bad_one(worker: Worke
     assert metrics.status_code == 200
     samples = parse_metrics(metrics.text)
     assert samples[f'smartcity_rewards_produced_total{{rule="{RULE}"}}'] >= len(valid) + 1
-    assert samples['smartcity_rewards_rejections_total{reason="reading-signature"}'] >= 1
+    assert samples['smartcity_rewards_rejections_total{reason="not-attested"}'] >= 1
     assert samples['smartcity_rewards_rejections_total{reason="malformed-json"}'] >= 1
     assert samples["smartcity_rewards_batch_duration_seconds_count"] >= 1
 
@@ -297,10 +340,11 @@ def test_a_dead_verification_process_loses_no_reading(kafka_bootstrap: str, tmp_
         os.kill(verifier, signal.SIGKILL)
 
         envelopes = [device.envelope(seq) for seq in range(2, 12)]
-        forged = device.envelope(12)
-        forged["reading"] = {**forged["reading"], "values": {"pm25": 1.0}}
-        for envelope in [*envelopes, forged]:
+        attested = device.envelope(12)
+        forged = {**attested, "reading": {**attested["reading"], "values": {"pm25": 1.0}}}
+        for envelope in envelopes:
             publisher.publish_envelope(device, envelope, envelope["reading_id"])
+        publisher.publish_changed(device, forged, attested)
         publisher.flush()
 
         # Every reading decided once (the batch in hand checked in the worker itself), the forged one refused.
@@ -309,7 +353,7 @@ def test_a_dead_verification_process_loses_no_reading(kafka_bootstrap: str, tmp_
             e["reading_id"] for e in [device.envelope(1), *envelopes]
         )
         [dead] = of_device(READINGS.dlq, 1)
-        assert dead["reason"].startswith("reading-signature")
+        assert dead["reason"].startswith("not-attested")
         assert "a verification process died" in worker.log()
 
         # A new pool checks the next batches.
@@ -383,6 +427,8 @@ def start_ledger(platform: PlatformSettings, workdir: Path) -> tuple[subprocess.
         "SMARTCITY_DATA_DIR": str(platform.data_dir),
         "LEDGER_PORT": str(port),
         "LEDGER_CONSUMER_GROUP": unique_group("ledger-rewards-it"),
+        # The tests' ingest key attests the readings; the worker's own (data dir) oracle key is seeded.
+        "LEDGER_GENESIS_ROLES": json.dumps({Role.INGEST_ATTESTOR: [INGEST.did]}),
     }
     env.pop("LEDGER_SIGNING_KEY", None)
     with (workdir / "ledger.log").open("wb") as log:

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
-from services.common import ids
-from services.common.events import now_rfc3339
+from services.common import attestation, ids
+from services.common.events import cloudevent_headers, now_rfc3339
+from services.common.kafka import OutgoingRecord, attested
+from services.common.roles import Role
 from services.common.signing import Keypair
+from services.common.topics import READINGS, REWARDS
 from services.directory.merchants import registration_hash
+
+INGEST = Keypair.from_seed(b"ingest-attestor-of-the-test-city")
+"""The ingest attestor key of the tests' rewards (seeded into the test ledgers' ingest-attestor role)."""
+ORACLE = Keypair.from_seed(b"rewards-oracle-of-the-test-city!")
+"""The rewards oracle key of the tests' rewards (seeded into the test ledgers' rewards-oracle role)."""
+TEST_ROLES = {Role.INGEST_ATTESTOR: [INGEST.did], Role.REWARDS_ORACLE: [ORACLE.did]}
+"""`LedgerSettings.genesis_roles` that make `INGEST` and `ORACLE` hold their roles."""
 
 
 def signed_reward(
@@ -18,8 +30,9 @@ def signed_reward(
     amount: int = 1500,
     rule: str = "air-quality",
     registration_signer: Keypair | None = None,
+    ingest: Keypair = INGEST,
 ) -> dict[str, Any]:
-    """A reward with real signed evidence, ids derived as the schemas describe."""
+    """A reward with real signed evidence attested by `ingest`, ids derived as the schemas describe."""
     device = device or Keypair.generate()
     reading = device.sign(
         {
@@ -35,6 +48,15 @@ def signed_reward(
         {"device_id": device.did, "owner": owner.did, "kind": "air", "zone": "centre"}
     )
     reading_id = ids.reading_id(device.did, seq)
+    received_at = "2026-11-21T09:59:58.400Z"
+    envelope = {
+        "reading_id": reading_id,
+        "owner": owner.did,
+        "received_at": received_at,
+        "reading": reading,
+        "registration": registration,
+    }
+    [header] = attestation.attest(ingest, READINGS.name, [attestation.encode(envelope)])
     return {
         "reward_id": ids.reward_id(reading_id, rule),
         "wallet": owner.did,
@@ -44,8 +66,33 @@ def signed_reward(
         "policy_version": "2026.11",
         "reading_id": reading_id,
         "earned_at": "2026-11-21T09:59:59.000Z",
-        "evidence": {"reading": reading, "registration": registration},
+        "evidence": {
+            "reading": reading,
+            "registration": registration,
+            "received_at": received_at,
+            "attestation": json.loads(header),
+        },
     }
+
+
+def oracle_attestations(rewards: Sequence[dict[str, Any]], oracle: Keypair = ORACLE) -> list[dict[str, Any]]:
+    """The rewards oracle's attestation of each of `rewards`, as one batch."""
+    headers = attestation.attest(oracle, REWARDS.name, [attestation.encode(r) for r in rewards])
+    return [json.loads(h) for h in headers]
+
+
+def oracle_attested(reward: dict[str, Any], oracle: Keypair = ORACLE) -> dict[str, Any]:
+    """The rewards oracle's attestation of one reward (a batch of one)."""
+    return oracle_attestations([reward], oracle)[0]
+
+
+def reward_records(rewards: Sequence[dict[str, Any]], oracle: Keypair = ORACLE) -> list[OutgoingRecord]:
+    """``city.rewards.v1`` records of `rewards`, attested by `oracle` as the rewards worker does."""
+    records = [
+        OutgoingRecord(REWARDS, r["wallet"], r, cloudevent_headers("city.reward.v1", "tests", r["reward_id"]))
+        for r in rewards
+    ]
+    return attested(oracle, records)
 
 
 def merchant_registration(key: Keypair, **fields: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.common import schemas, signing
+from services.common import attestation, schemas, signing
 from services.common.events import encode_json, headers_dict
 from services.common.signing import Keypair
 from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS
@@ -19,15 +19,25 @@ from services.rewards.app import broker_urls
 from services.rewards.engine import State
 from services.rewards.policy import Policy, parse_policy
 from services.rewards.processor import INTERNAL_ERROR, Outcome, handle_reading
-from services.rewards.readings import READING_SIGNATURE, InvalidReading, accept, parse
+from services.rewards.readings import UNTRUSTED_ATTESTOR, InvalidReading, parse
+from tests.support.factories import INGEST
 from tests.unit.test_rewards_samples import TS, Device, expected_reading_id, policy_document
 
 POLICY = parse_policy(policy_document("v7"))
 SOURCE_HEADERS = [("ce_id", b"abc"), ("ce_type", b"city.reading.v1")]
 
 
+ATTESTORS = frozenset({INGEST.did})
+
+
 def raw(value: Any) -> bytes:
     return json.dumps(value).encode()
+
+
+def attested_by(value: bytes | None, attestor: Keypair = INGEST) -> list[tuple[str, bytes]]:
+    """The headers of a readings record whose value `attestor` attested (as ingest does, one batch)."""
+    [header] = attestation.attest(attestor, READINGS.name, [value or b""])
+    return [*SOURCE_HEADERS, (attestation.HEADER, header.encode())]
 
 
 def handle(
@@ -35,25 +45,31 @@ def handle(
     policy: Policy = POLICY,
     key: bytes | None = b"device-key",
     state: State | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
 ) -> Outcome:
+    """Decide a record of `value`, attested by `INGEST` unless other `headers` are given."""
     return handle_reading(
         value,
         key=key,
         partition=3,
         offset=42,
-        headers=SOURCE_HEADERS,
+        headers=attested_by(value) if headers is None else headers,
         policy=policy,
         state=state if state is not None else State(),
         consumer="rewards-test",
+        attestors=ATTESTORS,
     )
 
 
 # --- ids ---------------------------------------------------------------------------------------------
 
 
-def test_the_accepted_reading_carries_the_envelopes_reading_id():
-    device = Device()
-    assert accept(device.envelope(5)).reading_id == device.envelope(5)["reading_id"]
+def test_the_accepted_reading_carries_the_envelopes_reading_id_and_ingests_attestation():
+    value = raw(Device().envelope(5))
+    headers = attested_by(value)
+    accepted = parse(value, headers[-1][1], ATTESTORS)
+    assert accepted.reading_id == json.loads(value)["reading_id"]
+    assert accepted.attestation == json.loads(headers[-1][1])
 
 
 # --- rewards -----------------------------------------------------------------------------------------
@@ -62,7 +78,8 @@ def test_the_accepted_reading_carries_the_envelopes_reading_id():
 def test_a_valid_reading_earns_one_schema_valid_reward_for_its_owner():
     device = Device()
     envelope = device.envelope(1)
-    outcome = handle(raw(envelope))
+    value = raw(envelope)
+    outcome = handle(value)
     assert outcome.rejection is None
     (reward,) = outcome.rewards
     schemas.validate(REWARDS, reward)
@@ -75,7 +92,12 @@ def test_a_valid_reading_earns_one_schema_valid_reward_for_its_owner():
         "policy_version": "v7",
         "reading_id": envelope["reading_id"],
         "earned_at": TS,
-        "evidence": {"reading": envelope["reading"], "registration": envelope["registration"]},
+        "evidence": {
+            "reading": envelope["reading"],
+            "registration": envelope["registration"],
+            "received_at": envelope["received_at"],
+            "attestation": json.loads(attested_by(value)[-1][1]),
+        },
     }
     # The evidence still verifies: anyone can check who signed what.
     signing.verify(reward["evidence"]["reading"], "device_id")
@@ -126,14 +148,24 @@ def test_amounts_are_integers_of_micro_units_on_the_wire():
 def test_the_same_reading_gives_byte_identical_rewards():
     device = Device()
     envelope = device.envelope(9)
-    first = handle(raw(envelope))
-    # Same JSON, other key order and spacing: what a redelivery or a re-encoding upstream could look like.
+    value = raw(envelope)
+    first, again = handle(value), handle(value)  # the same record, delivered twice
+    # Same JSON, other key order and spacing, attested again: what an ingest retry could look like.
     shuffled = dict(random.Random(1).sample(sorted(envelope.items()), len(envelope)))
     second = handle(json.dumps(shuffled, indent=2).encode())
-    for a, b in ((first.records, second.records), (first.reward_records, second.reward_records)):
+    for a, b in ((first.records, again.records), (first.reward_records, again.reward_records)):
         assert [encode_json(r.value) for r in a] == [encode_json(r.value) for r in b]
+    for a, b in ((first.records, second.records), (first.reward_records, second.reward_records)):
+        # Identical but for ingest's attestation, which the ledger does not count as content.
+        assert [_without_attestation(r.value) for r in a] == [_without_attestation(r.value) for r in b]
         assert [r.headers for r in a] == [r.headers for r in b]
         assert [r.key for r in a] == [r.key for r in b]
+
+
+def _without_attestation(value: dict[str, Any]) -> bytes:
+    if "evidence" in value:
+        value = {**value, "evidence": {k: v for k, v in value["evidence"].items() if k != "attestation"}}
+    return encode_json(value)
 
 
 def test_a_redelivered_reading_gets_the_same_rewards_and_no_second_decision():
@@ -183,24 +215,28 @@ def test_a_reading_id_other_than_the_schemas_is_rejected():
     assert handle(raw(envelope)).rejection == readings.READING_ID
 
 
-def test_a_forged_reading_is_rejected():
+def test_a_record_changed_after_ingest_attested_it_is_rejected():
     device = Device()
+    value = raw(device.envelope(1))
     tampered = device.envelope(1)
     tampered["reading"] = {**tampered["reading"], "values": {"pm25": 999.0}}
-    other_key = device.envelope(1)
-    other_key["reading"] = Keypair.generate().sign(signing.unsigned(other_key["reading"]))
-    for envelope in (tampered, other_key):
-        assert handle(raw(envelope)).rejection == readings.READING_SIGNATURE
+    outcome = handle(raw(tampered), headers=attested_by(value))
+    assert outcome.rejection == "not-attested" and outcome.rewards == ()
 
 
-def test_a_registration_not_signed_by_its_owner_is_rejected():
+def test_an_unattested_record_or_one_attested_by_a_key_without_the_role_is_rejected():
     device = Device()
-    tampered = device.envelope(1)
-    tampered["registration"] = {**tampered["registration"], "zone": "harbour"}
-    signed_by_device = device.envelope(1)
-    signed_by_device["registration"] = device.key.sign(signed_by_device["registration"])
-    for envelope in (tampered, signed_by_device):
-        assert handle(raw(envelope)).rejection == readings.REGISTRATION_SIGNATURE
+    value = raw(device.envelope(1))
+    assert handle(value, headers=SOURCE_HEADERS).rejection == "unattested"
+    # A perfectly signed reading of a registered device, attested by the attacker's own key.
+    mallory = Keypair.generate()
+    assert handle(value, headers=attested_by(value, mallory)).rejection == UNTRUSTED_ATTESTOR
+    forged_statement = json.loads(attested_by(value)[-1][1])
+    forged_statement["sig"] = mallory.sign(attestation.statement_of(forged_statement))["sig"]
+    headers = [*SOURCE_HEADERS, (attestation.HEADER, json.dumps(forged_statement).encode())]
+    assert handle(value, headers=headers).rejection == "bad-attestation-signature"
+    # The good reading beside them is still decided.
+    assert handle(value).rejection is None
 
 
 def test_a_registration_of_another_device_is_rejected():
@@ -217,8 +253,9 @@ def test_an_envelope_owner_other_than_the_registrations_is_rejected():
 
 
 def test_parse_raises_with_a_stable_reason_and_a_detail():
+    value = raw({"reading_id": "x"})
     with pytest.raises(InvalidReading) as caught:
-        parse(raw({"reading_id": "x"}))
+        parse(value, attested_by(value)[-1][1], ATTESTORS)
     assert caught.value.reason == readings.SCHEMA
     assert str(caught.value).startswith("schema: ")
     assert caught.value.detail
@@ -226,16 +263,14 @@ def test_parse_raises_with_a_stable_reason_and_a_detail():
 
 def test_a_rejected_reading_becomes_one_dlq_record_with_the_reason():
     device = Device()
-    forged = device.envelope(1)
-    forged["reading"] = {**forged["reading"], "seq": 1, "zone": "harbour"}
-    value = raw(forged)
-    outcome = handle(value, key=device.did.encode())
+    value = raw(device.envelope(1))
+    outcome = handle(value, key=device.did.encode(), headers=attested_by(value, Keypair.generate()))
     assert outcome.rewards == ()
     (record,) = outcome.records
     assert record.topic == READINGS.dlq
     assert record.key == device.did
     schemas.validate(READINGS.dlq, record.value)
-    assert record.value["reason"].startswith("reading-signature: ")
+    assert record.value["reason"].startswith("untrusted-attestor: ")
     assert record.value["consumer"] == "rewards-test"
     assert record.value["source_topic"] == READINGS.name
     assert (record.value["partition"], record.value["offset"]) == (3, 42)
@@ -264,6 +299,6 @@ def test_broker_urls_are_faust_kafka_urls():
 
 
 def test_a_rejection_survives_the_trip_back_from_a_worker_process() -> None:
-    rejection = InvalidReading(READING_SIGNATURE, "the reading is not signed by its device")
+    rejection = InvalidReading(UNTRUSTED_ATTESTOR, "did:key:z6Mk... does not hold the ingest-attestor role")
     again = pickle.loads(pickle.dumps(rejection))
     assert (again.reason, again.detail, str(again)) == (rejection.reason, rejection.detail, str(rejection))

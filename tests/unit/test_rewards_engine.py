@@ -27,7 +27,7 @@ def at(seconds: float) -> str:
 
 def reading(device: Device, seq: int, seconds: float, **values: float) -> AcceptedReading:
     defaults = {"pm2_5": 10.0 + seq % 7, "pm10": 20.0 + seq % 5} if device.kind == "air_quality" else {}
-    return accept(device.envelope(seq, ts=at(seconds), values=values or defaults))
+    return accept(device.envelope(seq, ts=at(seconds), values=values or defaults), {})
 
 
 def run(state: State, reading: AcceptedReading, policy: Policy = POLICY) -> Decision:
@@ -171,7 +171,7 @@ def test_unknown_kinds_stale_sequences_and_clock_skew_are_not_paid():
     run(state, reading(device, 5, 0))
     stale = run(state, reading(device, 4, 10))
     assert codes(stale) == ["stale-sequence"] and stale.payments == ()
-    skewed = accept({**device.envelope(6, ts=at(20)), "received_at": at(20 + 3600)})
+    skewed = accept({**device.envelope(6, ts=at(20)), "received_at": at(20 + 3600)}, {})
     assert codes(run(state, skewed)) == ["clock-skew"]
 
 

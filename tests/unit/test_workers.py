@@ -14,22 +14,25 @@ from pathlib import Path
 
 import pytest
 
+from services.common import attestation
+from services.common.kafka import OutgoingRecord, attested
 from services.common.signing import Keypair
+from services.common.topics import READINGS
 from services.common.workers import WorkerPool
 from services.ledger.settlement import prepare_rewards
 from services.ledger.transactions import Transaction
-from services.rewards.readings import (
-    MALFORMED_JSON,
-    READING_ID,
-    READING_SIGNATURE,
-    AcceptedReading,
-    InvalidReading,
-    parse_all,
-)
-from tests.support.factories import signed_reward
+from services.rewards.readings import MALFORMED_JSON, AcceptedReading, InvalidReading, parse_all
+from tests.support.factories import INGEST, reward_records, signed_reward
 from tests.unit.test_rewards_samples import Device
 
 TS = "2026-11-21T12:00:00.000Z"
+
+
+def rewards_as_consumed(rewards: list[dict]) -> list[tuple[bytes, str]]:
+    """(value, attestation header) of each reward as the rewards worker publishes it."""
+    return [(r.value, dict(r.headers)[attestation.HEADER].decode()) for r in reward_records(rewards)]
+
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -37,13 +40,13 @@ async def test_a_dead_worker_fails_one_batch_and_the_pool_recovers() -> None:
     owner = Keypair.generate()
     good = signed_reward(owner, seq=1)
     bad = signed_reward(owner, seq=2)
-    bad["evidence"]["reading"]["seq"] = 3  # no longer what the device signed
-    raw = [json.dumps(good).encode(), json.dumps(bad).encode()]
+    bad["evidence"]["reading"]["seq"] = 3  # no longer what ingest attested
+    raw = rewards_as_consumed([good, bad])
     pool = WorkerPool(workers=1)
     try:
         first, second = await pool.map(prepare_rewards, raw, TS)
         assert isinstance(first, Transaction) and first.record["reward"] == good
-        assert second[0] == "bad-reading-signature"
+        assert second[0] == "reading-not-attested"
         for pid in pool.pids:
             os.kill(pid, signal.SIGKILL)
         with pytest.raises(BrokenProcessPool):
@@ -59,7 +62,7 @@ async def test_a_batch_is_shared_across_workers_and_comes_back_in_order() -> Non
     rewards = [signed_reward(owner, seq=i) for i in range(7)]
     pool = WorkerPool(workers=3)
     try:
-        prepared = await pool.map(prepare_rewards, [json.dumps(r).encode() for r in rewards], TS)
+        prepared = await pool.map(prepare_rewards, rewards_as_consumed(rewards), TS)
         assert [tx.record["reward"] for tx in prepared] == rewards
         assert len(pool.pids) == 3
         assert await pool.map(prepare_rewards, [], TS) == []
@@ -76,16 +79,17 @@ async def test_readings_checked_in_a_worker_come_back_accepted_or_with_the_reaso
     device = Device()
     good = device.envelope(1)
     forged = device.envelope(2)
-    forged["reading"]["seq"] = 3  # no longer what the device signed
+    records = attested(INGEST, [OutgoingRecord(READINGS, device.did, v) for v in (good, forged, "x")])
+    pairs = [(r.value, dict(r.headers)[attestation.HEADER]) for r in records]
+    pairs[1] = (json.dumps({**forged, "owner": Keypair.generate().did}).encode(), pairs[1][1])
+    pairs[2] = (b"{not json", attestation.attest(INGEST, READINGS.name, [b"{not json"])[0])
     pool = WorkerPool(workers=1)
     try:
-        accepted, rejected, empty = await pool.map(
-            parse_all, [json.dumps(good).encode(), json.dumps(forged).encode(), None]
-        )
+        accepted, rejected, empty = await pool.map(parse_all, pairs, frozenset({INGEST.did}))
     finally:
         pool.shutdown()
     assert isinstance(accepted, AcceptedReading) and accepted.reading == good["reading"]
-    assert isinstance(rejected, InvalidReading) and rejected.reason in {READING_ID, READING_SIGNATURE}
+    assert isinstance(rejected, InvalidReading) and rejected.reason == "not-attested"
     assert isinstance(empty, InvalidReading) and empty.reason == MALFORMED_JSON
 
 
@@ -96,7 +100,7 @@ from services.ledger.settlement import prepare_rewards
 
 async def main() -> None:
     pool = WorkerPool(workers=2)
-    await pool.map(prepare_rewards, [b"{}", b"{}"], "2026-11-21T12:00:00.000Z")
+    await pool.map(prepare_rewards, [(b"{}", None), (b"{}", None)], "2026-11-21T12:00:00.000Z")
     print(*pool.pids, flush=True)
     time.sleep(60)
 
