@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
-from services.common import topics
+from services.common import attestation, topics
 from services.common.events import now_rfc3339
 from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
@@ -23,8 +25,10 @@ from services.common.kafka import BatchConsumer, IncomingRecord, Rejection, ensu
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.workers import WorkerPool
-from services.ledger import authority, metrics
+from services.ledger import authority, merchant_facts, metrics
+from services.ledger.api.audit import router as audit_router
 from services.ledger.api.authority import router as authority_router
+from services.ledger.api.policies import router as policies_router
 from services.ledger.api.routes import router
 from services.ledger.keys import bootstrap_authority, load_signing_key
 from services.ledger.payments import AID_EXPIRY
@@ -32,7 +36,7 @@ from services.ledger.sealer import Sealer
 from services.ledger.settings import SERVICE, LedgerSettings
 from services.ledger.settlement import RewardSettler
 from services.ledger.store import LedgerStore
-from services.ledger.transactions import GENESIS, genesis_transaction
+from services.ledger.transactions import GENESIS, RejectedError, genesis_transaction
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +98,34 @@ async def expire_grants(store: LedgerStore, sealer: Sealer, interval_s: float) -
 
 
 class MerchantFold:
-    """The `BatchConsumer` handler folding ``city.merchants.v1`` into the merchants table."""
+    """The `BatchConsumer` handler folding ``city.merchants.v1`` into the merchants table: only records
+    attested by a merchant verifier, with a real time (`merchant_facts.check_fact`); the others go to the
+    DLQ with the reason."""
 
     def __init__(self, store: LedgerStore) -> None:
         self.store = store
 
     async def __call__(self, records: list[IncomingRecord]) -> list[Rejection]:
-        await self.store.fold_merchants([r.value for r in records])
-        return []
+        held = await self.store.authority()
+        now = datetime.now(UTC)
+        good: list[Mapping[str, Any]] = []
+        rejections: list[Rejection] = []
+        for record in records:
+            try:
+                try:
+                    signer = attestation.verify_header(
+                        record.headers.get(attestation.HEADER), topics.MERCHANTS.name, record.raw
+                    ).signer
+                except attestation.AttestationError as exc:
+                    raise RejectedError(exc.code, exc.detail) from exc
+                merchant_facts.check_fact(record.value, signer, held, now)
+            except RejectedError as exc:
+                metrics.REJECTIONS.labels(f"merchant-{exc.code}").inc()
+                rejections.append(Rejection(record, str(exc)))
+                continue
+            good.append(record.value)
+        await self.store.fold_merchants(good)
+        return rejections
 
 
 async def workers_ready(app: FastAPI) -> bool:
@@ -191,6 +215,8 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
     )
     app.include_router(router)
     app.include_router(authority_router)
+    app.include_router(policies_router)
+    app.include_router(audit_router)
     return app
 
 

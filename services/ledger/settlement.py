@@ -17,8 +17,9 @@ from services.common.events import decode_json, now_rfc3339
 from services.common.kafka import IncomingRecord, Rejection
 from services.common.workers import WorkerPool
 from services.ledger import metrics
+from services.ledger.rewards import reward_transaction
 from services.ledger.store import LedgerStore
-from services.ledger.transactions import REWARD, RejectedError, Transaction, reward_transaction
+from services.ledger.transactions import REWARD, RejectedError, Transaction
 
 Prepared = Transaction | tuple[str, str]
 """A reward's transaction, or the (code, detail) of why it cannot settle."""

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common import merkle
 from services.common.events import now_rfc3339
+from services.common.policy import Policy, parse_policy
 from services.common.roles import Role
 from services.common.signing import Keypair
 from services.ledger import chain, payments, tree
@@ -33,6 +34,7 @@ from services.ledger.accounts import (
     touched_accounts,
 )
 from services.ledger.authority import Authority, PlannedAuthority
+from services.ledger.policies import RewardClaim, check_claim
 from services.ledger.transactions import RejectedError, Transaction, same_content
 
 SEALER_LOCK = int.from_bytes(hashlib.sha256(b"smartcity.ledger.sealer").digest()[:8], "big", signed=True)
@@ -128,6 +130,7 @@ class LedgerStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._policies: dict[str, Policy] = {}
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -196,6 +199,10 @@ class LedgerStore:
                 [t.tx_id for t in txs],
             )
         }
+        claims = [tx.claim for tx in txs if tx.claim is not None]
+        policies = await self._policies_in(conn, {c.policy_hash for c in claims})
+        caps = await self._lock_caps(conn, claims)
+        counted: dict[tuple[str, str, int], int] = {}
         planned: list[Transaction] = []
         for tx in txs:
             if (earlier := known.get(tx.tx_id)) is not None:
@@ -217,16 +224,113 @@ class LedgerStore:
             if blocked := sorted({p.account for p in tx.postings} & frozen):
                 outcome.rejected.append((tx, RejectedError("account-frozen", f"{blocked[0]} is frozen")))
                 continue
+            if (claim := tx.claim) is not None:
+                try:
+                    policy = policies.get(claim.policy_hash)
+                    if policy is None:
+                        raise RejectedError("unknown-policy", f"no policy {claim.policy_hash} on the chain")
+                    device, wallet = claim.counters
+                    check_claim(policy, claim, caps.get(device, 0), caps.get(wallet, 0))
+                except RejectedError as exc:
+                    outcome.rejected.append((tx, exc))
+                    continue
             try:
                 funds.apply(tx.postings)
             except InsufficientFundsError as exc:
                 outcome.rejected.append((tx, RejectedError("insufficient-funds", str(exc))))
                 continue
+            if claim is not None:
+                for counter in claim.counters:
+                    caps[counter] = caps.get(counter, 0) + claim.amount
+                    counted[counter] = counted.get(counter, 0) + claim.amount
             known[tx.tx_id] = tx
             planned.append(tx)
         if planned:
             await self._insert(conn, planned, outcome)
+        if counted:
+            await conn.execute(
+                """UPDATE reward_caps c SET paid = c.paid + d.amount
+                   FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+                        AS d(scope, key, period, amount)
+                   WHERE c.scope = d.scope AND c.key = d.key AND c.period = d.period""",
+                *_columns(counted),
+            )
         return outcome
+
+    async def _policies_in(self, conn: asyncpg.Connection, hashes: set[str]) -> dict[str, Policy]:
+        """The policies of `hashes` that are on the chain (parsed once per process: they never change)."""
+        missing = [h for h in hashes if h not in self._policies]
+        if missing:
+            for row in await conn.fetch(
+                "SELECT policy_hash, document FROM policies WHERE policy_hash = ANY($1::text[])", missing
+            ):
+                self._policies[row["policy_hash"]] = parse_policy(json.loads(row["document"]))
+        return {h: self._policies[h] for h in hashes if h in self._policies}
+
+    @staticmethod
+    async def _lock_caps(
+        conn: asyncpg.Connection, claims: Sequence[RewardClaim]
+    ) -> dict[tuple[str, str, int], int]:
+        """The cap counters the claims add to, created and locked in one sorted order (as balances are)."""
+        if not claims:
+            return {}
+        keys = sorted({counter for claim in claims for counter in claim.counters})
+        columns = _columns(dict.fromkeys(keys, 0))
+        await conn.execute(
+            """INSERT INTO reward_caps (scope, key, period, paid)
+               SELECT scope, key, period, 0
+               FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS u(scope, key, period, paid)
+               ORDER BY scope, key, period
+               ON CONFLICT (scope, key, period) DO NOTHING""",
+            *columns,
+        )
+        rows = await conn.fetch(
+            """SELECT c.scope, c.key, c.period, c.paid
+               FROM reward_caps c JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS d(scope, key, period)
+                 ON c.scope = d.scope AND c.key = d.key AND c.period = d.period
+               ORDER BY c.scope, c.key, c.period FOR UPDATE OF c""",
+            *columns[:3],
+        )
+        return {(r["scope"], r["key"], r["period"]): r["paid"] for r in rows}
+
+    async def submit_policy(self, tx: Transaction, policy: Policy) -> Receipt:
+        """Settle a policy's chain record (its publisher must hold the role), once per document: a policy
+        already on the chain returns its original receipt, whoever publishes it again. Raises
+        `RejectedError`."""
+        async with self.connection() as conn, conn.transaction():
+            held = await self._authority_in(conn)
+            existing = await conn.fetchrow(
+                """SELECT t.seq, l.leaf_index, l.block_height
+                   FROM transactions t LEFT JOIN leaves l ON l.seq = t.seq WHERE t.tx_id = $1""",
+                tx.tx_id,
+            )
+            if existing is not None:
+                return Receipt(
+                    tx.tx_id, existing["seq"], existing["leaf_index"], existing["block_height"], False
+                )
+            outcome = await self._settle_in(conn, [tx], held=held)
+            if outcome.rejected:
+                raise outcome.rejected[0][1]
+            await conn.execute(
+                """INSERT INTO policies (policy_hash, version, document, tx_id) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (policy_hash) DO NOTHING""",
+                policy.hash,
+                policy.version,
+                json.dumps(policy.document),
+                tx.tx_id,
+            )
+            seq = await conn.fetchval("SELECT seq FROM transactions WHERE tx_id = $1", tx.tx_id)
+        return Receipt(tx.tx_id, seq, None, None, True)
+
+    async def policy_document(self, policy_hash: str) -> dict[str, Any]:
+        """The document of a policy on the chain; raises `NotFoundError`."""
+        async with self.connection() as conn:
+            document = await conn.fetchval(
+                "SELECT document FROM policies WHERE policy_hash = $1", policy_hash
+            )
+        if document is None:
+            raise NotFoundError(f"no policy {policy_hash} on the chain")
+        return json.loads(document)
 
     async def _insert(
         self, conn: asyncpg.Connection, planned: list[Transaction], outcome: SettleOutcome
@@ -489,7 +593,11 @@ class LedgerStore:
         """Fold ``city.merchants.v1`` values into the latest per wallet (a later ``updated_at`` wins)."""
         latest: dict[str, Mapping[str, Any]] = {}
         for value in values:
-            latest[value["wallet"]] = value
+            held = latest.get(value["wallet"])
+            if held is None or payments.parse_time(held["updated_at"]) <= payments.parse_time(
+                value["updated_at"]
+            ):
+                latest[value["wallet"]] = value
         if not latest:
             return
         items = list(latest.values())
@@ -753,6 +861,17 @@ class LedgerStore:
     @staticmethod
     async def _latest_tree_size(conn: asyncpg.Connection) -> int:
         return await conn.fetchval("SELECT tree_size FROM blocks ORDER BY height DESC LIMIT 1") or 0
+
+
+def _columns(counters: Mapping[tuple[str, str, int], int]) -> list[list[Any]]:
+    """Cap counters as the columns (scope, key, period, amount) of an unnest."""
+    items = sorted(counters.items())
+    return [
+        [k[0] for k, _ in items],
+        [k[1] for k, _ in items],
+        [k[2] for k, _ in items],
+        [v for _, v in items],
+    ]
 
 
 def _merchant(row: asyncpg.Record) -> payments.Merchant:

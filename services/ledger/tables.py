@@ -11,6 +11,9 @@
 - ``nonces``: the last accepted nonce of each transfer sender and issuer key (replay protection).
 - ``frozen``: accounts an issuer command froze. ``grants``: AID grants and what is left of each.
 - ``merchants``: the latest ``city.merchants.v1`` value per merchant wallet (the fold of the compacted topic).
+- ``policies``: the reward policies on the chain, by hash (the document, parsed by the settlement).
+- ``reward_caps``: micro-CITY settled per device and hour, and per wallet and day (the reading's own time):
+  the counters the policies' caps are checked against.
 - ``authority`` and ``roles``: the root key and the role holders in force, the fold of the chain's authority
   records (`services.ledger.authority`), written in the transaction that settles each one.
 """
@@ -29,6 +32,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
     false,
     func,
 )
@@ -149,4 +153,22 @@ roles = Table(
     metadata,
     Column("role", String(64), primary_key=True),
     Column("key", String(128), primary_key=True),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("policy_hash", String(64), primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("tx_id", String(64), nullable=False),
+)
+
+reward_caps = Table(
+    "reward_caps",
+    metadata,
+    Column("scope", String(16), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("period", BigInteger, primary_key=True),
+    Column("paid", BigInteger, nullable=False),
 )

@@ -15,10 +15,10 @@ from confluent_kafka import KafkaException
 from services.common.gc_tuning import tune_for_throughput
 from services.common.kafka import ensure_topics
 from services.common.logs import configure_logging
+from services.common.policy import PolicyError
 from services.common.settings import PlatformSettings
 from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS, ZONE_STATS
 from services.rewards.app import create_app
-from services.rewards.policy import PolicyError
 from services.rewards.settings import SERVICE, RewardsSettings
 
 log = logging.getLogger("services.rewards")

@@ -55,14 +55,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from services.common import attestation
 from services.common.kafka import KafkaProducer, OutgoingRecord, attested
 from services.common.metrics import DLQ_RECORDS, exposition
+from services.common.policy import Policy, PolicyError, load_policy
 from services.common.roles import Role, service_key
 from services.common.settings import PlatformSettings
 from services.common.topics import READINGS
 from services.common.workers import WorkerPool
 from services.rewards.changelog import rebuild_state
 from services.rewards.engine import State, epoch
-from services.rewards.policy import Policy, PolicyError, load_policy
 from services.rewards.processor import Outcome, handle_reading, header_value, zone_stats_record
+from services.rewards.publication import PolicyPublisher
 from services.rewards.readings import AcceptedReading, InvalidReading, parse_all
 from services.rewards.settings import SERVICE, RewardsSettings
 
@@ -232,6 +233,7 @@ def create_app(
         settings.ingest_attestors or [service_key(None, platform.data_dir, Role.INGEST_ATTESTOR).did]
     )
     oracle = service_key(settings.oracle_key, platform.data_dir, Role.REWARDS_ORACLE)
+    publisher = PolicyPublisher(settings.ledger_url, oracle, platform.kafka_send_timeout_s)
     # The readings' attestations are checked in other processes while earlier batches are decided.
     pool = WorkerPool(settings.verify_workers) if settings.verify_workers else None
 
@@ -324,8 +326,9 @@ def create_app(
                     while in_flight:  # our own decisions must be on the topic before reading it back
                         await in_flight.popleft()
                     await rebuild()
-                now = time.time()
                 policy = policy_file.policy
+                await publisher.ensure(policy)  # no reward names a policy the chain does not hold
+                now = time.time()
                 outcomes = [
                     handle_reading(
                         event.message.value,
@@ -424,6 +427,7 @@ def create_app(
             admin.append(AdminClient({"bootstrap.servers": platform.bootstrap_servers}))
         checks = {
             "broker": await asyncio.to_thread(_broker_answers, admin[0]),
+            "policy_on_chain": publisher.waiting_since is None,
             # Joined the group and sought to the committed offsets at least once, and not rebalancing now.
             "consumer": app.tables.recovery.completed.is_set() and not app.rebalancing,
         }
@@ -433,6 +437,7 @@ def create_app(
             "service": SERVICE,
             "checks": checks,
             "policy_version": policy_file.policy.version,
+            "policy_hash": policy_file.policy.hash,
         }
         return self.json(body, status=200 if ready else 503)
 

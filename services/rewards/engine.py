@@ -29,7 +29,7 @@ from typing import Any
 
 from services.common.events import rfc3339
 from services.common.ids import reward_id
-from services.rewards.policy import KindPolicy, Policy
+from services.common.policy import KindPolicy, Policy
 from services.rewards.readings import AcceptedReading
 
 STALE_SEQUENCE = "stale-sequence"
@@ -100,6 +100,7 @@ class Decision:
     ts: str
     values: Mapping[str, float]
     policy_version: str
+    policy_hash: str
     payments: tuple[tuple[str, int], ...]
     reasons: tuple[Reason, ...]
     counted: bool  # its values passed the quality checks and joined the zone's window
@@ -120,6 +121,7 @@ class Decision:
             "ts": self.ts,
             "values": dict(self.values),
             "policy_version": self.policy_version,
+            "policy_hash": self.policy_hash,
             "outcome": "rewarded" if self.payments else "unrewarded",
             "rewards": [
                 {"reward_id": reward_id(self.reading_id, rule), "rule": rule, "amount": amount}
@@ -144,6 +146,7 @@ class Decision:
             ts=value["ts"],
             values=value["values"],
             policy_version=value["policy_version"],
+            policy_hash=value["policy_hash"],
             payments=tuple((r["rule"], r["amount"]) for r in value["rewards"]),
             reasons=tuple(Reason(r["code"], r["detail"], r.get("rule")) for r in value["reasons"]),
             counted=value["counted"],
@@ -324,6 +327,7 @@ def decide(reading: AcceptedReading, policy: Policy, state: State) -> Decision:
         ts=r["ts"],
         values=values,
         policy_version=policy.version,
+        policy_hash=policy.hash,
         payments=tuple(payments),
         reasons=tuple(reasons),
         counted=not quality,

@@ -18,10 +18,11 @@ from typing import Any
 
 from services.common import attestation
 from services.common.events import cloudevent_headers
+from services.common.ids import reward_id
 from services.common.kafka import OutgoingRecord, dlq_record
+from services.common.policy import CURRENCY, Policy
 from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS, ZONE_STATS
 from services.rewards.engine import Decision, State, ZoneWindow, decide
-from services.rewards.policy import Policy, reward
 from services.rewards.readings import AcceptedReading, InvalidReading, parse
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,8 @@ def handle_reading(
         earlier = state.recent.get(reading.reading_id)
         if earlier is not None:
             rewards = tuple(
-                reward(reading, rule, amount, earlier.policy_version) for rule, amount in earlier.payments
+                reward(reading, rule, amount, earlier.policy_version, earlier.policy_hash)
+                for rule, amount in earlier.payments
             )
             return Outcome(records=(), rewards=rewards, decision=earlier, replayed=True)
         decision = decide(reading, policy, state)
@@ -96,7 +98,8 @@ def handle_reading(
     else:
         state.apply(decision, now)
         rewards = tuple(
-            reward(reading, rule, amount, decision.policy_version) for rule, amount in decision.payments
+            reward(reading, rule, amount, decision.policy_version, decision.policy_hash)
+            for rule, amount in decision.payments
         )
         return Outcome(
             records=(decision_record(decision, partition, offset, consumer),),
@@ -115,6 +118,30 @@ def handle_reading(
         headers=_header_pairs(headers),
     )
     return Outcome(records=(dead,), rejection=reason)
+
+
+def reward(
+    reading: AcceptedReading, rule: str, amount: int, policy_version: str, policy_hash: str
+) -> dict[str, Any]:
+    """The reward object (schemas/rewards.v1.json) of `rule` paying `amount` for `reading` to its owner,
+    under the policy of `policy_version` and `policy_hash`."""
+    return {
+        "reward_id": reward_id(reading.reading_id, rule),
+        "wallet": reading.owner,
+        "amount": amount,
+        "currency": CURRENCY,
+        "rule": rule,
+        "policy_version": policy_version,
+        "policy_hash": policy_hash,
+        "reading_id": reading.reading_id,
+        "earned_at": reading.ts,
+        "evidence": {
+            "reading": reading.reading,
+            "registration": reading.registration,
+            "received_at": reading.received_at,
+            "attestation": dict(reading.attestation),
+        },
+    }
 
 
 def decision_record(decision: Decision, partition: int, offset: int, decided_by: str) -> OutgoingRecord:

@@ -35,6 +35,12 @@ class RewardsSettings(BaseSettings):
         "list). Empty: the key of <SMARTCITY_DATA_DIR>/ingest/attestor.key (development). The ledger checks "
         "the role on the chain again before a reward settles.",
     )
+    ledger_url: str = Field(
+        default="http://127.0.0.1:8103",
+        description="The ledger the policies in force are published to (POST /v1/policies) before any reward "
+        "names them. Empty: not published by the worker (the ledger then refuses its rewards until the policy "
+        "is on the chain).",
+    )
     policy_path: Path = Field(
         default=DEFAULT_POLICY, description="The reward policy file (YAML, schemas/policy.v1.json)."
     )

@@ -163,6 +163,8 @@ def up(platform: PlatformSettings, simulate: bool = True) -> int:
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "DATABASE_URL": database_url,
             "SMARTCITY_DATA_DIR": str(data_dir),
+            # Rewards puts its policies on the chain before any reward names them.
+            "REWARDS_LEDGER_URL": next(s.url for s in SERVICES if s.name == "ledger"),
         }
         platform = platform.model_copy(
             update={"kafka_bootstrap_servers": bootstrap, "database_url": database_url}

@@ -24,7 +24,13 @@ from services.ledger import chain
 from services.ledger.app import create_app
 from services.ledger.settings import LedgerSettings
 from services.ledger.transactions import GENESIS_TX_ID
-from tests.support.factories import TEST_ROLES, reward_records, signed_reward
+from tests.support.factories import (
+    TEST_POLICY,
+    TEST_ROLES,
+    policy_publication,
+    reward_records,
+    signed_reward,
+)
 from tests.support.topics import unique_group
 
 pytestmark = pytest.mark.integration
@@ -92,13 +98,6 @@ async def test_rewards_settle_into_signed_blocks_with_verifiable_proofs(
     bonus = signed_reward(mallory, seq=1, amount=10**12, rule="bonus", ingest=mallory)
     unattested = signed_reward(mallory, seq=2, amount=10**12)
     producer = KafkaProducer(kafka_bootstrap, "ledger-test")
-    # The first reward twice (a redelivery), and bad rewards between good ones.
-    await publish(producer, [*wave1[:2], forged, wave1[0], *wave1[2:5], stolen, *wave1[5:]])
-    await send(producer, reward_records([bonus], oracle=mallory))
-    await send(
-        producer,
-        [OutgoingRecord(topics.REWARDS, mallory.did, unattested, cloudevent_headers("x", "tests", "1"))],
-    )
 
     app = create_app(platform_settings, settings)
     transport = httpx.ASGITransport(app=app)
@@ -106,6 +105,18 @@ async def test_rewards_settle_into_signed_blocks_with_verifiable_proofs(
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://ledger") as client,
     ):
+        # The policy the rewards name goes on the chain first, as the rewards worker puts it there.
+        published = await client.post("/v1/policies", json=policy_publication())
+        assert published.status_code == 201, published.text
+        assert (await client.post("/v1/policies", json=policy_publication())).status_code == 200
+        assert (await client.get(f"/v1/policies/{TEST_POLICY.hash}")).json() == TEST_POLICY.document
+        # The first reward twice (a redelivery), and bad rewards between good ones.
+        await publish(producer, [*wave1[:2], forged, wave1[0], *wave1[2:5], stolen, *wave1[5:]])
+        await send(producer, reward_records([bonus], oracle=mallory))
+        await send(
+            producer,
+            [OutgoingRecord(topics.REWARDS, mallory.did, unattested, cloudevent_headers("x", "tests", "1"))],
+        )
 
         async def sealed(wallet: str, count: int) -> list[dict[str, Any]] | None:
             items = (await client.get(f"/v1/accounts/{wallet}/transactions")).json()["transactions"]

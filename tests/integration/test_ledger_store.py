@@ -9,15 +9,24 @@ import asyncpg
 import pytest
 
 from services.common import db, merkle
+from services.common.policy import Policy, parse_policy
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair, canonical_bytes
 from services.ledger import authority, chain
 from services.ledger.accounts import REWARDS_POOL, TREASURY
 from services.ledger.app import open_chain
+from services.ledger.policies import policy_transaction
+from services.ledger.rewards import reward_transaction
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import SEALER_LOCK, LedgerStore, NotFoundError, OutOfRangeError
-from services.ledger.transactions import Transaction, genesis_transaction, reward_transaction
-from tests.support.factories import TEST_ROLES, oracle_attested, signed_reward
+from services.ledger.transactions import Transaction, genesis_transaction
+from tests.support.factories import (
+    TEST_POLICY,
+    TEST_ROLES,
+    oracle_attested,
+    policy_publication,
+    signed_reward,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -32,9 +41,16 @@ def paid(reward: dict, when: str = NOW) -> Transaction:
 
 
 async def bootstrap(store: LedgerStore) -> None:
-    """The chain's authority record: the tests' ingest attestor and rewards oracle hold their roles."""
+    """The chain's authority record (the tests' ingest attestor and rewards oracle hold their roles), and the
+    tests' reward policy."""
     tx = authority.bootstrap_transaction(ROOT.did, TEST_ROLES, NOW)
     assert await store.bootstrap(tx, authority.bootstrapped(tx.record["authority"]))
+    await publish_policy(store)
+
+
+async def publish_policy(store: LedgerStore, policy: Policy = TEST_POLICY) -> None:
+    receipt = await store.submit_policy(*policy_transaction(policy_publication(policy), NOW))
+    assert receipt.created
 
 
 @pytest.fixture
@@ -115,6 +131,7 @@ async def test_one_sealer_at_a_time_and_proofs_from_stored_nodes(
         LedgerSettings(genesis_supply=10**9, root_key=ROOT.did, genesis_roles=TEST_ROLES),
         platform_settings.data_dir,
     )
+    await publish_policy(store)
     wallet = Keypair.generate()
     txs = [paid(signed_reward(wallet, seq=i, amount=10 + i)) for i in range(37)]
     assert len((await store.settle(txs[:20])).settled) == 20
@@ -124,14 +141,14 @@ async def test_one_sealer_at_a_time_and_proofs_from_stored_nodes(
         assert await other.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEALER_LOCK)
         assert await store.seal(KEY, 1000) is None
     first = await store.seal(KEY, 1000)
-    assert first is not None and (first.header.height, first.header.tree_size, first.size) == (0, 22, 22)
+    assert first is not None and (first.header.height, first.header.tree_size, first.size) == (0, 23, 23)
     assert await store.seal(KEY, 1000) is None  # nothing pending: no empty blocks
 
     assert len((await store.settle(txs[20:])).settled) == 17
     blocks = [first]
     while block := await store.seal(KEY, 5):
         blocks.append(block)
-    assert [b.size for b in blocks] == [22, 5, 5, 5, 2]
+    assert [b.size for b in blocks] == [23, 5, 5, 5, 2]
 
     headers = []
     for height in range(len(blocks)):
@@ -142,7 +159,7 @@ async def test_one_sealer_at_a_time_and_proofs_from_stored_nodes(
         headers.append(header)
     assert headers[-1] == await store.latest_header()
 
-    # Settlement order is leaf order: the genesis and the authority bootstrap first, then the rewards.
+    # Settlement order is leaf order: the genesis, the authority bootstrap and the policy, then the rewards.
     leaves = []
     for tx_id in [t for h in range(len(blocks)) for t in (await store.block(h))[1]]:
         record = await store.transaction_record(tx_id)
@@ -152,13 +169,13 @@ async def test_one_sealer_at_a_time_and_proofs_from_stored_nodes(
     for header in headers:
         assert header.root == merkle.root_from_leaf_hashes(leaves[: header.tree_size])
 
-    for index, tx in enumerate(txs, start=2):
+    for index, tx in enumerate(txs, start=3):
         proof = await store.inclusion_proof(tx.tx_id)
-        assert (proof.leaf_index, proof.tree_size, proof.leaf_hash) == (index, 39, tx.leaf_hash)
-        merkle.verify_inclusion(tx.leaf_hash, index, 39, proof.audit_path, headers[-1].root)
-        old = await store.inclusion_proof(tx.tx_id, 32) if index < 32 else None
+        assert (proof.leaf_index, proof.tree_size, proof.leaf_hash) == (index, 40, tx.leaf_hash)
+        merkle.verify_inclusion(tx.leaf_hash, index, 40, proof.audit_path, headers[-1].root)
+        old = await store.inclusion_proof(tx.tx_id, 33) if index < 33 else None
         if old is not None:
-            merkle.verify_inclusion(tx.leaf_hash, index, 32, old.audit_path, headers[2].root)
+            merkle.verify_inclusion(tx.leaf_hash, index, 33, old.audit_path, headers[2].root)
     for a in headers:
         for b in headers:
             if a.tree_size <= b.tree_size:
@@ -166,9 +183,9 @@ async def test_one_sealer_at_a_time_and_proofs_from_stored_nodes(
                 merkle.verify_consistency(a.tree_size, b.tree_size, a.root, b.root, proof)
 
     with pytest.raises(OutOfRangeError):
-        await store.inclusion_proof(txs[-1].tx_id, 32)
+        await store.inclusion_proof(txs[-1].tx_id, 33)
     with pytest.raises(OutOfRangeError):
-        await store.inclusion_proof(txs[0].tx_id, 40)
+        await store.inclusion_proof(txs[0].tx_id, 41)
     with pytest.raises(OutOfRangeError):
         await store.consistency_proof(0, 5)
     with pytest.raises(NotFoundError):
@@ -229,3 +246,38 @@ async def test_a_reward_resting_on_a_key_without_its_role_is_refused_and_its_bat
     ]
     assert await store.balances(mallory.did) in ({}, {"CITY": 0})
     assert await store.balances(alice.did) == {"CITY": 300}
+
+
+async def test_a_reward_the_policy_it_names_does_not_allow_is_refused(store: LedgerStore) -> None:
+    await store.settle([genesis_transaction(10**9, NOW)])
+    await bootstrap(store)
+    strict = parse_policy(
+        {
+            **TEST_POLICY.document,
+            "version": "strict-1",
+            "caps": {"device_per_hour": 1000, "wallet_per_day": 1500},
+        }
+    )
+    await publish_policy(store, strict)
+    alice, bob = Keypair.generate(), Keypair.generate()
+    device = Keypair.generate()
+    fine = paid(signed_reward(alice, device, seq=1, amount=600, policy=strict))
+    device_cap = paid(signed_reward(alice, device, seq=2, amount=600, policy=strict))  # 1200 > 1000 an hour
+    other_device = paid(signed_reward(alice, seq=3, amount=600, policy=strict))
+    wallet_cap = paid(signed_reward(alice, seq=4, amount=600, policy=strict))  # 1800 > 1500 a day
+    bonus = paid(signed_reward(bob, seq=1, amount=600, rule="data.bonus", policy=strict))
+    unknown = paid(
+        signed_reward(bob, seq=2, amount=600, policy=parse_policy({**strict.document, "version": "x"}))
+    )
+    outcome = await store.settle([fine, device_cap, other_device, wallet_cap, bonus, unknown])
+    assert outcome.settled == [fine, other_device]
+    assert [(tx, reason.code) for tx, reason in outcome.rejected] == [
+        (device_cap, "cap-device-hour"),
+        (wallet_cap, "cap-wallet-day"),
+        (bonus, "unknown-rule"),
+        (unknown, "unknown-policy"),
+    ]
+    # Counted across batches, from what is settled.
+    assert [reason.code for _, reason in (await store.settle([wallet_cap])).rejected] == ["cap-wallet-day"]
+    assert await store.balances(alice.did) == {"CITY": 1200}
+    await check_books(store)

@@ -95,6 +95,7 @@ def start_worker(
         "REWARDS_POLICY_PATH": str(policy or write_policy(workdir / f"{app_id}-policy.yaml")),
         "SMARTCITY_DATA_DIR": str(workdir / "data"),
         "REWARDS_INGEST_ATTESTORS": json.dumps([INGEST.did]),
+        "REWARDS_LEDGER_URL": "",  # no ledger: its policy is not published (the kill test runs one)
         **extra_env,
     }
     with log_path.open("wb") as log:
@@ -369,7 +370,7 @@ def test_health_readiness_and_metrics_answer(worker: Worker):
     assert httpx.get(f"{worker.url}/healthz", timeout=5).json() == {"status": "ok", "service": "rewards"}
     ready = httpx.get(f"{worker.url}/readyz", timeout=5)
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"broker": True, "consumer": True}
+    assert ready.json()["checks"] == {"broker": True, "consumer": True, "policy_on_chain": True}
     metrics = httpx.get(f"{worker.url}/metrics", timeout=5)
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "smartcity_rewards_batch_duration_seconds" in metrics.text
@@ -501,7 +502,9 @@ def test_a_worker_killed_mid_stream_neither_loses_nor_doubles_a_reward(
 
     ledger, ledger_url = start_ledger(platform_settings, tmp_path)
     app_id = unique_group("rewards-kill")
-    worker = start_worker(bootstrap, tmp_path, policy, app_id=app_id, REWARDS_BATCH_SIZE="100")
+    worker = start_worker(
+        bootstrap, tmp_path, policy, app_id=app_id, REWARDS_BATCH_SIZE="100", REWARDS_LEDGER_URL=ledger_url
+    )
     try:
         counter = DecisionCounter(bootstrap, app_id, {d.did for d in devices})
         publisher = Publisher(bootstrap)
@@ -517,7 +520,7 @@ def test_a_worker_killed_mid_stream_neither_loses_nor_doubles_a_reward(
         decided_before = counter.poll()
         assert 0 < decided_before < total, "the kill was not mid-stream"
 
-        worker = start_worker(bootstrap, tmp_path, policy, app_id=app_id)
+        worker = start_worker(bootstrap, tmp_path, policy, app_id=app_id, REWARDS_LEDGER_URL=ledger_url)
         deadline = time.monotonic() + 2 * DEADLINE_S
         while len(set(counter.reading_ids)) < total:
             assert time.monotonic() < deadline, worker.log()

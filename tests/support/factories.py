@@ -9,6 +9,7 @@ from typing import Any
 from services.common import attestation, ids
 from services.common.events import cloudevent_headers, now_rfc3339
 from services.common.kafka import OutgoingRecord, attested
+from services.common.policy import Policy, parse_policy
 from services.common.roles import Role
 from services.common.signing import Keypair
 from services.common.topics import READINGS, REWARDS
@@ -18,8 +19,41 @@ INGEST = Keypair.from_seed(b"ingest-attestor-of-the-test-city")
 """The ingest attestor key of the tests' rewards (seeded into the test ledgers' ingest-attestor role)."""
 ORACLE = Keypair.from_seed(b"rewards-oracle-of-the-test-city!")
 """The rewards oracle key of the tests' rewards (seeded into the test ledgers' rewards-oracle role)."""
-TEST_ROLES = {Role.INGEST_ATTESTOR: [INGEST.did], Role.REWARDS_ORACLE: [ORACLE.did]}
-"""`LedgerSettings.genesis_roles` that make `INGEST` and `ORACLE` hold their roles."""
+DIRECTORY = Keypair.from_seed(b"merchant-verifier-of-test-city!!")
+"""The key attesting the tests' merchants records (seeded into the test ledgers' merchant-verifier role)."""
+TEST_ROLES = {
+    Role.INGEST_ATTESTOR: [INGEST.did],
+    Role.REWARDS_ORACLE: [ORACLE.did],
+    Role.POLICY_PUBLISHER: [ORACLE.did],
+    Role.MERCHANT_VERIFIER: [DIRECTORY.did],
+}
+"""`LedgerSettings.genesis_roles` that make `INGEST`, `ORACLE` and `DIRECTORY` hold their roles."""
+
+TEST_POLICY = parse_policy(
+    {
+        "version": "test-1",
+        "caps": {"device_per_hour": 10**15, "wallet_per_day": 10**15},
+        "quality": {
+            "stuck_repeats": 5,
+            "burst": {"max_readings": 100, "per_seconds": 60},
+            "outlier": {"enabled": False, "robust_z": 6, "min_samples": 20},
+        },
+        "behaviour": {"micro_city_per_kg_co2e": 100000},
+        "kinds": {
+            "air": {
+                "data_reward": 10**13,
+                "values": {"pm25": {"min": 0, "max": 1000}, "no2": {"min": 0, "max": 2000}},
+            }
+        },
+    }
+)
+"""The policy of the tests' rewards: rule ``data.air`` pays up to 10 million CITY, caps out of reach."""
+RULE = "data.air"
+
+
+def policy_publication(policy: Policy = TEST_POLICY, publisher: Keypair = ORACLE) -> dict[str, Any]:
+    """The signed body of ``POST /v1/policies`` putting `policy` on the chain."""
+    return publisher.sign({"publisher": publisher.did, "document": dict(policy.document or {})})
 
 
 def signed_reward(
@@ -28,9 +62,10 @@ def signed_reward(
     *,
     seq: int = 1,
     amount: int = 1500,
-    rule: str = "air-quality",
+    rule: str = RULE,
     registration_signer: Keypair | None = None,
     ingest: Keypair = INGEST,
+    policy: Policy = TEST_POLICY,
 ) -> dict[str, Any]:
     """A reward with real signed evidence attested by `ingest`, ids derived as the schemas describe."""
     device = device or Keypair.generate()
@@ -63,7 +98,8 @@ def signed_reward(
         "amount": amount,
         "currency": "CITY",
         "rule": rule,
-        "policy_version": "2026.11",
+        "policy_version": policy.version,
+        "policy_hash": policy.hash,
         "reading_id": reading_id,
         "earned_at": "2026-11-21T09:59:59.000Z",
         "evidence": {

@@ -11,14 +11,13 @@ import pytest
 from services.common import attestation, merkle, schemas, topics
 from services.common.signing import Keypair, canonical_bytes
 from services.ledger.accounts import REWARDS_POOL, TREASURY, Posting
+from services.ledger.rewards import reading_envelope, reward_transaction
 from services.ledger.transactions import (
     GENESIS_TX_ID,
     RejectedError,
     build_transaction,
     derive_tx_id,
     genesis_transaction,
-    reading_envelope,
-    reward_transaction,
     same_content,
 )
 from tests.support.factories import INGEST, ORACLE, oracle_attestations, oracle_attested, signed_reward

@@ -12,12 +12,12 @@ import pytest
 
 from services.common import attestation, schemas, signing
 from services.common.events import encode_json, headers_dict
+from services.common.policy import Policy, parse_policy
 from services.common.signing import Keypair
 from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS
 from services.rewards import readings
 from services.rewards.app import broker_urls
 from services.rewards.engine import State
-from services.rewards.policy import Policy, parse_policy
 from services.rewards.processor import INTERNAL_ERROR, Outcome, handle_reading
 from services.rewards.readings import UNTRUSTED_ATTESTOR, InvalidReading, parse
 from tests.support.factories import INGEST
@@ -90,6 +90,7 @@ def test_a_valid_reading_earns_one_schema_valid_reward_for_its_owner():
         "currency": "CITY",
         "rule": "data.air_quality",
         "policy_version": "v7",
+        "policy_hash": POLICY.hash,
         "reading_id": envelope["reading_id"],
         "earned_at": TS,
         "evidence": {

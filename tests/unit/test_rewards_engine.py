@@ -7,11 +7,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from services.common import schemas
+from services.common.policy import Policy, parse_policy
 from services.common.signing import Keypair
 from services.common.topics import REWARD_DECISIONS, ZONE_STATS
 from services.rewards import engine
 from services.rewards.engine import Decision, State, decide
-from services.rewards.policy import Policy, parse_policy
 from services.rewards.processor import zone_stats_record
 from services.rewards.readings import AcceptedReading, accept
 from tests.unit.test_rewards_samples import Device, policy_document

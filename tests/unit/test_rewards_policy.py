@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.rewards.policy import PolicyError, load_policy, parse_policy
+from services.common.policy import PolicyError, load_policy, parse_policy
 from services.rewards.settings import DEFAULT_POLICY, RewardsSettings
 from services.simulator.fleet import KINDS
 from tests.unit.test_rewards_samples import policy_document

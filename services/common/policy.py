@@ -8,6 +8,11 @@ per hour and per wallet per day. `load_policy` refuses a file that does not fit,
 A reward is deterministic: its id is sha256 hex of ``'<reading_id>/<rule>'``, its amount comes from the
 reading and the policy alone (integer arithmetic on exact fractions of the decimal numbers as written),
 so the same reading under the same policy always earns the same reward, byte for byte.
+
+A policy is named by its hash (`Policy.hash`: sha256 hex of the JCS bytes of the document), which every
+reward carries. The rewards worker publishes each policy it runs to the ledger, which keeps the document on
+the chain and checks each reward against the policy it names with this same module: the ledger and the
+verifier recompute what a rule pays, so a reward the policy does not allow never settles.
 """
 
 from __future__ import annotations
@@ -21,9 +26,7 @@ from typing import Any
 
 import yaml
 
-from services.common import schemas
-from services.common.ids import reward_id
-from services.rewards.readings import AcceptedReading
+from services.common import schemas, signing
 
 CURRENCY = "CITY"
 POLICY_SCHEMA = "policy.v1.json"
@@ -100,6 +103,18 @@ class Policy:
     wallet_per_day: int
     micro_city_per_kg_co2e: int
     kinds: Mapping[str, KindPolicy]
+    hash: str = ""
+    """sha256 hex of the JCS bytes of the document: the name a reward gives its policy."""
+    document: Mapping[str, Any] | None = None
+    """The policy document as validated (JSON), which the ledger keeps on the chain."""
+
+    def rule_amount(self, kind: str, rule: str, values: Mapping[str, float]) -> int | None:
+        """What `rule` pays, before caps, for a reading of `kind` with `values`; None if the policy has no
+        such rule for that kind."""
+        spec = self.kinds.get(kind)
+        if spec is None or rule not in (spec.data_rule, spec.behaviour_rule):
+            return None
+        return dict(self.amounts(spec, values)).get(rule, 0)
 
     def amounts(self, kind: KindPolicy, values: Mapping[str, float]) -> list[tuple[str, int]]:
         """The (rule, micro-CITY) each rule of `kind` pays for `values`, before caps; zero amounts left out."""
@@ -157,12 +172,18 @@ def parse_policy(document: Any, origin: str = "policy") -> Policy:
             burst=Burst(**override.get("burst", quality["burst"])),
             outlier=Outlier(**override.get("outlier", quality["outlier"])),
         )
+    try:
+        digest = signing.sha256_hex(signing.canonical_bytes(document))
+    except signing.SignatureError as exc:
+        raise PolicyError(f"{origin} has no canonical JSON form: {exc}") from exc
     return Policy(
         version=document["version"],
         device_per_hour=document["caps"]["device_per_hour"],
         wallet_per_day=document["caps"]["wallet_per_day"],
         micro_city_per_kg_co2e=document["behaviour"]["micro_city_per_kg_co2e"],
         kinds=kinds,
+        hash=digest,
+        document=document,
     )
 
 
@@ -175,23 +196,3 @@ def load_policy(path: Path) -> Policy:
     except yaml.YAMLError as exc:
         raise PolicyError(f"{path} is not valid YAML: {exc}") from exc
     return parse_policy(document, str(path))
-
-
-def reward(reading: AcceptedReading, rule: str, amount: int, policy_version: str) -> dict[str, Any]:
-    """The reward object (schemas/rewards.v1.json) of `rule` paying `amount` for `reading` to its owner."""
-    return {
-        "reward_id": reward_id(reading.reading_id, rule),
-        "wallet": reading.owner,
-        "amount": amount,
-        "currency": CURRENCY,
-        "rule": rule,
-        "policy_version": policy_version,
-        "reading_id": reading.reading_id,
-        "earned_at": reading.ts,
-        "evidence": {
-            "reading": reading.reading,
-            "registration": reading.registration,
-            "received_at": reading.received_at,
-            "attestation": dict(reading.attestation),
-        },
-    }

@@ -1,0 +1,51 @@
+"""Ledger HTTP routes of reward policies: publish one to the chain, and read one by its hash."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from services.common.events import now_rfc3339 as _now
+from services.common.http import Problem
+from services.ledger.api.routes import REJECTION_STATUS, body_doc, get_store, receipt_json, signed_body
+from services.ledger.policies import policy_transaction
+from services.ledger.store import LedgerStore, NotFoundError
+from services.ledger.transactions import RejectedError
+
+router = APIRouter(prefix="/v1", tags=["policies"])
+
+PUBLICATION_SCHEMA = "policy-publications.v1.json"
+POLICY_STATUS = {"bad-policy": 422, "role-not-held": 403}
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
+@router.post(
+    "/policies",
+    status_code=201,
+    summary="Publish a reward policy to the chain: signed by a key holding the policy-publisher role (200 with "
+    "the original receipt when the document is on the chain already)",
+    openapi_extra=body_doc(PUBLICATION_SCHEMA),
+)
+async def publish_policy(request: Request, response: Response) -> dict[str, Any]:
+    body = await signed_body(request, PUBLICATION_SCHEMA)
+    try:
+        tx, policy = policy_transaction(body, _now())
+        receipt = await get_store(request).submit_policy(tx, policy)
+    except RejectedError as exc:
+        status = POLICY_STATUS.get(exc.code) or REJECTION_STATUS.get(exc.code, 409)
+        raise Problem(status, exc.code, exc.detail) from exc
+    response.status_code = 201 if receipt.created else 200
+    return {**receipt_json(receipt), "policy_hash": policy.hash, "version": policy.version}
+
+
+@router.get("/policies/{policy_hash}", summary="A reward policy on the chain, by its hash (the document)")
+async def policy(policy_hash: str, store: LedgerStore = Depends(get_store)) -> dict[str, Any]:
+    if not _HASH.match(policy_hash):
+        raise Problem(400, "invalid-policy-hash", f"{policy_hash!r} is not 64 lowercase hex digits")
+    try:
+        return await store.policy_document(policy_hash)
+    except NotFoundError as exc:
+        raise Problem(404, "not-found", str(exc)) from exc

@@ -1,0 +1,147 @@
+"""Reward policies on the chain, and what a reward may claim under one. The rules, as pure functions.
+
+A policy publisher (a key holding that role) puts each policy the rewards service runs on the chain: a
+record holding the signed document, named by its hash (`services.common.policy.Policy.hash`). A reward
+names the hash of the policy it was decided under, and settles only if, under that policy:
+
+- its rule is one of the policy's rules for the reading's kind;
+- its amount is at most what the rule pays for the reading's values (the rewards service may pay less,
+  when a cap cuts it);
+- the device's rewards in the reading's hour, and the wallet's in the reading's day (UTC, the reading's own
+  time), stay within the policy's caps, counting what is already settled.
+
+The ledger checks this before it settles, holding the cap counters under lock; the verifier checks it again
+by replaying the chain (`Caps`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from services.common import signing
+from services.common.policy import Policy, PolicyError, parse_policy
+from services.common.roles import Role
+from services.ledger.transactions import RejectedError, Transaction, build_transaction, derive_tx_id
+
+POLICY = "policy"
+DEVICE_HOUR = "device-hour"
+WALLET_DAY = "wallet-day"
+
+
+@dataclass(frozen=True)
+class RewardClaim:
+    """What a reward claims under its policy: checked by `check_claim` against the caps' counters."""
+
+    policy_hash: str
+    kind: str
+    rule: str
+    amount: int
+    values: Mapping[str, float]
+    device_id: str
+    wallet: str
+    hour: int
+    """Hours since the epoch of the reading's time."""
+    day: int
+
+    @property
+    def counters(self) -> tuple[tuple[str, str, int], tuple[str, str, int]]:
+        """The cap counters it adds to: (scope, key, period)."""
+        return (DEVICE_HOUR, self.device_id, self.hour), (WALLET_DAY, self.wallet, self.day)
+
+
+def claim_of(reward: Mapping[str, Any]) -> RewardClaim:
+    """The claim of a (schema-valid) reward; raises `RejectedError` if its reading's time is impossible."""
+    reading = reward["evidence"]["reading"]
+    try:
+        at = datetime.fromisoformat(reading["ts"].replace("Z", "+00:00")).timestamp()
+    except ValueError as exc:
+        raise RejectedError("malformed", f"evidence/reading/ts: {exc}") from exc
+    return RewardClaim(
+        policy_hash=reward["policy_hash"],
+        kind=reading["kind"],
+        rule=reward["rule"],
+        amount=reward["amount"],
+        values=reading["values"],
+        device_id=reading["device_id"],
+        wallet=reward["wallet"],
+        hour=int(at // 3600),
+        day=int(at // 86400),
+    )
+
+
+def check_claim(policy: Policy, claim: RewardClaim, device_paid: int, wallet_paid: int) -> None:
+    """Raise `RejectedError` unless `policy` allows the claim, given what the device was paid in its hour and
+    the wallet in its day before it."""
+    if claim.policy_hash != policy.hash:
+        raise RejectedError("unknown-policy", f"the policy is {policy.hash}, not {claim.policy_hash}")
+    pays = policy.rule_amount(claim.kind, claim.rule, claim.values)
+    if pays is None:
+        raise RejectedError(
+            "unknown-rule", f"policy {policy.version} has no rule {claim.rule!r} for kind {claim.kind!r}"
+        )
+    if claim.amount > pays:
+        raise RejectedError(
+            "above-policy", f"rule {claim.rule} pays at most {pays} for these values, not {claim.amount}"
+        )
+    if device_paid + claim.amount > policy.device_per_hour:
+        raise RejectedError(
+            "cap-device-hour",
+            f"the device would be paid {device_paid + claim.amount} in the hour, above the cap of "
+            f"{policy.device_per_hour}",
+        )
+    if wallet_paid + claim.amount > policy.wallet_per_day:
+        raise RejectedError(
+            "cap-wallet-day",
+            f"the wallet would be paid {wallet_paid + claim.amount} in the day, above the cap of "
+            f"{policy.wallet_per_day}",
+        )
+
+
+@dataclass
+class Caps:
+    """What each device was paid per hour and each wallet per day: the counters `check_claim` reads."""
+
+    paid: dict[tuple[str, str, int], int] = field(default_factory=dict)
+
+    def check_and_count(self, policy: Policy, claim: RewardClaim) -> None:
+        """`check_claim` against these counters, then count the claim; raises `RejectedError`."""
+        device, wallet = claim.counters
+        check_claim(policy, claim, self.paid.get(device, 0), self.paid.get(wallet, 0))
+        for counter in claim.counters:
+            self.paid[counter] = self.paid.get(counter, 0) + claim.amount
+
+
+def policy_tx_id(policy_hash: str) -> str:
+    """One transaction per policy document, whoever publishes it."""
+    return derive_tx_id(POLICY, policy_hash)
+
+
+def parse_published(signed: Mapping[str, Any]) -> Policy:
+    """The policy of a signed publication ``{"publisher", "document", "sig"}``; raises `RejectedError` if the
+    signature or the document does not hold."""
+    try:
+        signing.verify(signed, "publisher")
+    except signing.SignatureError as exc:
+        raise RejectedError("bad-signature", f"not signed by its publisher: {exc}") from exc
+    try:
+        return parse_policy(signed["document"], "the policy document")
+    except PolicyError as exc:
+        raise RejectedError("bad-policy", str(exc)) from exc
+
+
+def policy_transaction(signed: Mapping[str, Any], timestamp: str) -> tuple[Transaction, Policy]:
+    """The chain record of a signed policy publication (no postings), resting on the publisher's role."""
+    policy = parse_published(signed)
+    tx = build_transaction(
+        POLICY,
+        policy_tx_id(policy.hash),
+        [],
+        timestamp,
+        requires=((signed["publisher"], Role.POLICY_PUBLISHER),),
+        policy=dict(signed),
+        policy_hash=policy.hash,
+    )
+    return tx, policy
