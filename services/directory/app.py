@@ -10,8 +10,10 @@ from fastapi import FastAPI
 
 from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
+from services.common.roles import Role, service_key
 from services.common.settings import PlatformSettings
 from services.directory.api.routes import router
+from services.directory.publishing import MerchantPublisher
 from services.directory.settings import SERVICE, DirectorySettings
 from services.directory.store import MerchantStore
 
@@ -28,6 +30,10 @@ def create_app(
         async with database_and_producer(app, platform, SERVICE, pool_size=5):
             app.state.settings = settings
             app.state.store = MerchantStore(app.state.engine, settings.typo_similarity)
+            app.state.publisher = MerchantPublisher(
+                app.state.producer,
+                service_key(settings.publisher_key, platform.data_dir, Role.MERCHANT_VERIFIER),
+            )
             yield
 
     app = create_service_app(

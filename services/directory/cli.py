@@ -9,6 +9,7 @@ import typer
 
 from services.common import db
 from services.common.kafka import KafkaProducer
+from services.common.roles import Role, service_key
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair, b64url_decode
 from services.directory.settings import SERVICE, DirectorySettings
@@ -31,6 +32,7 @@ def seed_command(
     publish: Annotated[bool, typer.Option(help="Publish every merchant to city.merchants.v1.")] = True,
 ) -> None:
     """Load a synthetic city's merchants (local shops and chain branches) into the directory database."""
+    from services.directory.publishing import MerchantPublisher
     from services.directory.seed import seed as run_seed
 
     platform = PlatformSettings()
@@ -47,8 +49,15 @@ def seed_command(
         if publish:
             producer = KafkaProducer(platform.bootstrap_servers, SERVICE, platform.kafka_send_timeout_s)
         try:
+            key = service_key(DirectorySettings().publisher_key, platform.data_dir, Role.MERCHANT_VERIFIER)
+            publisher = None if producer is None else MerchantPublisher(producer, key)
             return await run_seed(
-                MerchantStore(engine), producer, count, seed, verifier, lambda n: typer.echo(f"{n} merchants")
+                MerchantStore(engine),
+                publisher,
+                count,
+                seed,
+                verifier,
+                lambda n: typer.echo(f"{n} merchants"),
             )
         finally:
             if producer is not None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.common.kafka import KafkaProducer
 from services.common.signing import Keypair
 from services.directory import merchants, synthetic
 from services.directory.merchants import Merchant, MerchantVerification
+from services.directory.publishing import MerchantPublisher
 from services.directory.store import LoadItem, MerchantStore
 
 BATCH = 2000
@@ -15,7 +15,7 @@ BATCH = 2000
 
 async def seed(
     store: MerchantStore,
-    producer: KafkaProducer | None,
+    publisher: MerchantPublisher | None,
     count: int,
     seed: int,
     verifier: Keypair,
@@ -24,17 +24,13 @@ async def seed(
     """Store `count` synthetic merchants (replacing those of an earlier run with the same `seed`) and publish
     each batch to ``city.merchants.v1``, committing a batch only once the broker acknowledged all of it.
 
-    With no `producer` nothing is published (benchmarks measuring search alone). Every registration and
+    With no `publisher` nothing is published (benchmarks measuring search alone). Every registration and
     verification goes through the same checks as the API's. Returns how many were stored.
     """
 
     async def publish(batch: list[Merchant]) -> None:
-        if producer is None:
-            return
-        errors = await producer.send_batch([merchants.outgoing_record(m) for m in batch])
-        failed = [e for e in errors if e]
-        if failed:
-            raise RuntimeError(f"{len(failed)} merchant records were not acknowledged: {failed[0]}")
+        if publisher is not None:
+            await publisher.publish(batch)
 
     stored = 0
     pending: list[LoadItem] = []

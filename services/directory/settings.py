@@ -2,7 +2,7 @@
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common import didkey
@@ -20,6 +20,12 @@ class DirectorySettings(BaseSettings):
     max_page_size: int = Field(default=200, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest request body accepted.")
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503 when the broker is down.")
+    publisher_key: SecretStr | None = Field(
+        default=None,
+        description="base64url 32-byte Ed25519 seed of the key attesting the merchants' facts the directory "
+        "publishes to city.merchants.v1 (it must hold the merchant-verifier role on the chain). Unset: "
+        "<SMARTCITY_DATA_DIR>/directory/publisher.key, generated on first use (development).",
+    )
     verifier_keys: list[str] = Field(
         default_factory=list,
         description="did:keys holding the city's directory role: they sign merchant verifications. A JSON "

@@ -8,17 +8,19 @@ import json
 from typer.testing import CliRunner
 
 from services.cli import app as cli
-from services.common import db, embedded, schemas, signing
+from services.common import attestation, db, embedded, schemas, signing
 from services.common.kafka import KafkaProducer
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair, b64url_encode
 from services.common.topics import MERCHANTS
 from services.directory import merchants, synthetic
 from services.directory.app import create_app
+from services.directory.publishing import MerchantPublisher
 from services.directory.seed import seed
 from services.directory.settings import SERVICE, DirectorySettings
 from services.directory.store import MerchantStore
 from tests.support.asgi import assert_problem, running
+from tests.support.factories import DIRECTORY
 from tests.support.topics import end_offsets, records_published_during
 
 CITY = Keypair.generate()
@@ -149,8 +151,9 @@ async def test_seed_stores_and_publishes_a_synthetic_city(platform_settings: Pla
     start = await end_offsets(bootstrap, MERCHANTS)
     try:
         store = MerchantStore(engine)
-        assert await seed(store, producer, 60, seed=7, verifier=CITY) == 60
-        assert await seed(store, producer, 60, seed=7, verifier=CITY) == 60  # the same city again: replaced
+        publisher = MerchantPublisher(producer, DIRECTORY)
+        assert await seed(store, publisher, 60, seed=7, verifier=CITY) == 60
+        assert await seed(store, publisher, 60, seed=7, verifier=CITY) == 60  # the same city again: replaced
         page, total = await store.page(200, 0)
     finally:
         producer.close()
@@ -160,6 +163,9 @@ async def test_seed_stores_and_publishes_a_synthetic_city(platform_settings: Pla
     assert any(m.chain for m in page) and any(m.locally_owned and m.verified for m in page)
     published = await records_published_during(bootstrap, MERCHANTS, start)
     assert len(published) == 120 and {m.key().decode() for m in published} == {m.wallet for m in page}
+    for message in published:  # each attested by the directory's key, which the ledger checks
+        header = dict(message.headers())[attestation.HEADER]
+        assert attestation.verify_header(header, MERCHANTS.name, message.value()).signer == DIRECTORY.did
 
 
 def test_the_seed_command(platform_settings: PlatformSettings):

@@ -17,15 +17,15 @@ from pydantic import SecretStr
 
 from services.common import topics
 from services.common.events import cloudevent_headers, now_rfc3339
-from services.common.kafka import KafkaProducer, OutgoingRecord
+from services.common.kafka import KafkaProducer, OutgoingRecord, attested
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair, b64url_encode
 from services.ledger.app import create_app
 from services.ledger.settings import LedgerSettings
 from services.ledger.verifier import Discrepancy, verify_ledger
 from tests.support.asgi import assert_problem
-from tests.support.factories import reencoded
-from tests.support.topics import unique_group
+from tests.support.factories import DIRECTORY, TEST_ROLES, reencoded
+from tests.support.topics import unique_group, values_with_keys
 
 pytestmark = pytest.mark.integration
 
@@ -79,6 +79,7 @@ async def ledgers(
         issuer_keys=issuer.key.did,
         aid_expiry_interval_s=0.2,
         verify_workers=0,
+        genesis_roles=TEST_ROLES,
     )
     async with AsyncExitStack() as stack:
         clients = []
@@ -100,9 +101,10 @@ async def command(client: httpx.AsyncClient, signed: dict[str, Any]) -> dict[str
     return response.json()
 
 
-async def publish_merchant(
-    bootstrap: str, wallet: Keypair, category: str, *, locally_owned: bool, accepts: list[str]
-) -> None:
+def merchant_value(
+    wallet: Keypair, category: str, *, locally_owned: bool, accepts: list[str], **facts: Any
+) -> dict[str, Any]:
+    """A city.merchants.v1 value, as the directory publishes it for a verified merchant."""
     registration = wallet.sign(
         {
             "wallet": wallet.did,
@@ -112,21 +114,40 @@ async def publish_merchant(
             "accepts": accepts,
         }
     )
-    value = {
+    return {
         **{k: v for k, v in registration.items() if k != "sig"},
         "verified": True,
         "active": True,
         "updated_at": now_rfc3339(),
         "registration": registration,
+        **facts,
     }
+
+
+async def send_merchants(
+    bootstrap: str, values: list[dict[str, Any]], attestor: Keypair | None = DIRECTORY
+) -> None:
+    """Publish merchants values to city.merchants.v1, attested by `attestor` (None: not attested)."""
+    records = [
+        OutgoingRecord(
+            topics.MERCHANTS, v["wallet"], v, cloudevent_headers("city.merchant.v1", "tests", v["wallet"])
+        )
+        for v in values
+    ]
     producer = KafkaProducer(bootstrap, "test-directory")
     try:
-        record = OutgoingRecord(
-            topics.MERCHANTS, wallet.did, value, cloudevent_headers("city.merchant.v1", "tests", wallet.did)
-        )
-        assert await producer.send_batch([record]) == [None]
+        sent = records if attestor is None else attested(attestor, records)
+        assert await producer.send_batch(sent) == [None] * len(sent)
     finally:
         producer.close()
+
+
+async def publish_merchant(
+    bootstrap: str, wallet: Keypair, category: str, *, locally_owned: bool, accepts: list[str]
+) -> None:
+    """Publish a verified merchant as the directory does."""
+    value = merchant_value(wallet, category, locally_owned=locally_owned, accepts=accepts)
+    await send_merchants(bootstrap, [value])
 
 
 async def test_transfer_rules_issuer_commands_and_aid(
@@ -347,3 +368,54 @@ async def test_a_float_nonce_and_a_reencoded_signature_are_refused_and_the_origi
         assert again.status_code == 200 and again.json()["tx_id"] == first.json()["tx_id"]
         assert await balance(client, alice.did, "CREDIT") == 990
         assert await balance(client, bob.did, "CREDIT") == 10
+
+
+async def test_merchant_facts_count_only_when_a_merchant_verifier_attests_them_with_a_real_date(
+    platform_settings: PlatformSettings, kafka_bootstrap: str
+) -> None:
+    issuer = Issuer()
+    alice, grocer, ghost, clinic = (Keypair.generate() for _ in range(4))
+    mallory = Keypair.generate()
+    await publish_merchant(kafka_bootstrap, grocer, "grocery", locally_owned=True, accepts=["CITY", "AID"])
+    # An outsider with write access to the topic: a "verified grocery" for a wallet the directory never
+    # heard of, unattested and attested by their own key; a forged closure of the real grocer dated 2099.
+    fake = merchant_value(ghost, "grocery", locally_owned=True, accepts=["AID"])
+    await send_merchants(kafka_bootstrap, [fake], attestor=None)
+    await send_merchants(kafka_bootstrap, [fake], attestor=mallory)
+    closure = {**merchant_value(grocer, "grocery", locally_owned=True, accepts=["AID"]), "active": False}
+    await send_merchants(
+        kafka_bootstrap, [{**closure, "updated_at": "2099-01-01T00:00:00Z"}], attestor=mallory
+    )
+    # Even the directory's own key cannot date a record in the future, nor on an impossible day.
+    await send_merchants(kafka_bootstrap, [{**closure, "updated_at": "2099-01-01T00:00:00Z"}])
+    await send_merchants(kafka_bootstrap, [{**closure, "updated_at": "2026-99-99T99:99:99Z"}])
+    # A marker after them, so once it is folded the forged records have been judged.
+    await publish_merchant(kafka_bootstrap, clinic, "health", locally_owned=True, accepts=["AID"])
+    async with ledgers(platform_settings, issuer) as ([client], _ledger_key):
+        store = client._transport.app.state.store  # type: ignore[attr-defined]
+
+        async def folded() -> bool:
+            async with store.connection() as conn:
+                return (
+                    await conn.fetchval("SELECT count(*) FROM merchants WHERE wallet = $1", clinic.did) == 1
+                )
+
+        await until(folded, "the marker merchant to be folded")
+        async with store.connection() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM merchants WHERE wallet = $1", ghost.did) == 0
+            assert await conn.fetchval("SELECT active FROM merchants WHERE wallet = $1", grocer.did) is True
+        await command(client, issuer.command("fund", pool="aid", currency="AID", amount=1000))
+        grant = issuer.command(
+            "grant", wallet=alice.did, amount=100, categories=["grocery"], expires_at=in_seconds(3600)
+        )
+        await command(client, grant)
+        refused = assert_problem(
+            await client.post("/v1/transfers", json=transfer(alice, ghost.did, 10, 1, "AID")), 403
+        )
+        assert "aid-merchants-only" in refused["type"]
+        paid = await client.post("/v1/transfers", json=transfer(alice, grocer.did, 10, 2, "AID"))
+        assert paid.status_code == 201, paid.text
+
+    dlq = await values_with_keys(kafka_bootstrap, topics.MERCHANTS.dlq, {ghost.did, grocer.did}, 5)
+    reasons = sorted(v["reason"].split(":")[0] for v in dlq)
+    assert reasons == ["future-dated", "impossible-date", "role-not-held", "role-not-held", "unattested"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 import uuid
+from typing import Any
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from services.common.topics import Topic
 
@@ -62,3 +65,29 @@ async def records_published_during(bootstrap: str, topic: Topic, start: dict[int
 
 async def end_offsets(bootstrap: str, topic: Topic) -> dict[int, int]:
     return await asyncio.to_thread(_end_offsets, bootstrap, topic)
+
+
+def _values_with_keys(
+    bootstrap: str, topic: Topic, keys: set[str], count: int, deadline_s: float
+) -> list[Any]:
+    consumer = _consumer(bootstrap)
+    partitions = consumer.list_topics(topic.name, timeout=10).topics[topic.name].partitions
+    consumer.assign([TopicPartition(topic.name, p, OFFSET_BEGINNING) for p in partitions])
+    found: list[Any] = []
+    deadline = time.monotonic() + deadline_s
+    try:
+        while len(found) < count and time.monotonic() < deadline:
+            for message in consumer.consume(500, 0.2):
+                if not message.error() and (message.key() or b"").decode() in keys:
+                    found.append(json.loads(message.value()))
+    finally:
+        consumer.close()
+    return found
+
+
+async def values_with_keys(
+    bootstrap: str, topic: Topic, keys: set[str], count: int, deadline_s: float = 30.0
+) -> list[Any]:
+    """The JSON values of `topic`'s records keyed by one of `keys`, read from the beginning until `count` of
+    them arrived (or the deadline passed: the caller asserts what it got)."""
+    return await asyncio.to_thread(_values_with_keys, bootstrap, topic, keys, count, deadline_s)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.common.didkey import DidKeyError, decode
 from services.common.http import Problem, read_json_body, unavailable
-from services.common.kafka import BrokerUnavailableError, KafkaProducer
+from services.common.kafka import BrokerUnavailableError
 from services.common.signing import SignatureError
 from services.directory import hours, merchants
 from services.directory.categories import CATEGORIES, categories_for, is_category
@@ -25,6 +25,7 @@ from services.directory.merchants import (
     StaleRegistrationError,
 )
 from services.directory.metrics import MERCHANT_REGISTRATIONS, MERCHANT_VERIFICATIONS, SEARCHES
+from services.directory.publishing import MerchantPublisher
 from services.directory.search import Location, SearchQuery
 from services.directory.settings import DirectorySettings
 from services.directory.store import MerchantStore, SearchHit, StaleVerificationError, UnknownMerchantError
@@ -54,7 +55,7 @@ async def register_merchant(request: Request, response: Response) -> dict[str, A
     settings: DirectorySettings = request.app.state.settings
     body = await read_json_body(request, settings.max_body_bytes)
     store: MerchantStore = request.app.state.store
-    producer: KafkaProducer = request.app.state.producer
+    publisher: MerchantPublisher = request.app.state.publisher
     try:
         registration = merchants.check_registration(body)
     except ValidationError as exc:
@@ -68,7 +69,7 @@ async def register_merchant(request: Request, response: Response) -> dict[str, A
         ) from exc
 
     async def publish(merchant: Merchant) -> None:
-        await producer.send(merchants.outgoing_record(merchant))
+        await publisher.publish([merchant])
 
     try:
         merchant, created = await store.register(registration, body, publish)
@@ -144,7 +145,7 @@ async def verify_merchant(wallet: str, request: Request) -> dict[str, Any]:
     settings: DirectorySettings = request.app.state.settings
     body = await read_json_body(request, settings.max_body_bytes)
     store: MerchantStore = request.app.state.store
-    producer: KafkaProducer = request.app.state.producer
+    publisher: MerchantPublisher = request.app.state.publisher
     try:
         verification = merchants.check_verification(body, settings.verifier_keys)
     except ValidationError as exc:
@@ -164,7 +165,7 @@ async def verify_merchant(wallet: str, request: Request) -> dict[str, Any]:
         )
 
     async def publish(merchant: Merchant) -> None:
-        await producer.send(merchants.outgoing_record(merchant))
+        await publisher.publish([merchant])
 
     try:
         merchant = await store.verify(verification, body, publish)
