@@ -91,12 +91,18 @@ def verify(
     ledger: Annotated[str, typer.Option(help="The ledger's base URL, e.g. http://127.0.0.1:8103.")],
     public_key: Annotated[str, typer.Option(help="The ledger's did:key, the only thing trusted.")],
     tx: Annotated[list[str] | None, typer.Option(help="Check inclusion of these transactions only.")] = None,
-    replay: Annotated[bool, typer.Option(help="Replay every leaf and compare all balances.")] = False,
+    replay: Annotated[
+        bool,
+        typer.Option(help="Replay every leaf: authorisations, roles, policies, money; compare all balances."),
+    ] = False,
+    deep: Annotated[
+        bool, typer.Option(help="Replay, and check every device's signature too (ingest's own audit).")
+    ] = False,
 ) -> None:
-    """Verify a ledger over HTTP: checkpoint signatures, consistency, inclusion, optionally balances."""
+    """Verify a ledger over HTTP: checkpoint signatures, consistency, inclusion, optionally a full replay."""
     from services.ledger.verifier import run
 
-    raise typer.Exit(run(ledger, public_key, tx, replay))
+    raise typer.Exit(run(ledger, public_key, tx, replay, deep))
 
 
 @app.command()

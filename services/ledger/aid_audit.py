@@ -35,6 +35,10 @@ class AidAudit:
     def __init__(self) -> None:
         self._open: dict[str, _OpenGrant] = {}
 
+    def wallet_of(self, grant_id: str) -> str:
+        """The wallet of an open grant; raises `AidDiscrepancy` if there is none."""
+        return self._grant(grant_id).wallet
+
     def apply(self, record: Mapping[str, Any]) -> None:
         """Check one (authorisation-verified) record against the grants before it; raise `AidDiscrepancy`."""
         kind = record.get("type")

@@ -1,15 +1,23 @@
 """The chain verifier: checks a ledger with nothing but its HTTP API and the ledger's public key.
 
-``smartcity verify --ledger URL --public-key did:key:...`` walks every block from height 0:
+``smartcity verify --ledger URL --public-key did:key:...`` takes the latest signed checkpoint and walks every
+block from height 0:
 
 1. each header's signature by the expected key, and its link to the previous header (height,
    ``previous_hash``, growing tree);
-2. the RFC 9162 consistency proof between each pair of successive tree sizes;
-3. the inclusion of every transaction of the block (or only the ``--tx`` ones) in the latest checkpoint:
-   the record's bytes, hashed as a leaf, must prove into the latest root at the index the block says;
-4. with ``--replay``: each record's own authorisation (the signatures it carries) and its postings
-   balance; that AID moves only as its signed grant allows (`aid_audit`); then the balances it sums to for
-   every account, compared with ``/v1/accounts/{account}``.
+2. without ``--replay``: the RFC 9162 consistency proof between successive tree sizes, and the inclusion
+   of every transaction of a block (or only the ``--tx`` ones) in the latest checkpoint, from the record's
+   own bytes;
+3. with ``--replay``: every leaf, fetched in ranges (``/v1/leaves``, a thousand a request), hashed into the
+   tree: each block's root is recomputed from the leaves themselves (which proves inclusion and consistency
+   at once), and its transaction ids are the records' own. Each record is then replayed in leaf order
+   (`Replay`): its authorisation (attestations and signatures, the signers' roles at that point of the
+   chain), its money (postings exactly what the authorisation allows, the tx_id derived from it), a reward
+   within the policy it names and its caps, AID only as its grant allows. Finally the balances the chain
+   sums to are compared, account by account, with the API's balances as of the same checkpoint
+   (``/v1/balances?tree_size=``), so it works on a live ledger;
+4. with ``--deep`` too: every device's signature on its reading and every owner's on its registration, which
+   ingest checked and attested (the audit of ingest itself).
 
 It stops at the first discrepancy and names it (block, transaction, leaf index).
 """
@@ -19,19 +27,25 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from services.common import merkle, signing
+from services.common.policy import Policy
 from services.common.roles import Role
 from services.ledger import chain, payments
 from services.ledger.accounts import CURRENCIES, Posting, PostingError, check_postings
 from services.ledger.aid_audit import AidAudit
 from services.ledger.authority import Authority
-from services.ledger.transactions import REWARD, RejectedError, verify_reward
+from services.ledger.money import check_money
+from services.ledger.policies import POLICY, Caps, claim_of, parse_published
+from services.ledger.rewards import verify_reward
+from services.ledger.transactions import REWARD, RejectedError
+
+LEAVES_PER_REQUEST = 1000
 
 
 class Discrepancy(Exception):
@@ -49,6 +63,96 @@ class Report:
     balances: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
 
 
+@dataclass
+class Replay:
+    """What the chain's records say, folded in leaf order: who holds which role, the policies on the chain,
+    what each device and wallet was paid against the caps, and the AID grants."""
+
+    deep: bool = False
+    held: Authority = field(default_factory=Authority)
+    policies: dict[str, Policy] = field(default_factory=dict)
+    caps: Caps = field(default_factory=Caps)
+    aid: AidAudit = field(default_factory=AidAudit)
+
+    def apply(self, record: dict[str, Any]) -> None:
+        """Re-verify a record: its signatures and attestations, that its signers held their roles as of the
+        records before it, that its postings balance and are exactly what its authorisation allows, its
+        tx_id, and that a reward is within the policy it names and its caps; then fold it in. Raises
+        `Discrepancy` (or the AID audit's error)."""
+        try:
+            postings = [Posting(p["account"], p["currency"], p["amount"]) for p in record.get("postings", [])]
+            if postings:
+                check_postings(postings)
+            kind = record.get("type")
+            required: list[tuple[str, str]] = []
+            if kind == REWARD:
+                oracle, ingest = verify_reward(record["reward"], record["attestation"])
+                required = [(oracle, Role.REWARDS_ORACLE), (ingest, Role.INGEST_ATTESTOR)]
+                if self.deep:
+                    evidence = record["reward"]["evidence"]
+                    signing.verify(evidence["reading"], "device_id")
+                    signing.verify(evidence["registration"], "owner", remember=True)
+            elif kind == payments.TRANSFER:
+                signing.verify(record["transfer"], "from")
+            elif kind == payments.ISSUER:
+                signing.verify(record["command"], "issuer")
+                required = [(record["command"]["issuer"], Role.ISSUER)]
+            elif kind == POLICY:
+                policy = parse_published(record["policy"])
+                if policy.hash != record.get("policy_hash"):
+                    raise Discrepancy(
+                        f"it names policy {record.get('policy_hash')}, its document is {policy.hash}"
+                    )
+                required = [(record["policy"]["publisher"], Role.POLICY_PUBLISHER)]
+            for key, role in required:
+                if not self.held.holds(key, role):
+                    raise Discrepancy(f"{key} did not hold the {role} role when it was sealed")
+            check_money(record, self.aid.wallet_of)
+            if kind == REWARD:
+                claim = claim_of(record["reward"])
+                if (policy := self.policies.get(claim.policy_hash)) is None:
+                    raise Discrepancy(f"its policy {claim.policy_hash} is not on the chain before it")
+                self.caps.check_and_count(policy, claim)
+            elif kind == POLICY:
+                self.policies[policy.hash] = policy
+            self.held = self.held.apply(record)
+            self.aid.apply(record)
+        except (
+            PostingError,
+            RejectedError,
+            signing.SignatureError,
+            KeyError,
+            TypeError,
+            StopIteration,
+        ) as exc:
+            raise Discrepancy(f"its authorisation does not verify: {exc}") from exc
+
+
+class Frontier:
+    """The roots of the perfect subtrees of the leaves so far: the RFC 9162 root of any prefix of the log in
+    O(log n), from the leaves alone."""
+
+    def __init__(self) -> None:
+        self._nodes: list[tuple[int, bytes]] = []  # (size, hash), sizes strictly decreasing
+        self.size = 0
+
+    def append(self, leaf_hash: bytes) -> None:
+        node = (1, leaf_hash)
+        while self._nodes and self._nodes[-1][0] == node[0]:
+            size, left = self._nodes.pop()
+            node = (size * 2, merkle.node_hash(left, node[1]))
+        self._nodes.append(node)
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._nodes:
+            return merkle.EMPTY_ROOT
+        root = self._nodes[-1][1]
+        for _, left in reversed(self._nodes[:-1]):
+            root = merkle.node_hash(left, root)
+        return root
+
+
 async def _get(client: httpx.AsyncClient, path: str, **params: Any) -> httpx.Response:
     response = await client.get(path, params=params or None)
     if response.status_code != 200:
@@ -56,30 +160,41 @@ async def _get(client: httpx.AsyncClient, path: str, **params: Any) -> httpx.Res
     return response
 
 
-def check_authorisation(record: dict[str, Any], held: Authority) -> Authority:
-    """Re-verify the authorisation a record carries, that its signers held their roles in `held` (the
-    authority as of the records before it), and that its postings balance; return the authority after it.
-    Raises `Discrepancy`."""
-    postings = [Posting(p["account"], p["currency"], p["amount"]) for p in record.get("postings", [])]
-    try:
-        if postings:
-            check_postings(postings)
-        kind = record.get("type")
-        required: list[tuple[str, str]] = []
-        if kind == REWARD:
-            oracle, ingest = verify_reward(record["reward"], record["attestation"])
-            required = [(oracle, Role.REWARDS_ORACLE), (ingest, Role.INGEST_ATTESTOR)]
-        elif kind == payments.TRANSFER:
-            signing.verify(record["transfer"], "from")
-        elif kind == payments.ISSUER:
-            signing.verify(record["command"], "issuer")
-            required = [(record["command"]["issuer"], Role.ISSUER)]
-        for key, role in required:
-            if not held.holds(key, role):
-                raise Discrepancy(f"{key} did not hold the {role} role when it was sealed")
-        return held.apply(record)
-    except (PostingError, RejectedError, signing.SignatureError, KeyError, TypeError) as exc:
-        raise Discrepancy(f"its authorisation does not verify: {exc}") from exc
+async def _headers(
+    client: httpx.AsyncClient, latest: chain.BlockHeader, public_key: str
+) -> AsyncIterator[tuple[chain.BlockHeader | None, chain.BlockHeader, list[str]]]:
+    """Each block's verified header and transaction ids, from height 0 up to the latest checkpoint's."""
+    previous: chain.BlockHeader | None = None
+    for height in range(latest.height + 1):
+        body = (await _get(client, f"/v1/blocks/{height}")).json()
+        tx_ids = body.pop("tx_ids", [])
+        try:
+            header = chain.BlockHeader.from_json(body)
+            chain.verify_header(header, public_key)
+            chain.verify_link(previous, header)
+        except chain.ChainError as exc:
+            raise Discrepancy(f"block {height}: {exc}") from exc
+        first_leaf = previous.tree_size if previous else 0
+        if len(tx_ids) != header.tree_size - first_leaf:
+            raise Discrepancy(f"block {height}: lists {len(tx_ids)} transactions for leaves {first_leaf}..")
+        yield previous, header, tx_ids
+        previous = header
+    if previous != latest:
+        raise Discrepancy(f"block {latest.height} is not the latest checkpoint")
+
+
+async def _leaves(client: httpx.AsyncClient, start: int, end: int) -> AsyncIterator[bytes]:
+    """The exact bytes of leaves start..end-1, fetched in ranges."""
+    while start < end:
+        body = (
+            await _get(client, "/v1/leaves", start=start, end=min(end, start + LEAVES_PER_REQUEST))
+        ).content
+        lines = body.split(b"\n")[:-1] if body.endswith(b"\n") else body.split(b"\n")
+        if not lines or not body:
+            raise Discrepancy(f"/v1/leaves returned nothing from leaf {start}")
+        for line in lines:
+            yield line
+        start += len(lines)
 
 
 async def verify_ledger(
@@ -88,30 +203,31 @@ async def verify_ledger(
     *,
     tx_ids: Iterable[str] | None = None,
     replay: bool = False,
+    deep: bool = False,
 ) -> Report:
     """Verify the ledger behind `client` (see the module docstring); raise `Discrepancy` on the first fault."""
-    wanted = None if tx_ids is None else set(tx_ids)
     try:
         latest = chain.BlockHeader.from_json((await _get(client, "/v1/checkpoint")).json())
         chain.verify_header(latest, public_key)
     except chain.ChainError as exc:
         raise Discrepancy(f"latest checkpoint: {exc}") from exc
     report = Report(tree_size=latest.tree_size)
-    aid = AidAudit()
-    held = Authority()
-    previous: chain.BlockHeader | None = None
-    for height in range(latest.height + 1):
-        body = (await _get(client, f"/v1/blocks/{height}")).json()
-        tx_list = body.pop("tx_ids", [])
-        try:
-            header = chain.BlockHeader.from_json(body)
-            chain.verify_header(header, public_key)
-            chain.verify_link(previous, header)
-        except chain.ChainError as exc:
-            raise Discrepancy(f"block {height}: {exc}") from exc
-        first_leaf = previous.tree_size if previous else 0
-        if len(tx_list) != header.tree_size - first_leaf:
-            raise Discrepancy(f"block {height}: lists {len(tx_list)} transactions for leaves {first_leaf}..")
+    if replay:
+        await _replay(client, latest, public_key, report, deep)
+    else:
+        await _prove(client, latest, public_key, report, None if tx_ids is None else set(tx_ids))
+    return report
+
+
+async def _prove(
+    client: httpx.AsyncClient,
+    latest: chain.BlockHeader,
+    public_key: str,
+    report: Report,
+    wanted: set[str] | None,
+) -> None:
+    """Consistency between successive checkpoints and inclusion of the `wanted` transactions (all: None)."""
+    async for previous, header, tx_list in _headers(client, latest, public_key):
         if previous is not None and 0 < previous.tree_size < header.tree_size:
             proof = (
                 await _get(client, "/v1/consistency", first=previous.tree_size, second=header.tree_size)
@@ -126,66 +242,90 @@ async def verify_ledger(
                 )
             except (merkle.ProofError, ValueError) as exc:
                 raise Discrepancy(
-                    f"block {height}: not consistent with block {previous.height}: {exc}"
+                    f"block {header.height}: not consistent with block {previous.height}: {exc}"
                 ) from exc
+        first_leaf = previous.tree_size if previous else 0
         for offset, tx_id in enumerate(tx_list):
-            leaf_index = first_leaf + offset
-            if not replay and wanted is not None and tx_id not in wanted:
+            if wanted is not None and tx_id not in wanted:
                 continue
-            where = f"block {height}, transaction {tx_id} (leaf {leaf_index})"
+            leaf_index = first_leaf + offset
+            where = f"block {header.height}, transaction {tx_id} (leaf {leaf_index})"
             leaf = (await _get(client, f"/v1/transactions/{tx_id}")).content
-            if wanted is None or tx_id in wanted:
-                proof = (
-                    await _get(client, f"/v1/transactions/{tx_id}/proof", tree_size=latest.tree_size)
-                ).json()
-                if proof["leaf_index"] != leaf_index:
-                    raise Discrepancy(f"{where}: the proof puts it at leaf {proof['leaf_index']}")
-                path = [bytes.fromhex(h) for h in proof["audit_path"]]
-                try:
-                    merkle.verify_inclusion(
-                        merkle.leaf_hash(leaf), leaf_index, latest.tree_size, path, latest.root
-                    )
-                except (merkle.ProofError, ValueError) as exc:
-                    raise Discrepancy(
-                        f"{where}: its record is not the leaf the signed tree holds ({exc})"
-                    ) from exc
-                report.transactions_checked += 1
-            if replay:
-                try:
-                    record = json.loads(leaf)
-                    if record.get("tx_id") != tx_id:
-                        raise Discrepancy(f"the record names tx_id {record.get('tx_id')}")
-                    held = check_authorisation(record, held)
-                    aid.apply(record)
-                except (Discrepancy, ValueError, KeyError, TypeError) as exc:
-                    raise Discrepancy(f"{where}: {exc}") from exc
-                for p in record.get("postings", []):
-                    report.balances[p["account"]][p["currency"]] += p["amount"]
-        previous = header
-        report.blocks += 1
-    if replay:
-        await _compare_balances(client, report)
-    return report
-
-
-async def _compare_balances(client: httpx.AsyncClient, report: Report) -> None:
-    for account, replayed in sorted(report.balances.items()):
-        served = (await _get(client, f"/v1/accounts/{account}")).json()["balances"]
-        for currency in CURRENCIES:
-            if served.get(currency, 0) != replayed.get(currency, 0):
+            proof = (await _get(client, f"/v1/transactions/{tx_id}/proof", tree_size=latest.tree_size)).json()
+            if proof["leaf_index"] != leaf_index:
+                raise Discrepancy(f"{where}: the proof puts it at leaf {proof['leaf_index']}")
+            path = [bytes.fromhex(h) for h in proof["audit_path"]]
+            try:
+                merkle.verify_inclusion(
+                    merkle.leaf_hash(leaf), leaf_index, latest.tree_size, path, latest.root
+                )
+            except (merkle.ProofError, ValueError) as exc:
                 raise Discrepancy(
-                    f"account {account}: the API says {served.get(currency, 0)} micro-{currency}, "
-                    f"the sealed chain sums to {replayed.get(currency, 0)}"
+                    f"{where}: its record is not the leaf the signed tree holds ({exc})"
+                ) from exc
+            report.transactions_checked += 1
+        report.blocks += 1
+
+
+async def _replay(
+    client: httpx.AsyncClient, latest: chain.BlockHeader, public_key: str, report: Report, deep: bool
+) -> None:
+    """Every leaf into the tree and through the `Replay`, block by block; then the balances."""
+    frontier = Frontier()
+    replayed = Replay(deep=deep)
+    leaves = _leaves(client, 0, latest.tree_size)
+    async for _previous, header, tx_list in _headers(client, latest, public_key):
+        for tx_id in tx_list:
+            where = f"block {header.height}, transaction {tx_id} (leaf {frontier.size})"
+            try:
+                leaf = await anext(leaves)
+            except StopAsyncIteration:
+                raise Discrepancy(f"{where}: /v1/leaves ends before it") from None
+            frontier.append(merkle.leaf_hash(leaf))
+            try:
+                record = json.loads(leaf)
+                if record.get("tx_id") != tx_id:
+                    raise Discrepancy(f"the leaf is transaction {record.get('tx_id')}")
+                replayed.apply(record)
+            except (Discrepancy, ValueError, KeyError, TypeError) as exc:
+                raise Discrepancy(f"{where}: {exc}") from exc
+            for p in record.get("postings", []):
+                report.balances[p["account"]][p["currency"]] += p["amount"]
+            report.transactions_checked += 1
+        if frontier.root() != header.root:
+            raise Discrepancy(f"block {header.height}: its leaves do not hash to its signed root")
+        report.blocks += 1
+    await _compare_balances(client, report, latest.tree_size)
+
+
+async def _compare_balances(client: httpx.AsyncClient, report: Report, tree_size: int) -> None:
+    """The API's balances as of `tree_size`, account by account, against the replay's."""
+    served: dict[str, dict[str, int]] = {}
+    after = ""
+    while True:
+        page = (await _get(client, "/v1/balances", tree_size=tree_size, after=after)).json()
+        for item in page["accounts"]:
+            served[item["account"]] = item["balances"]
+        if page["next_after"] is None:
+            break
+        after = page["next_after"]
+    for account in sorted(set(served) | set(report.balances)):
+        replayed = report.balances.get(account, {})
+        for currency in CURRENCIES:
+            if served.get(account, {}).get(currency, 0) != replayed.get(currency, 0):
+                raise Discrepancy(
+                    f"account {account}: the API says {served.get(account, {}).get(currency, 0)} micro-"
+                    f"{currency} at tree size {tree_size}, the sealed chain sums to {replayed.get(currency, 0)}"
                 )
         report.accounts_compared += 1
 
 
-def run(ledger: str, public_key: str, tx_ids: list[str] | None, replay: bool) -> int:
+def run(ledger: str, public_key: str, tx_ids: list[str] | None, replay: bool, deep: bool = False) -> int:
     """The ``smartcity verify`` command: print what was checked, or the first discrepancy; the exit status."""
 
     async def main() -> Report:
         async with httpx.AsyncClient(base_url=ledger, timeout=30) as client:
-            return await verify_ledger(client, public_key, tx_ids=tx_ids, replay=replay)
+            return await verify_ledger(client, public_key, tx_ids=tx_ids, replay=replay or deep, deep=deep)
 
     try:
         report = asyncio.run(main())
@@ -197,7 +337,11 @@ def run(ledger: str, public_key: str, tx_ids: list[str] | None, replay: bool) ->
         return 2
     print(
         f"OK: {report.blocks} blocks signed by {public_key} and consistent, tree size {report.tree_size}, "
-        f"{report.transactions_checked} inclusion proofs verified"
-        + (f", {report.accounts_compared} accounts replayed and matching" if replay else "")
+        + (
+            f"{report.transactions_checked} records replayed, {report.accounts_compared} accounts matching"
+            if replay or deep
+            else f"{report.transactions_checked} inclusion proofs verified"
+        )
+        + (", every device signature checked" if deep else "")
     )
     return 0

@@ -1,0 +1,66 @@
+"""Ledger HTTP routes for auditors: leaves in ranges and balances as of a tree size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from services.common.http import Problem
+from services.ledger.api.routes import get_store
+from services.ledger.audit_reads import MAX_BALANCES, MAX_LEAVES, AuditReads
+from services.ledger.store import OutOfRangeError
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+
+NDJSON = "application/x-ndjson"
+MAX_INDEX = 2**62
+
+
+def get_reads(request: Request) -> AuditReads:
+    return AuditReads(get_store(request))
+
+
+@router.get(
+    "/leaves",
+    summary=f"The leaves start <= i < end, in order, at most {MAX_LEAVES}: one transaction record per line, "
+    "its exact JCS bytes (hash a line to get its leaf hash)",
+    response_class=Response,
+    responses={200: {"content": {NDJSON: {}}}},
+)
+async def leaves(
+    start: int = Query(..., ge=0, le=MAX_INDEX),
+    end: int = Query(..., ge=1, le=MAX_INDEX),
+    reads: AuditReads = Depends(get_reads),
+) -> Response:
+    try:
+        records = await reads.leaves(start, end)
+    except OutOfRangeError as exc:
+        raise Problem(400, "out-of-range", str(exc)) from exc
+    # JCS escapes every control character in strings, so a record never holds a raw line break.
+    return Response(b"".join(r + b"\n" for r in records), media_type=NDJSON)
+
+
+@router.get(
+    "/balances",
+    summary="Every account's balances as of a tree size: what the postings of its first tree_size leaves sum to",
+)
+async def balances(
+    tree_size: int = Query(..., ge=1, le=MAX_INDEX),
+    after: str = Query("", max_length=128, description="Accounts after this one (paging)."),
+    limit: int = Query(MAX_BALANCES, ge=1, le=MAX_BALANCES),
+    reads: AuditReads = Depends(get_reads),
+) -> dict[str, Any]:
+    try:
+        rows = await reads.balances_at(tree_size, after, limit)
+    except OutOfRangeError as exc:
+        raise Problem(400, "out-of-range", str(exc)) from exc
+    accounts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        accounts.setdefault(row.account, {})[row.currency] = row.balance
+    return {
+        "tree_size": tree_size,
+        "accounts": [{"account": a, "balances": b} for a, b in accounts.items()],
+        "next_after": next(reversed(accounts)) if len(accounts) == limit else None,
+    }

@@ -1,0 +1,228 @@
+"""The chain as an auditor sees it, on the real broker and PostgreSQL: roles rotated by root-signed records
+and obeyed by settlement, leaves and balances served in bulk, and a full replay that catches rows changed
+behind the ledger's back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from services.common import merkle, topics
+from services.common.kafka import KafkaProducer
+from services.common.roles import Role
+from services.common.settings import PlatformSettings
+from services.common.signing import Keypair, b64url_encode
+from services.ledger import chain
+from services.ledger.app import create_app
+from services.ledger.settings import LedgerSettings
+from services.ledger.verifier import Discrepancy, verify_ledger
+from tests.support.asgi import assert_problem
+from tests.support.factories import (
+    ORACLE,
+    TEST_ROLES,
+    policy_publication,
+    reward_records,
+    signed_reward,
+)
+from tests.support.topics import unique_group, values_with_keys
+
+pytestmark = pytest.mark.integration
+
+DEADLINE_S = 45
+T = TypeVar("T")
+
+
+async def until(probe: Callable[[], Awaitable[T | None]], what: str) -> T:
+    """Poll `probe` until it returns something truthy (a deadline, not a timing assertion)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not (value := await probe()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        await asyncio.sleep(0.1)
+    return value
+
+
+class Root:
+    """The city root key, signing authority commands with increasing nonces."""
+
+    def __init__(self) -> None:
+        self.key = Keypair.generate()
+        self.nonce = 0
+
+    def command(self, command: str, **args: Any) -> dict[str, Any]:
+        self.nonce += 1
+        return self.key.sign({"command": command, "root": self.key.did, "nonce": self.nonce, **args})
+
+
+@asynccontextmanager
+async def ledger(
+    platform: PlatformSettings, root: Root, issuer: Keypair
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    key = Keypair.generate()
+    settings = LedgerSettings(
+        signing_key=SecretStr(b64url_encode(key.seed)),
+        consumer_group=unique_group("ledger-audit"),
+        seal_interval_ms=50,
+        verify_workers=0,
+        root_key=root.key.did,
+        genesis_roles=TEST_ROLES,
+        issuer_keys=issuer.did,
+    )
+    app = create_app(platform, settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ledger") as client,
+    ):
+        yield client, key.did
+
+
+async def sealed(client: httpx.AsyncClient, wallet: str, count: int) -> bool:
+    items = (await client.get(f"/v1/accounts/{wallet}/transactions")).json()["transactions"]
+    return len(items) == count and all(i["leaf_index"] is not None for i in items)
+
+
+async def all_sealed(client: httpx.AsyncClient) -> bool:
+    store = client._transport.app.state.store  # type: ignore[attr-defined]
+    async with store.connection() as conn:
+        return await conn.fetchval("SELECT count(*) FROM pending") == 0
+
+
+async def test_a_rotated_oracle_key_is_refused_after_its_rotation_and_the_verifier_agrees(
+    platform_settings: PlatformSettings, kafka_bootstrap: str
+) -> None:
+    root, issuer = Root(), Keypair.generate()
+    new_oracle = Keypair.generate()
+    alice, bob = Keypair.generate(), Keypair.generate()
+    producer = KafkaProducer(kafka_bootstrap, "audit-test")
+    try:
+        async with ledger(platform_settings, root, issuer) as (client, ledger_key):
+            assert (await client.post("/v1/policies", json=policy_publication())).status_code == 201
+            await producer.send_batch(reward_records([signed_reward(alice, seq=1, amount=10)]))
+            await until(lambda: sealed(client, alice.did, 1), "the old oracle's reward before the rotation")
+
+            # Only the root key in force changes authority.
+            outsider = Root()
+            forged = outsider.command("grant-role", role="rewards-oracle", key=outsider.key.did)
+            assert_problem(await client.post("/v1/authority/commands", json=forged), 403)
+            rotation = [
+                root.command("grant-role", role="rewards-oracle", key=new_oracle.did),
+                root.command("revoke-role", role="rewards-oracle", key=ORACLE.did),
+            ]
+            for command in rotation:
+                response = await client.post("/v1/authority/commands", json=command)
+                assert response.status_code == 201, response.text
+            again = await client.post("/v1/authority/commands", json=rotation[0])
+            assert again.status_code == 200  # the same signed command: its original receipt
+            held = (await client.get("/v1/authority")).json()
+            assert held["root"] == root.key.did
+            assert held["roles"][Role.REWARDS_ORACLE] == [new_oracle.did]
+
+            # After the rotation: the old key's reward is refused, the new key's settles.
+            stale = signed_reward(bob, seq=1, amount=20)
+            fresh = signed_reward(bob, seq=2, amount=30)
+            await producer.send_batch(reward_records([stale]))
+            await producer.send_batch(reward_records([fresh], oracle=new_oracle))
+            await until(lambda: sealed(client, bob.did, 1), "the new oracle's reward")
+            [dead] = await values_with_keys(kafka_bootstrap, topics.REWARDS.dlq, {bob.did}, 1)
+            assert dead["reason"].startswith(f"role-not-held: {ORACLE.did}")
+            assert (await client.get(f"/v1/accounts/{bob.did}")).json()["balances"]["CITY"] == 30
+
+            # The root rotates itself; the old root can do nothing more.
+            new_root = Root()
+            rotate = root.command("rotate-root", new_root=new_root.key.did)
+            assert (await client.post("/v1/authority/commands", json=rotate)).status_code == 201
+            late = root.command("grant-role", role="issuer", key=root.key.did)
+            assert_problem(await client.post("/v1/authority/commands", json=late), 403)
+
+            await until(lambda: all_sealed(client), "everything to be sealed")
+            report = await verify_ledger(client, ledger_key, replay=True)
+            assert report.transactions_checked == report.tree_size
+    finally:
+        producer.close()
+
+
+async def test_the_replay_catches_money_and_roles_changed_in_the_database(
+    platform_settings: PlatformSettings,
+) -> None:
+    root, issuer = Root(), Keypair.generate()
+    alice, bob, mallory = Keypair.generate(), Keypair.generate(), Keypair.generate()
+    nonce = iter(range(1, 100))
+
+    def command(signer: Keypair, name: str, **args: Any) -> dict[str, Any]:
+        return signer.sign({"command": name, "issuer": signer.did, "nonce": next(nonce), **args})
+
+    async with ledger(platform_settings, root, issuer) as (client, ledger_key):
+        minted = await client.post(
+            "/v1/issuer/commands", json=command(issuer, "mint", to=alice.did, currency="CREDIT", amount=500)
+        )
+        assert minted.status_code == 201, minted.text
+        paid = alice.sign({"from": alice.did, "to": bob.did, "amount": 100, "currency": "CREDIT", "nonce": 1})
+        assert (await client.post("/v1/transfers", json=paid)).status_code == 201
+        await until(lambda: all_sealed(client), "everything to be sealed")
+        report = await verify_ledger(client, ledger_key, replay=True)
+        assert report.accounts_compared >= 3
+
+        # Leaves in ranges: the exact bytes the signed root is computed from.
+        checkpoint = chain.BlockHeader.from_json((await client.get("/v1/checkpoint")).json())
+        body = (await client.get("/v1/leaves", params={"start": 0, "end": checkpoint.tree_size})).content
+        leaves = body.split(b"\n")[:-1]
+        assert merkle.root_from_leaf_hashes([merkle.leaf_hash(x) for x in leaves]) == checkpoint.root
+        for params in ({"start": 0, "end": checkpoint.tree_size + 1}, {"start": 3, "end": 3}):
+            assert_problem(await client.get("/v1/leaves", params=params), 400)
+        assert_problem(await client.get("/v1/leaves", params={"start": -1, "end": 2}), 422)
+        assert_problem(await client.get("/v1/balances", params={"tree_size": 2**70}), 422)
+
+        store = client._transport.app.state.store  # type: ignore[attr-defined]
+        # A role given in the database, not on the chain: the ledger takes mallory's mint...
+        async with store.connection() as conn:
+            await conn.execute("INSERT INTO roles (role, key) VALUES ('issuer', $1)", mallory.did)
+        rogue = command(mallory, "mint", to=mallory.did, currency="CREDIT", amount=10**9)
+        assert (await client.post("/v1/issuer/commands", json=rogue)).status_code == 201
+        await until(lambda: all_sealed(client), "the rogue mint to be sealed")
+        # ...and the verifier, which knows roles only from the chain, names it.
+        with pytest.raises(Discrepancy, match=f"{mallory.did} did not hold the issuer role"):
+            await verify_ledger(client, ledger_key, replay=True)
+
+
+async def test_the_replay_catches_a_posting_multiplied_in_the_database(
+    platform_settings: PlatformSettings,
+) -> None:
+    root, issuer = Root(), Keypair.generate()
+    alice, bob = Keypair.generate(), Keypair.generate()
+    async with ledger(platform_settings, root, issuer) as (client, ledger_key):
+        mint = issuer.sign(
+            {
+                "command": "mint",
+                "issuer": issuer.did,
+                "nonce": 1,
+                "to": alice.did,
+                "currency": "CREDIT",
+                "amount": 500,
+            }
+        )
+        assert (await client.post("/v1/issuer/commands", json=mint)).status_code == 201
+        paid = alice.sign({"from": alice.did, "to": bob.did, "amount": 100, "currency": "CREDIT", "nonce": 1})
+        assert (await client.post("/v1/transfers", json=paid)).status_code == 201
+        await until(lambda: all_sealed(client), "everything to be sealed")
+        await verify_ledger(client, ledger_key, replay=True)
+
+        store = client._transport.app.state.store  # type: ignore[attr-defined]
+        async with store.connection() as conn:
+            await conn.execute(
+                "UPDATE postings SET amount = amount * 1000 WHERE account = $1 AND currency = 'CREDIT'",
+                bob.did,
+            )
+            await conn.execute(
+                "UPDATE balances SET balance = balance * 1000 WHERE account = $1 AND currency = 'CREDIT'",
+                bob.did,
+            )
+        assert (await client.get(f"/v1/accounts/{bob.did}")).json()["balances"]["CREDIT"] == 100_000
+        with pytest.raises(Discrepancy, match=f"account {bob.did}: the API says 100000 micro-CREDIT"):
+            await verify_ledger(client, ledger_key, replay=True)
