@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated
 
 import typer
@@ -49,6 +50,28 @@ def topics_create(
     for topic in ALL_TOPICS:
         state = "created" if topic.name in created else "exists"
         typer.echo(f"{topic.name}\tpartitions={topic.partitions}\tcleanup={topic.cleanup_policy}\t{state}")
+
+
+@topics_app.command("acls")
+def topics_acls(
+    passwords: Annotated[
+        str,
+        typer.Option(
+            envvar="SMARTCITY_KAFKA_PASSWORDS",
+            help='JSON {"ingest": "...", "rewards": "...", ...}: each service\'s SCRAM password.',
+        ),
+    ],
+) -> None:
+    """Create each service's SCRAM user and ACLs (it writes its own topics, reads what it consumes); run with
+    the broker's administrator credentials (KAFKA_SASL_*)."""
+    from services.common.kafka_access import apply
+
+    try:
+        done = apply(PlatformSettings().bootstrap_servers, json.loads(passwords))
+    except (ValueError, TypeError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    for line in done:
+        typer.echo(line)
 
 
 @topics_app.command("list")

@@ -29,6 +29,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from prometheus_client import Counter, Gauge
 
 from services.common import didkey, events, schemas, signing
+from services.common.kafka import client_security
 from services.common.topics import CONSENTS
 
 log = logging.getLogger(__name__)
@@ -219,6 +220,7 @@ class ConsentView:
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap_servers,
+                **client_security(),
                 # Required by the client even when assigning; never joined (no subscribe) nor committed.
                 "group.id": f"{client_id}-{uuid.uuid4().hex[:12]}",
                 "client.id": client_id,

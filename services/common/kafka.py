@@ -18,6 +18,7 @@ import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
@@ -25,10 +26,18 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from services.common import attestation, events, schemas
 from services.common.metrics import CONSUMER_BATCHES, CONSUMER_RECORDS, DLQ_RECORDS, PRODUCED_RECORDS
+from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.topics import Topic
 
 log = logging.getLogger(__name__)
+
+
+@cache
+def client_security() -> dict[str, str]:
+    """The librdkafka settings of this process's Kafka credentials (``KAFKA_SECURITY_PROTOCOL``,
+    ``KAFKA_SASL_*``), read from the environment once; every client of the platform includes them."""
+    return PlatformSettings().kafka_security()
 
 
 class BrokerUnavailableError(RuntimeError):
@@ -98,6 +107,7 @@ class KafkaProducer:
         self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap_servers,
+                **client_security(),
                 "client.id": client_id,
                 "enable.idempotence": True,
                 # The Java client's (and aiokafka's) partitioner, so every producer of a topic agrees on key -> partition.
@@ -186,7 +196,8 @@ class KafkaProducer:
 
 @dataclass(frozen=True)
 class IncomingRecord:
-    """A consumed record whose value parsed as JSON and fits its topic's schema."""
+    """A consumed record whose value parsed as JSON and fits its topic's schema (`value` is None where the
+    handler decodes and checks `raw` itself: see `BatchConsumer`'s `decode`)."""
 
     topic: str
     partition: int
@@ -261,7 +272,11 @@ class BatchConsumer:
         batch_size: int = 500,
         poll_timeout_s: float = 0.2,
         session_timeout_ms: int = 6000,
+        decode: bool = True,
     ) -> None:
+        """With `decode` False, values reach the handler undecoded (`raw`; `value` None): a handler that
+        decodes and validates them in worker processes must not pay for it twice here."""
+        self.decode = decode
         self.topic = topic
         self.group_id = group_id
         self.handler = handler
@@ -272,6 +287,7 @@ class BatchConsumer:
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap_servers,
+                **client_security(),
                 "group.id": group_id,
                 "client.id": group_id,
                 "enable.auto.commit": False,
@@ -344,9 +360,11 @@ class BatchConsumer:
                     log.warning("consumer error on %s: %s", self.topic.name, msg.error())
                 continue
             raw = msg.value()
+            value = None
             try:
-                value = events.decode_json(raw)
-                schemas.validate(self.topic, value)
+                if self.decode:
+                    value = events.decode_json(raw)
+                    schemas.validate(self.topic, value)
             except (ValueError, schemas.SchemaError) as exc:
                 reason = (
                     f"schema: {exc}" if isinstance(exc, schemas.SchemaError) else f"malformed JSON: {exc}"
@@ -398,7 +416,7 @@ def ensure_topics(
 
     Returns the names it created. Blocking; call it at start-up (or through `asyncio.to_thread`).
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, **client_security()})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     wanted = [
         NewTopic(t.name, num_partitions=t.partitions, replication_factor=replication_factor, config=t.config)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_KAFKA_PORT = 9092
@@ -39,10 +39,39 @@ class PlatformSettings(BaseSettings):
         default=6000, description="Consumer-group session timeout; joins take about half of it."
     )
     kafka_send_timeout_s: float = Field(default=10.0, description="Deadline for a broker acknowledgement.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
+        default="PLAINTEXT",
+        description="How clients meet the broker: SASL_SSL (or SASL_PLAINTEXT inside a private network) "
+        "where ACLs are enforced; the embedded development broker is PLAINTEXT on 127.0.0.1.",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = Field(
+        default=None,
+        description="The service's Kafka principal (User:<name>), whose ACLs say what it may do.",
+    )
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: str | None = Field(
+        default=None, description="CA certificate file the broker's TLS certificate is checked against."
+    )
 
     @property
     def data_dir(self) -> Path:
         return self.smartcity_data_dir.expanduser().resolve()
+
+    def kafka_security(self) -> dict[str, str]:
+        """librdkafka settings of the credentials above (empty for PLAINTEXT)."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return {}
+        config = {"security.protocol": self.kafka_security_protocol.lower()}
+        if self.kafka_security_protocol.startswith("SASL"):
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+            config["sasl.username"] = self.kafka_sasl_username or ""
+            config["sasl.password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+            )
+        if self.kafka_ssl_ca_location:
+            config["ssl.ca.location"] = self.kafka_ssl_ca_location
+        return config
 
     @property
     def bootstrap_servers(self) -> str:

@@ -1,7 +1,10 @@
-"""The one registry of Kafka topics: name, key, value schema, partitions and cleanup policy.
+"""The one registry of Kafka topics: name, key, value schema, partitions, cleanup policy, and which service
+writes and which reads each.
 
-Every producer, consumer, the topic bootstrap (`smartcity topics create`) and the tests use it, so a
-topic's contract lives in exactly one place. Value schemas are files under ``schemas/``.
+Every producer, consumer, the topic bootstrap (`smartcity topics create`), the Kafka ACLs (`acls`: each
+service writes only its own topics and reads only what it consumes, in docker-compose and as Strimzi
+KafkaUsers) and the tests use it, so a topic's contract lives in exactly one place. Value schemas are files
+under ``schemas/``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,17 @@ from typing import Literal
 
 CleanupPolicy = Literal["delete", "compact"]
 DLQ_SUFFIX = ".dlq.v1"
+
+INGEST, REWARDS_SERVICE, LEDGER, IDENTITY, DIRECTORY = "ingest", "rewards", "ledger", "identity", "directory"
+SERVICES = (INGEST, REWARDS_SERVICE, LEDGER, IDENTITY, DIRECTORY)
+CONSUMER_GROUPS: dict[str, str] = {
+    INGEST: "ingest",
+    REWARDS_SERVICE: "smartcity-rewards",
+    LEDGER: "ledger",
+    IDENTITY: "identity",
+    DIRECTORY: "directory",
+}
+"""The prefix of every consumer group (and Faust app id) a service uses: its ACLs allow groups by prefix."""
 
 
 @dataclass(frozen=True)
@@ -23,30 +37,69 @@ class Topic:
     partitions: int = 6
     cleanup_policy: CleanupPolicy = "delete"
     has_dlq: bool = False
+    writers: tuple[str, ...] = ()
+    """The services that produce to it."""
+    readers: tuple[str, ...] = ()
+    """The services that consume it (analysts and operators read with credentials of their own)."""
+    attested: bool = False
+    """Its records carry their writer's batch attestation (`services.common.attestation`), which its readers
+    check against the writer's role before anything takes effect."""
 
     @property
     def dlq(self) -> Topic:
-        """The dead-letter topic of this topic: same key, a DLQ envelope as value."""
+        """The dead-letter topic of this topic: same key, a DLQ envelope as value, written by its readers."""
         if not self.has_dlq:
             raise ValueError(f"{self.name} has no DLQ")
         base = self.name.removesuffix(".v1")
-        return Topic(name=base + DLQ_SUFFIX, key=self.key, schema="dlq.v1.json", partitions=1)
+        return Topic(
+            name=base + DLQ_SUFFIX, key=self.key, schema="dlq.v1.json", partitions=1, writers=self.readers
+        )
 
     @property
     def config(self) -> dict[str, str]:
         return {"cleanup.policy": self.cleanup_policy}
 
 
-READINGS = Topic("city.readings.v1", key="device id", schema="readings.v1.json", has_dlq=True)
-REWARDS = Topic("city.rewards.v1", key="wallet id", schema="rewards.v1.json", has_dlq=True)
-ZONE_STATS = Topic("city.zone-stats.v1", key="zone", schema="zone-stats.v1.json", partitions=3)
-# Keyed and partitioned as READINGS: the decision on readings partition p goes to partition p.
-REWARD_DECISIONS = Topic(
-    "city.reward-decisions.v1", key="device id", schema="reward-decisions.v1.json", partitions=6
+READINGS = Topic(
+    "city.readings.v1",
+    key="device id",
+    schema="readings.v1.json",
+    has_dlq=True,
+    attested=True,
+    writers=(INGEST,),
+    readers=(REWARDS_SERVICE,),
 )
-LEDGER_SETTLED = Topic("city.ledger.settled.v1", key="wallet id", schema="ledger-settled.v1.json")
+REWARDS = Topic(
+    "city.rewards.v1",
+    key="wallet id",
+    schema="rewards.v1.json",
+    has_dlq=True,
+    attested=True,
+    writers=(REWARDS_SERVICE,),
+    readers=(LEDGER,),
+)
+ZONE_STATS = Topic(
+    "city.zone-stats.v1", key="zone", schema="zone-stats.v1.json", partitions=3, writers=(REWARDS_SERVICE,)
+)
+# Keyed and partitioned as READINGS: the decision on readings partition p goes to partition p. The worker
+# reads it back: it is the changelog its state is rebuilt from.
+REWARD_DECISIONS = Topic(
+    "city.reward-decisions.v1",
+    key="device id",
+    schema="reward-decisions.v1.json",
+    partitions=6,
+    writers=(REWARDS_SERVICE,),
+    readers=(REWARDS_SERVICE,),
+)
+LEDGER_SETTLED = Topic(
+    "city.ledger.settled.v1", key="wallet id", schema="ledger-settled.v1.json", writers=(LEDGER,)
+)
 LEDGER_CHECKPOINTS = Topic(
-    "city.ledger.checkpoints.v1", key='"chain"', schema="ledger-checkpoints.v1.json", partitions=1
+    "city.ledger.checkpoints.v1",
+    key='"chain"',
+    schema="ledger-checkpoints.v1.json",
+    partitions=1,
+    writers=(LEDGER,),
 )
 CONSENTS = Topic(
     "city.consents.v1",
@@ -55,6 +108,8 @@ CONSENTS = Topic(
     partitions=3,
     cleanup_policy="compact",
     has_dlq=True,
+    writers=(IDENTITY,),
+    readers=(INGEST,),
 )
 MERCHANTS = Topic(
     "city.merchants.v1",
@@ -63,6 +118,9 @@ MERCHANTS = Topic(
     partitions=3,
     cleanup_policy="compact",
     has_dlq=True,
+    attested=True,
+    writers=(DIRECTORY,),
+    readers=(LEDGER,),
 )
 
 PRIMARY_TOPICS: tuple[Topic, ...] = (
@@ -84,3 +142,28 @@ def by_name(name: str) -> Topic:
         if topic.name == name:
             return topic
     raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Acl:
+    """One allowed operation of a service's Kafka principal (``User:<service>``)."""
+
+    resource: Literal["topic", "group"]
+    name: str
+    pattern: Literal["literal", "prefixed"]
+    operation: Literal["Write", "Read", "Describe"]
+
+
+def acls(service: str) -> list[Acl]:
+    """What `service` may do on the broker: write its topics, read what it consumes (and its groups)."""
+    granted: list[Acl] = []
+    for topic in ALL_TOPICS:
+        if service in topic.writers:
+            granted.append(Acl("topic", topic.name, "literal", "Write"))
+        if service in topic.readers:
+            granted.append(Acl("topic", topic.name, "literal", "Read"))
+        if service in topic.writers or service in topic.readers:
+            granted.append(Acl("topic", topic.name, "literal", "Describe"))
+    if any(service in topic.readers for topic in ALL_TOPICS):
+        granted.append(Acl("group", CONSUMER_GROUPS[service], "prefixed", "Read"))
+    return granted

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import Counter as CounterOf
 from collections import deque
@@ -53,7 +54,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from services.common import attestation
-from services.common.kafka import KafkaProducer, OutgoingRecord, attested
+from services.common.kafka import KafkaProducer, OutgoingRecord, attested, client_security
 from services.common.metrics import DLQ_RECORDS, exposition
 from services.common.policy import Policy, PolicyError, load_policy
 from services.common.roles import Role, service_key
@@ -117,6 +118,22 @@ BROKER_CHECK_TIMEOUT_S = 2.0
 
 Verifying = tuple[Sequence[Any], "asyncio.Future[Sequence[AcceptedReading | InvalidReading | None]]", float]
 """A batch taken: its events, the check of their signatures under way, and when it was taken."""
+
+
+def faust_credentials(platform: PlatformSettings) -> faust.SASLCredentials | None:
+    """Faust's (aiokafka's) credentials for the broker, from the same settings as every other client."""
+    if not platform.kafka_security_protocol.startswith("SASL"):
+        return None
+    context = None
+    if platform.kafka_security_protocol == "SASL_SSL":
+        context = ssl.create_default_context(cafile=platform.kafka_ssl_ca_location)
+    password = platform.kafka_sasl_password
+    return faust.SASLCredentials(
+        username=platform.kafka_sasl_username or "",
+        password=password.get_secret_value() if password else "",
+        mechanism=platform.kafka_sasl_mechanism,
+        ssl_context=context,
+    )
 
 
 def broker_urls(bootstrap_servers: str) -> list[str]:
@@ -212,6 +229,7 @@ def create_app(
         web_host=platform.bind_host,
         web_port=settings.web_port,
         datadir=str(datadir),
+        broker_credentials=faust_credentials(platform),
     )
     # The registry's name and partition count; raw bytes, since the processor decodes and encodes itself.
     readings_topic = app.topic(
@@ -424,7 +442,7 @@ def create_app(
     @app.page("/readyz")
     async def readyz(self: web.View, request: web.Request) -> web.Response:
         if not admin:
-            admin.append(AdminClient({"bootstrap.servers": platform.bootstrap_servers}))
+            admin.append(AdminClient({"bootstrap.servers": platform.bootstrap_servers, **client_security()}))
         checks = {
             "broker": await asyncio.to_thread(_broker_answers, admin[0]),
             "policy_on_chain": publisher.waiting_since is None,

@@ -16,6 +16,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from services.common import schemas
 from services.common.events import decode_json
+from services.common.kafka import client_security
 from services.common.topics import REWARD_DECISIONS
 from services.rewards.engine import Decision, State
 
@@ -32,6 +33,7 @@ def rebuild_state(
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap_servers,
+            **client_security(),
             "group.id": "smartcity-rewards-rebuild",  # never joined nor committed: partitions are assigned
             "enable.auto.commit": False,
             "enable.partition.eof": True,  # how the end of each partition is known

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from services.common import schemas
+from services.common import attestation, schemas, topics
 from services.common.events import cloudevent_headers
 from services.common.topics import ALL_TOPICS, PRIMARY_TOPICS
 from services.ingest.checks import Reason, Rejection
@@ -127,7 +127,9 @@ def test_compose_builds_one_image_and_creates_topics_before_the_services(compose
     assert set(SERVICES) <= set(built)
     assert len(set(built.values())) == 1, built
     topics = services["topics"]
-    assert topics["command"][:3] == ["smartcity", "topics", "create"]
+    assert topics["command"][:2] == ["sh", "-c"]
+    assert topics["command"][2].startswith("smartcity topics create ")
+    assert topics["command"][2].endswith("&& smartcity topics acls")
     assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert services["ledger"]["environment"]["LEDGER_SIGNING_KEY"]
     for name in ("kafka", "postgres"):
@@ -266,11 +268,22 @@ def test_k8s_service_matches_its_deployment(name: str) -> None:
 def test_k8s_secret_references_exist_in_the_secret_template() -> None:
     (secret,) = of_kind("Secret", K8S / "base")
     keys = set(secret["stringData"])
-    assert keys == {"DATABASE_URL", "LEDGER_SIGNING_KEY", "IDENTITY_CITY_KEY", "IDENTITY_WALLET_KEY"}
+    assert keys == {
+        "DATABASE_URL",
+        "LEDGER_SIGNING_KEY",
+        "IDENTITY_CITY_KEY",
+        "IDENTITY_WALLET_KEY",
+        "INGEST_ATTESTOR_KEY",
+        "REWARDS_ORACLE_KEY",
+        "DIRECTORY_PUBLISHER_KEY",
+    }
     for workload in [*service_deployments().values(), *of_kind("Job", K8S / "base")]:
         for env in container_of(workload).get("env", []):
             ref = env.get("valueFrom", {}).get("secretKeyRef")
-            if ref:
+            if ref and ref["name"] == workload["metadata"]["name"]:
+                # The Secret Strimzi's User Operator keeps the service's Kafka password in.
+                assert (env["name"], ref["key"], ref["optional"]) == ("KAFKA_SASL_PASSWORD", "password", True)
+            elif ref:
                 assert ref["name"] == secret["metadata"]["name"]
                 assert ref["key"] in keys, (workload["metadata"]["name"], ref["key"])
     ledger_env = {e["name"] for e in container_of(service_deployments()["ledger"])["env"]}
@@ -434,7 +447,8 @@ def test_asyncapi_messages_carry_the_topic_schema_key_and_cloudevents_headers(
         assert message["bindings"]["kafka"]["key"]["type"] == "string"
         headers = message["headers"]
         headers = resolve(asyncapi, headers["$ref"]) if "$ref" in headers else headers
-        assert set(headers["required"]) == ce_headers == set(headers["properties"])
+        expected = ce_headers | ({attestation.HEADER} if topic.attested else set())
+        assert set(headers["required"]) == expected == set(headers["properties"]), topic.name
 
 
 def test_asyncapi_schema_refs_point_to_existing_files(asyncapi: dict[str, Any]) -> None:
@@ -502,3 +516,44 @@ def test_asyncapi_mqtt_channels_describe_the_ingest_bridge(asyncapi: dict[str, A
         if {"name": "ingest"} in operation["tags"]
     }
     assert {("receive", READINGS_TOPIC), ("send", ACKS_TOPIC)} <= ingest
+
+
+def test_kafka_users_and_compose_credentials_follow_the_registrys_acls(compose: dict[str, Any]) -> None:
+    """Each service's KafkaUser allows exactly what the topic registry says it writes and reads, and each
+    service runs as that user in Kubernetes and in docker-compose (whose `topics` job applies the same ACLs
+    with `smartcity topics acls`)."""
+    users = {u["metadata"]["name"]: u for u in of_kind("KafkaUser", K8S / "kafka")}
+    assert set(users) == set(topics.SERVICES)
+    for service, user in users.items():
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "smartcity"
+        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+        declared = {
+            (a["resource"]["type"], a["resource"]["name"], a["resource"]["patternType"], operation)
+            for a in user["spec"]["authorization"]["acls"]
+            for operation in a["operations"]
+        }
+        expected = {
+            (acl.resource, acl.name, "prefix" if acl.pattern == "prefixed" else "literal", acl.operation)
+            for acl in topics.acls(service)
+        }
+        assert declared == expected, service
+        env = {e["name"]: e for e in container_of(service_deployments()[service])["env"]}
+        assert env["KAFKA_SASL_USERNAME"]["value"] == service
+        assert compose["services"][service]["environment"]["KAFKA_SASL_USERNAME"] == service
+    (kafka,) = of_kind("Kafka", K8S / "kafka")
+    assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
+    assert all(
+        listener["authentication"]["type"] == "scram-sha-512"
+        for listener in kafka["spec"]["kafka"]["listeners"]
+    )
+    assert compose["services"]["kafka"]["environment"]["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+
+
+def test_every_topic_has_a_writer_and_each_service_writes_only_its_own() -> None:
+    for topic in topics.ALL_TOPICS:
+        assert topic.writers, topic.name
+        assert set(topic.writers) | set(topic.readers) <= set(topics.SERVICES)
+    writes = {s: {a.name for a in topics.acls(s) if a.operation == "Write"} for s in topics.SERVICES}
+    assert writes["ingest"] == {"city.readings.v1", "city.consents.dlq.v1"}
+    assert writes["directory"] == {"city.merchants.v1"}
+    assert "city.rewards.v1" not in writes["ingest"] | writes["ledger"] | writes["directory"]
