@@ -25,6 +25,7 @@ checkable alone (a batch spans partitions and consumers), and a path is log-size
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,10 @@ MAX_BATCH = 1 << 20
 """Most records one statement may cover (a path is then at most 20 hashes)."""
 
 _STATEMENT_FIELDS = ("type", "topic", "signer", "root", "size", "sig")
+VERIFIED_MAX = 100_000
+"""Batch statements remembered as verified per process (least recently used ones are forgotten)."""
+
+_verified: OrderedDict[tuple[Any, ...], None] = OrderedDict()
 
 
 class AttestationError(ValueError):
@@ -157,8 +162,8 @@ def verify(attestation: Mapping[str, Any], topic: str, value: bytes) -> Attested
         raise AttestationError("wrong-topic", f"attested for {statement['topic']!r}, found on {topic!r}")
     if type(size) is not int or not 0 < size <= MAX_BATCH or type(index) is not int or not 0 <= index < size:
         raise AttestationError("bad-attestation", "size and index must be integers, 0 <= index < size")
-    if not isinstance(root, str) or not isinstance(path_text, str):
-        raise AttestationError("bad-attestation", "root and path must be strings")
+    if not all(isinstance(v, str) for v in (root, path_text, statement["signer"], statement["sig"])):
+        raise AttestationError("bad-attestation", "root, path, signer and sig must be strings")
     try:
         path_bytes = signing.b64url_decode(path_text)
         root_bytes = bytes.fromhex(root)
@@ -171,12 +176,27 @@ def verify(attestation: Mapping[str, Any], topic: str, value: bytes) -> Attested
         merkle.verify_inclusion(merkle.leaf_hash(value), index, size, path, root_bytes)
     except merkle.ProofError as exc:
         raise AttestationError("not-attested", f"the record is not the one attested: {exc}") from exc
+    _check_statement(statement)
+    return Attested(statement["signer"], statement)
+
+
+def _check_statement(statement: Mapping[str, Any]) -> None:
+    """Verify a batch statement's signature once: it recurs verbatim on each of its batch's records, so
+    one that verified is recognised by its fields (all of them, the signature's text included) without a
+    second Ed25519 check or canonicalisation. Nothing unverified is ever remembered."""
+    memo = tuple(statement[field] for field in _STATEMENT_FIELDS)
     try:
-        # One check per batch: the statement recurs verbatim on each of its records.
-        signing.verify(statement, "signer", remember=True)
+        _verified.move_to_end(memo)  # one call, so a concurrent eviction cannot slip in between
+        return
+    except KeyError:
+        pass
+    try:
+        signing.verify(statement, "signer")
     except signing.SignatureError as exc:
         raise AttestationError("bad-attestation-signature", f"the batch statement: {exc}") from exc
-    return Attested(statement["signer"], statement)
+    _verified[memo] = None
+    if len(_verified) > VERIFIED_MAX:
+        _verified.popitem(last=False)
 
 
 def verify_header(header: str | bytes | None, topic: str, value: bytes) -> Attested:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -83,6 +84,26 @@ def canonical_bytes(value: Any) -> bytes:
     if not data.isascii() or data[0] in _NUMBER_START or _SUSPECT_NUMBER.search(data):
         return reference_bytes(value)
     return data
+
+
+def object_bytes(members: Mapping[str, Any], encoded: Mapping[str, bytes]) -> bytes:
+    """RFC 8785 bytes of the object of `members` and `encoded` (members whose canonical bytes the caller has
+    already: spliced in, not encoded again). Every key of `encoded` must be ASCII.
+
+    JCS is compositional: an object's canonical form is its members' canonical forms in key order, so a large
+    member canonicalised once (a reward, to check its attestation) need not be scanned again as part of the
+    record that holds it.
+    """
+    if not encoded:
+        return canonical_bytes(dict(members))
+    if not all(key.isascii() for key in encoded) or set(encoded) & set(members):
+        raise ValueError("encoded members need distinct ASCII keys")
+    parts = {key: canonical_bytes(value) for key, value in members.items()}
+    if not all(key.isascii() for key in parts):
+        return canonical_bytes({**members, **{k: orjson.loads(v) for k, v in encoded.items()}})
+    parts.update(encoded)
+    # ASCII keys: UTF-16 code unit order is byte order.
+    return b"{" + b",".join(orjson.dumps(key) + b":" + parts[key] for key in sorted(parts)) + b"}"
 
 
 def _standard_library_bytes(value: Any) -> bytes:

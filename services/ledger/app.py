@@ -162,6 +162,7 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
                         producer=producer,
                         batch_size=settings.consumer_batch_size,
                         session_timeout_ms=platform.kafka_session_timeout_ms,
+                        decode=False,  # the verification workers decode and validate each reward
                     )
                     for _ in range(settings.consumers)
                 ]

@@ -33,7 +33,9 @@ def reading_envelope(reward: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def verify_reward(reward: Mapping[str, Any], oracle_attestation: Mapping[str, Any]) -> tuple[str, str]:
+def verify_reward(
+    reward: Mapping[str, Any], oracle_attestation: Mapping[str, Any], reward_bytes: bytes | None = None
+) -> tuple[str, str]:
     """Check that a (schema-valid) reward carries verifiable authorisation; return the keys it rests on,
     (rewards oracle, ingest attestor), whose roles the caller checks; raise `RejectedError` if not.
 
@@ -45,6 +47,7 @@ def verify_reward(reward: Mapping[str, Any], oracle_attestation: Mapping[str, An
 
     The device's and the owner's own signatures are not checked again: ingest's attestation covers the
     bytes that carry them, and they stay on the chain for an auditor (``smartcity verify --deep``).
+    `reward_bytes`, when the caller has them, are the reward's JCS bytes.
     """
     try:
         wallet = reward["wallet"]
@@ -62,7 +65,8 @@ def verify_reward(reward: Mapping[str, Any], oracle_attestation: Mapping[str, An
     except AccountError as exc:
         raise RejectedError("bad-wallet", f"{wallet!r} is not an Ed25519 did:key") from exc
     try:
-        oracle = attestation.verify(oracle_attestation, REWARDS.name, attestation.encode(reward)).signer
+        encoded = reward_bytes if reward_bytes is not None else attestation.encode(reward)
+        oracle = attestation.verify(oracle_attestation, REWARDS.name, encoded).signer
     except attestation.AttestationError as exc:
         raise RejectedError(f"reward-{exc.code}", exc.detail) from exc
     except signing.SignatureError as exc:
@@ -100,7 +104,11 @@ def reward_transaction(
     Raises `RejectedError` if the reward's authorisation does not verify (see `verify_reward`); the store
     checks the roles of the keys it rests on, and its claim under its policy, when it settles.
     """
-    oracle, ingest = verify_reward(reward, oracle_attestation)
+    try:
+        reward_bytes = attestation.encode(reward)
+    except signing.SignatureError as exc:
+        raise RejectedError("not-canonical", str(exc)) from exc
+    oracle, ingest = verify_reward(reward, oracle_attestation, reward_bytes)
     amount = reward["amount"]
     postings = [Posting(REWARDS_POOL, CITY, -amount), Posting(reward["wallet"], CITY, amount)]
     return build_transaction(
@@ -110,6 +118,6 @@ def reward_transaction(
         timestamp,
         requires=((oracle, Role.REWARDS_ORACLE), (ingest, Role.INGEST_ATTESTOR)),
         claim=claim_of(reward),
-        reward=dict(reward),
+        encoded={"reward": reward_bytes},  # canonicalised once, to check the oracle's attestation
         attestation=dict(oracle_attestation),
     )

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
-from services.common import attestation
+from services.common import attestation, schemas
 from services.common.events import decode_json, now_rfc3339
 from services.common.kafka import IncomingRecord, Rejection
+from services.common.topics import REWARDS
 from services.common.workers import WorkerPool
 from services.ledger import metrics
 from services.ledger.rewards import reward_transaction
 from services.ledger.store import LedgerStore
-from services.ledger.transactions import REWARD, RejectedError, Transaction
+from services.ledger.transactions import COMPACT_FIELDS, REWARD, RejectedError, Transaction
 
-Prepared = Transaction | tuple[str, str]
-"""A reward's transaction, or the (code, detail) of why it cannot settle."""
+Prepared = tuple[Any, ...] | tuple[str, str]
+"""A reward's transaction as `Transaction.compact` (seven fields), or the (code, detail) of why it cannot
+settle."""
 
 
 def prepare_rewards(records: list[tuple[bytes, str | None]], timestamp: str) -> list[Prepared]:
@@ -37,10 +40,18 @@ def prepare_rewards(records: list[tuple[bytes, str | None]], timestamp: str) -> 
     for raw, header in records:
         try:
             try:
+                reward = decode_json(raw)
+                schemas.validate(REWARDS, reward)
+            except ValueError as exc:  # a SchemaError is a ValueError
+                code = "schema" if isinstance(exc, schemas.SchemaError) else "malformed-json"
+                raise RejectedError(code, str(exc)) from exc
+            try:
                 oracle_attestation = attestation.parse(header)
             except attestation.AttestationError as exc:
                 raise RejectedError(f"reward-{exc.code}", exc.detail) from exc
-            prepared.append(reward_transaction(decode_json(raw), oracle_attestation, timestamp))
+            # Compact: it crosses back from a worker process, where a dataclass would cost more to unpickle
+            # than the rest of the ledger process's work on it.
+            prepared.append(reward_transaction(reward, oracle_attestation, timestamp).compact())
         except RejectedError as exc:
             prepared.append((exc.code, exc.detail))
     return prepared
@@ -74,8 +85,8 @@ class RewardSettler:
         ready: list[tuple[IncomingRecord, Transaction]] = []
         rejections: list[Rejection] = []
         for record, item in zip(records, await self._prepare(records, now_rfc3339()), strict=True):
-            if isinstance(item, Transaction):
-                ready.append((record, item))
+            if len(item) == COMPACT_FIELDS:
+                ready.append((record, Transaction.from_compact(item)))
             else:
                 metrics.REJECTIONS.labels(item[0]).inc()
                 rejections.append(Rejection(record, str(RejectedError(*item))))

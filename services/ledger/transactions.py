@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from services.common import merkle, signing
+from services.common import jcs, merkle, signing
 from services.ledger.accounts import (
     CITY,
     REWARDS_POOL,
@@ -27,6 +27,7 @@ from services.ledger.accounts import (
 if TYPE_CHECKING:
     from services.ledger.policies import RewardClaim
 
+COMPACT_FIELDS = 7
 GENESIS = "genesis"
 REWARD = "reward"
 TX_ID_DOMAIN = "smartcity/ledger"
@@ -71,6 +72,28 @@ class Transaction:
     claim: RewardClaim | None = None
     """What a reward claims under its policy, which the store checks against the settled caps."""
 
+    def compact(self) -> tuple[Any, ...]:
+        """The transaction as plain values (`COMPACT_FIELDS` of them), cheap to pickle across processes."""
+        postings = tuple((p.account, p.currency, p.amount) for p in self.postings)
+        claim = None if self.claim is None else tuple(getattr(self.claim, f.name) for f in fields(self.claim))
+        return (self.tx_id, self.type, postings, self.leaf, self.leaf_hash, self.requires, claim)
+
+    @classmethod
+    def from_compact(cls, values: tuple[Any, ...]) -> Transaction:
+        """The transaction of `compact`'s values."""
+        from services.ledger.policies import RewardClaim  # the claim's module imports this one
+
+        tx_id, tx_type, postings, leaf, leaf_hash, requires, claim = values
+        return cls(
+            tx_id,
+            tx_type,
+            tuple(Posting(*p) for p in postings),
+            leaf,
+            leaf_hash,
+            requires,
+            None if claim is None else RewardClaim(*claim),
+        )
+
     @cached_property
     def record(self) -> dict[str, Any]:
         """The transaction record (the JSON object whose JCS bytes are the leaf)."""
@@ -84,6 +107,7 @@ def build_transaction(
     timestamp: str,
     requires: Sequence[tuple[str, str]] = (),
     claim: RewardClaim | None = None,
+    encoded: Mapping[str, bytes] | None = None,
     **body: Any,
 ) -> Transaction:
     """Check the postings balance and build the record ``{tx_id, type, postings, **body, timestamp}``.
@@ -104,8 +128,8 @@ def build_transaction(
         "timestamp": timestamp,
     }
     try:
-        leaf = signing.canonical_bytes(record)
-    except signing.SignatureError as exc:
+        leaf = signing.canonical_bytes(record) if not encoded else jcs.object_bytes(record, encoded)
+    except (signing.SignatureError, jcs.CanonicalizationError) as exc:
         raise RejectedError("not-canonical", str(exc)) from exc
     return Transaction(tx_id, tx_type, tuple(postings), leaf, merkle.leaf_hash(leaf), tuple(requires), claim)
 

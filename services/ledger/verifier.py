@@ -25,17 +25,19 @@ It stops at the first discrepancy and names it (block, transaction, leaf index).
 from __future__ import annotations
 
 import asyncio
-import json
+import os
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 
 from services.common import merkle, signing
 from services.common.policy import Policy
 from services.common.roles import Role
+from services.common.workers import WorkerPool
 from services.ledger import chain, payments
 from services.ledger.accounts import CURRENCIES, Posting, PostingError, check_postings
 from services.ledger.aid_audit import AidAudit
@@ -46,6 +48,8 @@ from services.ledger.rewards import verify_reward
 from services.ledger.transactions import REWARD, RejectedError
 
 LEAVES_PER_REQUEST = 1000
+CHECK_CHUNK = 4000
+"""Records whose signatures are checked together (shared among the worker processes)."""
 
 
 class Discrepancy(Exception):
@@ -63,68 +67,83 @@ class Report:
     balances: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
 
 
+Authorised = list[tuple[str, str]] | str
+"""What `authorise` found in a record: the (key, role) pairs its signatures rest on, or why it fails."""
+
+
+def authorise(leaves: list[bytes], deep: bool) -> list[Authorised]:
+    """The signature and attestation checks of each record, which depend on nothing before it (pure, so a
+    pool of processes runs them side by side); roles, money, caps and grants are `Replay`'s, in order."""
+    found: list[Authorised] = []
+    for leaf in leaves:
+        try:
+            found.append(_signers(orjson.loads(leaf), deep))
+        except (RejectedError, signing.SignatureError, ValueError, KeyError, TypeError) as exc:
+            found.append(f"its authorisation does not verify: {exc}")
+    return found
+
+
+def _signers(record: dict[str, Any], deep: bool) -> list[tuple[str, str]]:
+    kind = record.get("type")
+    if kind == REWARD:
+        oracle, ingest = verify_reward(record["reward"], record["attestation"])
+        if deep:
+            evidence = record["reward"]["evidence"]
+            signing.verify(evidence["reading"], "device_id")
+            signing.verify(evidence["registration"], "owner", remember=True)
+        return [(oracle, Role.REWARDS_ORACLE), (ingest, Role.INGEST_ATTESTOR)]
+    if kind == payments.TRANSFER:
+        signing.verify(record["transfer"], "from")
+    elif kind == payments.ISSUER:
+        signing.verify(record["command"], "issuer")
+        return [(record["command"]["issuer"], Role.ISSUER)]
+    elif kind == POLICY:
+        policy = parse_published(record["policy"])
+        if policy.hash != record.get("policy_hash"):
+            raise RejectedError(
+                "policy-mismatch", f"its document is {policy.hash}, not {record.get('policy_hash')}"
+            )
+        return [(record["policy"]["publisher"], Role.POLICY_PUBLISHER)]
+    return []
+
+
 @dataclass
 class Replay:
     """What the chain's records say, folded in leaf order: who holds which role, the policies on the chain,
     what each device and wallet was paid against the caps, and the AID grants."""
 
-    deep: bool = False
     held: Authority = field(default_factory=Authority)
     policies: dict[str, Policy] = field(default_factory=dict)
     caps: Caps = field(default_factory=Caps)
     aid: AidAudit = field(default_factory=AidAudit)
 
-    def apply(self, record: dict[str, Any]) -> None:
-        """Re-verify a record: its signatures and attestations, that its signers held their roles as of the
-        records before it, that its postings balance and are exactly what its authorisation allows, its
-        tx_id, and that a reward is within the policy it names and its caps; then fold it in. Raises
-        `Discrepancy` (or the AID audit's error)."""
+    def apply(self, record: dict[str, Any], signers: Authorised) -> None:
+        """Fold in a record whose signatures `authorise` checked: its signers held their roles as of the
+        records before it, its postings balance and are exactly what its authorisation allows, its tx_id
+        derives from it, a reward is within the policy it names and its caps, AID moves as its grant allows.
+        Raises `Discrepancy` (or the AID audit's error)."""
+        if isinstance(signers, str):
+            raise Discrepancy(signers)
         try:
             postings = [Posting(p["account"], p["currency"], p["amount"]) for p in record.get("postings", [])]
             if postings:
                 check_postings(postings)
-            kind = record.get("type")
-            required: list[tuple[str, str]] = []
-            if kind == REWARD:
-                oracle, ingest = verify_reward(record["reward"], record["attestation"])
-                required = [(oracle, Role.REWARDS_ORACLE), (ingest, Role.INGEST_ATTESTOR)]
-                if self.deep:
-                    evidence = record["reward"]["evidence"]
-                    signing.verify(evidence["reading"], "device_id")
-                    signing.verify(evidence["registration"], "owner", remember=True)
-            elif kind == payments.TRANSFER:
-                signing.verify(record["transfer"], "from")
-            elif kind == payments.ISSUER:
-                signing.verify(record["command"], "issuer")
-                required = [(record["command"]["issuer"], Role.ISSUER)]
-            elif kind == POLICY:
-                policy = parse_published(record["policy"])
-                if policy.hash != record.get("policy_hash"):
-                    raise Discrepancy(
-                        f"it names policy {record.get('policy_hash')}, its document is {policy.hash}"
-                    )
-                required = [(record["policy"]["publisher"], Role.POLICY_PUBLISHER)]
-            for key, role in required:
+            for key, role in signers:
                 if not self.held.holds(key, role):
                     raise Discrepancy(f"{key} did not hold the {role} role when it was sealed")
             check_money(record, self.aid.wallet_of)
+            kind = record.get("type")
             if kind == REWARD:
                 claim = claim_of(record["reward"])
                 if (policy := self.policies.get(claim.policy_hash)) is None:
                     raise Discrepancy(f"its policy {claim.policy_hash} is not on the chain before it")
                 self.caps.check_and_count(policy, claim)
             elif kind == POLICY:
+                policy = parse_published(record["policy"])
                 self.policies[policy.hash] = policy
             self.held = self.held.apply(record)
             self.aid.apply(record)
-        except (
-            PostingError,
-            RejectedError,
-            signing.SignatureError,
-            KeyError,
-            TypeError,
-            StopIteration,
-        ) as exc:
+        except (PostingError, RejectedError, signing.SignatureError, KeyError, TypeError) as exc:
             raise Discrepancy(f"its authorisation does not verify: {exc}") from exc
 
 
@@ -204,8 +223,11 @@ async def verify_ledger(
     tx_ids: Iterable[str] | None = None,
     replay: bool = False,
     deep: bool = False,
+    pool: WorkerPool | None = None,
 ) -> Report:
-    """Verify the ledger behind `client` (see the module docstring); raise `Discrepancy` on the first fault."""
+    """Verify the ledger behind `client` (see the module docstring); raise `Discrepancy` on the first fault.
+
+    With `pool`, a replay checks the records' signatures in its worker processes."""
     try:
         latest = chain.BlockHeader.from_json((await _get(client, "/v1/checkpoint")).json())
         chain.verify_header(latest, public_key)
@@ -213,7 +235,7 @@ async def verify_ledger(
         raise Discrepancy(f"latest checkpoint: {exc}") from exc
     report = Report(tree_size=latest.tree_size)
     if replay:
-        await _replay(client, latest, public_key, report, deep)
+        await _replay(client, latest, public_key, report, deep, pool)
     else:
         await _prove(client, latest, public_key, report, None if tx_ids is None else set(tx_ids))
     return report
@@ -268,25 +290,34 @@ async def _prove(
 
 
 async def _replay(
-    client: httpx.AsyncClient, latest: chain.BlockHeader, public_key: str, report: Report, deep: bool
+    client: httpx.AsyncClient,
+    latest: chain.BlockHeader,
+    public_key: str,
+    report: Report,
+    deep: bool,
+    pool: WorkerPool | None,
 ) -> None:
-    """Every leaf into the tree and through the `Replay`, block by block; then the balances."""
+    """Every leaf into the tree and through the `Replay`, block by block; then the balances. The records'
+    signatures are checked a chunk ahead, in `pool`'s processes when there is one."""
     frontier = Frontier()
-    replayed = Replay(deep=deep)
-    leaves = _leaves(client, 0, latest.tree_size)
+    replayed = Replay()
+    chunks = _authorised_chunks(client, latest.tree_size, deep, pool)
+    pending: list[tuple[bytes, Authorised]] = []
     async for _previous, header, tx_list in _headers(client, latest, public_key):
         for tx_id in tx_list:
             where = f"block {header.height}, transaction {tx_id} (leaf {frontier.size})"
-            try:
-                leaf = await anext(leaves)
-            except StopAsyncIteration:
-                raise Discrepancy(f"{where}: /v1/leaves ends before it") from None
+            if not pending:
+                try:
+                    pending = list(reversed(await anext(chunks)))
+                except StopAsyncIteration:
+                    raise Discrepancy(f"{where}: /v1/leaves ends before it") from None
+            leaf, signers = pending.pop()
             frontier.append(merkle.leaf_hash(leaf))
             try:
-                record = json.loads(leaf)
+                record = orjson.loads(leaf)
                 if record.get("tx_id") != tx_id:
                     raise Discrepancy(f"the leaf is transaction {record.get('tx_id')}")
-                replayed.apply(record)
+                replayed.apply(record, signers)
             except (Discrepancy, ValueError, KeyError, TypeError) as exc:
                 raise Discrepancy(f"{where}: {exc}") from exc
             for p in record.get("postings", []):
@@ -296,6 +327,31 @@ async def _replay(
             raise Discrepancy(f"block {header.height}: its leaves do not hash to its signed root")
         report.blocks += 1
     await _compare_balances(client, report, latest.tree_size)
+
+
+async def _authorised_chunks(
+    client: httpx.AsyncClient, tree_size: int, deep: bool, pool: WorkerPool | None
+) -> AsyncIterator[list[tuple[bytes, Authorised]]]:
+    """Leaves in chunks with what `authorise` found in each, the next chunk fetched and checked while the
+    caller folds this one."""
+
+    async def check(leaves: list[bytes]) -> list[tuple[bytes, Authorised]]:
+        found = await pool.map(authorise, leaves, deep) if pool else authorise(leaves, deep)
+        return list(zip(leaves, found, strict=True))
+
+    leaves = _leaves(client, 0, tree_size)
+    chunk: list[bytes] = []
+    ahead: asyncio.Future[list[tuple[bytes, Authorised]]] | None = None
+    async for leaf in leaves:
+        chunk.append(leaf)
+        if len(chunk) == CHECK_CHUNK:
+            if ahead is not None:
+                yield await ahead
+            ahead, chunk = asyncio.ensure_future(check(chunk)), []
+    if ahead is not None:
+        yield await ahead
+    if chunk:
+        yield await check(chunk)
 
 
 async def _compare_balances(client: httpx.AsyncClient, report: Report, tree_size: int) -> None:
@@ -324,8 +380,15 @@ def run(ledger: str, public_key: str, tx_ids: list[str] | None, replay: bool, de
     """The ``smartcity verify`` command: print what was checked, or the first discrepancy; the exit status."""
 
     async def main() -> Report:
-        async with httpx.AsyncClient(base_url=ledger, timeout=30) as client:
-            return await verify_ledger(client, public_key, tx_ids=tx_ids, replay=replay or deep, deep=deep)
+        pool = WorkerPool(os.cpu_count() or 1) if replay or deep else None
+        try:
+            async with httpx.AsyncClient(base_url=ledger, timeout=30) as client:
+                return await verify_ledger(
+                    client, public_key, tx_ids=tx_ids, replay=replay or deep, deep=deep, pool=pool
+                )
+        finally:
+            if pool is not None:
+                pool.shutdown()
 
     try:
         report = asyncio.run(main())

@@ -299,6 +299,46 @@ def test_one_reward_per_valid_reading_and_a_dlq_record_per_bad_one(worker: Worke
     assert samples["smartcity_rewards_batch_duration_seconds_count"] >= 1
 
 
+def test_readings_an_outsider_writes_to_the_topic_are_dead_lettered_and_the_good_one_beside_them_decided(
+    worker: Worker, kafka_bootstrap: str
+):
+    """The attack: write access to the broker, a device nobody registered and no consent. Readings with no
+    attestation, or attested by the attacker's own key, earn nothing; an honest reading beside them does."""
+    outsider, honest = Device(), Device()
+    mallory = Keypair.generate()
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for seq in range(1, 6):
+        value = attestation.encode(outsider.envelope(seq))
+        [forged] = attestation.attest(mallory, READINGS.name, [value])
+        producer.produce(READINGS.name, key=outsider.did, value=value)
+        producer.produce(
+            READINGS.name, key=outsider.did, value=value, headers=[(attestation.HEADER, forged.encode())]
+        )
+    assert producer.flush(10) == 0
+    publisher = Publisher(kafka_bootstrap)
+    publisher.publish_envelope(honest, honest.envelope(1), "honest")
+    publisher.flush()
+
+    def arrived(messages: list[Message]) -> bool:
+        dead = [m for m in messages if m.topic() == READINGS.dlq.name and m.key().decode() == outsider.did]
+        decided = [
+            m for m in messages if m.topic() == REWARD_DECISIONS.name and m.key().decode() == honest.did
+        ]
+        return len(dead) >= 10 and len(decided) >= 1
+
+    messages = consume(kafka_bootstrap, [READINGS.dlq, REWARD_DECISIONS, REWARDS], arrived)
+    dead = [
+        json.loads(m.value())
+        for m in messages
+        if m.topic() == READINGS.dlq.name and m.key().decode() == outsider.did
+    ]
+    assert sorted(d["reason"].split(":")[0] for d in dead) == ["unattested"] * 5 + ["untrusted-attestor"] * 5
+    owners = {m.key().decode() for m in messages if m.topic() == REWARDS.name}
+    assert honest.owner.did in owners and outsider.owner.did not in owners
+    decided = {m.key().decode() for m in messages if m.topic() == REWARD_DECISIONS.name}
+    assert outsider.did not in decided
+
+
 def parse_metrics(text: str) -> dict[str, float]:
     """Prometheus text exposition as {'name{labels}': value}."""
     samples = {}

@@ -75,6 +75,8 @@ def test_what_is_refused_and_why() -> None:
     other_text = {**atts[0], "sig": reencoded_signatures(atts[0]["sig"])[0]}
     assert _code(other_text, TOPIC, values[0]) == "bad-attestation-signature"
     assert _code("not json", TOPIC, values[0]) == "bad-attestation"
+    for field in ("signer", "sig", "root", "path"):
+        assert _code({**atts[0], field: ["not", "a", "string"]}, TOPIC, values[0]) == "bad-attestation"
 
 
 def test_the_statement_is_checked_once_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 from typing import Any
 
 import pytest
@@ -12,9 +13,12 @@ from services.common import attestation, merkle, schemas, topics
 from services.common.signing import Keypair, canonical_bytes
 from services.ledger.accounts import REWARDS_POOL, TREASURY, Posting
 from services.ledger.rewards import reading_envelope, reward_transaction
+from services.ledger.settlement import prepare_rewards
 from services.ledger.transactions import (
+    COMPACT_FIELDS,
     GENESIS_TX_ID,
     RejectedError,
+    Transaction,
     build_transaction,
     derive_tx_id,
     genesis_transaction,
@@ -169,3 +173,20 @@ def test_unbalanced_postings_never_become_a_transaction() -> None:
             "reward", "0" * 64, [Posting(REWARDS_POOL, "CITY", -5), Posting(TREASURY, "CITY", 4)], NOW
         )
     assert caught.value.code == "bad-postings"
+
+
+def test_a_transaction_crosses_processes_as_plain_values() -> None:
+    reward = signed_reward(Keypair.generate())
+    tx = reward_transaction(reward, oracle_attested(reward), NOW)
+    again = Transaction.from_compact(pickle.loads(pickle.dumps(tx.compact())))
+    assert again == tx and again.claim == tx.claim and again.record == tx.record
+
+
+def test_the_settlement_workers_refuse_what_is_not_json_or_not_a_reward() -> None:
+    reward = signed_reward(Keypair.generate())
+    header = json.dumps(oracle_attested(reward))
+    good, bad_schema, bad_json = prepare_rewards(
+        [(attestation.encode(reward), header), (b'{"reward_id": 1}', header), (b"{not json", header)], NOW
+    )
+    assert len(good) == COMPACT_FIELDS
+    assert (bad_schema[0], bad_json[0]) == ("schema", "malformed-json")

@@ -45,7 +45,7 @@ async def test_a_dead_worker_fails_one_batch_and_the_pool_recovers() -> None:
     pool = WorkerPool(workers=1)
     try:
         first, second = await pool.map(prepare_rewards, raw, TS)
-        assert isinstance(first, Transaction) and first.record["reward"] == good
+        assert Transaction.from_compact(first).record["reward"] == good
         assert second[0] == "reading-not-attested"
         for pid in pool.pids:
             os.kill(pid, signal.SIGKILL)
@@ -63,7 +63,7 @@ async def test_a_batch_is_shared_across_workers_and_comes_back_in_order() -> Non
     pool = WorkerPool(workers=3)
     try:
         prepared = await pool.map(prepare_rewards, rewards_as_consumed(rewards), TS)
-        assert [tx.record["reward"] for tx in prepared] == rewards
+        assert [Transaction.from_compact(tx).record["reward"] for tx in prepared] == rewards
         assert len(pool.pids) == 3
         assert await pool.map(prepare_rewards, [], TS) == []
     finally:
