@@ -15,6 +15,7 @@ from services.common.settings import PlatformSettings
 from services.common.signing import Keypair, b64url_encode
 from services.common.topics import ALL_TOPICS
 from services.directory.cli import app as directory_app
+from services.ledger.authority_cli import app as authority_app
 
 app = typer.Typer(
     help="Smart-city platform: readings to micro-rewards on a verifiable ledger.", no_args_is_help=True
@@ -24,6 +25,7 @@ db_app = typer.Typer(help="Service databases.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
 app.add_typer(directory_app, name="directory")
+app.add_typer(authority_app, name="authority")
 
 DATABASE_SERVICES = ("ingest", "ledger", "identity", "directory")
 

@@ -12,9 +12,12 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+import uvicorn
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
-from services.common import merkle, topics
+from services.cli import app as cli
+from services.common import embedded, merkle, topics
 from services.common.kafka import KafkaProducer
 from services.common.roles import Role
 from services.common.settings import PlatformSettings
@@ -226,3 +229,39 @@ async def test_the_replay_catches_a_posting_multiplied_in_the_database(
         assert (await client.get(f"/v1/accounts/{bob.did}")).json()["balances"]["CREDIT"] == 100_000
         with pytest.raises(Discrepancy, match=f"account {bob.did}: the API says 100000 micro-CREDIT"):
             await verify_ledger(client, ledger_key, replay=True)
+
+
+async def test_the_authority_command_signs_where_the_root_key_is_and_the_ledger_obeys(
+    platform_settings: PlatformSettings,
+) -> None:
+    root, issuer = Root(), Keypair.generate()
+    auditor = Keypair.generate()
+    async with ledger(platform_settings, root, issuer) as (client, _ledger_key):
+        app = client._transport.app  # type: ignore[attr-defined]
+        port = embedded.free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+        )
+        serving = asyncio.create_task(server.serve())
+        try:
+            while not server.started:
+                await asyncio.sleep(0.05)
+            url = f"http://127.0.0.1:{port}"
+            env = {"SMARTCITY_ROOT_SEED": b64url_encode(root.key.seed)}
+
+            def run(*args: str) -> Any:
+                return CliRunner().invoke(cli, ["authority", *args, "--ledger", url], env=env)
+
+            granted = await asyncio.to_thread(run, "grant", "auditor", auditor.did)
+            assert granted.exit_code == 0, granted.output
+            assert (await client.get("/v1/authority")).json()["roles"]["auditor"] == [auditor.did]
+            revoked = await asyncio.to_thread(run, "revoke", "auditor", auditor.did)
+            assert revoked.exit_code == 0, revoked.output
+            assert "auditor" not in (await client.get("/v1/authority")).json()["roles"]
+            # Signed by a key that is not the root: refused, and the command says so.
+            env["SMARTCITY_ROOT_SEED"] = b64url_encode(Keypair.generate().seed)
+            refused = await asyncio.to_thread(run, "grant", "auditor", auditor.did)
+            assert refused.exit_code == 1 and "not-the-root" in refused.output
+        finally:
+            server.should_exit = True
+            await serving
