@@ -25,6 +25,10 @@ from services.common.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
 
+MAX_INT_PARAM = 2**62
+"""The largest integer any query or path parameter takes: every one is bounded, so a larger one is a 422, never
+an overflow in the database (a 500) nor a failure dressed as a 503."""
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://smartcity.example/problems/"
 

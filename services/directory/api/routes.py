@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.common.didkey import DidKeyError, decode
-from services.common.http import Problem, read_json_body, unavailable
+from services.common.http import MAX_INT_PARAM, Problem, read_json_body, unavailable
 from services.common.kafka import BrokerUnavailableError
 from services.common.signing import SignatureError
 from services.directory import hours, merchants
@@ -89,9 +89,10 @@ async def register_merchant(request: Request, response: Response) -> dict[str, A
 async def list_merchants(
     request: Request,
     limit: Annotated[
-        int | None, Query(ge=1, description="Page size (default and maximum: see settings).")
+        int | None,
+        Query(ge=1, le=MAX_INT_PARAM, description="Page size (default and maximum: see settings)."),
     ] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT_PARAM)] = 0,
     category: Annotated[str | None, Query(description=f"One of: {', '.join(CATEGORIES)}.")] = None,
 ) -> dict[str, Any]:
     settings: DirectorySettings = request.app.state.settings
@@ -230,7 +231,9 @@ Longitude = Annotated[float | None, Query(ge=-180, le=180)]
 Radius = Annotated[
     float | None, Query(gt=0, description="Only merchants this close (km); default from settings.")
 ]
-Limit = Annotated[int | None, Query(ge=1, description="Page size (default and maximum: see settings).")]
+Limit = Annotated[
+    int | None, Query(ge=1, le=MAX_INT_PARAM, description="Page size (default and maximum: see settings).")
+]
 At = Annotated[
     datetime | None,
     Query(description="The moment open_now refers to and shown for (RFC 3339 with offset); default: now."),

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.common import kinds
 from services.common.didkey import DidKeyError, decode
-from services.common.http import Problem, read_json_body
+from services.common.http import MAX_INT_PARAM, Problem, read_json_body
 from services.common.kafka import BrokerUnavailableError
 from services.ingest import devices
 from services.ingest.checks import Rejection
@@ -180,7 +180,7 @@ async def list_devices(
     owner: str | None = None,
     include_revoked: bool = False,
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_INT_PARAM),
 ) -> dict[str, Any]:
     if owner is not None:
         _check_did(owner)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from services.common.http import Problem
+from services.common.http import MAX_INT_PARAM, Problem
 from services.ledger.api.routes import get_store
 from services.ledger.audit_reads import MAX_BALANCES, MAX_LEAVES, AuditReads
 from services.ledger.store import OutOfRangeError
@@ -15,7 +15,6 @@ from services.ledger.store import OutOfRangeError
 router = APIRouter(prefix="/v1", tags=["audit"])
 
 NDJSON = "application/x-ndjson"
-MAX_INDEX = 2**62
 
 
 def get_reads(request: Request) -> AuditReads:
@@ -30,8 +29,8 @@ def get_reads(request: Request) -> AuditReads:
     responses={200: {"content": {NDJSON: {}}}},
 )
 async def leaves(
-    start: int = Query(..., ge=0, le=MAX_INDEX),
-    end: int = Query(..., ge=1, le=MAX_INDEX),
+    start: int = Query(..., ge=0, le=MAX_INT_PARAM),
+    end: int = Query(..., ge=1, le=MAX_INT_PARAM),
     reads: AuditReads = Depends(get_reads),
 ) -> Response:
     try:
@@ -47,7 +46,7 @@ async def leaves(
     summary="Every account's balances as of a tree size: what the postings of its first tree_size leaves sum to",
 )
 async def balances(
-    tree_size: int = Query(..., ge=1, le=MAX_INDEX),
+    tree_size: int = Query(..., ge=1, le=MAX_INT_PARAM),
     after: str = Query("", max_length=128, description="Accounts after this one (paging)."),
     limit: int = Query(MAX_BALANCES, ge=1, le=MAX_BALANCES),
     reads: AuditReads = Depends(get_reads),

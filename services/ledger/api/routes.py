@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from services.common import schemas, signing
 from services.common.events import now_rfc3339 as _now
-from services.common.http import Problem, read_json_body
+from services.common.http import MAX_INT_PARAM, Problem, read_json_body
 from services.ledger import payments
 from services.ledger.accounts import CITY, CURRENCIES, AccountError, Currency, check_account
 from services.ledger.store import LedgerStore, NotFoundError, OutOfRangeError, Receipt, Submission
@@ -131,7 +131,9 @@ async def account(wallet: str, store: LedgerStore = Depends(get_store)) -> dict[
 async def account_transactions(
     wallet: str,
     limit: int = Query(100, ge=1, le=1000),
-    before: int | None = Query(None, ge=1, description="Only transactions with seq < before (paging)."),
+    before: int | None = Query(
+        None, ge=1, le=MAX_INT_PARAM, description="Only transactions with seq < before (paging)."
+    ),
     store: LedgerStore = Depends(get_store),
 ) -> dict[str, Any]:
     items = await store.account_transactions(_account(wallet), limit, before)
@@ -148,7 +150,9 @@ async def checkpoint(store: LedgerStore = Depends(get_store)) -> dict[str, Any]:
 
 
 @router.get("/blocks/{height}", summary="A signed block header and the ids of its transactions in leaf order")
-async def block(height: int, store: LedgerStore = Depends(get_store)) -> dict[str, Any]:
+async def block(
+    height: int = Path(ge=0, le=MAX_INT_PARAM), store: LedgerStore = Depends(get_store)
+) -> dict[str, Any]:
     try:
         header, tx_ids = await store.block(height)
     except NotFoundError as exc:
@@ -174,7 +178,9 @@ async def transaction(tx_id: str, store: LedgerStore = Depends(get_store)) -> Re
 @router.get("/transactions/{tx_id}/proof", summary="Inclusion proof of a sealed transaction")
 async def inclusion_proof(
     tx_id: str,
-    tree_size: int | None = Query(None, description="Default: the latest checkpoint's tree size."),
+    tree_size: int | None = Query(
+        None, ge=1, le=MAX_INT_PARAM, description="Default: the latest checkpoint's tree size."
+    ),
     store: LedgerStore = Depends(get_store),
 ) -> dict[str, Any]:
     try:
@@ -194,7 +200,11 @@ async def inclusion_proof(
 @router.get(
     "/consistency", summary="Consistency proof between two tree sizes (1 <= first <= second <= latest)"
 )
-async def consistency(first: int, second: int, store: LedgerStore = Depends(get_store)) -> dict[str, Any]:
+async def consistency(
+    first: int = Query(ge=1, le=MAX_INT_PARAM),
+    second: int = Query(ge=1, le=MAX_INT_PARAM),
+    store: LedgerStore = Depends(get_store),
+) -> dict[str, Any]:
     try:
         proof = await store.consistency_proof(first, second)
     except OutOfRangeError as exc:
