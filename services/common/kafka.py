@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 import threading
 from collections import Counter
@@ -219,6 +220,15 @@ class Rejection:
 Handler = Callable[[list[IncomingRecord]], Awaitable[list[Rejection]]]
 
 
+DLQ_VALUE_MAX = 64 * 1024
+"""The largest source value a DLQ entry carries whole; above it, its first `DLQ_PREFIX` bytes, size and hash.
+Every DLQ entry then stays far below the broker's message size limit (1 MB by default), so dead-lettering a
+huge record cannot fail, and the consumer moves on."""
+DLQ_PREFIX = 1024
+DLQ_REASON_MAX = 2000
+DLQ_HEADER_MAX = 4096
+
+
 def dlq_record(
     topic: Topic,
     *,
@@ -230,26 +240,34 @@ def dlq_record(
     consumer: str,
     headers: list[tuple[str, bytes]] | None = None,
 ) -> OutgoingRecord:
-    """The dead-letter record for a message of `topic` that `consumer` could not process."""
+    """The dead-letter record for a message of `topic` that `consumer` could not process: bounded in size
+    whatever the message (`DLQ_VALUE_MAX`, `DLQ_REASON_MAX`, headers up to `DLQ_HEADER_MAX` each)."""
+    kept = raw if raw is None or len(raw) <= DLQ_VALUE_MAX else raw[:DLQ_PREFIX]
     text: str | None
     try:
-        text = raw.decode("utf-8") if raw is not None else None
+        text = kept.decode("utf-8") if kept is not None else None
         encoding = "utf-8"
     except UnicodeDecodeError:
-        text = base64.b64encode(raw or b"").decode("ascii")
+        text = base64.b64encode(kept or b"").decode("ascii")
         encoding = "base64"
+    reason = reason if len(reason) <= DLQ_REASON_MAX else reason[: DLQ_REASON_MAX - 1] + "…"
     envelope = {
         "reason": reason,
         "consumer": consumer,
         "source_topic": topic.name,
         "partition": partition,
         "offset": offset,
-        "key": (key or b"").decode("utf-8", "replace"),
+        "key": (key or b"")[:DLQ_HEADER_MAX].decode("utf-8", "replace"),
         "value": text,
         "value_encoding": encoding,
+        "value_size": len(raw or b""),
+        "value_sha256": hashlib.sha256(raw or b"").hexdigest(),
+        "value_truncated": kept is not raw,
         "failed_at": events.now_rfc3339(),
     }
-    original = [(k, v) for k, v in headers or [] if not k.startswith("dlq_")]
+    original = [
+        (k, v) for k, v in headers or [] if not k.startswith("dlq_") and len(v or b"") <= DLQ_HEADER_MAX
+    ]
     return OutgoingRecord(
         topic=topic.dlq,
         key=envelope["key"],

@@ -4,6 +4,7 @@ verifiable proofs out, bad rewards dead-lettered beside good ones."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -11,7 +12,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from pydantic import SecretStr
 
 from services.common import merkle, schemas, signing, topics
@@ -31,7 +32,7 @@ from tests.support.factories import (
     reward_records,
     signed_reward,
 )
-from tests.support.topics import unique_group
+from tests.support.topics import unique_group, values_with_keys
 
 pytestmark = pytest.mark.integration
 
@@ -296,3 +297,38 @@ async def test_rewards_settle_into_signed_blocks_with_verifiable_proofs(
             assert response.headers["content-type"] == "application/problem+json"
             assert response.json()["status"] == status and response.json()["detail"]
     producer.close()
+
+
+async def test_a_5_mb_record_is_dead_lettered_small_and_the_reward_beside_it_settles(
+    platform_settings: PlatformSettings, kafka_bootstrap: str
+) -> None:
+    settings = LedgerSettings(
+        consumer_group=unique_group("ledger-poison"), seal_interval_ms=50, genesis_roles=TEST_ROLES
+    )
+    alice, mallory = Keypair.generate(), Keypair.generate()
+    huge = b'{"reward_id": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    app = create_app(platform_settings, settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://ledger") as client,
+    ):
+        assert (await client.post("/v1/policies", json=policy_publication())).status_code == 201
+        big = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 10_000_000})
+        big.produce(topics.REWARDS.name, key=mallory.did, value=huge)
+        assert big.flush(30) == 0
+        producer = KafkaProducer(kafka_bootstrap, "ledger-poison-test")
+        try:
+            await publish(producer, [signed_reward(alice, seq=1, amount=42)])
+        finally:
+            producer.close()
+
+        async def paid() -> bool:
+            return (await client.get(f"/v1/accounts/{alice.did}")).json()["balances"]["CITY"] == 42
+
+        await until(paid, "the good reward to settle")
+        [dead] = await values_with_keys(kafka_bootstrap, topics.REWARDS.dlq, {mallory.did}, 1)
+        assert dead["reason"].startswith("schema")
+        assert (dead["value_size"], dead["value_truncated"]) == (len(huge), True)
+        assert dead["value_sha256"] == hashlib.sha256(huge).hexdigest()
+        assert (await client.get("/readyz")).status_code == 200

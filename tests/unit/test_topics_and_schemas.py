@@ -1,6 +1,9 @@
+import hashlib
+
 import pytest
 
 from services.common import schemas, topics
+from services.common.events import encode_json
 from services.common.kafka import dlq_record
 from services.common.schemas import SchemaError
 from services.common.signing import Keypair
@@ -45,6 +48,35 @@ def test_dlq_record_fits_its_schema():
     schemas.validate(record.topic, record.value)
     assert record.value["value_encoding"] == "base64"
     assert ("dlq_reason", b"malformed JSON") in record.headers
+
+
+def test_a_dlq_entry_of_a_huge_record_stays_small_and_names_what_it_was():
+    raw = b'{"reward_id": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    record = dlq_record(
+        topics.REWARDS,
+        key=b"wallet",
+        raw=raw,
+        partition=2,
+        offset=99,
+        reason="too large: " + "why " * 5000,
+        consumer="ledger",
+        headers=[("ce_id", b"1"), ("huge", b"h" * 100_000)],
+    )
+    schemas.validate(record.topic, record.value)
+    encoded = encode_json(record.value)
+    assert len(encoded) < 8 * 1024 and sum(len(v) for _, v in record.headers) < 8 * 1024
+    value = record.value
+    assert (value["value_size"], value["value_truncated"]) == (len(raw), True)
+    assert value["value_sha256"] == hashlib.sha256(raw).hexdigest()
+    assert raw.startswith(value["value"].encode()) and len(value["value"]) == 1024
+    assert len(value["reason"]) == 2000 and ("ce_id", b"1") in record.headers
+    assert "huge" not in dict(record.headers)
+    small = dlq_record(topics.REWARDS, key=None, raw=b"{}", partition=0, offset=0, reason="r", consumer="c")
+    assert (small.value["value"], small.value["value_truncated"], small.value["value_size"]) == (
+        "{}",
+        False,
+        2,
+    )
 
 
 def _reading(key: Keypair, **overrides):
