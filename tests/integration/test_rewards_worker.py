@@ -339,6 +339,37 @@ def test_readings_an_outsider_writes_to_the_topic_are_dead_lettered_and_the_good
     assert outsider.did not in decided
 
 
+def test_a_5_mb_reading_is_dead_lettered_small_and_the_readings_beside_it_decided(
+    worker: Worker, kafka_bootstrap: str
+):
+    device = Device()
+    huge = b'{"reading_id": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    big = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 10_000_000})
+    big.produce(READINGS.name, key=device.did, value=huge)
+    assert big.flush(30) == 0
+    publisher = Publisher(kafka_bootstrap)
+    for seq in (1, 2):
+        publisher.publish_envelope(device, device.envelope(seq), f"after-{seq}")
+    publisher.flush()
+
+    def arrived(messages: list[Message]) -> bool:
+        mine = [m for m in messages if m.key().decode() == device.did]
+        return (
+            sum(m.topic() == READINGS.dlq.name for m in mine) >= 1
+            and sum(m.topic() == REWARD_DECISIONS.name for m in mine) >= 2
+        )
+
+    messages = [
+        m
+        for m in consume(kafka_bootstrap, [READINGS.dlq, REWARD_DECISIONS], arrived)
+        if m.key().decode() == device.did
+    ]
+    [dead] = [json.loads(m.value()) for m in messages if m.topic() == READINGS.dlq.name]
+    assert (dead["value_size"], dead["value_truncated"]) == (len(huge), True)
+    assert sum(m.topic() == REWARD_DECISIONS.name for m in messages) == 2
+    assert httpx.get(f"{worker.url}/readyz", timeout=5).status_code == 200
+
+
 def parse_metrics(text: str) -> dict[str, float]:
     """Prometheus text exposition as {'name{labels}': value}."""
     samples = {}
