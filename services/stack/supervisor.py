@@ -17,14 +17,31 @@ from services.common.lifetime import die_with_parent
 log = logging.getLogger(__name__)
 
 
+RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+"""Waits before restarting a service that exited: one step further each time it exits again soon after a start."""
+STABLE_S = 60.0
+"""A service up this long is healthy again: its next exit waits the first step of the backoff."""
+
+
 @dataclass
 class ManagedProcess:
     name: str
     process: subprocess.Popen
     log_path: Path
+    argv: list[str] | None = None
+    """How to start it again (None: a process the supervisor cannot restart, like the embedded broker)."""
+    env: Mapping[str, str] | None = None
+    started_at: float = 0.0
+    restarts: int = 0
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def backoff_s(self, now: float) -> float:
+        """How long to wait before restarting it, now that it exited."""
+        if now - self.started_at >= STABLE_S:
+            return RESTART_BACKOFF_S[0]
+        return RESTART_BACKOFF_S[min(self.restarts, len(RESTART_BACKOFF_S) - 1)]
 
 
 class Supervisor:
@@ -35,7 +52,7 @@ class Supervisor:
         self.log_dir = log_dir
         self.children: list[ManagedProcess] = []
 
-    def start(self, name: str, argv: list[str], env: Mapping[str, str]) -> ManagedProcess:
+    def start(self, name: str, argv: list[str], env: Mapping[str, str], restarts: int = 0) -> ManagedProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as out:
@@ -48,10 +65,22 @@ class Supervisor:
                 start_new_session=True,
                 preexec_fn=die_with_parent,  # SIGTERM if the supervisor dies: none outlives it
             )
-        child = ManagedProcess(name, process, log_path)
+        child = ManagedProcess(name, process, log_path, list(argv), dict(env), time.monotonic(), restarts)
         self.children.append(child)
         log.info("started %s (pid %d), log %s", name, process.pid, log_path)
         return child
+
+    def restart(self, child: ManagedProcess) -> ManagedProcess:
+        """Start an exited child again, in its place in the start order (so stops stay in reverse order)."""
+        if child.argv is None or child.env is None:
+            raise ValueError(f"{child.name} cannot be restarted")
+        index = self.children.index(child)
+        self.children.remove(child)
+        restarts = 0 if time.monotonic() - child.started_at >= STABLE_S else child.restarts + 1
+        again = self.start(child.name, child.argv, child.env, restarts)
+        self.children.remove(again)
+        self.children.insert(index, again)
+        return again
 
     def adopt(self, name: str, process: subprocess.Popen, log_path: Path) -> None:
         """Take charge of a process started elsewhere (the embedded broker)."""

@@ -109,6 +109,13 @@ async def _wait_ready(specs: tuple[ServiceSpec, ...], supervisor: Supervisor, ti
 async def _show_progress(supervisor: Supervisor, console: Console, started: float) -> None:
     urls = {spec.name: spec.url for spec in SERVICES}
     interactive = console.is_terminal
+
+    def say(text: str) -> None:
+        if interactive:
+            console.print(text, markup=False)  # above the live table
+        else:
+            print(text, flush=True)
+
     previous: progress.Snapshot | None = None
     async with httpx.AsyncClient(timeout=2) as client:
         live = Live(console=console, refresh_per_second=2, transient=False) if interactive else None
@@ -116,11 +123,25 @@ async def _show_progress(supervisor: Supervisor, console: Console, started: floa
             if live:
                 live.start()
             last_line = 0.0
+            restart_at: dict[str, float] = {}
             while True:
-                if dead := supervisor.exited():
-                    raise StartupError(
-                        f"{dead[0].name} exited with {dead[0].process.returncode}; see {dead[0].log_path}"
-                    )
+                for dead in supervisor.exited():
+                    if dead.argv is None:  # the embedded broker: every topic is gone with it
+                        raise StartupError(
+                            f"{dead.name} exited with {dead.process.returncode}; see {dead.log_path}"
+                        )
+                    now = time.monotonic()
+                    if dead.name not in restart_at:
+                        wait_s = dead.backoff_s(now)
+                        restart_at[dead.name] = now + wait_s
+                        say(
+                            f"{dead.name} exited with {dead.process.returncode}; restarting it in {wait_s:.0f}s"
+                            f" (see {dead.log_path})"
+                        )
+                    elif now >= restart_at[dead.name]:
+                        del restart_at[dead.name]
+                        again = supervisor.restart(dead)
+                        say(f"{dead.name} restarted (pid {again.process.pid})")
                 snap = await progress.collect(client, urls, previous)
                 previous = snap
                 uptime = time.monotonic() - started

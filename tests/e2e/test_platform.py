@@ -290,6 +290,38 @@ def test_consent_granted_and_revoked_through_identity_is_obeyed_by_ingest(platfo
         assert _verdict(http, platform, next(readings)) == "no_consent"
 
 
+def test_a_killed_ledger_is_restarted_and_settlement_goes_on_verifiably(platform: Platform):
+    ledger_url = platform.url("LEDGER_PORT")
+    parent = psutil.Process(platform.process.pid)
+    [ledger] = [p for p in parent.children() if "services.ledger" in " ".join(p.cmdline())]
+    with httpx.Client(timeout=10) as http:
+        before = http.get(f"{ledger_url}/v1/checkpoint").json()["tree_size"]
+        os.killpg(ledger.pid, signal.SIGKILL)  # the ledger and its verification workers, mid-stream
+        platform.wait_for_line(lambda line: line.startswith("ledger exited with -9; restarting it"), 30)
+        restarted = platform.wait_for_line(lambda line: line.startswith("ledger restarted"), 60)
+        assert str(ledger.pid) not in restarted
+        deadline = time.monotonic() + 120
+        while True:  # the simulator's readings keep earning, and the restarted ledger settles them
+            try:
+                checkpoint = http.get(f"{ledger_url}/v1/checkpoint").json()
+                if checkpoint["tree_size"] > before:
+                    break
+            except httpx.HTTPError:
+                pass  # not listening yet
+            assert time.monotonic() < deadline, "the restarted ledger settled nothing"
+            time.sleep(1)
+    command = ["verify", "--ledger", ledger_url, "--public-key", checkpoint["public_key"], "--replay"]
+    verified = subprocess.run(
+        [sys.executable, "-m", "services", *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.startswith("OK: ")
+    assert platform.process.poll() is None  # the platform went on
+
+
 def test_ctrl_c_stops_every_process(platform: Platform):
     parent = psutil.Process(platform.process.pid)
     children = parent.children(recursive=True)
