@@ -6,6 +6,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.common.gc_tuning import tune_for_throughput
+from services.common.http_server import with_header_timeout
 from services.common.logs import configure_logging
 from services.common.settings import PlatformSettings
 
@@ -21,4 +22,6 @@ def serve(app: FastAPI, service: str, settings: PlatformSettings, port: int) -> 
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
+        # Closes connections whose request headers are late (slowloris).
+        http=with_header_timeout(settings.http_header_timeout_s),
     )

@@ -39,6 +39,9 @@ class PlatformSettings(BaseSettings):
         default=6000, description="Consumer-group session timeout; joins take about half of it."
     )
     kafka_send_timeout_s: float = Field(default=10.0, description="Deadline for a broker acknowledgement.")
+    http_header_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long an HTTP client may take to send a request's headers."
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
         default="PLAINTEXT",
         description="How clients meet the broker: SASL_SSL (or SASL_PLAINTEXT inside a private network) "
