@@ -190,20 +190,32 @@ def _finite_float(text: str) -> float:
     return value
 
 
-async def read_json_body(request: Request, max_bytes: int) -> Any:
+BODY_TIMEOUT_S = 30.0
+"""How long a client may take to send a request's body: a body trickled slower is a 408, and its connection is
+freed (the headers have their own deadline, `services.common.http_server`)."""
+
+
+async def read_json_body(request: Request, max_bytes: int, timeout_s: float = BODY_TIMEOUT_S) -> Any:
     """The request body parsed as strict JSON, whatever its content type: a 413 problem past `max_bytes`,
-    a 400 problem if it is not JSON. For routes that need the exact object sent (signed objects)."""
+    a 408 problem if it takes longer than `timeout_s` to arrive, a 400 problem if it is not JSON. For routes
+    that need the exact object sent (signed objects)."""
     too_large = Problem(413, "body-too-large", f"The request body exceeds {max_bytes} bytes.")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise too_large
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise Problem(
+            408, "body-timeout", f"The request body did not arrive within {timeout_s:g} s."
+        ) from exc
     try:
         return loads_strict(b"".join(chunks))
     except ValueError as exc:
