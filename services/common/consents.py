@@ -166,19 +166,26 @@ class ConsentBook:
     """
 
     def __init__(self) -> None:
-        # Per key, the order of the change in force and what `allows` needs of it: None = not granted,
-        # granted without end (a `_FOREVER` until) or until a time.
-        self._latest: dict[tuple[str, str, str], tuple[tuple[datetime, int, str], datetime | None]] = {}
+        # Per key, the order of the change in force (its time, revocation after grant), what `allows` needs
+        # of it (None = not granted, else granted until a time, `_FOREVER` without end) and its signed object.
+        self._latest: dict[
+            tuple[str, str, str], tuple[tuple[datetime, int], datetime | None, Mapping[str, Any]]
+        ] = {}
 
     def apply(self, change: ConsentChange) -> bool:
         """Fold one change in; True if it is now the one in force (it was signed after the one before)."""
         key = (change.subject, change.category, change.grantee)
-        order = (change.issued_at, 0 if change.status == "granted" else 1, signing.object_id(change.signed))
+        order = (change.issued_at, 0 if change.status == "granted" else 1)
         current = self._latest.get(key)
-        if current is not None and current[0] >= order:
+        # Only a tie on time and kind needs the object ids: canonicalising every change would cost more than
+        # the rest of the fold.
+        if current is not None and (
+            current[0] > order
+            or (current[0] == order and signing.object_id(current[2]) >= signing.object_id(change.signed))
+        ):
             return False
         granted = (change.until or _FOREVER) if change.status == "granted" else None
-        self._latest[key] = (order, granted)
+        self._latest[key] = (order, granted, change.signed)
         return True
 
     def allows(self, subject: str, category: str, grantee: str = CITY, now: datetime | None = None) -> bool:
@@ -189,7 +196,7 @@ class ConsentBook:
         return (now or datetime.now(UTC)) < current[1]
 
     def __len__(self) -> int:
-        return sum(1 for _, granted in self._latest.values() if granted is not None)
+        return sum(1 for _, granted, _ in self._latest.values() if granted is not None)
 
 
 _FOREVER = datetime.max.replace(tzinfo=UTC)

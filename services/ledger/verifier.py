@@ -35,7 +35,7 @@ import httpx
 import orjson
 
 from services.common import merkle, signing
-from services.common.policy import Policy
+from services.common.policy import Policy, PolicyError, parse_policy
 from services.common.roles import Role
 from services.common.workers import WorkerPool
 from services.ledger import chain, payments
@@ -138,12 +138,12 @@ class Replay:
                 if (policy := self.policies.get(claim.policy_hash)) is None:
                     raise Discrepancy(f"its policy {claim.policy_hash} is not on the chain before it")
                 self.caps.check_and_count(policy, claim)
-            elif kind == POLICY:
-                policy = parse_published(record["policy"])
+            elif kind == POLICY:  # its signature is `authorise`'s, already checked
+                policy = parse_policy(record["policy"]["document"], "the policy document")
                 self.policies[policy.hash] = policy
             self.held = self.held.apply(record)
             self.aid.apply(record)
-        except (PostingError, RejectedError, signing.SignatureError, KeyError, TypeError) as exc:
+        except (PostingError, PolicyError, RejectedError, signing.SignatureError, KeyError, TypeError) as exc:
             raise Discrepancy(f"its authorisation does not verify: {exc}") from exc
 
 

@@ -5,10 +5,9 @@ behind the ledger's back."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -35,21 +34,9 @@ from tests.support.factories import (
     signed_reward,
 )
 from tests.support.topics import unique_group, values_with_keys
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
-
-DEADLINE_S = 45
-T = TypeVar("T")
-
-
-async def until(probe: Callable[[], Awaitable[T | None]], what: str) -> T:
-    """Poll `probe` until it returns something truthy (a deadline, not a timing assertion)."""
-    deadline = time.monotonic() + DEADLINE_S
-    while not (value := await probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.1)
-    return value
 
 
 class Root:

@@ -7,8 +7,8 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -33,23 +33,11 @@ from tests.support.factories import (
     signed_reward,
 )
 from tests.support.topics import unique_group, values_with_keys
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
 DEADLINE_S = 45
-T = TypeVar("T")
-
-
-async def until(probe: Callable[[], Awaitable[T | None]], what: str) -> T:
-    """Poll `probe` until it returns something truthy (a deadline, not a timing assertion)."""
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def read_topic(bootstrap: str, topic: Topic, enough: Callable[[list[Any]], bool]) -> list[tuple[str, Any]]:

@@ -5,7 +5,6 @@ processes, and the verifier on a good and on a tampered chain."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,10 +25,9 @@ from services.ledger.verifier import Discrepancy, verify_ledger
 from tests.support.asgi import assert_problem
 from tests.support.factories import DIRECTORY, TEST_ROLES, reencoded
 from tests.support.topics import unique_group, values_with_keys
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
-
-DEADLINE_S = 45
 
 
 class Issuer:
@@ -54,16 +52,6 @@ def in_seconds(seconds: float) -> str:
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
     )
-
-
-async def until(probe: Any, what: str) -> Any:
-    """Poll `probe` until it returns something truthy (a deadline, not a timing assertion)."""
-    deadline = time.monotonic() + DEADLINE_S
-    while not (value := await probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.1)
-    return value
 
 
 @asynccontextmanager

@@ -8,16 +8,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from services.common.events import now_rfc3339 as _now
-from services.common.http import Problem
 from services.ledger import authority
-from services.ledger.api.routes import REJECTION_STATUS, body_doc, get_store, receipt_json, signed_body
+from services.ledger.api.routes import answered, body_doc, get_store, rejection, signed_body
 from services.ledger.store import LedgerStore
 from services.ledger.transactions import RejectedError
 
 router = APIRouter(prefix="/v1", tags=["authority"])
 
 AUTHORITY_SCHEMA = "authority-commands.v1.json"
-AUTHORITY_STATUS = {"not-the-root": 403, "no-root": 409, "not-held": 409, "unknown-role": 422, "bad-key": 422}
 
 
 @router.get("/authority", summary="The root key and every role's holders in force (the fold of the chain)")
@@ -40,7 +38,5 @@ async def authority_command(request: Request, response: Response) -> dict[str, A
             body, tx_id, lambda held, last: authority.plan_command(body, held, last, now)
         )
     except RejectedError as exc:
-        status = AUTHORITY_STATUS.get(exc.code) or REJECTION_STATUS.get(exc.code, 409)
-        raise Problem(status, exc.code, exc.detail) from exc
-    response.status_code = 201 if receipt.created else 200
-    return receipt_json(receipt)
+        raise rejection(exc) from exc
+    return answered(response, receipt)

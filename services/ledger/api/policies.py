@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from services.common.events import now_rfc3339 as _now
 from services.common.http import Problem
-from services.ledger.api.routes import REJECTION_STATUS, body_doc, get_store, receipt_json, signed_body
+from services.ledger.api.routes import answered, body_doc, get_store, rejection, signed_body
 from services.ledger.policies import policy_transaction
 from services.ledger.store import LedgerStore, NotFoundError
 from services.ledger.transactions import RejectedError
@@ -18,7 +18,6 @@ from services.ledger.transactions import RejectedError
 router = APIRouter(prefix="/v1", tags=["policies"])
 
 PUBLICATION_SCHEMA = "policy-publications.v1.json"
-POLICY_STATUS = {"bad-policy": 422, "role-not-held": 403}
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -35,10 +34,8 @@ async def publish_policy(request: Request, response: Response) -> dict[str, Any]
         tx, policy = policy_transaction(body, _now())
         receipt = await get_store(request).submit_policy(tx, policy)
     except RejectedError as exc:
-        status = POLICY_STATUS.get(exc.code) or REJECTION_STATUS.get(exc.code, 409)
-        raise Problem(status, exc.code, exc.detail) from exc
-    response.status_code = 201 if receipt.created else 200
-    return {**receipt_json(receipt), "policy_hash": policy.hash, "version": policy.version}
+        raise rejection(exc) from exc
+    return {**answered(response, receipt), "policy_hash": policy.hash, "version": policy.version}
 
 
 @router.get("/policies/{policy_hash}", summary="A reward policy on the chain, by its hash (the document)")

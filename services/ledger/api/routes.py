@@ -57,6 +57,12 @@ REJECTION_STATUS = {
     "aid-not-allowed": 403,
     "merchant-not-verified": 403,
     "unknown-grant": 404,
+    # Authority commands and policy publications.
+    "not-the-root": 403,
+    "role-not-held": 403,
+    "unknown-role": 422,
+    "bad-key": 422,
+    "bad-policy": 422,
 }
 """HTTP status of each rejection code; the others (stale or reused nonce, funds, spent grant) are 409."""
 
@@ -81,12 +87,23 @@ async def signed_body(request: Request, schema_file: str) -> dict[str, Any]:
     return body
 
 
-async def _submit(request: Request, submission: Submission) -> tuple[int, dict[str, Any]]:
+def rejection(exc: RejectedError) -> Problem:
+    """The problem answering a rejected submission (409 for a code without a status of its own)."""
+    return Problem(REJECTION_STATUS.get(exc.code, 409), exc.code, exc.detail)
+
+
+def answered(response: Response, receipt: Receipt) -> dict[str, Any]:
+    """The receipt's JSON, with 201 for a new transaction and 200 for a retry of a settled one."""
+    response.status_code = 201 if receipt.created else 200
+    return receipt_json(receipt)
+
+
+async def _submit(request: Request, response: Response, submission: Submission) -> dict[str, Any]:
     try:
         receipt = await get_store(request).submit(submission)
     except RejectedError as exc:
-        raise Problem(REJECTION_STATUS.get(exc.code, 409), exc.code, exc.detail) from exc
-    return (201 if receipt.created else 200), receipt_json(receipt)
+        raise rejection(exc) from exc
+    return answered(response, receipt)
 
 
 def receipt_json(receipt: Receipt) -> dict[str, Any]:
@@ -229,8 +246,7 @@ async def transfer(request: Request, response: Response) -> dict[str, Any]:
         plan=lambda facts: payments.plan_transfer(body, facts, now),
         recipient=body["to"],
     )
-    response.status_code, receipt = await _submit(request, submission)
-    return receipt
+    return await _submit(request, response, submission)
 
 
 @router.post(
@@ -250,5 +266,4 @@ async def issuer_command(request: Request, response: Response) -> dict[str, Any]
         plan=lambda facts: payments.plan_command(body, facts, now),
         grant_id=body.get("grant_id"),
     )
-    response.status_code, receipt = await _submit(request, submission)
-    return receipt
+    return await _submit(request, response, submission)
