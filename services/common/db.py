@@ -10,12 +10,21 @@ import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.common.embedded import postgres_url
 from services.common.settings import PlatformSettings
 
 SERVICES_DIR = Path(__file__).resolve().parents[1]
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,  # the server is gone, refuses connections, or aborted a transaction (deadlock, serialization)
+    InterfaceError,  # the connection broke
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+)
+"""Database errors that say the database failed, not the data: a consumer retries the batch they hit."""
 
 
 def server_url(settings: PlatformSettings) -> str:

@@ -5,8 +5,8 @@
   loop never blocks.
 - `BatchConsumer`: consumes batches, hands decoded records to a handler whose effect must be durable
   when it returns, then commits the offsets. A record that cannot be decoded, does not fit its
-  topic's schema, or that the handler rejects goes to the topic's DLQ with the reason, and the
-  consumer keeps going. Delivery is at-least-once: handlers must be idempotent.
+  topic's schema, that the handler rejects, or on which the handler raises goes to the topic's DLQ with
+  the reason, and the consumer keeps going. Delivery is at-least-once: handlers must be idempotent.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from services.common import attestation, events, schemas
+from services.common.liveness import Progress
 from services.common.metrics import CONSUMER_BATCHES, CONSUMER_RECORDS, DLQ_RECORDS, PRODUCED_RECORDS
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
@@ -43,6 +44,12 @@ def client_security() -> dict[str, str]:
 
 class BrokerUnavailableError(RuntimeError):
     """The broker did not acknowledge in time."""
+
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, BrokerUnavailableError)
+"""Exceptions of a handler that say a dependency failed, not the record: the batch is retried until it passes."""
+POISON_ATTEMPTS = 3
+"""How often a single record on which the handler raises anything else is tried before it is dead-lettered."""
 
 
 @dataclass(frozen=True)
@@ -291,9 +298,12 @@ class BatchConsumer:
         poll_timeout_s: float = 0.2,
         session_timeout_ms: int = 6000,
         decode: bool = True,
+        transient: tuple[type[BaseException], ...] = TRANSIENT_ERRORS,
     ) -> None:
         """With `decode` False, values reach the handler undecoded (`raw`; `value` None): a handler that
-        decodes and validates them in worker processes must not pay for it twice here."""
+        decodes and validates them in worker processes must not pay for it twice here. `transient` are the
+        handler's exceptions that say a dependency failed (retried); any other isolates the record it
+        comes from, which is dead-lettered (`POISON_ATTEMPTS`)."""
         self.decode = decode
         self.topic = topic
         self.group_id = group_id
@@ -301,6 +311,8 @@ class BatchConsumer:
         self.producer = producer
         self.batch_size = batch_size
         self.poll_timeout_s = poll_timeout_s
+        self.transient = transient
+        self.progress = Progress(f"{topic.name} consumer {group_id}")
         self._stopping = asyncio.Event()
         self._consumer = Consumer(
             {
@@ -321,7 +333,8 @@ class BatchConsumer:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Consume until `stop()`; a failing handler is retried with backoff (effects are idempotent)."""
+        """Consume until `stop()`; a handler failing on a dependency is retried with backoff (effects are
+        idempotent); `progress` says whether the consumer moves."""
         self._consumer.subscribe([self.topic.name])
         try:
             while not self._stopping.is_set():
@@ -329,23 +342,18 @@ class BatchConsumer:
                     self._consumer.consume, self.batch_size, self.poll_timeout_s
                 )
                 if messages:
+                    self.progress.took(len(messages))
                     await self._process(messages)
+        except BaseException as exc:
+            if not self._stopping.is_set():
+                self.progress.stop(exc)
+            raise
         finally:
             await asyncio.to_thread(self._consumer.close)
 
     async def _process(self, messages: list[Message]) -> None:
         records, dead = self._decode(messages)
-        backoff = 0.2
-        while True:
-            try:
-                rejections = await self.handler(records) if records else []
-                break
-            except Exception:
-                if self._stopping.is_set():
-                    raise
-                log.exception("handler failed on a batch of %s; retrying in %.1fs", self.topic.name, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        rejections = await self._handle(records)
         for rejection in rejections:
             r = rejection.record
             dead.append(
@@ -368,6 +376,48 @@ class BatchConsumer:
         except KafkaException as exc:
             # Typically a rebalance revoked the partitions; the new owner redelivers, effects are idempotent.
             log.warning("offset commit failed on %s: %s", self.topic.name, exc)
+            return
+        self.progress.committed()
+
+    async def _handle(self, records: list[IncomingRecord]) -> list[Rejection]:
+        """The handler's rejections of `records`, once its effect is durable.
+
+        A transient error is retried with backoff until it passes (or the consumer stops). On any other
+        exception the batch is split in halves, handled one after the other, down to the record the handler
+        raises on: that one is tried `POISON_ATTEMPTS` times, then rejected with the exception as reason.
+        """
+        backoff, attempts = 0.2, 0
+        while records:
+            try:
+                return await self.handler(records)
+            except Exception as exc:
+                if self._stopping.is_set():
+                    raise
+                if not isinstance(exc, self.transient):
+                    if len(records) > 1:
+                        half = len(records) // 2
+                        return [*await self._handle(records[:half]), *await self._handle(records[half:])]
+                    attempts += 1
+                    if attempts >= POISON_ATTEMPTS:
+                        (record,) = records
+                        log.exception(
+                            "the handler raises on %s[%d]@%d; dead-lettering it",
+                            record.topic,
+                            record.partition,
+                            record.offset,
+                        )
+                        return [Rejection(record, f"handler error: {type(exc).__name__}: {exc}")]
+                log.warning(
+                    "handler failed on %d %s records (%s: %s); retrying in %.1fs",
+                    len(records),
+                    self.topic.name,
+                    type(exc).__name__,
+                    exc,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        return []
 
     def _decode(self, messages: list[Message]) -> tuple[list[IncomingRecord], list[OutgoingRecord]]:
         records: list[IncomingRecord] = []

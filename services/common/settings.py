@@ -39,6 +39,12 @@ class PlatformSettings(BaseSettings):
         default=6000, description="Consumer-group session timeout; joins take about half of it."
     )
     kafka_send_timeout_s: float = Field(default=10.0, description="Deadline for a broker acknowledgement.")
+    consumer_stall_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="A consumer holding records it has committed nothing of for this long is stuck: the "
+        "service turns not-ready and exits non-zero, to be started again.",
+    )
     http_header_timeout_s: float = Field(
         default=10.0, gt=0, description="How long an HTTP client may take to send a request's headers."
     )

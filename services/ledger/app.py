@@ -17,11 +17,12 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.common import attestation, topics
+from services.common import attestation, liveness, topics
+from services.common.db import TRANSIENT_ERRORS as DATABASE_ERRORS
 from services.common.events import now_rfc3339
 from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
-from services.common.kafka import BatchConsumer, IncomingRecord, Rejection, ensure_topics
+from services.common.kafka import TRANSIENT_ERRORS, BatchConsumer, IncomingRecord, Rejection, ensure_topics
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.workers import WorkerPool
@@ -128,9 +129,23 @@ class MerchantFold:
         return rejections
 
 
+def stuck(app: FastAPI) -> list[str]:
+    """Why the ledger's background work is stuck: a task (consumer, sealer, AID expiry) ended, or a consumer
+    holds records it has committed nothing of for longer than the stall bound."""
+    ended = [f"{name} ended" for name, task in app.state.workers.items() if task.done()]
+    return ended + liveness.stuck(app.state.progress, app.state.stall_s)
+
+
 async def workers_ready(app: FastAPI) -> bool:
-    """Readiness: the settlement consumer and the sealer are running."""
-    return all(not task.done() for task in app.state.workers.values())
+    """Readiness: the settlement consumers, the merchants fold and the sealer are running and moving."""
+    return not stuck(app)
+
+
+async def watch(app: FastAPI) -> None:
+    """Report the ledger stuck (`liveness.report_stuck`: the process exits) once `stuck` says so."""
+    while not (reasons := stuck(app)):
+        await asyncio.sleep(1)
+    liveness.report_stuck(reasons)
 
 
 def create_app(platform: PlatformSettings | None = None, settings: LedgerSettings | None = None) -> FastAPI:
@@ -144,6 +159,8 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
             app.state.store = store = LedgerStore(app.state.engine)
             producer = app.state.producer
             app.state.workers = {}
+            app.state.progress = []
+            app.state.stall_s = platform.consumer_stall_s
             app.state.verify_pool = pool = (
                 WorkerPool(settings.verify_workers) if settings.verify_workers else None
             )
@@ -163,6 +180,7 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
                         batch_size=settings.consumer_batch_size,
                         session_timeout_ms=platform.kafka_session_timeout_ms,
                         decode=False,  # the verification workers decode and validate each reward
+                        transient=(*TRANSIENT_ERRORS, *DATABASE_ERRORS),
                     )
                     for _ in range(settings.consumers)
                 ]
@@ -173,7 +191,9 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
                     handler=MerchantFold(store),
                     producer=producer,
                     session_timeout_ms=platform.kafka_session_timeout_ms,
+                    transient=(*TRANSIENT_ERRORS, *DATABASE_ERRORS),
                 )
+                app.state.progress = [c.progress for c in [*consumers, merchants]]
                 app.state.workers = {
                     **{
                         f"consumer-{i}": asyncio.create_task(c.run(), name=f"ledger-consumer-{i}")
@@ -187,10 +207,12 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
                 }
                 for task in app.state.workers.values():
                     task.add_done_callback(_log_exit)
+                watchdog = asyncio.create_task(watch(app), name="ledger-watchdog")
                 log.info(
                     "ledger %s: consuming %s as %s", keypair.did, topics.REWARDS.name, settings.consumer_group
                 )
                 yield
+                watchdog.cancel()
                 # Stop taking rewards first, then seal what they settled, then flush the events.
                 for consumer in [*consumers, merchants]:
                     consumer.stop()

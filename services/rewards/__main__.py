@@ -3,7 +3,8 @@
 The equivalent of ``faust -A services.rewards.app worker -l info --web-port $REWARDS_WEB_PORT``, with the
 platform's settings and logging. On a signal the worker commits the offsets of the readings whose records
 the broker acknowledged, drops the batch in hand (it is consumed again by the next worker), leaves the
-consumer group and exits with status 0.
+consumer group and exits with status 0. If its agent stopped or commits nothing of what it holds for
+CONSUMER_STALL_S, it stops the same way and exits with status 70, to be started again.
 """
 
 import logging
@@ -12,6 +13,7 @@ import sys
 import faust
 from confluent_kafka import KafkaException
 
+from services.common import liveness
 from services.common.gc_tuning import tune_for_throughput
 from services.common.kafka import ensure_topics
 from services.common.logs import configure_logging
@@ -55,8 +57,12 @@ def main() -> None:
     worker = faust.Worker(app, quiet=True, override_logging=False)
     worker.spinner = None  # a terminal progress spinner; it would write escape codes into the logs
     tune_for_throughput()
+    liveness.exit_when_stuck()
     try:
         worker.execute_from_commandline()  # raises SystemExit when the worker has stopped
+    except SystemExit as stop:
+        # A worker stopped because its agent was stuck exits non-zero, to be started again.
+        sys.exit(liveness.exit_code() or stop.code)
     finally:
         log.info("rewards worker %s stopped", settings.app_id)
 

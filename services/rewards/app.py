@@ -53,7 +53,7 @@ from faust import web
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from services.common import attestation
+from services.common import attestation, liveness
 from services.common.kafka import KafkaProducer, OutgoingRecord, attested, client_security
 from services.common.metrics import DLQ_RECORDS, exposition
 from services.common.policy import Policy, PolicyError, load_policy
@@ -254,6 +254,7 @@ def create_app(
     publisher = PolicyPublisher(settings.ledger_url, oracle, platform.kafka_send_timeout_s)
     # The readings' attestations are checked in other processes while earlier batches are decided.
     pool = WorkerPool(settings.verify_workers) if settings.verify_workers else None
+    progress = liveness.Progress(f"{READINGS.name} agent {settings.app_id}")
 
     @app.on_before_shutdown.connect
     def stop_verifying(sender: faust.App, **kwargs: Any) -> None:
@@ -312,6 +313,7 @@ def create_app(
         await publish(attested(oracle, rewards) if rewards else [])
         for event in events:
             await stream.ack(event)
+        progress.committed(len(events))  # acknowledged: Faust commits them within its commit interval
         _observe(outcomes, settings.app_id)
         _observe_lag(app, events)
         BATCH_SIZE.observe(len(events))
@@ -381,8 +383,10 @@ def create_app(
         # deciding the next would leave the worker idle most of the time).
         verified: asyncio.Queue[Verifying] = asyncio.Queue(maxsize=MAX_BATCHES_VERIFYING)
         decider = asyncio.ensure_future(decide_batches(stream, verified))
+        progress.committed()  # (re)started: what an earlier run held is consumed again
         try:
             async for events in stream.noack_take(settings.batch_size, within=settings.batch_wait_s):
+                progress.took(len(events))
                 started = time.perf_counter()
                 verifying = asyncio.ensure_future(
                     verify(
@@ -399,6 +403,11 @@ def create_app(
                     verifying.cancel()
                     decider.result()  # raises what stopped it
                     raise RuntimeError("the rewards decider stopped")
+        except Exception as exc:
+            # Faust would start the agent again, but the readings it held stay unacknowledged: commits
+            # would stall behind them. The worker is stuck; `watch` ends it, to be started again.
+            progress.stop(exc)
+            raise
         finally:
             # Stopping or rebalancing: what is not acknowledged yet is consumed again (and found decided).
             decider.cancel()
@@ -421,6 +430,10 @@ def create_app(
                 # Readings that arrived while publishing make the window news again.
                 window.dirty = window.touched != touched
         state.prune(now)
+
+    @app.timer(interval=1.0)
+    async def watch() -> None:
+        liveness.report_stuck(liveness.stuck([progress], platform.consumer_stall_s))
 
     @app.timer(interval=settings.policy_reload_s)
     async def reload_policy() -> None:
@@ -448,6 +461,8 @@ def create_app(
             "policy_on_chain": publisher.waiting_since is None,
             # Joined the group and sought to the committed offsets at least once, and not rebalancing now.
             "consumer": app.tables.recovery.completed.is_set() and not app.rebalancing,
+            # The agent runs and commits what it takes in (`liveness.Progress`).
+            "agent": progress.stuck(platform.consumer_stall_s) is None,
         }
         ready = all(checks.values())
         body = {

@@ -1,8 +1,10 @@
 """``python -m services.ledger`` as a real process: starts with a generated development key, seals the
-genesis, and shuts down cleanly on SIGTERM."""
+genesis, and shuts down cleanly on SIGTERM; stuck settlement makes it not-ready, and it exits non-zero."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import stat
@@ -10,21 +12,26 @@ import subprocess
 import sys
 import time
 
+import asyncpg
 import httpx
 import pytest
 
+from services.common import db
 from services.common.embedded import free_port
+from services.common.kafka import KafkaProducer
+from services.common.liveness import EXIT_STUCK
 from services.common.settings import PlatformSettings
+from services.common.signing import Keypair
 from services.ledger import chain
 from services.ledger.keys import key_path, parse_seed
 from tests.conftest import REPO_ROOT
+from tests.support.factories import TEST_ROLES, reward_records, signed_reward
 from tests.support.topics import unique_group
 
 pytestmark = pytest.mark.integration
 
 
-def test_serves_with_a_generated_key_and_stops_cleanly(platform_settings: PlatformSettings) -> None:
-    port = free_port()
+def _start_ledger(platform_settings: PlatformSettings, port: int, **extra_env: str) -> subprocess.Popen:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": platform_settings.bootstrap_servers,
@@ -33,9 +40,10 @@ def test_serves_with_a_generated_key_and_stops_cleanly(platform_settings: Platfo
         "SMARTCITY_DATA_DIR": str(platform_settings.data_dir),
         "LEDGER_PORT": str(port),
         "LEDGER_CONSUMER_GROUP": unique_group("ledger-process"),
+        **extra_env,
     }
     env.pop("LEDGER_SIGNING_KEY", None)
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "services.ledger"],
         cwd=REPO_ROOT,
         env=env,
@@ -43,6 +51,23 @@ def test_serves_with_a_generated_key_and_stops_cleanly(platform_settings: Platfo
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _wait_ready(process: subprocess.Popen, port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the ledger did not become ready")
+
+
+def test_serves_with_a_generated_key_and_stops_cleanly(platform_settings: PlatformSettings) -> None:
+    port = free_port()
+    process = _start_ledger(platform_settings, port)
     try:
         header = None
         deadline = time.monotonic() + 60
@@ -71,3 +96,50 @@ def test_serves_with_a_generated_key_and_stops_cleanly(platform_settings: Platfo
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output, output
     assert "Traceback" not in output and "ERROR" not in output, output
+
+
+def test_stuck_settlement_turns_the_ledger_not_ready_and_it_exits_to_be_restarted(
+    platform_settings: PlatformSettings,
+) -> None:
+    """Settlement blocked behind a lock held on every ledger table: the consumer holds a reward and commits
+    nothing, so after CONSUMER_STALL_S ``/readyz`` says which consumer is stuck and the process exits
+    with `EXIT_STUCK` (a supervisor or Kubernetes starts it again)."""
+    port = free_port()
+    process = _start_ledger(
+        platform_settings, port, CONSUMER_STALL_S="2", LEDGER_GENESIS_ROLES=json.dumps(TEST_ROLES)
+    )
+    try:
+        _wait_ready(process, port)
+        dsn = db.libpq_dsn(
+            db.service_url(platform_settings.database_url or "", platform_settings.database_prefix + "ledger")
+        )
+
+        async def stall_settlement() -> dict:
+            conn = await asyncpg.connect(dsn)
+            try:
+                async with conn.transaction():
+                    tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                    names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+                    await conn.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
+                    producer = KafkaProducer(platform_settings.bootstrap_servers, "ledger-stall-test")
+                    try:
+                        reward = signed_reward(Keypair.generate(), seq=1, amount=5)
+                        assert await producer.send_batch(reward_records([reward])) == [None]
+                    finally:
+                        producer.close()
+                    async with httpx.AsyncClient(timeout=5) as http:
+                        while (ready := await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                            await asyncio.sleep(0.2)
+                    return ready.json()
+            finally:
+                await conn.close()  # the lock goes with it: the shutdown can finish
+
+        body = asyncio.run(stall_settlement())
+        assert body["checks"]["workers"] is False and body["checks"]["database"] is True
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == EXIT_STUCK, output
+    assert "records in hand and committed nothing" in output, output

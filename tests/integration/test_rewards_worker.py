@@ -23,6 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, Pro
 
 from services.common import attestation, embedded, roles, schemas
 from services.common.events import cloudevent_headers, headers_dict
+from services.common.liveness import EXIT_STUCK
 from services.common.roles import Role
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
@@ -441,7 +442,12 @@ def test_health_readiness_and_metrics_answer(worker: Worker):
     assert httpx.get(f"{worker.url}/healthz", timeout=5).json() == {"status": "ok", "service": "rewards"}
     ready = httpx.get(f"{worker.url}/readyz", timeout=5)
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"broker": True, "consumer": True, "policy_on_chain": True}
+    assert ready.json()["checks"] == {
+        "broker": True,
+        "consumer": True,
+        "agent": True,
+        "policy_on_chain": True,
+    }
     metrics = httpx.get(f"{worker.url}/metrics", timeout=5)
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "smartcity_rewards_batch_duration_seconds" in metrics.text
@@ -477,6 +483,28 @@ def test_the_worker_stops_cleanly_on_sigterm_with_its_offsets_committed(kafka_bo
     next_offsets = {tp.partition: tp.offset for tp in committed}
     for partition, offset in publisher.positions.values():
         assert next_offsets[partition] > offset
+
+
+def test_a_worker_whose_agent_commits_nothing_exits_to_be_restarted(kafka_bootstrap: str, tmp_path: Path):
+    """The ledger its policy must be published to never answers: the agent holds the readings and commits
+    nothing, so after CONSUMER_STALL_S the worker stops with `EXIT_STUCK` (the supervisor or Kubernetes
+    starts it again; the readings are consumed again)."""
+    worker = start_worker(
+        kafka_bootstrap,
+        tmp_path,
+        REWARDS_LEDGER_URL=f"http://127.0.0.1:{embedded.free_port()}",  # nobody listens there
+        CONSUMER_STALL_S="2",
+    )
+    try:
+        device = Device()
+        publisher = Publisher(kafka_bootstrap)
+        publisher.publish_envelope(device, device.envelope(0), "0")
+        publisher.flush()
+        worker.process.wait(60)
+    finally:
+        worker.stop()
+    assert worker.process.returncode == EXIT_STUCK, worker.log()
+    assert "records in hand and committed nothing" in worker.log()
 
 
 # --- SIGKILL mid-stream: the ledger pays every reward once -------------------------------------------------

@@ -20,3 +20,12 @@ async def until(probe: Callable[[], Awaitable[T | None]], what: str, deadline_s:
             raise AssertionError(f"gave up waiting for {what}")
         await asyncio.sleep(0.1)
     return value
+
+
+def holds(predicate: Callable[[], T]) -> Callable[[], Awaitable[T]]:
+    """An `until` probe of a condition that needs no awaiting."""
+
+    async def probe() -> T:
+        return predicate()
+
+    return probe
