@@ -8,7 +8,8 @@ A consent object is signed by its subject (`signing.verify(obj, "subject")`)::
 
 The identity service checks it, stores it and publishes the record (the schema ``consents.v1.json``), which
 carries the signed object so that any consumer can re-verify who consented to what. `ConsentView` does: a
-record whose signed object does not match it is ignored.
+record whose signed object does not match it is refused, and sent to ``city.consents.dlq.v1`` with the reason
+when the view is given a `DeadLetter` (ingest's is a `dead_letters.DeadLetterProducer`).
 
 The record key is ``<subject>/<category>`` for the grantee ``city`` and ``<subject>/<category>/<grantee>``
 for any other grantee, so that log compaction keeps the latest state of every (subject, category, grantee).
@@ -25,11 +26,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import Counter, Gauge
 
 from services.common import didkey, events, schemas, signing
-from services.common.kafka import client_security
+from services.common.dead_letters import DeadLetter
+from services.common.kafka import client_security, dlq_record
 from services.common.topics import CONSENTS
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,8 @@ CONSENT_VIEW_AGE = Gauge(
 CONSENT_RECORDS = Counter(
     "smartcity_consent_records_total",
     "city.consents.v1 records folded by a consent view, by outcome: applied, superseded (signed before the "
-    "change in force: a replay or an old copy), refused (not a valid consent signed by its subject).",
+    "change in force: a replay or an old copy), refused (not a valid consent signed by its subject), failed "
+    "(a valid consent whose fold raised: a bug). Refused and failed records are dead-lettered.",
     ["client", "outcome"],
 )
 
@@ -66,6 +69,15 @@ def parse_time(text: str) -> datetime:
     if not isinstance(text, str) or not text.endswith(("Z", "+00:00")):
         raise ValueError(f"{text!r} is not an RFC 3339 UTC timestamp")
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _time_of(obj: Mapping[str, Any], field: str) -> datetime:
+    """`obj[field]` as a time; raises `ConsentError` naming it. The schemas' pattern lets through days that do
+    not exist (``2026-99-99T99:99:99Z``): those are refused here, as ``impossible-date``."""
+    try:
+        return parse_time(obj[field])
+    except ValueError as exc:
+        raise ConsentError(f"impossible-date: {field} {obj[field]!r}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -118,11 +130,8 @@ def check_consent(obj: Any) -> ConsentChange:
     grantee = obj["grantee"]
     if grantee != CITY and not didkey.is_did_key(grantee):
         raise ConsentError(f"grantee: must be {CITY!r} or a did:key, got {grantee!r}")
-    try:
-        until = parse_time(obj["until"]) if "until" in obj else None
-        issued_at = parse_time(obj["issued_at"])
-    except ValueError as exc:
-        raise ConsentError(str(exc)) from exc
+    until = _time_of(obj, "until") if "until" in obj else None
+    issued_at = _time_of(obj, "issued_at")
     try:
         signing.verify(obj, "subject")
     except signing.SignatureError as exc:
@@ -146,10 +155,8 @@ def check_record(value: Any) -> ConsentChange:
     except schemas.SchemaError as exc:
         raise ConsentError(f"schema: {exc}") from exc
     change = check_consent(value["consent"])
-    try:
-        until = parse_time(value["until"]) if "until" in value else None
-    except ValueError as exc:
-        raise ConsentError(str(exc)) from exc
+    _time_of(value, "changed_at")
+    until = _time_of(value, "until") if "until" in value else None
     stated = (value["subject"], value["category"], value["grantee"], value["status"], until)
     if stated != (change.subject, change.category, change.grantee, change.status, change.until):
         raise ConsentError("the record does not say what its signed consent says")
@@ -207,9 +214,14 @@ class ConsentView:
 
     Every instance reads every partition itself (assigned, not subscribed: no consumer group, no committed
     offsets), because every instance must know every consent. Compaction may or may not have run, so it
-    folds every record to the latest per key. A record that is not a valid, correctly signed consent is
-    ignored (logged). `age_s` says how long ago it last heard from the broker: a revocation reaches
-    `allows` within about `age_s` plus the broker's delivery time.
+    folds every record to the latest per key. `age_s` says how long ago it last heard from the broker: a
+    revocation reaches `allows` within about `age_s` plus the broker's delivery time.
+
+    A record that is not a valid, correctly signed consent is refused (logged, counted), and so is one whose
+    fold raises (a bug must not stop the revocations behind it); with a `dead_letter`, each goes to
+    ``city.consents.dlq.v1`` with the reason. Since every instance reads every record, and reads them all
+    again when it restarts, several entries may stand for one record: an entry names the view (`consumer`,
+    its `client_id`) and the record's partition and offset, which is how duplicates are recognised.
     """
 
     def __init__(
@@ -219,10 +231,13 @@ class ConsentView:
         client_id: str = "consent-view",
         poll_timeout_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
+        dead_letter: DeadLetter | None = None,
     ) -> None:
+        """`dead_letter` receives the DLQ entry of every refused record; it stays the caller's to close."""
         self.client_id = client_id
         self.poll_timeout_s = poll_timeout_s
         self._clock = clock
+        self._dead_letter = dead_letter
         self._book = ConsentBook()
         self._consumer = Consumer(
             {
@@ -306,7 +321,7 @@ class ConsentView:
             for message in messages:
                 error = message.error()
                 if error is None:
-                    self._fold(message.value(), message.key())
+                    self._take(message)
                     if message.offset() + 1 >= self._catch_up.get(message.partition(), 0):
                         self._caught_up(message.partition())
                 elif error.code() == KafkaError._PARTITION_EOF:
@@ -321,13 +336,50 @@ class ConsentView:
         if self._catch_up.pop(partition, None) is not None and not self._catch_up:
             self._ready.set()
 
-    def _fold(self, raw: bytes | None, key: bytes | None) -> None:
+    def _take(self, message: Message) -> None:
+        """Fold one record in, or refuse it with the reason; never raises, so the thread goes on."""
         try:
-            change = check_record(events.decode_json(raw))
-        except (ValueError, ConsentError) as exc:  # decode errors are ValueErrors
-            log.warning("consent view: ignored record %r: %s", key, exc)
-            CONSENT_RECORDS.labels(self.client_id, "refused").inc()
+            outcome, reason = self._fold(message.value())
+        except Exception as exc:  # a bug in the fold must not stop the revocations behind this record
+            log.exception("consent view: folding the record at %s", _where(message))
+            outcome, reason = "failed", f"fold failed: {type(exc).__name__}: {exc}"
+        CONSENT_RECORDS.labels(self.client_id, outcome).inc()
+        if reason is None:
             return
+        log.warning("consent view: %s the record at %s: %.300s", outcome, _where(message), reason)
+        if self._dead_letter is None:
+            return
+        try:
+            self._dead_letter(
+                dlq_record(
+                    CONSENTS,
+                    key=message.key(),
+                    raw=message.value(),
+                    partition=message.partition(),
+                    offset=message.offset(),
+                    reason=reason,
+                    consumer=self.client_id,
+                    headers=message.headers(),
+                )
+            )
+        except Exception:  # the view's progress comes first; the record stays on its topic
+            log.exception("consent view: could not dead-letter the record at %s", _where(message))
+
+    def _fold(self, raw: bytes | None) -> tuple[str, str | None]:
+        """The outcome of folding `raw` in, and why it was refused (None if it was not)."""
+        try:
+            value = events.decode_json(raw)
+        except ValueError as exc:
+            return "refused", f"malformed JSON: {exc}"
+        try:
+            change = check_record(value)
+        except ConsentError as exc:
+            return "refused", str(exc)
         applied = self._book.apply(change)
-        CONSENT_RECORDS.labels(self.client_id, "applied" if applied else "superseded").inc()
         self._records += 1
+        return ("applied" if applied else "superseded"), None
+
+
+def _where(message: Message) -> str:
+    """Where a record is, for the logs: topic/partition@offset and its key."""
+    return f"{message.topic()}/{message.partition()}@{message.offset()} (key {message.key()!r:.200})"

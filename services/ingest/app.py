@@ -14,6 +14,7 @@ from confluent_kafka import KafkaException
 from fastapi import FastAPI
 
 from services.common.consents import ConsentView
+from services.common.dead_letters import DeadLetterProducer
 from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
 from services.common.roles import Role, service_key
@@ -55,7 +56,8 @@ async def mqtt_ready(app: FastAPI) -> bool:
 
 def create_app(platform: PlatformSettings | None = None, settings: IngestSettings | None = None) -> FastAPI:
     """The ingest app; its lifespan migrates the database, opens the producer, follows the consents on
-    ``city.consents.v1`` and starts the MQTT bridge when ``INGEST_MQTT_URL`` is set."""
+    ``city.consents.v1`` (dead-lettering the records it refuses) and starts the MQTT bridge when
+    ``INGEST_MQTT_URL`` is set."""
     platform = platform or PlatformSettings()
     settings = settings or IngestSettings()
 
@@ -64,7 +66,11 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
         async with database_and_producer(app, platform, SERVICE):
             app.state.settings = settings
             executor = ThreadPoolExecutor(settings.check_workers, thread_name_prefix="ingest-checks")
-            app.state.consents = ConsentView(platform.bootstrap_servers, client_id=SERVICE)
+            # The view dead-letters the consent records it refuses, without ever waiting on the broker.
+            dead_letters = DeadLetterProducer(platform.bootstrap_servers, client_id=f"{SERVICE}-consents")
+            app.state.consents = ConsentView(
+                platform.bootstrap_servers, client_id=SERVICE, dead_letter=dead_letters
+            )
             stop_following = asyncio.Event()
             following = asyncio.create_task(
                 follow_consents(app.state.consents, settings.consents_start_timeout_s, stop_following)
@@ -104,6 +110,7 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
                 stop_following.set()
                 await following
                 await asyncio.to_thread(app.state.consents.close)
+                await asyncio.to_thread(dead_letters.close)
 
     app = create_service_app(
         service=SERVICE,
