@@ -33,13 +33,20 @@ DATABASE_SERVICES = ("ingest", "ledger", "identity", "directory")
 @app.command()
 def up(
     simulate: Annotated[bool, typer.Option(help="Also run the sensor simulator.")] = True,
+    drain_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0, help="On Ctrl-C, how long to wait for the accepted readings to be decided and settled."
+        ),
+    ] = 120.0,
 ) -> None:
-    """Run the whole platform (embedded broker and PostgreSQL unless configured) until Ctrl-C."""
+    """Run the whole platform (embedded broker and PostgreSQL unless configured) until Ctrl-C, then drain
+    it and stop it."""
     from services.stack.up import up as run_up
 
     platform = PlatformSettings()
     configure_logging("smartcity", platform.log_format, "WARNING")
-    raise typer.Exit(run_up(platform, simulate=simulate))
+    raise typer.Exit(run_up(platform, simulate=simulate, drain_timeout_s=drain_timeout))
 
 
 @topics_app.command("create")

@@ -89,13 +89,14 @@ class Supervisor:
     def exited(self) -> list[ManagedProcess]:
         return [c for c in self.children if not c.alive()]
 
-    def stop_all(self, grace_s: float = 10.0) -> None:
-        """SIGTERM every child (last started first), wait up to `grace_s`, then SIGKILL the rest."""
-        for child in reversed(self.children):
+    def stop(self, names: set[str], grace_s: float = 10.0) -> None:
+        """SIGTERM the children named `names` (last started first), wait up to `grace_s`, SIGKILL the rest."""
+        chosen = [c for c in reversed(self.children) if c.name in names]
+        for child in chosen:
             if child.alive():
                 _signal_group(child.process, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        for child in reversed(self.children):
+        for child in chosen:
             remaining = max(0.1, deadline - time.monotonic())
             try:
                 child.process.wait(remaining)
@@ -103,7 +104,13 @@ class Supervisor:
                 log.warning("%s did not stop in time; killing it", child.name)
                 _signal_group(child.process, signal.SIGKILL)
                 child.process.wait(5)
-        self.children.clear()
+            self.children.remove(child)
+
+    def stop_all(self, grace_s: float = 10.0) -> None:
+        """Stop the services, then what they stand on (the adopted embedded broker): a service stopping
+        still commits its offsets and flushes its records."""
+        self.stop({c.name for c in self.children if c.argv is not None}, grace_s)
+        self.stop({c.name for c in self.children}, grace_s)
 
 
 def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:

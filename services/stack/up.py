@@ -2,8 +2,10 @@
 
 Unless KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL are set it starts the embedded Tansu broker and
 PostgreSQL; it creates the topics and every service's database, starts each service and the sensor
-simulator as its own process, shows live progress until Ctrl-C (or SIGTERM), then stops everything it
-started.
+simulator as its own process, restarts a service that exits (with backoff), and shows live progress
+until Ctrl-C (or SIGTERM). Then it drains: the simulator and ingest stop first, rewards decides every
+accepted reading and the ledger settles every reward (a bounded wait, with its progress shown); then the
+other services stop, the broker last. A second Ctrl-C skips the rest of the drain.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +24,12 @@ import httpx
 from rich.console import Console
 from rich.live import Live
 
-from services.common import db, embedded
+from services.common import db, embedded, offsets
 from services.common.kafka import ensure_topics
 from services.common.settings import DEFAULT_KAFKA_PORT, PlatformSettings
-from services.common.topics import ALL_TOPICS
+from services.common.topics import ALL_TOPICS, READINGS, REWARDS
+from services.ledger.settings import LedgerSettings
+from services.rewards.settings import RewardsSettings
 from services.stack import progress
 from services.stack.supervisor import Supervisor
 
@@ -57,8 +62,12 @@ SERVICES = (
 )
 
 
+DRAINED_FIRST = {"simulator", "ingest"}
+"""What stops first on Ctrl-C: nothing new is accepted while the rest settles what was."""
+
+
 class StartupError(RuntimeError):
-    """The platform could not start; the message says why and where to look."""
+    """The platform could not start (or its broker died); the message says why and where to look."""
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -106,16 +115,46 @@ async def _wait_ready(specs: tuple[ServiceSpec, ...], supervisor: Supervisor, ti
                 await asyncio.sleep(0.5)
 
 
-async def _show_progress(supervisor: Supervisor, console: Console, started: float) -> None:
-    urls = {spec.name: spec.url for spec in SERVICES}
-    interactive = console.is_terminal
+class Restarts:
+    """Starts the services that exited again, each after its backoff, and says so."""
 
+    def __init__(self, supervisor: Supervisor, say: Callable[[str], None]) -> None:
+        self.supervisor = supervisor
+        self.say = say
+        self.due: dict[str, float] = {}
+
+    def tend(self) -> None:
+        """Restart what is due; raise `StartupError` if the embedded broker died (every topic went with it)."""
+        for dead in self.supervisor.exited():
+            if dead.argv is None:
+                raise StartupError(f"{dead.name} exited with {dead.process.returncode}; see {dead.log_path}")
+            now = time.monotonic()
+            if dead.name not in self.due:
+                wait_s = dead.backoff_s(now)
+                self.due[dead.name] = now + wait_s
+                self.say(
+                    f"{dead.name} exited with {dead.process.returncode}; restarting it in {wait_s:.0f}s"
+                    f" (see {dead.log_path})"
+                )
+            elif now >= self.due[dead.name]:
+                del self.due[dead.name]
+                again = self.supervisor.restart(dead)
+                self.say(f"{dead.name} restarted (pid {again.process.pid})")
+
+
+def _sayer(console: Console) -> Callable[[str], None]:
     def say(text: str) -> None:
-        if interactive:
-            console.print(text, markup=False)  # above the live table
+        if console.is_terminal:
+            console.print(text, markup=False)  # above a live table
         else:
             print(text, flush=True)
 
+    return say
+
+
+async def _show_progress(restarts: Restarts, console: Console, started: float) -> None:
+    urls = {spec.name: spec.url for spec in SERVICES}
+    interactive = console.is_terminal
     previous: progress.Snapshot | None = None
     async with httpx.AsyncClient(timeout=2) as client:
         live = Live(console=console, refresh_per_second=2, transient=False) if interactive else None
@@ -123,25 +162,8 @@ async def _show_progress(supervisor: Supervisor, console: Console, started: floa
             if live:
                 live.start()
             last_line = 0.0
-            restart_at: dict[str, float] = {}
             while True:
-                for dead in supervisor.exited():
-                    if dead.argv is None:  # the embedded broker: every topic is gone with it
-                        raise StartupError(
-                            f"{dead.name} exited with {dead.process.returncode}; see {dead.log_path}"
-                        )
-                    now = time.monotonic()
-                    if dead.name not in restart_at:
-                        wait_s = dead.backoff_s(now)
-                        restart_at[dead.name] = now + wait_s
-                        say(
-                            f"{dead.name} exited with {dead.process.returncode}; restarting it in {wait_s:.0f}s"
-                            f" (see {dead.log_path})"
-                        )
-                    elif now >= restart_at[dead.name]:
-                        del restart_at[dead.name]
-                        again = supervisor.restart(dead)
-                        say(f"{dead.name} restarted (pid {again.process.pid})")
+                restarts.tend()
                 snap = await progress.collect(client, urls, previous)
                 previous = snap
                 uptime = time.monotonic() - started
@@ -156,65 +178,116 @@ async def _show_progress(supervisor: Supervisor, console: Console, started: floa
                 live.stop()
 
 
-def up(platform: PlatformSettings, simulate: bool = True) -> int:
-    """Run the platform until interrupted; returns the process exit code."""
+async def _drain(bootstrap: str, restarts: Restarts, timeout_s: float) -> bool:
+    """Wait until rewards has decided every reading on the topic and the ledger settled every reward, or
+    `timeout_s` passed; say how much is left as it goes. True if drained.
+
+    Stage by stage: rewards publishes a reading's rewards before it commits the reading, so once no
+    reading is left the rewards topic is complete. Services that exit meanwhile are restarted.
+    """
+    stages = (
+        (READINGS, RewardsSettings().app_id, "readings to decide"),
+        (REWARDS, LedgerSettings().consumer_group, "rewards to settle"),
+    )
+    deadline = time.monotonic() + timeout_s
+    said_at = 0.0
+    while True:
+        restarts.tend()
+        left: list[str] = []
+        for topic, group, what in stages:
+            count = await asyncio.to_thread(offsets.backlog, bootstrap, group, topic)
+            if count:
+                left.append(f"{count:,} {what}")
+                break  # the next stage is not complete before this one is done
+        if not left:
+            restarts.say("drained: every accepted reading is decided and every reward it earned settled")
+            return True
+        now = time.monotonic()
+        if now > deadline:
+            restarts.say(f"drain gave up after {timeout_s:.0f}s: {', '.join(left)} left")
+            return False
+        if now - said_at >= 2:
+            restarts.say("draining: " + ", ".join(left) + " (Ctrl-C again to stop now)")
+            said_at = now
+        await asyncio.sleep(0.5)
+
+
+def up(platform: PlatformSettings, simulate: bool = True, drain_timeout_s: float = 120.0) -> int:
+    """Run the platform until interrupted, then drain it (at most `drain_timeout_s`) and stop it; returns
+    the process exit code."""
     console = Console(emoji=False)
-    say = console.print if console.is_terminal else print
+    say = _sayer(console)
     data_dir = platform.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     log_dir = data_dir / "logs"
     supervisor = Supervisor(log_dir)
+    restarts = Restarts(supervisor, say)
     started_postgres = False
+    bootstrap: str | None = None
     signal.signal(signal.SIGTERM, _raise_interrupt)
     started = time.monotonic()
     try:
-        for spec in SERVICES:
-            if embedded.port_open("127.0.0.1", spec.port):
-                raise StartupError(f"port {spec.port} ({spec.name}) is taken: is another platform running?")
-        bootstrap = _broker(platform, supervisor, log_dir)
-        say(
-            f"broker: {bootstrap}{'' if platform.kafka_bootstrap_servers else ' (embedded Tansu, memory only)'}"
-        )
-        created = ensure_topics(bootstrap, ALL_TOPICS)
-        say(f"topics: {len(ALL_TOPICS)} ({len(created)} created)")
-        database_url = platform.database_url or embedded.postgres_url(data_dir)
-        started_postgres = platform.database_url is None
-        say(f"database: {'embedded PostgreSQL in ' + str(data_dir) if started_postgres else 'DATABASE_URL'}")
-        env = {
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "DATABASE_URL": database_url,
-            "SMARTCITY_DATA_DIR": str(data_dir),
-            # Rewards puts its policies on the chain before any reward names them.
-            "REWARDS_LEDGER_URL": next(s.url for s in SERVICES if s.name == "ledger"),
-        }
-        platform = platform.model_copy(
-            update={"kafka_bootstrap_servers": bootstrap, "database_url": database_url}
-        )
-        asyncio.run(_prepare_databases(platform))
-        for spec in SERVICES:
-            supervisor.start(
-                spec.name,
-                [sys.executable, "-m", f"services.{spec.name}"],
-                {**env, spec.port_env: str(spec.port)},
+        try:
+            for spec in SERVICES:
+                if embedded.port_open("127.0.0.1", spec.port):
+                    raise StartupError(
+                        f"port {spec.port} ({spec.name}) is taken: is another platform running?"
+                    )
+            bootstrap = _broker(platform, supervisor, log_dir)
+            say(
+                f"broker: {bootstrap}"
+                f"{'' if platform.kafka_bootstrap_servers else ' (embedded Tansu, memory only)'}"
             )
-        asyncio.run(_wait_ready(SERVICES, supervisor))
-        say("services ready: " + ", ".join(f"{s.name} {s.url}" for s in SERVICES))
-        if simulate:
-            ingest_url = next(s.url for s in SERVICES if s.name == "ingest")
-            simulator_env = {**env, "SIMULATOR_INGEST_URL": ingest_url}
-            simulator_env["SIMULATOR_IDENTITY_URL"] = next(s.url for s in SERVICES if s.name == "identity")
-            supervisor.start("simulator", [sys.executable, "-m", "services.simulator"], simulator_env)
-        say(f"logs in {log_dir}")
-        asyncio.run(_show_progress(supervisor, console, started))
+            created = ensure_topics(bootstrap, ALL_TOPICS)
+            say(f"topics: {len(ALL_TOPICS)} ({len(created)} created)")
+            database_url = platform.database_url or embedded.postgres_url(data_dir)
+            started_postgres = platform.database_url is None
+            say(
+                f"database: {'embedded PostgreSQL in ' + str(data_dir) if started_postgres else 'DATABASE_URL'}"
+            )
+            env = {
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "DATABASE_URL": database_url,
+                "SMARTCITY_DATA_DIR": str(data_dir),
+                # Rewards puts its policies on the chain before any reward names them.
+                "REWARDS_LEDGER_URL": next(s.url for s in SERVICES if s.name == "ledger"),
+            }
+            platform = platform.model_copy(
+                update={"kafka_bootstrap_servers": bootstrap, "database_url": database_url}
+            )
+            asyncio.run(_prepare_databases(platform))
+            for spec in SERVICES:
+                supervisor.start(
+                    spec.name,
+                    [sys.executable, "-m", f"services.{spec.name}"],
+                    {**env, spec.port_env: str(spec.port)},
+                )
+            asyncio.run(_wait_ready(SERVICES, supervisor))
+            say("services ready: " + ", ".join(f"{s.name} {s.url}" for s in SERVICES))
+            if simulate:
+                ingest_url = next(s.url for s in SERVICES if s.name == "ingest")
+                simulator_env = {**env, "SIMULATOR_INGEST_URL": ingest_url}
+                simulator_env["SIMULATOR_IDENTITY_URL"] = next(
+                    s.url for s in SERVICES if s.name == "identity"
+                )
+                supervisor.start("simulator", [sys.executable, "-m", "services.simulator"], simulator_env)
+            say(f"logs in {log_dir}")
+            asyncio.run(_show_progress(restarts, console, started))
+        except KeyboardInterrupt:
+            if bootstrap is None or not supervisor.children:
+                return 0
+            say("stopping: ingest and the simulator first, then draining what they accepted…")
+            supervisor.stop(DRAINED_FIRST)
+            asyncio.run(_drain(bootstrap, restarts, drain_timeout_s))
         return 0
     except KeyboardInterrupt:
-        say("stopping…")
+        say("drain skipped")
         return 0
     except StartupError as exc:
         say(f"error: {exc}")
         return 1
     finally:
-        # A second Ctrl-C must not cut the shutdown short and leave processes behind.
+        # A further Ctrl-C must not cut the shutdown short and leave processes behind.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         supervisor.stop_all()

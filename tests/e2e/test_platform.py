@@ -1,6 +1,6 @@
 """End to end: `smartcity up` on the embedded stack, a device's signed readings settled into signed
-blocks, verified with nothing but HTTP, the checkpoint's public key and RFC 9162; then Ctrl-C stops
-every process it started."""
+blocks, verified with nothing but HTTP, the checkpoint's public key and RFC 9162; then Ctrl-C drains what
+was accepted, stops every process it started, and the next `smartcity up` continues the same chain."""
 
 from __future__ import annotations
 
@@ -65,17 +65,13 @@ class Platform:
         return f"http://127.0.0.1:{self.ports[env]}"
 
 
-@pytest.fixture(scope="module")
-def platform() -> Iterator[Platform]:
-    # Not under pytest's tmp dir: pytest resets it to 0700 when another session starts, and the embedded
-    # PostgreSQL runs as its own user, which must still reach its data dir to stop.
-    data_dir = Path(tempfile.mkdtemp(prefix="smartcity-e2e-"))
-    ports = {env: free_port() for env in PORT_ENVS}
+def _start(data_dir: Path, ports: dict[str, int], *args: str) -> Platform:
+    """`smartcity up` on the embedded stack in `data_dir`, its services on `ports`, until services are ready."""
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
     env.update({k: str(v) for k, v in ports.items()})
     env.update(SMARTCITY_DATA_DIR=str(data_dir), SIMULATOR_DEVICES="60", SIMULATOR_READINGS_PER_SECOND="100")
     process = subprocess.Popen(
-        [sys.executable, "-m", "services", "up"],
+        [sys.executable, "-m", "services", "up", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -85,14 +81,33 @@ def platform() -> Iterator[Platform]:
     platform = Platform(process, ports, data_dir)
     try:
         platform.wait_for_line(lambda line: line.startswith("services ready"), timeout_s=180)
-        yield platform
+    except BaseException:
+        _stop(platform)
+        raise
+    return platform
+
+
+def _stop(platform: Platform) -> None:
+    if platform.process.poll() is None:
+        platform.process.send_signal(signal.SIGINT)
+        try:
+            platform.process.wait(180)
+        except subprocess.TimeoutExpired:
+            platform.process.kill()
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[Platform]:
+    # Not under pytest's tmp dir: pytest resets it to 0700 when another session starts, and the embedded
+    # PostgreSQL runs as its own user, which must still reach its data dir to stop.
+    data_dir = Path(tempfile.mkdtemp(prefix="smartcity-e2e-"))
+    try:
+        platform = _start(data_dir, {env: free_port() for env in PORT_ENVS})
+        try:
+            yield platform
+        finally:
+            _stop(platform)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -106,7 +121,8 @@ def _signed_readings(device: Keypair, count: int) -> list[dict]:
                 "ts": now,
                 "kind": "air_quality",
                 "zone": "old-town",
-                "values": {"pm2_5": 7.5 + seq, "pm10": 14.0, "no2": 20.5},
+                # Plausible in the simulated fleet's zone (no outlier), never the same twice in a row (not stuck).
+                "values": {"pm2_5": 7.5 + seq % 4, "pm10": 14.0, "no2": 20.5},
             }
         )
         for seq in range(1, count + 1)
@@ -310,23 +326,42 @@ def test_a_killed_ledger_is_restarted_and_settlement_goes_on_verifiably(platform
                 pass  # not listening yet
             assert time.monotonic() < deadline, "the restarted ledger settled nothing"
             time.sleep(1)
-    command = ["verify", "--ledger", ledger_url, "--public-key", checkpoint["public_key"], "--replay"]
-    verified = subprocess.run(
-        [sys.executable, "-m", "services", *command],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert verified.stdout.startswith("OK: ")
+    _verify_replay(ledger_url, checkpoint["public_key"])
     assert platform.process.poll() is None  # the platform went on
 
 
-def test_ctrl_c_stops_every_process(platform: Platform):
-    parent = psutil.Process(platform.process.pid)
-    children = parent.children(recursive=True)
+def _verify_replay(ledger_url: str, public_key: str) -> None:
+    command = ["verify", "--ledger", ledger_url, "--public-key", public_key, "--replay"]
+    verified = subprocess.run(
+        [sys.executable, "-m", "services", *command], capture_output=True, text=True, timeout=300
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.startswith("OK: ")
+
+
+def test_ctrl_c_drains_what_was_accepted_and_the_next_run_continues_the_chain(platform: Platform):
+    """Readings accepted just before Ctrl-C are all decided and settled before the platform stops: the next
+    run (same data dir, a new memory-only broker) finds them sealed in the chain and in the balances."""
+    owner, device = Keypair.generate(), Keypair.generate()
+    ingest, ledger = platform.url("INGEST_PORT"), platform.url("LEDGER_PORT")
+    with httpx.Client(timeout=10) as http:
+        registration = sign_registration(
+            owner,
+            device,
+            {"device_id": device.did, "owner": owner.did, "kind": "air_quality", "zone": "old-town"},
+        )
+        assert http.post(f"{ingest}/v1/devices", json=registration).status_code == 201
+        _change_consent(http, platform, owner, "grant")
+        readings = _signed_readings(device, 20)
+        _accepted_within(CONSENT_BOUND_S, http, platform, readings[0])
+        response = http.post(f"{ingest}/v1/readings", json={"readings": readings[1:]})
+        assert [r["status"] for r in response.json()["results"]] == ["accepted"] * 19
+        before = http.get(f"{ledger}/v1/checkpoint").json()
+
+    children = psutil.Process(platform.process.pid).children(recursive=True)
     assert len(children) >= 7  # broker, five services, simulator
     platform.process.send_signal(signal.SIGINT)
+    platform.wait_for_line(lambda line: line.startswith("drained: "), timeout_s=150)
     assert platform.process.wait(60) == 0
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert alive == []
@@ -336,3 +371,19 @@ def test_ctrl_c_stops_every_process(platform: Platform):
         if str(platform.data_dir) in " ".join(p.info["cmdline"] or [])
     ]
     assert leftover == []
+
+    again = _start(platform.data_dir, platform.ports, "--no-simulate")
+    try:
+        with httpx.Client(timeout=10) as http:
+            txs = http.get(f"{ledger}/v1/accounts/{owner.did}/transactions").json()["transactions"]
+            assert len(txs) == 20 and all(
+                tx["leaf_index"] is not None for tx in txs
+            )  # sealed before the stop
+            assert http.get(f"{ledger}/v1/accounts/{owner.did}").json()["balances"]["CITY"] == 20 * 500
+            after = http.get(f"{ledger}/v1/checkpoint").json()
+        assert after["public_key"] == before["public_key"]
+        assert (after["height"], after["tree_size"]) > (before["height"], before["tree_size"])
+        _verify_replay(ledger, after["public_key"])
+    finally:
+        _stop(again)
+    assert again.process.returncode == 0
