@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit lint format bench clean
+.PHONY: install run test test-unit lint format bench chaos clean
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH)
+
+# Load through the embedded platform while its services are SIGKILLed in turn, then the books (bench/chaos.py).
+chaos: $(STAMP)
+	$(PY) -m bench chaos $(CHAOS)
 
 clean:
 	rm -rf $(VENV) .smartcity .pytest_cache
