@@ -88,6 +88,7 @@ REWARD_DECISIONS = Topic(
     key="device id",
     schema="reward-decisions.v1.json",
     partitions=6,
+    has_dlq=True,
     writers=(REWARDS_SERVICE,),
     readers=(REWARDS_SERVICE,),
 )

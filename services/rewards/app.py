@@ -54,6 +54,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from services.common import attestation, liveness
+from services.common.dead_letters import DeadLetterProducer
 from services.common.kafka import KafkaProducer, OutgoingRecord, attested, client_security
 from services.common.metrics import DLQ_RECORDS, exposition
 from services.common.policy import Policy, PolicyError, load_policy
@@ -256,10 +257,16 @@ def create_app(
     pool = WorkerPool(settings.verify_workers) if settings.verify_workers else None
     progress = liveness.Progress(f"{READINGS.name} agent {settings.app_id}")
 
+    # Decisions that cannot be read back when the state is rebuilt.
+    changelog_dead_letters = DeadLetterProducer(
+        platform.bootstrap_servers, client_id=f"{settings.app_id}-changelog"
+    )
+
     @app.on_before_shutdown.connect
     def stop_verifying(sender: faust.App, **kwargs: Any) -> None:
         if pool is not None:
             pool.shutdown()
+        changelog_dead_letters.close()
 
     async def publish(records: Sequence[OutgoingRecord]) -> None:
         """Send `records` until the broker acknowledged every one, retrying the failed ones.
@@ -292,6 +299,7 @@ def create_app(
             since=now - settings.rebuild_horizon_s,
             now=now,
             recent_limit=settings.recent_decisions,
+            dead_letter=changelog_dead_letters,
         )
         engine.stale = False
 

@@ -4,7 +4,9 @@ Every decision is published before the rewards it implies, so the decisions on t
 the decisions whose effects exist. Applying them again (in the order the broker stamped them) gives back
 the caps, stuck-sensor and burst memory, the zone windows and the recent decisions by reading id; the
 readings the dead worker had decided but not committed are then recognised as decided, and get the same
-rewards again, which the ledger settles once.
+rewards again, which the ledger settles once. A decision that cannot be read back (not JSON, the wrong shape)
+is skipped and, given a `dead_letter`, sent to ``city.reward-decisions.dlq.v1`` with the reason (by every
+rebuild that meets it: an entry names the record's partition and offset).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import time
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from services.common import schemas
+from services.common.dead_letters import DeadLetter
 from services.common.events import decode_json
-from services.common.kafka import client_security
+from services.common.kafka import client_security, dlq_record
 from services.common.topics import REWARD_DECISIONS
 from services.rewards.engine import Decision, State
 
@@ -26,7 +29,13 @@ TIMEOUT_S = 10.0
 
 
 def rebuild_state(
-    bootstrap_servers: str, *, app_id: str, since: float, now: float, recent_limit: int
+    bootstrap_servers: str,
+    *,
+    app_id: str,
+    since: float,
+    now: float,
+    recent_limit: int,
+    dead_letter: DeadLetter | None = None,
 ) -> State:
     """A state with every decision of app `app_id` published since `since` (epoch seconds, broker time)
     applied. Other apps' decisions (another deployment, a canary, a test) are not this app's history."""
@@ -54,6 +63,22 @@ def rebuild_state(
             log.warning(
                 "skipping %s[%d]@%d: %s", REWARD_DECISIONS.name, message.partition(), message.offset(), exc
             )
+            if dead_letter is not None:
+                reason = (
+                    f"schema: {exc}" if isinstance(exc, schemas.SchemaError) else f"malformed JSON: {exc}"
+                )
+                dead_letter(
+                    dlq_record(
+                        REWARD_DECISIONS,
+                        key=message.key(),
+                        raw=message.value(),
+                        partition=message.partition(),
+                        offset=message.offset(),
+                        reason=reason,
+                        consumer=app_id,
+                        headers=message.headers(),
+                    )
+                )
             continue
         if value["decided_by"] == app_id:
             state.apply(Decision.from_json(value), now)

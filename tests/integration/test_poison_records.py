@@ -30,13 +30,16 @@ from services.common.consents import (
     check_consent,
 )
 from services.common.dead_letters import DeadLetterProducer
+from services.common.ids import reading_id
 from services.common.kafka import DLQ_VALUE_MAX, OutgoingRecord, attested
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
-from services.common.topics import CONSENTS, MERCHANTS, Topic
+from services.common.topics import CONSENTS, MERCHANTS, REWARD_DECISIONS, Topic
 from services.ingest.app import create_app as create_ingest
 from services.ledger.app import create_app as create_ledger
 from services.ledger.settings import LedgerSettings
+from services.rewards.changelog import rebuild_state
+from services.rewards.engine import Decision
 from tests.support.asgi import running
 from tests.support.consents import consent
 from tests.support.factories import DIRECTORY, TEST_ROLES
@@ -364,3 +367,69 @@ async def test_a_merchant_record_the_ledger_cannot_fold_is_dead_lettered_and_the
         else:
             assert entry["value"].encode() == raw
         assert (await client.get("/readyz")).status_code == 200
+
+
+# --- city.reward-decisions.v1: read back by the rewards worker when it rebuilds its state --------------------
+
+
+def _decision(app_id: str, device: Keypair, seq: int) -> dict[str, Any]:
+    """A decision of `app_id` paying 500 for `device`'s reading `seq`, as the worker publishes it."""
+    reading = reading_id(device.did, seq)
+    return Decision(
+        reading_id=reading,
+        device_id=device.did,
+        seq=seq,
+        wallet=Keypair.generate().did,
+        kind="air_quality",
+        zone="old-town",
+        ts=events.now_rfc3339(),
+        values={"pm2_5": 8.0},
+        policy_version="it-1",
+        policy_hash="0" * 64,
+        payments=(("data.air_quality", 500),),
+        reasons=(),
+        counted=True,
+    ).as_json(partition=0, offset=seq) | {"decided_by": app_id}
+
+
+@pytest.mark.parametrize(
+    ("poison", "reason"),
+    [
+        (b"x" * FIVE_MB, "malformed JSON"),
+        (b"\xff not json", "malformed JSON"),
+        (b'{"reading_id": "not a decision"}', "schema"),
+    ],
+    ids=["5-mb", "not-json", "wrong-shape"],
+)
+async def test_a_decision_the_rebuild_cannot_read_is_dead_lettered_and_the_one_behind_it_applied(
+    kafka_bootstrap: str, poison: bytes, reason: str
+):
+    app_id = unique_group("rewards-rebuild")
+    device = Keypair.generate()
+    good = _decision(app_id, device, seq=7)
+    since = await end_offsets(kafka_bootstrap, REWARD_DECISIONS.dlq)
+    started = datetime.now(UTC).timestamp() - 1
+    await produce(
+        kafka_bootstrap,
+        REWARD_DECISIONS,
+        [(device.did.encode(), poison, []), (device.did.encode(), events.encode_json(good), [])],
+    )
+    dead_letters = DeadLetterProducer(kafka_bootstrap, client_id=app_id)
+    try:
+        state = await asyncio.to_thread(
+            rebuild_state,
+            kafka_bootstrap,
+            app_id=app_id,
+            since=started,
+            now=datetime.now(UTC).timestamp(),
+            recent_limit=100,
+            dead_letter=dead_letters,
+        )
+        entry, size = await dlq_entry(kafka_bootstrap, REWARD_DECISIONS, since, device.did, app_id)
+    finally:
+        dead_letters.close()
+    assert good["reading_id"] in state.recent  # the decision behind the poison is this worker's history
+    assert entry["reason"].startswith(reason) and entry["source_topic"] == REWARD_DECISIONS.name
+    assert entry["value_size"] == len(poison)
+    assert entry["value_sha256"] == hashlib.sha256(poison).hexdigest()
+    assert entry["value_truncated"] is (len(poison) > DLQ_VALUE_MAX) and size < 16 * 1024
