@@ -16,6 +16,7 @@ from services.common.ids import reading_id, reward_id
 from services.common.roles import Role
 from services.common.topics import READINGS, REWARDS
 from services.ledger.accounts import CITY, REWARDS_POOL, AccountError, Posting, check_account, is_wallet
+from services.ledger.payments import parse_time
 from services.ledger.policies import claim_of
 from services.ledger.transactions import REWARD, RejectedError, Transaction, build_transaction, derive_tx_id
 
@@ -43,7 +44,8 @@ def verify_reward(
     - the readings envelope it names (`reading_envelope`) is attested by ingest, which checked the device's
       signature, its registration to the wallet, the owner's consent and the sequence number;
     - the registration binds the reading's device to the rewarded wallet, and the reading and reward ids
-      are the ones derived from the reading, so one reading under one rule has exactly one reward id.
+      are the ones derived from the reading, so one reading under one rule has exactly one reward id;
+    - it was earned when the reading was taken (``earned_at`` is the reading's signed ``ts``, a real time).
 
     The device's and the owner's own signatures are not checked again: ingest's attestation covers the
     bytes that carry them, and they stay on the chain for an auditor (``smartcity verify --deep``).
@@ -87,6 +89,13 @@ def verify_reward(
         )
     if reward.get("reward_id") != reward_id(reward["reading_id"], reward.get("rule", "")):
         raise RejectedError("reward-id-mismatch", "reward_id is not sha256('<reading_id>/<rule>')")
+    try:
+        parse_time(reward["earned_at"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RejectedError("impossible-date", f"earned_at {reward.get('earned_at')!r} is no time") from exc
+    if reward["earned_at"] != reading.get("ts"):
+        # Caps count by the reading's signed time: a reward dated otherwise would escape them.
+        raise RejectedError("earned-at-mismatch", "earned_at is not the reading's signed time (ts)")
     if reward.get("currency") != CITY:
         raise RejectedError("bad-currency", f"rewards are paid in {CITY}")
     amount = reward.get("amount")

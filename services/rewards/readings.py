@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from services.common import attestation, events, schemas
@@ -28,6 +29,7 @@ SCHEMA = "schema"
 READING_ID = "reading-id"
 DEVICE_MISMATCH = "device-mismatch"
 OWNER_MISMATCH = "owner-mismatch"
+IMPOSSIBLE_DATE = "impossible-date"
 
 
 class InvalidReading(ValueError):
@@ -110,6 +112,11 @@ def accept(envelope: Any, attested_by: Mapping[str, Any]) -> AcceptedReading:
         raise InvalidReading(DEVICE_MISMATCH, "the registration is for another device than the reading's")
     if registration["owner"] != envelope["owner"]:
         raise InvalidReading(OWNER_MISMATCH, "the envelope's owner is not the registration's owner")
+    for field, text in (("ts", reading["ts"]), ("received_at", envelope["received_at"])):
+        try:  # the schema's pattern lets through days that do not exist ("2026-99-99T99:99:99Z")
+            datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidReading(IMPOSSIBLE_DATE, f"{field} {text!r}: {exc}") from exc
     return AcceptedReading(
         reading_id=envelope["reading_id"],
         owner=envelope["owner"],

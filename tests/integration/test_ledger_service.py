@@ -15,9 +15,9 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from pydantic import SecretStr
 
-from services.common import merkle, schemas, signing, topics
+from services.common import attestation, merkle, schemas, signing, topics
 from services.common.events import cloudevent_headers
-from services.common.kafka import KafkaProducer, OutgoingRecord
+from services.common.kafka import DLQ_VALUE_MAX, KafkaProducer, OutgoingRecord
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair, b64url_encode
 from services.common.topics import Topic
@@ -26,6 +26,7 @@ from services.ledger.app import create_app
 from services.ledger.settings import LedgerSettings
 from services.ledger.transactions import GENESIS_TX_ID
 from tests.support.factories import (
+    ORACLE,
     TEST_POLICY,
     TEST_ROLES,
     policy_publication,
@@ -287,14 +288,32 @@ async def test_rewards_settle_into_signed_blocks_with_verifiable_proofs(
     producer.close()
 
 
-async def test_a_5_mb_record_is_dead_lettered_small_and_the_reward_beside_it_settles(
-    platform_settings: PlatformSettings, kafka_bootstrap: str
+def _impossible_date(mallory: Keypair) -> bytes:
+    """A reward attested by the oracle whose earned_at fits the schema's pattern but is no day at all."""
+    reward = signed_reward(mallory, seq=3, amount=5)
+    return attestation.encode({**reward, "earned_at": "2026-99-99T99:99:99Z"})
+
+
+@pytest.mark.parametrize(
+    ("poison", "reason"),
+    [
+        (lambda _: b'{"reward_id": "' + b"x" * (5 * 1024 * 1024) + b'"}', "schema"),
+        (lambda _: b"\xff\xfe not JSON", "malformed"),
+        (_impossible_date, "impossible-date"),
+    ],
+    ids=["5-mb", "not-json", "impossible-date"],
+)
+async def test_a_poison_record_is_dead_lettered_small_and_the_reward_beside_it_settles(
+    platform_settings: PlatformSettings,
+    kafka_bootstrap: str,
+    poison: Callable[[Keypair], bytes],
+    reason: str,
 ) -> None:
     settings = LedgerSettings(
         consumer_group=unique_group("ledger-poison"), seal_interval_ms=50, genesis_roles=TEST_ROLES
     )
     alice, mallory = Keypair.generate(), Keypair.generate()
-    huge = b'{"reward_id": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    value = poison(mallory)
     app = create_app(platform_settings, settings)
     transport = httpx.ASGITransport(app=app)
     async with (
@@ -302,11 +321,18 @@ async def test_a_5_mb_record_is_dead_lettered_small_and_the_reward_beside_it_set
         httpx.AsyncClient(transport=transport, base_url="http://ledger") as client,
     ):
         assert (await client.post("/v1/policies", json=policy_publication())).status_code == 201
-        big = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 10_000_000})
-        big.produce(topics.REWARDS.name, key=mallory.did, value=huge)
-        assert big.flush(30) == 0
         producer = KafkaProducer(kafka_bootstrap, "ledger-poison-test")
         try:
+            # Attested by the oracle, as the rewards worker would: only its content is poison.
+            [header] = attestation.attest(ORACLE, topics.REWARDS.name, [value])
+            big = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 10_000_000})
+            big.produce(
+                topics.REWARDS.name,
+                key=mallory.did,
+                value=value,
+                headers=[(attestation.HEADER, header.encode())],
+            )
+            assert big.flush(30) == 0
             await publish(producer, [signed_reward(alice, seq=1, amount=42)])
         finally:
             producer.close()
@@ -316,7 +342,8 @@ async def test_a_5_mb_record_is_dead_lettered_small_and_the_reward_beside_it_set
 
         await until(paid, "the good reward to settle")
         [dead] = await values_with_keys(kafka_bootstrap, topics.REWARDS.dlq, {mallory.did}, 1)
-        assert dead["reason"].startswith("schema")
-        assert (dead["value_size"], dead["value_truncated"]) == (len(huge), True)
-        assert dead["value_sha256"] == hashlib.sha256(huge).hexdigest()
+        assert dead["reason"].startswith(reason), dead["reason"]
+        assert (dead["value_size"], dead["value_truncated"]) == (len(value), len(value) > DLQ_VALUE_MAX)
+        assert dead["value_sha256"] == hashlib.sha256(value).hexdigest()
+        assert (await client.get(f"/v1/accounts/{mallory.did}")).json()["balances"]["CITY"] == 0
         assert (await client.get("/readyz")).status_code == 200

@@ -371,6 +371,36 @@ def test_a_5_mb_reading_is_dead_lettered_small_and_the_readings_beside_it_decide
     assert httpx.get(f"{worker.url}/readyz", timeout=5).status_code == 200
 
 
+def test_a_reading_of_an_impossible_date_is_dead_lettered_and_the_readings_beside_it_decided(
+    worker: Worker, kafka_bootstrap: str
+):
+    """Signed by its device and attested by ingest, but taken on a day that does not exist (the schema's
+    pattern lets "2026-99-99T99:99:99Z" through): dead-lettered, and the worker goes on."""
+    device = Device()
+    publisher = Publisher(kafka_bootstrap)
+    publisher.publish_envelope(device, device.envelope(1, ts="2026-99-99T99:99:99Z"), "impossible")
+    publisher.publish_envelope(device, device.envelope(2), "after")
+    publisher.flush()
+
+    def arrived(messages: list[Message]) -> bool:
+        mine = [m for m in messages if m.key().decode() == device.did]
+        return any(m.topic() == READINGS.dlq.name for m in mine) and any(
+            m.topic() == REWARD_DECISIONS.name for m in mine
+        )
+
+    messages = [
+        m
+        for m in consume(kafka_bootstrap, [READINGS.dlq, REWARD_DECISIONS], arrived)
+        if m.key().decode() == device.did
+    ]
+    [dead] = [json.loads(m.value()) for m in messages if m.topic() == READINGS.dlq.name]
+    assert (dead["partition"], dead["offset"]) == publisher.positions["impossible"]
+    assert dead["reason"].startswith("impossible-date: ts '2026-99-99T99:99:99Z'"), dead["reason"]
+    [decision] = [json.loads(m.value()) for m in messages if m.topic() == REWARD_DECISIONS.name]
+    assert decision["seq"] == 2
+    assert httpx.get(f"{worker.url}/readyz", timeout=5).status_code == 200
+
+
 def parse_metrics(text: str) -> dict[str, float]:
     """Prometheus text exposition as {'name{labels}': value}."""
     samples = {}

@@ -70,11 +70,12 @@ def signed_reward(
 ) -> dict[str, Any]:
     """A reward with real signed evidence attested by `ingest`, ids derived as the schemas describe."""
     device = device or Keypair.generate()
+    taken_at = "2026-11-21T09:59:58.250Z"
     reading = device.sign(
         {
             "device_id": device.did,
             "seq": seq,
-            "ts": "2026-11-21T09:59:58.250Z",
+            "ts": taken_at,
             "kind": "air",
             "zone": "centre",
             "values": {"pm25": 12.5, "no2": 31},
@@ -102,7 +103,7 @@ def signed_reward(
         "policy_version": policy.version,
         "policy_hash": policy.hash,
         "reading_id": reading_id,
-        "earned_at": "2026-11-21T09:59:59.000Z",
+        "earned_at": taken_at,
         "evidence": {
             "reading": reading,
             "registration": registration,
