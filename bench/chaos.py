@@ -23,14 +23,12 @@ import contextlib
 import itertools
 import json
 import os
-import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -40,11 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from bench._running import PORT_ENVS, RunningPlatform
 from services.common import offsets
-from services.common.embedded import free_port
 from services.common.ids import reading_id
 from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS, Topic
 from services.ledger.settings import LedgerSettings
@@ -53,13 +50,6 @@ from services.simulator.fleet import Fleet
 from services.simulator.run import grant_consents, register
 
 VICTIMS = ("ingest", "rewards", "ledger", "identity", "directory")
-PORT_ENVS = {
-    "ingest": "INGEST_PORT",
-    "rewards": "REWARDS_WEB_PORT",
-    "ledger": "LEDGER_PORT",
-    "identity": "IDENTITY_PORT",
-    "directory": "DIRECTORY_PORT",
-}
 BATCH = 20
 
 
@@ -86,72 +76,6 @@ def parse(argv: Sequence[str]) -> Options:
     if args.minutes <= 0 or args.kill_every_s <= 0 or args.rate <= 0:
         parser.error("--minutes, --kill-every-s and --rate must be positive")
     return Options(args.minutes, args.kill_every_s, args.rate, settle_timeout_s=args.settle_timeout_s)
-
-
-class Platform:
-    """``smartcity up --no-simulate`` in its own data dir and ports, its output read on a thread."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.ports = {name: free_port() for name in PORT_ENVS}
-        env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
-        env.update({PORT_ENVS[name]: str(port) for name, port in self.ports.items()})
-        env["SMARTCITY_DATA_DIR"] = str(data_dir)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services", "up", "--no-simulate"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def drain_lines(self) -> list[str]:
-        new = []
-        with contextlib.suppress(queue.Empty):
-            while True:
-                new.append(self.lines.get_nowait())
-        self.seen.extend(new)
-        return new
-
-    def wait_for(self, prefix: str, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for line in self.drain_lines():
-                if line.startswith(prefix):
-                    return line
-            if self.process.poll() is not None:
-                raise RuntimeError(f"smartcity up exited: {self.seen[-20:]}")
-            time.sleep(0.2)
-        raise RuntimeError(f"no {prefix!r} line within {timeout_s}s: {self.seen[-20:]}")
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.ports[name]}"
-
-    def service_pid(self, name: str) -> int | None:
-        """The pid of service `name` (a direct child of ``smartcity up``), if it runs."""
-        for child in psutil.Process(self.process.pid).children():
-            with contextlib.suppress(psutil.Error):
-                if f"services.{name}" in child.cmdline():
-                    return child.pid
-        return None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(240)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.drain_lines()
 
 
 @dataclass
@@ -199,7 +123,7 @@ class Load:
                 self.rejected[reason or result["status"]] += 1
 
 
-async def kill_in_turn(platform: Platform, every_s: float, stop: asyncio.Event) -> list[str]:
+async def kill_in_turn(platform: RunningPlatform, every_s: float, stop: asyncio.Event) -> list[str]:
     """SIGKILL the next of `VICTIMS` (its whole process group) every `every_s` until `stop`."""
     kills: list[str] = []
     for name in itertools.cycle(VICTIMS):
@@ -217,7 +141,7 @@ async def kill_in_turn(platform: Platform, every_s: float, stop: asyncio.Event) 
     return kills
 
 
-async def caught_up(platform: Platform, bootstrap: str, timeout_s: float) -> dict[str, int]:
+async def caught_up(platform: RunningPlatform, bootstrap: str, timeout_s: float) -> dict[str, int]:
     """Wait until every service is ready and both stages have no backlog (three checks in a row); return the
     backlogs last seen."""
     stages = {
@@ -228,7 +152,7 @@ async def caught_up(platform: Platform, bootstrap: str, timeout_s: float) -> dic
     quiet = 0
     async with httpx.AsyncClient(timeout=3) as client:
         while True:
-            platform.drain_lines()
+            platform.read_lines()
             backlogs = {
                 what: await asyncio.to_thread(offsets.backlog, bootstrap, group, topic)
                 for what, (topic, group) in stages.items()
@@ -357,10 +281,10 @@ def format_table(rows: list[Row]) -> str:
 async def run(options: Options) -> list[Row]:
     """The chaos run; its table's rows."""
     data_dir = Path(tempfile.mkdtemp(prefix="smartcity-chaos-"))
-    platform = Platform(data_dir)
+    platform = RunningPlatform(data_dir, "--no-simulate")
     try:
-        broker = platform.wait_for("broker: ", 120).split()[1]
-        platform.wait_for("services ready", 180)
+        broker = platform.wait_for_line(lambda line: line.startswith("broker: "), 120).split()[1]
+        platform.wait_ready()
         fleet = Fleet.generate("chaos", options.wallets, options.devices, first_seq=int(time.time() * 1000))
         async with httpx.AsyncClient(base_url=platform.url("identity"), timeout=30) as identity:
             await grant_consents(identity, fleet)

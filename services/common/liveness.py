@@ -84,14 +84,16 @@ def report_stuck(reasons: list[str]) -> None:
     global _exit_code
     if not reasons or _exit_code is not None:
         return
+    if _stop_process is not None:
+        _exit_code = EXIT_STUCK
+        # Armed first: even a process whose logging blocks (a full pipe) is ended.
+        timer = threading.Timer(HARD_EXIT_AFTER_S, os._exit, args=(EXIT_STUCK,))
+        timer.daemon = True
+        timer.start()
     log.error("stuck: %s", "; ".join(reasons))
     if _stop_process is None:
         return
-    _exit_code = EXIT_STUCK
     log.error("exiting with status %d so that the service is started again", EXIT_STUCK)
-    timer = threading.Timer(HARD_EXIT_AFTER_S, os._exit, args=(EXIT_STUCK,))
-    timer.daemon = True
-    timer.start()
     _stop_process()
 
 

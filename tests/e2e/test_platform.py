@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,8 +20,8 @@ import httpx
 import psutil
 import pytest
 
+from bench._running import RunningPlatform
 from services.common import merkle, signing
-from services.common.embedded import free_port
 from services.common.signing import Keypair
 from services.ingest.devices import sign_registration
 
@@ -31,84 +29,36 @@ pytestmark = pytest.mark.e2e
 
 CONSENT_BOUND_S = 5.0  # a consent change reaches ingest within 5 s
 
-PORT_ENVS = ("INGEST_PORT", "REWARDS_WEB_PORT", "LEDGER_PORT", "IDENTITY_PORT", "DIRECTORY_PORT")
 
-
-class Platform:
-    def __init__(self, process: subprocess.Popen, ports: dict[str, int], data_dir: Path) -> None:
-        self.process = process
-        self.ports = ports
-        self.data_dir = data_dir
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def wait_for_line(self, predicate, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.5)
-            except queue.Empty:
-                assert self.process.poll() is None, f"smartcity up exited: {self.seen[-20:]}"
-                continue
-            self.seen.append(line)
-            if predicate(line):
-                return line
-        raise AssertionError(f"no such line within {timeout_s}s; output so far: {self.seen[-20:]}")
-
-    def url(self, env: str) -> str:
-        return f"http://127.0.0.1:{self.ports[env]}"
-
-
-def _start(data_dir: Path, ports: dict[str, int], *args: str) -> Platform:
-    """`smartcity up` on the embedded stack in `data_dir`, its services on `ports`, until services are ready."""
-    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
-    env.update({k: str(v) for k, v in ports.items()})
-    env.update(SMARTCITY_DATA_DIR=str(data_dir), SIMULATOR_DEVICES="60", SIMULATOR_READINGS_PER_SECOND="100")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services", "up", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
+def _start(data_dir: Path, *args: str, ports: dict[str, int] | None = None) -> RunningPlatform:
+    """`smartcity up` in `data_dir` with a small simulated fleet, ready."""
+    platform = RunningPlatform(
+        data_dir, *args, ports=ports, env={"SIMULATOR_DEVICES": "60", "SIMULATOR_READINGS_PER_SECOND": "100"}
     )
-    platform = Platform(process, ports, data_dir)
-    try:
-        platform.wait_for_line(lambda line: line.startswith("services ready"), timeout_s=180)
-    except BaseException:
-        _stop(platform)
-        raise
+    platform.wait_ready()
     return platform
 
 
-def _stop(platform: Platform) -> None:
-    if platform.process.poll() is None:
-        platform.process.send_signal(signal.SIGINT)
-        try:
-            platform.process.wait(180)
-        except subprocess.TimeoutExpired:
-            platform.process.kill()
-
-
 @pytest.fixture(scope="module")
-def platform() -> Iterator[Platform]:
+def platform() -> Iterator[RunningPlatform]:
     # Not under pytest's tmp dir: pytest resets it to 0700 when another session starts, and the embedded
     # PostgreSQL runs as its own user, which must still reach its data dir to stop.
     data_dir = Path(tempfile.mkdtemp(prefix="smartcity-e2e-"))
     try:
-        platform = _start(data_dir, {env: free_port() for env in PORT_ENVS})
+        platform = _start(data_dir)
         try:
             yield platform
         finally:
-            _stop(platform)
+            platform.stop()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _register(http: httpx.Client, platform: RunningPlatform, owner: Keypair, device: Keypair) -> None:
+    """Register `owner`'s air quality `device` with ingest."""
+    body = {"device_id": device.did, "owner": owner.did, "kind": "air_quality", "zone": "old-town"}
+    response = http.post(f"{platform.url('ingest')}/v1/devices", json=sign_registration(owner, device, body))
+    assert response.status_code == 201, response.text
 
 
 def _signed_readings(device: Keypair, count: int) -> list[dict]:
@@ -143,22 +93,22 @@ def _consent(subject: Keypair, action: str, category: str = "environment") -> di
     return subject.sign(body)
 
 
-def _change_consent(http: httpx.Client, platform: Platform, subject: Keypair, action: str) -> None:
+def _change_consent(http: httpx.Client, platform: RunningPlatform, subject: Keypair, action: str) -> None:
     """Grant or revoke the city `subject`'s environment data through identity's HTTP API."""
-    response = http.post(f"{platform.url('IDENTITY_PORT')}/v1/consents", json=_consent(subject, action))
+    response = http.post(f"{platform.url('identity')}/v1/consents", json=_consent(subject, action))
     assert response.status_code == 201, response.text
     assert response.json()["receipt"]["status"] == {"grant": "granted", "revoke": "revoked"}[action]
 
 
-def _verdict(http: httpx.Client, platform: Platform, reading: dict) -> str:
+def _verdict(http: httpx.Client, platform: RunningPlatform, reading: dict) -> str:
     """Ingest's verdict on one reading: "accepted" or the reason it was rejected (without its detail)."""
-    response = http.post(f"{platform.url('INGEST_PORT')}/v1/readings", json={"readings": [reading]})
+    response = http.post(f"{platform.url('ingest')}/v1/readings", json={"readings": [reading]})
     assert response.status_code == 202, response.text
     [result] = response.json()["results"]
     return result["reason"].split(":")[0] if result["reason"] else result["status"]
 
 
-def _accepted_within(bound_s: float, http: httpx.Client, platform: Platform, reading: dict) -> None:
+def _accepted_within(bound_s: float, http: httpx.Client, platform: RunningPlatform, reading: dict) -> None:
     """Post `reading` until ingest accepts it (a refusal for want of consent spends no sequence number)."""
     deadline = time.monotonic() + bound_s
     while (verdict := _verdict(http, platform, reading)) != "accepted":
@@ -178,7 +128,7 @@ def _verify_checkpoint(checkpoint: dict) -> bytes:
     return bytes.fromhex(checkpoint["root_hash"])
 
 
-def test_simulated_readings_are_settled_into_blocks_with_live_progress(platform: Platform):
+def test_simulated_readings_are_settled_into_blocks_with_live_progress(platform: RunningPlatform):
     line = platform.wait_for_line(
         lambda line: line.startswith("up=") and " settled=0 " not in line and " blocks=- " not in line,
         timeout_s=60,
@@ -186,16 +136,11 @@ def test_simulated_readings_are_settled_into_blocks_with_live_progress(platform:
     assert "readings/s=" in line and "tree_size=" in line
 
 
-def test_a_citizens_readings_settle_and_verify_end_to_end(platform: Platform):
+def test_a_citizens_readings_settle_and_verify_end_to_end(platform: RunningPlatform):
     owner, device = Keypair.generate(), Keypair.generate()
-    ingest, ledger = platform.url("INGEST_PORT"), platform.url("LEDGER_PORT")
+    ingest, ledger = platform.url("ingest"), platform.url("ledger")
     with httpx.Client(timeout=10) as http:
-        registration = sign_registration(
-            owner,
-            device,
-            {"device_id": device.did, "owner": owner.did, "kind": "air_quality", "zone": "old-town"},
-        )
-        assert http.post(f"{ingest}/v1/devices", json=registration).status_code == 201
+        _register(http, platform, owner, device)
 
         readings = _signed_readings(device, 5)
         # Ingest takes the owner's air quality readings only once they granted the city that data.
@@ -261,8 +206,8 @@ def test_a_citizens_readings_settle_and_verify_end_to_end(platform: Platform):
             )
 
 
-def test_bad_requests_get_problem_json(platform: Platform):
-    ingest = platform.url("INGEST_PORT")
+def test_bad_requests_get_problem_json(platform: RunningPlatform):
+    ingest = platform.url("ingest")
     with httpx.Client(timeout=10) as http:
         malformed = http.post(
             f"{ingest}/v1/readings", content=b"{not json", headers={"content-type": "application/json"}
@@ -281,15 +226,10 @@ def test_bad_requests_get_problem_json(platform: Platform):
         assert result["status"] == "rejected" and result["reason"]
 
 
-def test_consent_granted_and_revoked_through_identity_is_obeyed_by_ingest(platform: Platform):
+def test_consent_granted_and_revoked_through_identity_is_obeyed_by_ingest(platform: RunningPlatform):
     owner, device = Keypair.generate(), Keypair.generate()
     with httpx.Client(timeout=10) as http:
-        registration = sign_registration(
-            owner,
-            device,
-            {"device_id": device.did, "owner": owner.did, "kind": "air_quality", "zone": "old-town"},
-        )
-        assert http.post(f"{platform.url('INGEST_PORT')}/v1/devices", json=registration).status_code == 201
+        _register(http, platform, owner, device)
         first, *others = _signed_readings(device, 200)
         assert _verdict(http, platform, first) == "no_consent"
 
@@ -306,8 +246,8 @@ def test_consent_granted_and_revoked_through_identity_is_obeyed_by_ingest(platfo
         assert _verdict(http, platform, next(readings)) == "no_consent"
 
 
-def test_a_killed_ledger_is_restarted_and_settlement_goes_on_verifiably(platform: Platform):
-    ledger_url = platform.url("LEDGER_PORT")
+def test_a_killed_ledger_is_restarted_and_settlement_goes_on_verifiably(platform: RunningPlatform):
+    ledger_url = platform.url("ledger")
     parent = psutil.Process(platform.process.pid)
     [ledger] = [p for p in parent.children() if "services.ledger" in " ".join(p.cmdline())]
     with httpx.Client(timeout=10) as http:
@@ -339,18 +279,13 @@ def _verify_replay(ledger_url: str, public_key: str) -> None:
     assert verified.stdout.startswith("OK: ")
 
 
-def test_ctrl_c_drains_what_was_accepted_and_the_next_run_continues_the_chain(platform: Platform):
+def test_ctrl_c_drains_what_was_accepted_and_the_next_run_continues_the_chain(platform: RunningPlatform):
     """Readings accepted just before Ctrl-C are all decided and settled before the platform stops: the next
     run (same data dir, a new memory-only broker) finds them sealed in the chain and in the balances."""
     owner, device = Keypair.generate(), Keypair.generate()
-    ingest, ledger = platform.url("INGEST_PORT"), platform.url("LEDGER_PORT")
+    ingest, ledger = platform.url("ingest"), platform.url("ledger")
     with httpx.Client(timeout=10) as http:
-        registration = sign_registration(
-            owner,
-            device,
-            {"device_id": device.did, "owner": owner.did, "kind": "air_quality", "zone": "old-town"},
-        )
-        assert http.post(f"{ingest}/v1/devices", json=registration).status_code == 201
+        _register(http, platform, owner, device)
         _change_consent(http, platform, owner, "grant")
         readings = _signed_readings(device, 20)
         _accepted_within(CONSENT_BOUND_S, http, platform, readings[0])
@@ -372,7 +307,7 @@ def test_ctrl_c_drains_what_was_accepted_and_the_next_run_continues_the_chain(pl
     ]
     assert leftover == []
 
-    again = _start(platform.data_dir, platform.ports, "--no-simulate")
+    again = _start(platform.data_dir, "--no-simulate", ports=platform.ports)
     try:
         with httpx.Client(timeout=10) as http:
             txs = http.get(f"{ledger}/v1/accounts/{owner.did}/transactions").json()["transactions"]
@@ -385,5 +320,4 @@ def test_ctrl_c_drains_what_was_accepted_and_the_next_run_continues_the_chain(pl
         assert (after["height"], after["tree_size"]) > (before["height"], before["tree_size"])
         _verify_replay(ledger, after["public_key"])
     finally:
-        _stop(again)
-    assert again.process.returncode == 0
+        assert again.stop() == 0

@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -32,6 +33,8 @@ pytestmark = pytest.mark.integration
 
 
 def _start_ledger(platform_settings: PlatformSettings, port: int, **extra_env: str) -> subprocess.Popen:
+    """``python -m services.ledger``, its output in ``ledger.log`` of the data dir (a file: a pipe nobody
+    reads while it runs would fill and block it)."""
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": platform_settings.bootstrap_servers,
@@ -43,14 +46,30 @@ def _start_ledger(platform_settings: PlatformSettings, port: int, **extra_env: s
         **extra_env,
     }
     env.pop("LEDGER_SIGNING_KEY", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.ledger"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    platform_settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with _log_path(platform_settings).open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.ledger"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _log_path(platform_settings: PlatformSettings) -> Path:
+    return platform_settings.data_dir / "ledger.log"
+
+
+def _stopped(process: subprocess.Popen, platform_settings: PlatformSettings, timeout_s: float) -> str:
+    """Wait for the ledger to exit (kill it after `timeout_s`); its output."""
+    try:
+        process.wait(timeout_s)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    return _log_path(platform_settings).read_text(errors="replace")
 
 
 def _wait_ready(process: subprocess.Popen, port: int) -> None:
@@ -87,11 +106,8 @@ def test_serves_with_a_generated_key_and_stops_cleanly(platform_settings: Platfo
         assert header.height == 0 and header.tree_size >= 1  # the genesis is sealed
 
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        output = _stopped(process, platform_settings, 30)
     # uvicorn shuts down gracefully, then re-raises the signal it caught, so the status says SIGTERM.
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output, output
@@ -130,16 +146,18 @@ def test_stuck_settlement_turns_the_ledger_not_ready_and_it_exits_to_be_restarte
                     async with httpx.AsyncClient(timeout=5) as http:
                         while (ready := await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
                             await asyncio.sleep(0.2)
+                    # Held until the process is on its way out: released sooner, the consumer would move again.
+                    log, deadline = _log_path(platform_settings), time.monotonic() + 60
+                    while "exiting with status" not in log.read_text(errors="replace"):
+                        assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                        await asyncio.sleep(0.2)
                     return ready.json()
             finally:
                 await conn.close()  # the lock goes with it: the shutdown can finish
 
         body = asyncio.run(stall_settlement())
         assert body["checks"]["workers"] is False and body["checks"]["database"] is True
-        output, _ = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        output = _stopped(process, platform_settings, 60)
     assert process.returncode == EXIT_STUCK, output
     assert "records in hand and committed nothing" in output, output

@@ -178,7 +178,8 @@ class Publisher:
 def consume(
     bootstrap: str, topics: list[Topic], done: Callable[[list[Message]], bool], deadline_s: float = DEADLINE_S
 ) -> list[Message]:
-    """Read `topics` from the beginning (no consumer group) until `done(messages)` or the deadline."""
+    """Read `topics` from the beginning (no consumer group) until `done(messages)` or the deadline; records
+    that are not JSON (poison other tests put on the shared topics) are left out."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique_group("rewards-reader")})
     consumer.assign(
         [TopicPartition(t.name, p, OFFSET_BEGINNING) for t in topics for p in range(t.partitions)]
@@ -187,10 +188,18 @@ def consume(
     deadline = time.monotonic() + deadline_s
     try:
         while not done(messages) and time.monotonic() < deadline:
-            messages.extend(m for m in consumer.consume(500, 0.5) if not m.error())
+            messages.extend(m for m in consumer.consume(500, 0.5) if not m.error() and _is_json(m.value()))
     finally:
         consumer.close()
     return messages
+
+
+def _is_json(value: bytes | None) -> bool:
+    try:
+        json.loads(value or b"")
+    except ValueError:
+        return False
+    return True
 
 
 def sha256_hex(text: str) -> str:
