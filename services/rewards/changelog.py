@@ -21,11 +21,35 @@ from services.common.dead_letters import DeadLetter
 from services.common.events import decode_json
 from services.common.kafka import client_security, dlq_record
 from services.common.topics import REWARD_DECISIONS
-from services.rewards.engine import Decision, State
+from services.rewards.engine import Decision, State, epoch
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 10.0
+
+
+class UnreadableDecisionError(ValueError):
+    """A decisions record that is not a decision: the message says why (the DLQ reason)."""
+
+
+def _decision_of(raw: bytes | None, app_id: str) -> Decision | None:
+    """The decision `raw` holds if app `app_id` made it (None for another app's); raises
+    `UnreadableDecisionError`."""
+    try:
+        value = decode_json(raw)
+    except ValueError as exc:
+        raise UnreadableDecisionError(f"malformed JSON: {exc}") from exc
+    try:
+        schemas.validate(REWARD_DECISIONS, value)
+    except schemas.SchemaError as exc:
+        raise UnreadableDecisionError(f"schema: {exc}") from exc
+    if value["decided_by"] != app_id:
+        return None
+    try:  # the schema's pattern lets through days that do not exist
+        epoch(value["ts"])
+    except ValueError as exc:
+        raise UnreadableDecisionError(f"impossible-date: ts {value['ts']!r}: {exc}") from exc
+    return Decision.from_json(value)
 
 
 def rebuild_state(
@@ -57,16 +81,18 @@ def rebuild_state(
     applied = 0
     for message in messages:
         try:
-            value = decode_json(message.value())
-            schemas.validate(REWARD_DECISIONS, value)
-        except (ValueError, schemas.SchemaError) as exc:
+            decision = _decision_of(message.value(), app_id)
+            if decision is not None:
+                state.apply(decision, now)
+                applied += 1
+        except (UnreadableDecisionError, ValueError, KeyError, TypeError) as exc:
+            reason = (
+                str(exc) if isinstance(exc, UnreadableDecisionError) else f"fold: {type(exc).__name__}: {exc}"
+            )
             log.warning(
-                "skipping %s[%d]@%d: %s", REWARD_DECISIONS.name, message.partition(), message.offset(), exc
+                "skipping %s[%d]@%d: %s", REWARD_DECISIONS.name, message.partition(), message.offset(), reason
             )
             if dead_letter is not None:
-                reason = (
-                    f"schema: {exc}" if isinstance(exc, schemas.SchemaError) else f"malformed JSON: {exc}"
-                )
                 dead_letter(
                     dlq_record(
                         REWARD_DECISIONS,
@@ -79,10 +105,6 @@ def rebuild_state(
                         headers=message.headers(),
                     )
                 )
-            continue
-        if value["decided_by"] == app_id:
-            state.apply(Decision.from_json(value), now)
-            applied += 1
     log.info("rebuilt the rewards state of %s from %d decisions", app_id, applied)
     return state
 

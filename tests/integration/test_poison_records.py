@@ -392,20 +392,27 @@ def _decision(app_id: str, device: Keypair, seq: int) -> dict[str, Any]:
     ).as_json(partition=0, offset=seq) | {"decided_by": app_id}
 
 
+def _impossible_decision(app_id: str, device: Keypair) -> bytes:
+    """This app's decision on a reading taken on a day that does not exist."""
+    return events.encode_json({**_decision(app_id, device, seq=6), "ts": IMPOSSIBLE})
+
+
 @pytest.mark.parametrize(
-    ("poison", "reason"),
+    ("make_poison", "reason"),
     [
-        (b"x" * FIVE_MB, "malformed JSON"),
-        (b"\xff not json", "malformed JSON"),
-        (b'{"reading_id": "not a decision"}', "schema"),
+        (lambda _app, _device: b"x" * FIVE_MB, "malformed JSON"),
+        (lambda _app, _device: b"\xff not json", "malformed JSON"),
+        (lambda _app, _device: b'{"reading_id": "not a decision"}', "schema"),
+        (_impossible_decision, "impossible-date"),
     ],
-    ids=["5-mb", "not-json", "wrong-shape"],
+    ids=["5-mb", "not-json", "wrong-shape", "impossible-date"],
 )
 async def test_a_decision_the_rebuild_cannot_read_is_dead_lettered_and_the_one_behind_it_applied(
-    kafka_bootstrap: str, poison: bytes, reason: str
+    kafka_bootstrap: str, make_poison: Callable[[str, Keypair], bytes], reason: str
 ):
     app_id = unique_group("rewards-rebuild")
     device = Keypair.generate()
+    poison = make_poison(app_id, device)
     good = _decision(app_id, device, seq=7)
     since = await end_offsets(kafka_bootstrap, REWARD_DECISIONS.dlq)
     started = datetime.now(UTC).timestamp() - 1
