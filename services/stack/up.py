@@ -224,7 +224,9 @@ def up(platform: PlatformSettings, simulate: bool = True, drain_timeout_s: float
     restarts = Restarts(supervisor, say)
     started_postgres = False
     bootstrap: str | None = None
+    # Also SIGINT: a shell starting it in the background (make run &) leaves SIGINT ignored.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
     started = time.monotonic()
     try:
         try:
