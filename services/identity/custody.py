@@ -3,12 +3,17 @@
 The seed is sealed twice: inside, under a key derived from the PIN with Argon2id (so the city alone cannot
 open it); outside, under the service's wallet key (so a copy of the database alone, PIN guesses and all,
 cannot be attacked offline). Opening needs both; a wrong PIN fails the inner box's authentication.
+
+Guessing is bounded by `PinGuard`: a run of wrong PINs locks the did, and each lock lasts twice the one before
+(up to a ceiling), so a 4-digit PIN would take centuries to guess. A did that holds no custodial wallet is
+guarded, answered and timed exactly alike (`decoy`), so the answers do not tell who holds one.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from nacl import pwhash, utils
 from nacl.exceptions import CryptoError
@@ -56,3 +61,42 @@ def unseal(wallet_key: bytes, sealed: bytes, salt: bytes, pin: str, cost: KdfCos
         return SecretBox(_pin_key(pin, salt, cost)).decrypt(inner)
     except CryptoError as exc:
         raise WrongPinError("wrong PIN") from exc
+
+
+def decoy(pin: str, cost: KdfCost) -> None:
+    """The work `unseal` does, for a did with no wallet: the answer then takes as long as for a wrong PIN."""
+    _pin_key(pin, utils.random(pwhash.argon2id.SALTBYTES), cost)
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    """`attempts` wrong PINs in a row lock a did; the n-th lock lasts ``first_s * 2**(n-1)``, at most `max_s`."""
+
+    attempts: int
+    first_s: int
+    max_s: int
+
+
+@dataclass(frozen=True)
+class PinGuard:
+    """The wrong PINs given for a did since its last right one: in the current run (`failed`), and how often a
+    run locked it (`lockouts`), until when."""
+
+    failed: int = 0
+    lockouts: int = 0
+    locked_until: datetime | None = None
+
+    def locked(self, now: datetime) -> bool:
+        return self.locked_until is not None and self.locked_until > now
+
+    def after_wrong_pin(self, policy: LockoutPolicy, now: datetime) -> PinGuard:
+        """The guard once one more wrong PIN was given (the did is not locked now)."""
+        failed = self.failed + 1
+        if failed < policy.attempts:
+            return PinGuard(failed, self.lockouts, None)
+        lockouts = self.lockouts + 1
+        lock_s = min(policy.max_s, policy.first_s * 2 ** min(lockouts - 1, 62))
+        return PinGuard(0, lockouts, now + timedelta(seconds=lock_s))
+
+    def attempts_left(self, policy: LockoutPolicy) -> int:
+        return policy.attempts - self.failed

@@ -8,6 +8,8 @@ from nacl import pwhash
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.identity.custody import LockoutPolicy
+
 SERVICE = "identity"
 
 
@@ -43,7 +45,14 @@ class IdentitySettings(BaseSettings):
     )
     credential_days: int = Field(default=365, ge=1, description="How long a resident credential is valid.")
     pin_attempts: int = Field(default=5, ge=1, description="Wrong PINs in a row before a wallet locks.")
-    pin_lockout_s: int = Field(default=900, ge=1, description="How long a locked wallet stays locked.")
+    pin_lockout_s: int = Field(
+        default=900,
+        ge=1,
+        description="How long the first lock lasts; each further lock lasts twice the one before.",
+    )
+    pin_lockout_max_s: int = Field(
+        default=30 * 86400, ge=1, description="The longest a lock lasts (until a right PIN resets the count)."
+    )
     pin_opslimit: int = Field(default=pwhash.argon2id.OPSLIMIT_INTERACTIVE, ge=pwhash.argon2id.OPSLIMIT_MIN)
     pin_memlimit: int = Field(default=pwhash.argon2id.MEMLIMIT_INTERACTIVE, ge=pwhash.argon2id.MEMLIMIT_MIN)
     pin_concurrency: int = Field(
@@ -53,3 +62,8 @@ class IdentitySettings(BaseSettings):
     kb_max_age_s: int = Field(default=300, ge=1, description="How old a presentation's key binding may be.")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest request body accepted.")
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503.")
+
+    @property
+    def lockout(self) -> LockoutPolicy:
+        """How wrong PINs lock a did (`custody.PinGuard`)."""
+        return LockoutPolicy(self.pin_attempts, self.pin_lockout_s, self.pin_lockout_max_s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -13,22 +13,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.consents import ConsentChange
-from services.identity.custody import WrongPinError
+from services.identity.custody import LockoutPolicy, PinGuard, WrongPinError
 from services.identity.tables import (
     consents,
     credentials,
     custodial_wallets,
     identities,
     notices,
+    pin_guards,
     service_records,
 )
 
 CUSTODIAL = "custodial"
 SELF = "self"
-
-
-class NoWalletError(LookupError):
-    """The identity has no custodial wallet."""
 
 
 class WalletLockedError(RuntimeError):
@@ -118,53 +115,64 @@ class IdentityStore:
         return did, True
 
     async def open_wallet(
-        self, did: str, unseal: Unseal, *, now: datetime, attempts: int, lockout_s: int, export: bool = False
+        self,
+        did: str,
+        unseal: Unseal,
+        decoy: Callable[[], None],
+        *,
+        now: datetime,
+        lockout: LockoutPolicy,
+        export: bool = False,
     ) -> tuple[bytes, list[str]]:
-        """The seed of a custodial wallet, if the PIN (inside `unseal`) opens it, and (with `export`) the
+        """The seed of `did`'s custodial wallet, if the PIN (inside `unseal`) opens it, and (with `export`) the
         credentials the city kept for the person.
 
-        Wrong PINs are counted in the database, so a restart does not reset them; the `attempts`-th wrong one
-        in a row locks the wallet for `lockout_s`. The row is locked while the PIN is checked, so guesses
-        are serialised. With `export`, the city's copies of the key and credentials are deleted in the same
-        transaction that hands them out. Raises `NoWalletError`, `WalletLockedError` or `WrongPinAttemptError`.
+        Wrong PINs are counted per did in the database (`custody.PinGuard`), so a restart does not reset them;
+        a did with no wallet is counted, locked and timed (`decoy`) like a wrong PIN. The guard row is locked
+        while the PIN is checked, so guesses are serialised. With `export`, the city's copies of the key and
+        credentials are deleted in the same transaction that hands them out. Raises `WalletLockedError` or
+        `WrongPinAttemptError`.
         """
         outcome: BaseException | None = None
         seed = b""
         kept: list[str] = []
         async with self.engine.begin() as conn:
+            await conn.execute(insert(pin_guards).values(did=did).on_conflict_do_nothing())
             row = (
-                (
-                    await conn.execute(
-                        select(custodial_wallets).where(custodial_wallets.c.did == did).with_for_update()
-                    )
-                )
+                (await conn.execute(select(pin_guards).where(pin_guards.c.did == did).with_for_update()))
+                .mappings()
+                .one()
+            )
+            guard = PinGuard(row["failed_attempts"], row["lockouts"], row["locked_until"])
+            if guard.locked(now):
+                raise WalletLockedError(guard.locked_until or now)
+            wallet = (
+                (await conn.execute(select(custodial_wallets).where(custodial_wallets.c.did == did)))
                 .mappings()
                 .first()
             )
-            if row is None:
-                raise NoWalletError(did)
-            if row["locked_until"] is not None and row["locked_until"] > now:
-                raise WalletLockedError(row["locked_until"])
             try:
-                seed = await asyncio.to_thread(unseal, row["sealed_seed"], row["salt"])
+                if wallet is None:
+                    await asyncio.to_thread(decoy)
+                    raise WrongPinError("no wallet")
+                seed = await asyncio.to_thread(unseal, wallet["sealed_seed"], wallet["salt"])
             except WrongPinError:
-                failed = row["failed_attempts"] + 1
-                locked = failed >= attempts
+                after = guard.after_wrong_pin(lockout, now)
                 await conn.execute(
-                    update(custodial_wallets)
-                    .where(custodial_wallets.c.did == did)
+                    update(pin_guards)
+                    .where(pin_guards.c.did == did)
                     .values(
-                        failed_attempts=0 if locked else failed,
-                        locked_until=now + timedelta(seconds=lockout_s) if locked else None,
+                        failed_attempts=after.failed, lockouts=after.lockouts, locked_until=after.locked_until
                     )
                 )
                 # Raised after the commit, so the count sticks.
                 outcome = (
-                    WalletLockedError(now + timedelta(seconds=lockout_s))
-                    if locked
-                    else WrongPinAttemptError(attempts - failed)
+                    WalletLockedError(after.locked_until)
+                    if after.locked_until is not None
+                    else WrongPinAttemptError(after.attempts_left(lockout))
                 )
             else:
+                await conn.execute(delete(pin_guards).where(pin_guards.c.did == did))
                 if export:
                     held = credentials.c.subject == did, credentials.c.sd_jwt.isnot(None)
                     kept = list(
@@ -177,12 +185,6 @@ class IdentityStore:
                     await conn.execute(delete(custodial_wallets).where(custodial_wallets.c.did == did))
                     await conn.execute(update(identities).where(identities.c.did == did).values(custody=SELF))
                     await conn.execute(update(credentials).where(*held).values(sd_jwt=None))
-                elif row["failed_attempts"] or row["locked_until"] is not None:
-                    await conn.execute(
-                        update(custodial_wallets)
-                        .where(custodial_wallets.c.did == did)
-                        .values(failed_attempts=0, locked_until=None)
-                    )
         if outcome is not None:
             raise outcome
         return seed, kept

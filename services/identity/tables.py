@@ -36,12 +36,21 @@ custodial_wallets = Table(
     Column("did", String(64), ForeignKey("identities.did"), primary_key=True),
     Column("sealed_seed", LargeBinary, nullable=False),
     Column("salt", LargeBinary, nullable=False),
-    Column("failed_attempts", Integer, nullable=False, server_default="0"),
-    Column("locked_until", DateTime(timezone=True), nullable=True),
     Column("enrolled_by", String(64), nullable=False),
     Column("enrolled_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # The caseworker's signed enrolment, by id: the same order again opens no second wallet.
     Column("enrolment_id", String(32), nullable=True, unique=True),
+)
+
+# The wrong PINs given for a did (`custody.PinGuard`), whether or not it holds a custodial wallet: a did with
+# none is counted and locked alike, so the answers do not say who holds one. A right PIN deletes the row.
+pin_guards = Table(
+    "pin_guards",
+    metadata,
+    Column("did", String(64), primary_key=True),
+    Column("failed_attempts", Integer, nullable=False, server_default="0"),
+    Column("lockouts", Integer, nullable=False, server_default="0"),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
 )
 
 credentials = Table(

@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import asyncpg
 import httpx
 from jwcrypto.jwk import JWK
 from nacl import pwhash
 from sd_jwt.verifier import SDJWTVerifier
 
-from services.common import events, signing
+from services.common import db, events, signing
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.identity import keys, sdjwt, statuslist
@@ -52,6 +53,11 @@ async def identity_service(
     )
     async with running(create_app(platform, settings)) as client:
         yield client, roles
+
+
+def identity_dsn(platform: PlatformSettings) -> str:
+    """The identity database of `platform`, for tests that look at (or tamper with) its rows."""
+    return db.libpq_dsn(db.service_url(platform.database_url or "", platform.database_prefix + "identity"))
 
 
 def signed(key: Keypair, **fields) -> dict:
@@ -264,14 +270,16 @@ async def test_export_hands_the_key_over_and_deletes_the_city_copy(platform_sett
         assert (await verify(client, present(credential, key, ["resident_of"]))).json()["disclosed"] == {
             "resident_of": "Smart City"
         }
-        assert_problem(
+        # The city holds no key any more: its PIN endpoints answer as for any did without a wallet.
+        gone = assert_problem(
             await client.post(
                 f"{wallet}/presentations",
                 json={"pin": "97531", "disclose": [], "nonce": "n", "audience": "a"},
             ),
-            404,
+            403,
         )
-        assert_problem(await client.post(f"{wallet}/export", json={"pin": "97531"}), 404)
+        assert gone["type"].endswith("/wrong-pin")
+        assert_problem(await client.post(f"{wallet}/export", json={"pin": "97531"}), 403)
         # The person now signs for themselves, e.g. to read their inbox.
         inbox = await client.post("/v1/notices/inbox", json=signed(key, did=person, action="read-notices"))
         assert inbox.status_code == 200 and inbox.json() == {"notices": []}
@@ -437,3 +445,66 @@ async def test_a_reencoded_signature_is_refused_and_a_resent_object_has_one_effe
             "/v1/service-records/counts", params={"since": "2026-11-29", "until": "2026-11-29"}
         )
         assert counts.json()["counts"] == [{"service": "meal", "day": "2026-11-29", "count": 1}]
+
+
+async def test_an_unknown_did_and_a_wrong_pin_get_the_same_answers_and_locks_escalate(
+    platform_settings: PlatformSettings,
+):
+    """Outsiders cannot tell who holds a custodial wallet: a did with none is answered, counted and locked
+    exactly like a wallet given wrong PINs. Each lock of a did lasts twice the one before."""
+    async with identity_service(platform_settings, pin_lockout_s=1000) as (client, roles):
+        enrolment = signed(roles.caseworker, caseworker=roles.caseworker.did, action="enrol")
+        person = (
+            await client.post("/v1/custodial-wallets", json={"enrolment": enrolment, "pin": "2468"})
+        ).json()["did"]
+        nobody = Keypair.generate().did  # holds no custodial wallet
+
+        def without_instance(problem: dict) -> dict:
+            return {k: v for k, v in problem.items() if k != "instance"}
+
+        for pin, status in (("0000", 403), ("1111", 403), ("2222", 423), ("2468", 423)):
+            answers = []
+            for did_value in (person, nobody):
+                response = await client.post(f"/v1/custodial-wallets/{did_value}/notices", json={"pin": pin})
+                problem = assert_problem(response, status)
+                answers.append(
+                    (without_instance({**problem, "locked_until": "-"}), response.headers.get("retry-after"))
+                )
+            assert answers[0] == answers[1], (pin, answers)
+
+        async def lock_ends(did_value: str) -> None:  # as if the lock had run its course
+            conn = await asyncpg.connect(identity_dsn(platform_settings))
+            try:
+                await conn.execute(
+                    "UPDATE pin_guards SET locked_until = now() - interval '1 second' WHERE did = $1",
+                    did_value,
+                )
+            finally:
+                await conn.close()
+
+        locks = []
+        for did_value in (person, nobody):
+            await lock_ends(did_value)
+            for pin in ("0000", "1111"):
+                assert_problem(
+                    await client.post(f"/v1/custodial-wallets/{did_value}/notices", json={"pin": pin}), 403
+                )
+            locked = assert_problem(
+                await client.post(f"/v1/custodial-wallets/{did_value}/notices", json={"pin": "2222"}), 423
+            )
+            lasts = datetime.fromisoformat(locked["locked_until"]) - datetime.now(UTC)
+            locks.append(lasts.total_seconds())
+        assert all(1900 < seconds <= 2000 for seconds in locks), locks  # the second lock: twice the first
+
+        # The right PIN, once the lock ends, opens the wallet and resets the count.
+        await lock_ends(person)
+        assert (
+            await client.post(f"/v1/custodial-wallets/{person}/notices", json={"pin": "2468"})
+        ).status_code == 200
+        wrong = assert_problem(
+            await client.post(f"/v1/custodial-wallets/{person}/notices", json={"pin": "0000"}), 403
+        )
+        assert wrong["attempts_left"] == 2
+        assert_problem(
+            await client.post("/v1/custodial-wallets/not-a-did/notices", json={"pin": "0000"}), 422
+        )

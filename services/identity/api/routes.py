@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.common import events, signing
+from services.common import didkey, events, signing
 from services.common.consents import ConsentError, ConsentSignatureError, check_consent
 from services.common.didkey import DidKeyError
 from services.common.http import Problem, read_json_body, unavailable
@@ -28,7 +28,6 @@ from services.identity.settings import IdentitySettings
 from services.identity.store import (
     CUSTODIAL,
     IdentityStore,
-    NoWalletError,
     StaleConsentError,
     WalletLockedError,
     WrongPinAttemptError,
@@ -225,11 +224,14 @@ def _pin(pin: str) -> str:
 async def _open_wallet(
     request: Request, did_value: str, pin: str, *, export: bool = False
 ) -> tuple[Keypair, list[str]]:
-    """The person's key, if their PIN opens their custodial wallet (wrong PINs count towards a lockout), and
-    with `export` the credentials the city kept for them."""
+    """The person's key, if their PIN opens their custodial wallet, and with `export` the credentials the city
+    kept for them. Wrong PINs count towards an escalating lockout; a did with no wallet gets the very answer
+    a wrong PIN gets (in the same time), so these endpoints do not tell who holds a custodial wallet."""
     settings = _settings(request)
     app = request.app
     pin = _pin(pin)
+    if not didkey.is_did_key(did_value):
+        raise Problem(422, "invalid-did", f"{did_value!r} is not a did:key.")
 
     def unseal(sealed: bytes, salt: bytes) -> bytes:
         return custody.unseal(app.state.wallet_key, sealed, salt, pin, app.state.kdf_cost)
@@ -239,27 +241,28 @@ async def _open_wallet(
             seed, kept = await _store(request).open_wallet(
                 did_value,
                 unseal,
+                lambda: custody.decoy(pin, app.state.kdf_cost),
                 now=_now(),
-                attempts=settings.pin_attempts,
-                lockout_s=settings.pin_lockout_s,
+                lockout=settings.lockout,
                 export=export,
             )
-    except NoWalletError as exc:
-        raise Problem(404, "not-found", f"{did_value} has no custodial wallet.") from exc
     except WalletLockedError as exc:
         PIN_CHECKS.labels("locked").inc()
         retry = max(1, int((exc.until - _now()).total_seconds()))
         raise Problem(
             423,
             "wallet-locked",
-            "Too many wrong PINs: the wallet is locked.",
+            "Too many wrong PINs: PINs for this did are refused until the lock ends.",
             headers={"Retry-After": str(retry)},
             locked_until=events.rfc3339(exc.until),
         ) from exc
     except WrongPinAttemptError as exc:
         PIN_CHECKS.labels("wrong").inc()
         raise Problem(
-            403, "wrong-pin", f"Wrong PIN; {exc.remaining} attempts left.", attempts_left=exc.remaining
+            403,
+            "wrong-pin",
+            f"The PIN does not open a wallet of this did; {exc.remaining} attempts left.",
+            attempts_left=exc.remaining,
         ) from exc
     except (SQLAlchemyError, OSError) as exc:
         raise _unavailable(request, exc) from exc
