@@ -35,6 +35,10 @@ BEHAVIOUR_RULE = "behaviour"
 MAX_MICRO_UNITS = 2**53 - 1  # schemas/defs.v1.json#/$defs/micro_units: exact in every JSON parser
 
 
+DEFAULT_LATE_S = 86_400
+"""A reading taken up to a day before ingest received it is paid (ingest's INGEST_MAX_AGE_S agrees)."""
+
+
 class PolicyError(ValueError):
     """A policy file that cannot be used; the message says which file and why."""
 
@@ -84,6 +88,8 @@ class KindPolicy:
     stuck_repeats: int | None
     burst: Burst
     outlier: Outlier
+    late_s: int = DEFAULT_LATE_S
+    """How long after it was taken a reading may reach ingest and still be paid."""
 
     @property
     def data_rule(self) -> str:
@@ -171,6 +177,7 @@ def parse_policy(document: Any, origin: str = "policy") -> Policy:
             stuck_repeats=override.get("stuck_repeats", quality["stuck_repeats"]),
             burst=Burst(**override.get("burst", quality["burst"])),
             outlier=Outlier(**override.get("outlier", quality["outlier"])),
+            late_s=override.get("late_s", quality.get("late_s", DEFAULT_LATE_S)),
         )
     try:
         digest = signing.sha256_hex(signing.canonical_bytes(document))

@@ -1,7 +1,7 @@
 """The decision engine (pure): what a verified reading earns under a policy, given what came before it.
 
 `decide` judges a reading against the policy and the `State` (caps, stuck sensors, impossible values,
-outliers against the zone's median and MAD in the reading's minute, bursts, clock skew) and returns a
+outliers against the zone's median and MAD in the reading's minute, bursts, clock skew, lateness) and returns a
 `Decision`: the payments per rule, and the reason for everything not paid. `State.apply` folds a decision
 into the state. The state is a pure function of the sequence of decisions applied, which is what makes it
 durable: the worker publishes every decision to ``city.reward-decisions.v1`` before any reward it implies,
@@ -13,7 +13,8 @@ same reward ids and amounts. A reading whose sequence number is not above its de
 (``stale-sequence``) unless it is such a recent duplicate.
 
 Windows and caps use the reading's own time (UTC), never the clock, so a decision does not depend on when
-it is made; the clock-skew check keeps a device from escaping its caps by signing another time.
+it is made; the clock-skew check keeps a device from escaping its caps by signing a later time, and the
+policy's ``late_s`` bounds how far back a reading buffered offline may reach (the wallet's day cap still holds).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from services.rewards.readings import AcceptedReading
 STALE_SEQUENCE = "stale-sequence"
 UNKNOWN_KIND = "unknown-kind"
 CLOCK_SKEW = "clock-skew"
+TOO_LATE = "too-late"
 IMPOSSIBLE_VALUE = "impossible-value"
 BURST = "burst"
 STUCK_SENSOR = "stuck-sensor"
@@ -46,6 +48,7 @@ REASONS = (
     STALE_SEQUENCE,
     UNKNOWN_KIND,
     CLOCK_SKEW,
+    TOO_LATE,
     IMPOSSIBLE_VALUE,
     BURST,
     STUCK_SENSOR,
@@ -61,7 +64,7 @@ OUTLIER_SAMPLE = 256  # median and MAD come from the first values of a window: b
 BURST_MEMORY = (
     128  # latest reading times remembered per device (schemas/policy.v1.json caps max_readings below)
 )
-MAX_CLOCK_SKEW_S = 900  # a reading's time may differ this much from when ingest received it
+MAX_CLOCK_SKEW_S = 900  # a reading's time may be this much ahead of when ingest received it
 KEEP_HOURS = 48  # device caps kept this many hours behind the latest reading time
 KEEP_DAYS = 2  # wallet caps kept this many days behind it
 
@@ -345,11 +348,20 @@ def _quality(reading: AcceptedReading, policy: Policy, state: State) -> list[Rea
         return [Reason(UNKNOWN_KIND, f"policy {policy.version} has no rewards for kind {r['kind']!r}")]
     at = epoch(r["ts"])
     skew = at - epoch(reading.received_at)
-    if abs(skew) > MAX_CLOCK_SKEW_S:
+    if skew > MAX_CLOCK_SKEW_S:
         return [
             Reason(
                 CLOCK_SKEW,
-                f"the reading's time is {skew:+.0f}s from its receipt (at most {MAX_CLOCK_SKEW_S}s)",
+                f"the reading's time is {skew:.0f}s ahead of its receipt (at most {MAX_CLOCK_SKEW_S}s)",
+            )
+        ]
+    if -skew > kind.late_s:
+        # Buffered offline for longer than the policy pays for (it still counts as data).
+        return [
+            Reason(
+                TOO_LATE,
+                f"taken {-skew:.0f}s before its receipt; policy {policy.version} pays readings at most "
+                f"{kind.late_s}s late",
             )
         ]
     values = r["values"]

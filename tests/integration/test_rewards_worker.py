@@ -759,10 +759,18 @@ def test_each_rule_cap_and_quality_check_decides_with_its_reason(kafka_bootstrap
             send("burst", bursty, seq, 1000 + seq, values=air(seq))
         send("unknown-kind", Device(kind="noise"), 1, 40, values={"db_a": 50.0})
         skewed = Device(zone=zone)
-        skew = skewed.envelope(1, ts=hour_ago(50), values=air(1))
-        skew["received_at"] = hour_ago(50 + 3600)
+        skew = skewed.envelope(1, ts=hour_ago(50 + 3600), values=air(1))  # an hour ahead of its receipt
+        skew["received_at"] = hour_ago(50)
         cases["clock-skew"] = [skew]
         publisher.publish_envelope(skewed, skew, "clock-skew")
+        buffered = Device(zone=zone)  # sent a day and a half after it was taken: beyond the policy's window
+        taken = datetime.now(UTC) - timedelta(hours=36)
+        late = buffered.envelope(
+            1, ts=taken.isoformat(timespec="milliseconds").replace("+00:00", "Z"), values=air(1)
+        )
+        late["received_at"] = hour_ago(55)
+        cases["too-late"] = [late]
+        publisher.publish_envelope(buffered, late, "too-late")
         # The zone's windows are recent (the worker keeps the last minutes' windows for outlier checks),
         # in a minute that is over (so its statistics get published).
         outliers = f"z-{uuid.uuid4().hex[:8]}"
@@ -808,6 +816,7 @@ def test_each_rule_cap_and_quality_check_decides_with_its_reason(kafka_bootstrap
         assert outcome("burst")[30] == ([], ["burst"])
         assert outcome("unknown-kind") == [([], ["unknown-kind"])]
         assert outcome("clock-skew") == [([], ["clock-skew"])]
+        assert outcome("too-late") == [([], ["too-late"])]
         assert outcome("outlier") == [([], ["outlier"])]
         assert all(d["policy_version"] == "rules-1" for d in decisions.values())
 

@@ -171,8 +171,18 @@ def test_unknown_kinds_stale_sequences_and_clock_skew_are_not_paid():
     run(state, reading(device, 5, 0))
     stale = run(state, reading(device, 4, 10))
     assert codes(stale) == ["stale-sequence"] and stale.payments == ()
-    skewed = accept({**device.envelope(6, ts=at(20)), "received_at": at(20 + 3600)}, {})
-    assert codes(run(state, skewed)) == ["clock-skew"]
+    ahead = accept({**device.envelope(6, ts=at(20 + 3600)), "received_at": at(20)}, {})
+    assert codes(run(state, ahead)) == ["clock-skew"]
+
+
+def test_a_reading_buffered_offline_is_paid_within_the_policys_late_window_and_not_after():
+    state, device = State(), Device()
+    late_s = POLICY.kinds["air_quality"].late_s
+    buffered = accept({**device.envelope(1, ts=at(0)), "received_at": at(late_s)}, {})
+    assert run(state, buffered).payments  # taken a day before ingest got it: paid
+    too_late = run(state, accept({**device.envelope(2, ts=at(1)), "received_at": at(late_s + 2)}, {}))
+    assert codes(too_late) == ["too-late"] and too_late.payments == ()
+    assert f"pays readings at most {late_s}s late" in too_late.reasons[0].detail
 
 
 # --- state from decisions --------------------------------------------------------------------------------
