@@ -13,8 +13,10 @@ from services.common.http import broker_ready, database_and_producer, database_r
 from services.common.http import create_app as create_service_app
 from services.common.settings import PlatformSettings
 from services.identity import keys
+from services.identity.api import custodial_payments
 from services.identity.api.routes import router
 from services.identity.custody import KdfCost
+from services.identity.ledger_client import LedgerClient
 from services.identity.sdjwt import Verifier
 from services.identity.settings import SERVICE, IdentitySettings
 from services.identity.store import IdentityStore
@@ -37,7 +39,11 @@ def create_app(platform: PlatformSettings | None = None, settings: IdentitySetti
                 [app.state.city.did, *settings.trusted_issuers], kb_max_age_s=settings.kb_max_age_s
             )
             app.state.store = IdentityStore(app.state.engine)
-            yield
+            app.state.ledger = LedgerClient(settings.ledger_url, settings.ledger_timeout_s)
+            try:
+                yield
+            finally:
+                await app.state.ledger.aclose()
 
     app = create_service_app(
         service=SERVICE,
@@ -48,4 +54,5 @@ def create_app(platform: PlatformSettings | None = None, settings: IdentitySetti
         "notices and service records.",
     )
     app.include_router(router)
+    app.include_router(custodial_payments.router)
     return app

@@ -16,3 +16,8 @@ CONSENT_CHANGES = Counter(
     "smartcity_identity_consent_changes", "Consent changes stored and published, by status.", ["status"]
 )
 CREDENTIALS = Counter("smartcity_identity_credentials", "Credentials issued and revoked.", ["event"])
+CUSTODIAL_TRANSFERS = Counter(
+    "smartcity_identity_custodial_transfers",
+    "Transfers signed for custodial wallets, by outcome (paid, repeated, refused, ledger-unavailable).",
+    ["outcome"],
+)

@@ -62,6 +62,14 @@ class IdentitySettings(BaseSettings):
     kb_max_age_s: int = Field(default=300, ge=1, description="How old a presentation's key binding may be.")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest request body accepted.")
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503.")
+    ledger_url: str = Field(
+        default="http://127.0.0.1:8103",
+        description="The ledger's base URL, where custodial wallets' signed transfers are submitted.",
+    )
+    ledger_timeout_s: float = Field(default=10.0, gt=0, description="How long a ledger call may take.")
+    statement_size: int = Field(
+        default=20, ge=1, le=1000, description="Transactions a custodial wallet's statement lists."
+    )
 
     @property
     def lockout(self) -> LockoutPolicy:

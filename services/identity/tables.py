@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -104,4 +105,21 @@ service_records = Table(
     Column("service", String(64), nullable=False),
     Column("day", Date, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# What identity signed for a custodial wallet (`api/custodial_payments.py`), by the caller's request id: a
+# retried request resubmits the very same signed transfer (or, settled, gets its stored receipt), so one
+# request id moves money at most once. Keyed to identities, not to the wallet, so the history stays after an
+# export deletes the city's copy of the key.
+custodial_transfers = Table(
+    "custodial_transfers",
+    metadata,
+    Column("did", String(64), ForeignKey("identities.did"), nullable=False),
+    Column("request_id", String(100), nullable=False),
+    Column("nonce", BigInteger, nullable=False),
+    Column("transfer", JSONB, nullable=False),  # the signed transfer, as the ledger gets it
+    Column("receipt", JSONB, nullable=True),  # the ledger's receipt, once it accepted the transfer
+    Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("did", "request_id"),
+    UniqueConstraint("did", "nonce"),
 )

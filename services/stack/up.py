@@ -253,6 +253,8 @@ def up(platform: PlatformSettings, simulate: bool = True, drain_timeout_s: float
                 "SMARTCITY_DATA_DIR": str(data_dir),
                 # Rewards puts its policies on the chain before any reward names them.
                 "REWARDS_LEDGER_URL": next(s.url for s in SERVICES if s.name == "ledger"),
+                # Identity submits the transfers it signs for custodial wallets.
+                "IDENTITY_LEDGER_URL": next(s.url for s in SERVICES if s.name == "ledger"),
             }
             platform = platform.model_copy(
                 update={"kafka_bootstrap_servers": bootstrap, "database_url": database_url}

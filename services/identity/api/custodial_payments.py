@@ -1,0 +1,217 @@
+"""Paying from a custodial wallet, and its statement, at a kiosk with the holder's PIN.
+
+A person without a phone cannot sign a ledger transfer; the city holds their key sealed under their PIN. When
+the PIN opens the wallet (`routes._open_wallet`: the same lockout and uniform answers as every PIN route),
+identity signs the transfer exactly as a self-custodial wallet would and submits it to the ledger over HTTP.
+The ledger alone decides (funds, AID and CITY rules); its refusals are passed on with their own type.
+
+Each payment carries the caller's ``request_id``: the signed transfer is stored under it before it is sent,
+so a retry (after a lost answer, a 503) resubmits the very same signed object, which the ledger settles at
+most once, and a settled request answers its stored receipt without calling the ledger at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import Field, StringConstraints, field_validator
+from sqlalchemy.exc import SQLAlchemyError
+
+from services.common.http import PROBLEM_BASE, Problem
+from services.common.signing import Keypair
+from services.identity import requests
+from services.identity.api.routes import (
+    PinBody,
+    _body,
+    _documented,
+    _open_wallet,
+    _settings,
+    _store,
+    _unavailable,
+)
+from services.identity.ledger_client import LedgerClient, LedgerRefusedError, LedgerUnavailableError
+from services.identity.metrics import CUSTODIAL_TRANSFERS
+from services.identity.store import SignTransfer
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1")
+
+MAX_MICRO_UNITS = 9_007_199_254_740_991
+"""The largest amount the ledger's schema takes (2^53 - 1, exact in every JSON reader)."""
+RENONCE_ATTEMPTS = 3
+"""Submissions of one request before giving up with a 503, when other payments of the same holder keep
+overtaking its nonce."""
+_PROBLEM_FIELDS = frozenset({"type", "title", "status", "detail", "instance", "headers"})
+
+
+Memo = Annotated[str, StringConstraints(min_length=1, max_length=280, pattern=requests._TEXT)]
+RequestId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=requests._PRINTABLE)]
+
+
+class CustodialTransferBody(PinBody):
+    to: str = Field(description="did:key of the wallet paid.")
+    amount: int = Field(gt=0, le=MAX_MICRO_UNITS, description="Micro-units (a JSON integer above 0).")
+    currency: Literal["CITY", "AID"]
+    memo: Memo | None = None
+    request_id: RequestId = Field(
+        description="The caller's id of this payment: the same id again is the same payment, never a second."
+    )
+
+    _to = field_validator("to")(requests._did_key)
+
+
+def _ledger(request: Request) -> LedgerClient:
+    return request.app.state.ledger
+
+
+def _ledger_unavailable(request: Request, exc: LedgerUnavailableError) -> Problem:
+    log.warning("ledger unavailable: %s", exc)
+    return Problem(
+        503,
+        "ledger-unavailable",
+        "The ledger did not answer; retry (a payment with the same request_id), nothing is paid twice.",
+        headers={"Retry-After": str(_settings(request).retry_after_s)},
+    )
+
+
+def _ledger_kind(exc: LedgerRefusedError) -> str | None:
+    """The ledger's problem kind, if its type is one of the platform's."""
+    kind = str(exc.problem.get("type", ""))
+    return kind.removeprefix(PROBLEM_BASE) if kind.startswith(PROBLEM_BASE) else None
+
+
+def _refused(exc: LedgerRefusedError) -> Problem:
+    """The ledger's refusal as this service's problem: its status, type, detail and extensions."""
+    problem = exc.problem
+    extensions = {
+        k: v
+        for k, v in problem.items()
+        if k not in _PROBLEM_FIELDS and isinstance(k, str) and k.isidentifier()
+    }
+    kind = _ledger_kind(exc)
+    if kind is None:
+        kind, extensions["ledger_type"] = "ledger-refused", problem.get("type")
+    title = problem.get("title")
+    return Problem(
+        exc.status,
+        kind,
+        str(problem.get("detail") or "The ledger refused it."),
+        title=title if isinstance(title, str) else None,
+        **extensions,
+    )
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _unsigned(transfer: Mapping[str, Any]) -> dict[str, Any]:
+    """What a payment asks for: its transfer without the nonce identity chose and the signature."""
+    return {k: v for k, v in transfer.items() if k not in ("nonce", "sig")}
+
+
+@router.post(
+    "/custodial-wallets/{did_value}/transfers",
+    status_code=201,
+    tags=["payments"],
+    summary="Pay from a custodial wallet with the holder's PIN: identity signs the transfer, the ledger decides",
+    openapi_extra=_documented(CustodialTransferBody),
+    responses={200: {"description": "This request_id was paid before: its receipt, nothing paid again"}},
+)
+async def pay(did_value: str, request: Request, response: Response) -> dict[str, Any]:
+    body = await _body(request, CustodialTransferBody)
+    person, _ = await _open_wallet(request, did_value, body.pin)
+    wanted: dict[str, Any] = {
+        "from": person.did,
+        "to": body.to,
+        "amount": body.amount,
+        "currency": body.currency,
+    }
+    if body.memo is not None:
+        wanted["memo"] = body.memo
+    store = _store(request)
+
+    def sign(nonce: int) -> dict[str, Any]:
+        return person.sign({**wanted, "nonce": nonce})
+
+    try:
+        row, _ = await store.custodial_transfer(person.did, body.request_id, sign, floor=_now_ms())
+    except (SQLAlchemyError, OSError) as exc:
+        raise _unavailable(request, exc) from exc
+    if _unsigned(row["transfer"]) != wanted:
+        raise Problem(
+            409, "request-id-reused", f"request_id {body.request_id!r} names another payment of this wallet."
+        )
+    for _ in range(RENONCE_ATTEMPTS):
+        if row["receipt"] is not None:
+            CUSTODIAL_TRANSFERS.labels("repeated").inc()
+            response.status_code = 200
+            return dict(row["receipt"])
+        try:
+            answer = await _ledger(request).transfer(dict(row["transfer"]))
+        except LedgerUnavailableError as exc:
+            CUSTODIAL_TRANSFERS.labels("ledger-unavailable").inc()
+            raise _ledger_unavailable(request, exc) from exc
+        except LedgerRefusedError as exc:
+            if _ledger_kind(exc) != "stale-nonce":
+                CUSTODIAL_TRANSFERS.labels("refused").inc()
+                raise _refused(exc) from exc
+            # Another payment of this holder settled a higher nonce first: this transfer can never settle
+            # now, so signing it again with a fresh nonce cannot pay twice.
+            row = await _renonce(request, person, body.request_id, row["nonce"], sign)
+            continue
+        try:
+            receipt = await store.record_receipt(person.did, body.request_id, answer.body)
+        except (SQLAlchemyError, OSError) as exc:
+            # Settled but not noted: a retry resubmits the same signed transfer and gets its receipt.
+            raise _unavailable(request, exc) from exc
+        CUSTODIAL_TRANSFERS.labels("paid").inc()
+        return dict(receipt)
+    raise Problem(
+        503,
+        "busy-wallet",
+        "Other payments of this wallet kept going first; retry with the same request_id.",
+        headers={"Retry-After": str(_settings(request).retry_after_s)},
+    )
+
+
+async def _renonce(
+    request: Request, person: Keypair, request_id: str, stale: int, sign: SignTransfer
+) -> Mapping[str, Any]:
+    """The payment's row after signing it again with a fresh nonce (or as another caller left it)."""
+    try:
+        return await _store(request).renonce_transfer(person.did, request_id, stale, sign, floor=_now_ms())
+    except (SQLAlchemyError, OSError) as exc:
+        raise _unavailable(request, exc) from exc
+
+
+@router.post(
+    "/custodial-wallets/{did_value}/statement",
+    tags=["payments"],
+    summary="A custodial holder's balances and latest transactions on the ledger, at a kiosk with their PIN",
+    openapi_extra=_documented(PinBody),
+)
+async def statement(did_value: str, request: Request) -> dict[str, Any]:
+    body = await _body(request, PinBody)
+    person, _ = await _open_wallet(request, did_value, body.pin)
+    ledger = _ledger(request)
+    try:
+        account, history = await asyncio.gather(
+            ledger.account(person.did), ledger.transactions(person.did, _settings(request).statement_size)
+        )
+    except LedgerUnavailableError as exc:
+        raise _ledger_unavailable(request, exc) from exc
+    except LedgerRefusedError as exc:
+        raise _refused(exc) from exc
+    return {
+        "did": person.did,
+        "balances": account["balances"],
+        "transactions": history["transactions"],
+        "more": history.get("next_before") is not None,
+    }
