@@ -13,7 +13,7 @@ from services.common.http import broker_ready, database_and_producer, database_r
 from services.common.http import create_app as create_service_app
 from services.common.settings import PlatformSettings
 from services.identity import keys
-from services.identity.api import custodial_payments
+from services.identity.api import custodial_payments, notices
 from services.identity.api.routes import router
 from services.identity.custody import KdfCost
 from services.identity.ledger_client import LedgerClient
@@ -55,4 +55,5 @@ def create_app(platform: PlatformSettings | None = None, settings: IdentitySetti
     )
     app.include_router(router)
     app.include_router(custodial_payments.router)
+    app.include_router(notices.router)
     return app

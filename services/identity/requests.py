@@ -12,7 +12,16 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from services.common import didkey, signing
 from services.common.consents import parse_time
@@ -114,14 +123,100 @@ class RevocationOrder(Signed):
     _issuer = field_validator("issuer")(_did_key)
 
 
+NOTICE_MAX_DAYS = 90
+"""How far past its ``issued_at`` a notice may expire: a notice is news, not a standing record."""
+
+
+class CustodyGroup(BaseModel):
+    """Everyone whose wallet the city holds (custody ``custodial``) when they read their inbox."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    custody: Literal["custodial"]
+
+
+class CredentialGroup(BaseModel):
+    """Everyone who, when they read their inbox, holds a valid (unexpired, unrevoked) credential of a type."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    credential: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_PRINTABLE)] = Field(
+        description="The credential type (vct), e.g. https://smartcity.example/credentials/resident/v1."
+    )
+
+
+GROUP_KINDS = ("custody", "credential")
+
+
+def _group_kind(value: Any) -> str | None:
+    """The kind of a group object: its one key, if that names a kind; None (a 422) for anything else."""
+    if isinstance(value, Mapping) and len(value) == 1:
+        (kind,) = value
+        return kind if kind in GROUP_KINDS else None
+    return None
+
+
+Group = Annotated[
+    Annotated[CustodyGroup, Tag("custody")] | Annotated[CredentialGroup, Tag("credential")],
+    Discriminator(
+        _group_kind,
+        custom_error_type="unknown-group",
+        custom_error_message='group must be {"custody": "custodial"} or {"credential": "<vct>"}',
+    ),
+]
+
+
 class Notice(Signed):
-    """A city service (notices role) posts a notice to a person's identity."""
+    """A city service (notices role) posts a notice to one person (`recipient`) or to a `group`.
+
+    A group is resolved when a person reads their inbox, not when the notice is posted, so it reaches whoever
+    belongs then and is stored once. The signature covers `group` and `expires_at` like every other field.
+    """
 
     sender: str
-    recipient: str
+    recipient: str | None = None
+    group: Group | None = Field(
+        default=None, description='Instead of recipient: {"custody": "custodial"} or {"credential": vct}.'
+    )
     title: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_PRINTABLE)]
     body: Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=_TEXT)]
-    _dids = field_validator("sender", "recipient")(_did_key)
+    expires_at: str | None = Field(
+        default=None,
+        description=f"RFC 3339 UTC time after which inboxes no longer show the notice: after issued_at, at most "
+        f"{NOTICE_MAX_DAYS} days later.",
+    )
+    _sender = field_validator("sender")(_did_key)
+
+    @field_validator("recipient")
+    @classmethod
+    def _recipient(cls, value: str | None) -> str | None:
+        return None if value is None else _did_key(cls, value)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _expires_at(cls, value: str | None) -> str | None:
+        return None if value is None else _rfc3339(cls, value)
+
+    @model_validator(mode="after")
+    def _addressed_and_dated(self) -> Notice:
+        if (self.recipient is None) == (self.group is None):
+            raise ValueError("give exactly one of recipient (one person) or group")
+        if self.expires_at is not None:
+            issued, expires = parse_time(self.issued_at), parse_time(self.expires_at)
+            if expires <= issued:
+                raise ValueError("expires_at must be after issued_at")
+            if expires - issued > timedelta(days=NOTICE_MAX_DAYS):
+                raise ValueError(f"expires_at must be at most {NOTICE_MAX_DAYS} days after issued_at")
+        return self
+
+    @property
+    def group_key(self) -> tuple[str, str] | None:
+        """(kind, value) of the group, as stored: ("custody", "custodial") or ("credential", vct)."""
+        if isinstance(self.group, CustodyGroup):
+            return "custody", self.group.custody
+        if isinstance(self.group, CredentialGroup):
+            return "credential", self.group.credential
+        return None
 
 
 class ServiceRecord(Signed):

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -365,16 +365,27 @@ class IdentityStore:
             ).first()
         return row is not None and row.status == "granted" and (row.until is None or now < row.until)
 
-    async def post_notice(self, notice_id: str, notice: Mapping[str, Any]) -> bool:
-        """Store a notice; True if new (the same signed notice again is not a second one)."""
+    async def post_notice(
+        self,
+        notice_id: str,
+        notice: Mapping[str, Any],
+        *,
+        group: tuple[str, str] | None,
+        expires_at: datetime | None,
+    ) -> bool:
+        """Store a notice, to its ``recipient`` or to `group` (kind, value); True if new (the same signed notice
+        again is not a second one). A group notice is one row, whoever and however many it reaches."""
         statement = (
             insert(notices)
             .values(
                 notice_id=notice_id,
-                recipient=notice["recipient"],
+                recipient=notice.get("recipient"),
+                group_kind=group[0] if group else None,
+                group_value=group[1] if group else None,
                 sender=notice["sender"],
                 title=notice["title"],
                 body=notice["body"],
+                expires_at=expires_at,
                 notice=dict(notice),
             )
             .on_conflict_do_nothing(index_elements=[notices.c.notice_id])
@@ -383,16 +394,29 @@ class IdentityStore:
         async with self.engine.begin() as conn:
             return (await conn.execute(statement)).first() is not None
 
-    async def notices_for(self, recipient: str, limit: int) -> list[Mapping[str, Any]]:
-        """The newest notices to `recipient`."""
+    async def notices_for(self, did: str, now: datetime, limit: int) -> list[Mapping[str, Any]]:
+        """The newest unexpired notices `did` reads at `now`: those to them, and those to a group they belong to
+        now (their custody; a credential type they hold unrevoked and unexpired), so a group is never copied
+        per person and a revoked credential stops its holder's group notices at once."""
+        held_types = select(credentials.c.vct).where(
+            credentials.c.subject == did,
+            credentials.c.revoked_at.is_(None),
+            credentials.c.expires_at > now,
+        )
+        custody = select(identities.c.custody).where(identities.c.did == did).scalar_subquery()
+        addressed = or_(
+            notices.c.recipient == did,
+            and_(notices.c.group_kind == "custody", notices.c.group_value == custody),
+            and_(notices.c.group_kind == "credential", notices.c.group_value.in_(held_types)),
+        )
+        statement = (
+            select(notices)
+            .where(addressed, or_(notices.c.expires_at.is_(None), notices.c.expires_at > now))
+            .order_by(notices.c.posted_at.desc(), notices.c.notice_id)
+            .limit(limit)
+        )
         async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(notices)
-                .where(notices.c.recipient == recipient)
-                .order_by(notices.c.posted_at.desc(), notices.c.notice_id)
-                .limit(limit)
-            )
-            return list(rows.mappings())
+            return list((await conn.execute(statement)).mappings())
 
     async def record_service(
         self, record_id: str, provider: str, subject: str, service: str, day: date

@@ -2,11 +2,13 @@
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -84,16 +86,27 @@ consents = Table(
     PrimaryKeyConstraint("subject", "category", "grantee"),
 )
 
+# A notice goes to one person (recipient) or to a group (group_kind, group_value): ("custody", "custodial") or
+# ("credential", vct). A group notice is one row, matched against the reader's custody and credentials when
+# they read their inbox. Inboxes skip notices past expires_at (NULL: no end).
 notices = Table(
     "notices",
     metadata,
     Column("notice_id", String(32), primary_key=True),
-    Column("recipient", String(64), nullable=False, index=True),
+    Column("recipient", String(64), nullable=True, index=True),
     Column("sender", String(64), nullable=False),
     Column("title", Text, nullable=False),
     Column("body", Text, nullable=False),
     Column("posted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("notice", JSONB, nullable=False),
+    Column("group_kind", String(16), nullable=True),
+    Column("group_value", String(200), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint(
+        "(recipient IS NULL) <> (group_kind IS NULL) AND (group_kind IS NULL) = (group_value IS NULL)",
+        name="notices_one_addressee",
+    ),
+    Index("ix_notices_group", "group_kind", "group_value"),
 )
 
 service_records = Table(

@@ -554,63 +554,32 @@ async def list_consents(request: Request) -> dict[str, Any]:
     return {"consents": [_consent_json(row) for row in rows]}
 
 
-# --- notices -----------------------------------------------------------------------------------------------
+# --- notices (the routes are in api/notices.py; the inbox is here, for the kiosk read above too) -----------
 
 
-@router.post(
-    "/notices",
-    status_code=201,
-    tags=["notices"],
-    summary="Post a notice to a person's identity (signed by a notices-role key)",
-    openapi_extra=_documented(requests.Notice),
-    responses={200: {"description": "The same signed notice was posted before"}},
-)
-async def post_notice(request: Request, response: Response) -> dict[str, Any]:
-    settings = _settings(request)
-    notice, body = await _signed(request, requests.Notice, "sender", settings.notice_senders, "notices")
-    store = _store(request)
-    notice_id = requests.request_id(body)
-    try:
-        if await store.identity(notice.recipient) is None:
-            raise Problem(404, "not-found", f"{notice.recipient} is not a registered identity.")
-        created = await store.post_notice(notice_id, body)
-    except (SQLAlchemyError, OSError) as exc:
-        raise _unavailable(request, exc) from exc
-    response.status_code = 201 if created else 200
-    return {"notice_id": notice_id}
-
-
-async def _notices(request: Request, recipient: str) -> dict[str, Any]:
-    try:
-        rows = await _store(request).notices_for(recipient, NOTICE_PAGE)
-    except (SQLAlchemyError, OSError) as exc:
-        raise _unavailable(request, exc) from exc
-    return {
-        "notices": [
-            {
-                "notice_id": row["notice_id"],
-                "sender": row["sender"],
-                "title": row["title"],
-                "body": row["body"],
-                "posted_at": events.rfc3339(row["posted_at"]),
-                "notice": row["notice"],
-            }
-            for row in rows
-        ]
+def _notice_json(row: Any) -> dict[str, Any]:
+    notice: dict[str, Any] = {
+        "notice_id": row["notice_id"],
+        "sender": row["sender"],
+        "title": row["title"],
+        "body": row["body"],
+        "posted_at": events.rfc3339(row["posted_at"]),
+        "notice": row["notice"],  # as the sender signed it, to re-verify; its group and expiry included
     }
+    if row["group_kind"] is not None:
+        notice["group"] = {row["group_kind"]: row["group_value"]}
+    if row["expires_at"] is not None:
+        notice["expires_at"] = events.rfc3339(row["expires_at"])
+    return notice
 
 
-@router.post(
-    "/notices/inbox",
-    tags=["notices"],
-    summary="A person reads their notices (signed request)",
-    openapi_extra=_documented(requests.SelfRequest),
-)
-async def read_notices(request: Request) -> dict[str, Any]:
-    query, _ = await _signed(request, requests.SelfRequest, "did")
-    if query.action != "read-notices":
-        raise Problem(422, "invalid-request", "action: must be read-notices.")
-    return await _notices(request, query.did)
+async def _notices(request: Request, did_value: str) -> dict[str, Any]:
+    """`did_value`'s inbox now: their notices and their groups' notices, unexpired, newest first."""
+    try:
+        rows = await _store(request).notices_for(did_value, _now(), NOTICE_PAGE)
+    except (SQLAlchemyError, OSError) as exc:
+        raise _unavailable(request, exc) from exc
+    return {"notices": [_notice_json(row) for row in rows]}
 
 
 # --- service records ---------------------------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""Notices: a notices-role key posts a signed notice to one person or to a group, and people read their inbox.
+
+A group (``{"custody": "custodial"}``, ``{"credential": vct}``) is stored once and resolved when someone reads
+their inbox, so it reaches whoever belongs to it then: a person enrolled after the notice still sees it, a
+holder whose credential was revoked no longer does. The notice id is the signed object's id
+(`requests.request_id`), so the same signed notice posted again is stored once. The inbox itself
+(`routes._notices`) lives with the routes because the PIN kiosk read there shows it too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy.exc import SQLAlchemyError
+
+from services.common.consents import parse_time
+from services.common.http import Problem
+from services.identity import requests
+from services.identity.api.routes import _documented, _notices, _settings, _signed, _store, _unavailable
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post(
+    "/notices",
+    status_code=201,
+    tags=["notices"],
+    summary="Post a notice to a person or a group (signed by a notices-role key)",
+    openapi_extra=_documented(requests.Notice),
+    responses={200: {"description": "The same signed notice was posted before"}},
+)
+async def post_notice(request: Request, response: Response) -> dict[str, Any]:
+    settings = _settings(request)
+    notice, body = await _signed(request, requests.Notice, "sender", settings.notice_senders, "notices")
+    store = _store(request)
+    notice_id = requests.request_id(body)
+    expires_at = parse_time(notice.expires_at) if notice.expires_at is not None else None
+    try:
+        if notice.recipient is not None and await store.identity(notice.recipient) is None:
+            raise Problem(404, "not-found", f"{notice.recipient} is not a registered identity.")
+        created = await store.post_notice(notice_id, body, group=notice.group_key, expires_at=expires_at)
+    except (SQLAlchemyError, OSError) as exc:
+        raise _unavailable(request, exc) from exc
+    response.status_code = 201 if created else 200
+    return {"notice_id": notice_id}
+
+
+@router.post(
+    "/notices/inbox",
+    tags=["notices"],
+    summary="A person reads their notices and their groups' notices, unexpired, newest first (signed request)",
+    openapi_extra=_documented(requests.SelfRequest),
+)
+async def read_notices(request: Request) -> dict[str, Any]:
+    query, _ = await _signed(request, requests.SelfRequest, "did")
+    if query.action != "read-notices":
+        raise Problem(422, "invalid-request", "action: must be read-notices.")
+    return await _notices(request, query.did)
