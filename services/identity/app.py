@@ -13,8 +13,7 @@ from services.common.http import broker_ready, database_and_producer, database_r
 from services.common.http import create_app as create_service_app
 from services.common.settings import PlatformSettings
 from services.identity import keys
-from services.identity.api import custodial_payments, notices
-from services.identity.api.routes import router
+from services.identity.api import consents, credentials, custodial_payments, notices, service_records, wallets
 from services.identity.custody import KdfCost
 from services.identity.ledger_client import LedgerClient
 from services.identity.sdjwt import Verifier
@@ -53,7 +52,6 @@ def create_app(platform: PlatformSettings | None = None, settings: IdentitySetti
         description="Sovereign identities (did:key), selective-disclosure credentials (SD-JWT), consent, "
         "notices and service records.",
     )
-    app.include_router(router)
-    app.include_router(custodial_payments.router)
-    app.include_router(notices.router)
+    for module in (wallets, custodial_payments, credentials, consents, notices, service_records):
+        app.include_router(module.router)
     return app

@@ -1,7 +1,7 @@
 """Paying from a custodial wallet, and its statement, at a kiosk with the holder's PIN.
 
 A person without a phone cannot sign a ledger transfer; the city holds their key sealed under their PIN. When
-the PIN opens the wallet (`routes._open_wallet`: the same lockout and uniform answers as every PIN route),
+the PIN opens the wallet (`wallets._open_wallet`: the same lockout and uniform answers as every PIN route),
 identity signs the transfer exactly as a self-custodial wallet would and submits it to the ledger over HTTP.
 The ledger alone decides (funds, AID and CITY rules); its refusals are passed on with their own type.
 
@@ -25,15 +25,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.common.http import PROBLEM_BASE, Problem
 from services.common.signing import Keypair
 from services.identity import requests
-from services.identity.api.routes import (
+from services.identity.api.common import (
     PinBody,
     _body,
     _documented,
-    _open_wallet,
     _settings,
     _store,
     _unavailable,
 )
+from services.identity.api.wallets import _open_wallet
 from services.identity.ledger_client import LedgerClient, LedgerRefusedError, LedgerUnavailableError
 from services.identity.metrics import CUSTODIAL_TRANSFERS
 from services.identity.store import SignTransfer

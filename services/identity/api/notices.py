@@ -3,8 +3,8 @@
 A group (``{"custody": "custodial"}``, ``{"credential": vct}``) is stored once and resolved when someone reads
 their inbox, so it reaches whoever belongs to it then: a person enrolled after the notice still sees it, a
 holder whose credential was revoked no longer does. The notice id is the signed object's id
-(`requests.request_id`), so the same signed notice posted again is stored once. The inbox itself
-(`routes._notices`) lives with the routes because the PIN kiosk read there shows it too.
+(`requests.request_id`), so the same signed notice posted again is stored once. The inbox (`_notices`) is
+also what a custodial person reads at a kiosk with their PIN (`api.wallets`).
 """
 
 from __future__ import annotations
@@ -14,12 +14,46 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.common import events
 from services.common.consents import parse_time
 from services.common.http import Problem
 from services.identity import requests
-from services.identity.api.routes import _documented, _notices, _settings, _signed, _store, _unavailable
+from services.identity.api.common import (
+    NOTICE_PAGE,
+    _documented,
+    _now,
+    _settings,
+    _signed,
+    _store,
+    _unavailable,
+)
 
 router = APIRouter(prefix="/v1")
+
+
+def _notice_json(row: Any) -> dict[str, Any]:
+    notice: dict[str, Any] = {
+        "notice_id": row["notice_id"],
+        "sender": row["sender"],
+        "title": row["title"],
+        "body": row["body"],
+        "posted_at": events.rfc3339(row["posted_at"]),
+        "notice": row["notice"],  # as the sender signed it, to re-verify; its group and expiry included
+    }
+    if row["group_kind"] is not None:
+        notice["group"] = {row["group_kind"]: row["group_value"]}
+    if row["expires_at"] is not None:
+        notice["expires_at"] = events.rfc3339(row["expires_at"])
+    return notice
+
+
+async def _notices(request: Request, did_value: str) -> dict[str, Any]:
+    """`did_value`'s inbox now: their notices and their groups' notices, unexpired, newest first."""
+    try:
+        rows = await _store(request).notices_for(did_value, _now(), NOTICE_PAGE)
+    except (SQLAlchemyError, OSError) as exc:
+        raise _unavailable(request, exc) from exc
+    return {"notices": [_notice_json(row) for row in rows]}
 
 
 @router.post(

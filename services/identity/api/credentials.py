@@ -1,0 +1,178 @@
+"""Credentials: SD-JWT resident credentials issued and revoked by issuer keys, their status list, and the
+verification of presentations."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy.exc import SQLAlchemyError
+
+from services.common import events
+from services.common.http import Problem
+from services.common.signing import Keypair
+from services.identity import requests, sdjwt, statuslist
+from services.identity.api.common import (
+    RESIDENT_VCT,
+    STATUS_LIST,
+    VerifyBody,
+    _body,
+    _documented,
+    _now,
+    _settings,
+    _signed,
+    _store,
+    _unavailable,
+)
+from services.identity.metrics import CREDENTIALS, PRESENTATIONS
+from services.identity.settings import IdentitySettings
+from services.identity.store import (
+    CUSTODIAL,
+)
+
+router = APIRouter(prefix="/v1")
+
+
+def _status_uri(settings: IdentitySettings) -> str:
+    return f"{settings.public_url.rstrip('/')}/v1/status-lists/{STATUS_LIST}"
+
+
+@router.post(
+    "/credentials",
+    status_code=201,
+    tags=["credentials"],
+    summary="Issue a resident credential (SD-JWT VC) to a registered person (signed by an issuer-role key)",
+    openapi_extra=_documented(requests.CredentialOrder),
+)
+async def issue_credential(request: Request) -> dict[str, Any]:
+    settings = _settings(request)
+    order, body = await _signed(request, requests.CredentialOrder, "issuer", settings.issuers, "issuer")
+    store = _store(request)
+    city: Keypair = request.app.state.city
+    try:
+        holder = await store.identity(order.subject)
+    except (SQLAlchemyError, OSError) as exc:
+        raise _unavailable(request, exc) from exc
+    if holder is None:
+        raise Problem(404, "not-found", f"{order.subject} is not a registered identity.")
+    issued = _now()
+    iat, exp = requests.credential_validity(issued, settings.credential_days)
+    claims = requests.resident_claims(order.facts, settings.city_name, issued.date())
+    credential_id = requests.request_id(body)
+
+    def build(status_index: int) -> str:
+        status = {"status_list": {"idx": status_index, "uri": _status_uri(settings)}}
+        return sdjwt.issue(city, order.subject, claims, vct=RESIDENT_VCT, iat=iat, exp=exp, status=status)
+
+    try:
+        made = await store.add_credential(
+            credential_id,
+            order.subject,
+            vct=RESIDENT_VCT,
+            issued_by=order.issuer,
+            issued_at=datetime.fromtimestamp(iat, UTC),
+            expires_at=datetime.fromtimestamp(exp, UTC),
+            build=build,
+            keep=holder["custody"] == CUSTODIAL,
+        )
+    except (SQLAlchemyError, OSError) as exc:
+        raise _unavailable(request, exc) from exc
+    if made is None:
+        raise Problem(
+            409, "already-issued", f"This order was carried out already (credential {credential_id})."
+        )
+    sd_jwt, status_index = made
+    CREDENTIALS.labels("issued").inc()
+    return {
+        "credential_id": credential_id,
+        "subject": order.subject,
+        "vct": RESIDENT_VCT,
+        "status_index": status_index,
+        "expires_at": events.rfc3339(datetime.fromtimestamp(exp, UTC)),
+        "sd_jwt": sd_jwt,
+    }
+
+
+@router.post(
+    "/credentials/{credential_id}/revocation",
+    tags=["credentials"],
+    summary="Revoke a credential (signed by an issuer-role key); verifiers refuse it from then on",
+    openapi_extra=_documented(requests.RevocationOrder),
+)
+async def revoke_credential(credential_id: str, request: Request) -> dict[str, Any]:
+    settings = _settings(request)
+    order, _ = await _signed(request, requests.RevocationOrder, "issuer", settings.issuers, "issuer")
+    if order.credential_id != credential_id:
+        raise Problem(422, "invalid-request", "credential_id: the signed order names another credential.")
+    try:
+        row = await _store(request).revoke(credential_id, _now())
+    except (SQLAlchemyError, OSError) as exc:
+        raise _unavailable(request, exc) from exc
+    if row is None:
+        raise Problem(404, "not-found", f"No credential {credential_id}.")
+    CREDENTIALS.labels("revoked").inc()
+    return {
+        "credential_id": credential_id,
+        "status_index": row["status_index"],
+        "revoked_at": events.rfc3339(row["revoked_at"]),
+    }
+
+
+@router.get(
+    f"/status-lists/{STATUS_LIST}",
+    tags=["credentials"],
+    summary="The signed status list (Token Status List JWT) of resident credentials: bit set = revoked",
+    response_class=Response,
+)
+async def status_list(request: Request) -> Response:
+    settings = _settings(request)
+    try:
+        revoked, size = await _store(request).status_list()
+    except (SQLAlchemyError, OSError) as exc:
+        raise _unavailable(request, exc) from exc
+    payload = {
+        "sub": _status_uri(settings),
+        "iat": int(time.time()),
+        "ttl": 60,
+        "status_list": statuslist.encode(revoked, size),
+    }
+    token = sdjwt.sign_jwt(request.app.state.city, {"typ": statuslist.STATUS_LIST_TYP}, payload)
+    return Response(token, media_type="application/statuslist+jwt")
+
+
+@router.post(
+    "/presentations/verify",
+    tags=["credentials"],
+    summary="Verify a presentation (SD-JWT + key binding) and return exactly the claims it discloses",
+    openapi_extra=_documented(VerifyBody),
+)
+async def verify_presentation(request: Request) -> dict[str, Any]:
+    settings = _settings(request)
+    body = await _body(request, VerifyBody)
+    verifier: sdjwt.Verifier = request.app.state.verifier
+    try:
+        verified = verifier.verify(
+            body.presentation, nonce=body.nonce, audience=body.audience, now=int(time.time()), is_revoked=None
+        )
+        if verified.status_index is not None:
+            if verified.status_uri != _status_uri(settings):
+                raise sdjwt.PresentationError(sdjwt.MALFORMED, "the credential names an unknown status list")
+            if await _store(request).is_revoked(verified.status_index):
+                raise sdjwt.PresentationError(sdjwt.REVOKED, "the issuer has revoked the credential")
+    except sdjwt.PresentationError as exc:
+        PRESENTATIONS.labels(exc.reason).inc()
+        raise Problem(
+            400, f"presentation-{exc.reason}", exc.detail, title="Presentation rejected", reason=exc.reason
+        ) from exc
+    except (SQLAlchemyError, OSError) as exc:
+        raise _unavailable(request, exc) from exc
+    PRESENTATIONS.labels("ok").inc()
+    return {
+        "issuer": verified.issuer,
+        "vct": verified.vct,
+        "issued_at": verified.issued_at,
+        "expires_at": verified.expires_at,
+        "disclosed": verified.disclosed,
+    }
