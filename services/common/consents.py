@@ -31,7 +31,7 @@ from prometheus_client import Counter, Gauge
 
 from services.common import didkey, events, schemas, signing
 from services.common.dead_letters import DeadLetter
-from services.common.kafka import client_security, dlq_record
+from services.common.kafka import client_security, dlq_record_of
 from services.common.topics import CONSENTS
 
 log = logging.getLogger(__name__)
@@ -350,18 +350,7 @@ class ConsentView:
         if self._dead_letter is None:
             return
         try:
-            self._dead_letter(
-                dlq_record(
-                    CONSENTS,
-                    key=message.key(),
-                    raw=message.value(),
-                    partition=message.partition(),
-                    offset=message.offset(),
-                    reason=reason,
-                    consumer=self.client_id,
-                    headers=message.headers(),
-                )
-            )
+            self._dead_letter(dlq_record_of(CONSENTS, message, reason, self.client_id))
         except Exception:  # the view's progress comes first; the record stays on its topic
             log.exception("consent view: could not dead-letter the record at %s", _where(message))
 

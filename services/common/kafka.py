@@ -283,6 +283,20 @@ def dlq_record(
     )
 
 
+def dlq_record_of(topic: Topic, message: Message, reason: str, consumer: str) -> OutgoingRecord:
+    """`dlq_record` of a consumed message of `topic`: its key, value, coordinates and headers."""
+    return dlq_record(
+        topic,
+        key=message.key(),
+        raw=message.value(),
+        partition=message.partition(),
+        offset=message.offset(),
+        reason=reason,
+        consumer=consumer,
+        headers=message.headers(),
+    )
+
+
 class BatchConsumer:
     """Consumes `topic` in batches; commits only after the handler's effect is durable."""
 
@@ -437,18 +451,7 @@ class BatchConsumer:
                 reason = (
                     f"schema: {exc}" if isinstance(exc, schemas.SchemaError) else f"malformed JSON: {exc}"
                 )
-                dead.append(
-                    dlq_record(
-                        self.topic,
-                        key=msg.key(),
-                        raw=raw,
-                        partition=msg.partition(),
-                        offset=msg.offset(),
-                        reason=reason,
-                        consumer=self.group_id,
-                        headers=msg.headers(),
-                    )
-                )
+                dead.append(dlq_record_of(self.topic, msg, reason, self.group_id))
                 continue
             key = msg.key()
             records.append(

@@ -19,7 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from services.common import schemas
 from services.common.dead_letters import DeadLetter
 from services.common.events import decode_json
-from services.common.kafka import client_security, dlq_record
+from services.common.kafka import client_security, dlq_record_of
 from services.common.topics import REWARD_DECISIONS
 from services.rewards.engine import Decision, State, epoch
 
@@ -93,18 +93,7 @@ def rebuild_state(
                 "skipping %s[%d]@%d: %s", REWARD_DECISIONS.name, message.partition(), message.offset(), reason
             )
             if dead_letter is not None:
-                dead_letter(
-                    dlq_record(
-                        REWARD_DECISIONS,
-                        key=message.key(),
-                        raw=message.value(),
-                        partition=message.partition(),
-                        offset=message.offset(),
-                        reason=reason,
-                        consumer=app_id,
-                        headers=message.headers(),
-                    )
-                )
+                dead_letter(dlq_record_of(REWARD_DECISIONS, message, reason, app_id))
     log.info("rebuilt the rewards state of %s from %d decisions", app_id, applied)
     return state
 
