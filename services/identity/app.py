@@ -13,7 +13,15 @@ from services.common.http import broker_ready, database_and_producer, database_r
 from services.common.http import create_app as create_service_app
 from services.common.settings import PlatformSettings
 from services.identity import keys
-from services.identity.api import consents, credentials, custodial_payments, notices, service_records, wallets
+from services.identity.api import (
+    consents,
+    credentials,
+    custodial_payments,
+    notices,
+    pin_resets,
+    service_records,
+    wallets,
+)
 from services.identity.custody import KdfCost
 from services.identity.ledger_client import LedgerClient
 from services.identity.sdjwt import Verifier
@@ -52,6 +60,6 @@ def create_app(platform: PlatformSettings | None = None, settings: IdentitySetti
         description="Sovereign identities (did:key), selective-disclosure credentials (SD-JWT), consent, "
         "notices and service records.",
     )
-    for module in (wallets, custodial_payments, credentials, consents, notices, service_records):
+    for module in (wallets, pin_resets, custodial_payments, credentials, consents, notices, service_records):
         app.include_router(module.router)
     return app

@@ -1,8 +1,14 @@
 """Custodial wallets: a person's private key sealed at rest, opened only with their PIN. Pure (no I/O).
 
-The seed is sealed twice: inside, under a key derived from the PIN with Argon2id (so the city alone cannot
-open it); outside, under the service's wallet key (so a copy of the database alone, PIN guesses and all,
-cannot be attacked offline). Opening needs both; a wrong PIN fails the inner box's authentication.
+The seed is sealed twice: inside, under a key derived from the PIN with Argon2id; outside, under the service's
+wallet key (so a copy of the database alone, PIN guesses and all, cannot be attacked offline). Opening needs
+both; a wrong PIN fails the inner box's authentication.
+
+A person who forgets their PIN keeps their did and their funds: a recovery copy of the seed is sealed under a
+key derived from the wallet key (`recovery_key`), opened only for a caseworker's signed reset order with a
+re-proof of the person (`services.identity.api.pin_resets`). It gives the service no power it lacked: whoever
+holds the wallet key and the database can try every 4-digit PIN offline in minutes, so the PIN layer guards
+against guesses at the API, which `PinGuard` bounds, not against the service itself.
 
 Guessing is bounded by `PinGuard`: a run of wrong PINs locks the did, and each lock lasts twice the one before
 (up to a ceiling), so a 4-digit PIN would take centuries to guess. A did that holds no custodial wallet is
@@ -15,7 +21,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from nacl import hash as nacl_hash
 from nacl import pwhash, utils
+from nacl.encoding import RawEncoder
 from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
 
@@ -61,6 +69,23 @@ def unseal(wallet_key: bytes, sealed: bytes, salt: bytes, pin: str, cost: KdfCos
         return SecretBox(_pin_key(pin, salt, cost)).decrypt(inner)
     except CryptoError as exc:
         raise WrongPinError("wrong PIN") from exc
+
+
+def recovery_key(wallet_key: bytes) -> bytes:
+    """The key of the recovery copies: a keyed BLAKE2b of the wallet key, so it needs no secret of its own."""
+    return nacl_hash.blake2b(
+        b"", key=wallet_key, person=b"pin-recovery", digest_size=SecretBox.KEY_SIZE, encoder=RawEncoder
+    )
+
+
+def seal_recovery(wallet_key: bytes, seed: bytes) -> bytes:
+    """The recovery copy of a seed: opened by `open_recovery` for a caseworker's PIN reset."""
+    return bytes(SecretBox(recovery_key(wallet_key)).encrypt(seed))
+
+
+def open_recovery(wallet_key: bytes, recovery_sealed: bytes) -> bytes:
+    """The seed of a recovery copy (a CryptoError here is a wrong wallet key: a server fault)."""
+    return SecretBox(recovery_key(wallet_key)).decrypt(recovery_sealed)
 
 
 def decoy(pin: str, cost: KdfCost) -> None:

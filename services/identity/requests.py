@@ -70,12 +70,48 @@ class Registration(Signed):
     _did = field_validator("did")(_did_key)
 
 
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
 class Enrolment(Signed):
     """A caseworker enrols a person without a device into a custodial wallet."""
 
     caseworker: str
     action: Literal["enrol"]
+    photo_sha256: Sha256Hex | None = Field(
+        default=None,
+        description="SHA-256 of the person's photo the caseworker took, kept in the city's case files: the "
+        "photo on record that a later PIN reset can name as its re-proof.",
+    )
     _caseworker = field_validator("caseworker")(_did_key)
+
+
+class PhotoProof(BaseModel):
+    """The caseworker compared the person with the photo on record, named by its hash."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    photo_sha256: Sha256Hex
+
+
+class CredentialProof(BaseModel):
+    """The person showed their resident credential (an SD-JWT, e.g. the QR code of a printed card) issued to
+    the did. It needs no key binding: the key is what was lost; the caseworker's order is the binding."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    credential: Annotated[str, StringConstraints(min_length=1, max_length=32 * 1024)]
+
+
+class PinReset(Signed):
+    """A caseworker resets the PIN of a custodial wallet, on a re-proof of the person. The did and the funds
+    stay; the new PIN travels beside the order, never inside what is signed and stored."""
+
+    caseworker: str
+    action: Literal["reset-pin"]
+    did: str
+    proof: PhotoProof | CredentialProof
+    _dids = field_validator("caseworker", "did")(_did_key)
 
 
 class SelfRequest(Signed):
@@ -95,7 +131,7 @@ class ResidentFacts(BaseModel):
     family_name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_PRINTABLE)]
     birthdate: str = Field(description="YYYY-MM-DD")
     address: Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=_PRINTABLE)] | None = None
-    photo_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+    photo_sha256: Sha256Hex | None = None
 
     @field_validator("birthdate")
     @classmethod

@@ -201,6 +201,24 @@ class Verifier:
         jwt, disclosures, kb_jwt = split(presentation)
         if not kb_jwt:
             raise PresentationError(KEY_BINDING, "the presentation has no key-binding JWT")
+        payload, disclosed = self._credential(jwt, disclosures, now)
+        self._check_key_binding(payload, jwt, disclosures, kb_jwt, nonce=nonce, audience=audience, now=now)
+        return _verified(payload, disclosed, is_revoked)
+
+    def verify_unbound(
+        self, sd_jwt: str, *, now: int, is_revoked: StatusCheck | None
+    ) -> tuple[Verified, str]:
+        """Verify an SD-JWT shown without key binding (a printed credential's QR code): the issuer's signature,
+        validity and disclosures, but not who shows it. Returns what it says and the did of its holder key
+        (``cnf``), so the caller can check whose it is; raises `PresentationError`."""
+        jwt, disclosures, _kb_jwt = split(sd_jwt)
+        payload, disclosed = self._credential(jwt, disclosures, now)
+        return _verified(payload, disclosed, is_revoked), didkey.encode(_holder_public_key(payload))
+
+    def _credential(
+        self, jwt: str, disclosures: list[str], now: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The verified payload of an issuer-signed SD-JWT and the claims its disclosures disclose."""
         header, payload = _verified_jwt(self._jws(), jwt, self._issuer_key, SIGNATURE)
         if header.get("typ") != SD_JWT_TYP:
             raise PresentationError(MALFORMED, f"the credential's typ is not {SD_JWT_TYP}")
@@ -213,18 +231,7 @@ class Verifier:
             raise PresentationError(EXPIRED, "the credential has expired")
         if now + self.leeway_s < iat:
             raise PresentationError(NOT_YET_VALID, "the credential is not valid yet")
-        disclosed = _disclosed_claims(payload, disclosures)
-        self._check_key_binding(payload, jwt, disclosures, kb_jwt, nonce=nonce, audience=audience, now=now)
-        status_uri, status_index = _check_status(payload, is_revoked)
-        return Verified(
-            issuer=payload["iss"],
-            vct=str(payload.get("vct", "")),
-            issued_at=iat,
-            expires_at=exp,
-            disclosed=disclosed,
-            status_uri=status_uri,
-            status_index=status_index,
-        )
+        return payload, _disclosed_claims(payload, disclosures)
 
     def _jws(self) -> JWS:
         jws = getattr(self._local, "jws", None)
@@ -250,10 +257,7 @@ class Verifier:
         audience: str,
         now: int,
     ) -> None:
-        cnf = payload.get("cnf")
-        holder = cnf.get("jwk") if isinstance(cnf, Mapping) else None
-        if not isinstance(holder, Mapping) or holder.get("kty") != "OKP" or holder.get("crv") != "Ed25519":
-            raise PresentationError(MALFORMED, "the credential has no Ed25519 cnf.jwk")
+        holder = _holder_jwk(payload)
         try:
             holder_key = _holder_key(holder["x"])
         except (JWException, KeyError, TypeError, ValueError) as exc:
@@ -271,6 +275,39 @@ class Verifier:
         presented = SEPARATOR.join([jwt, *disclosures, ""])
         if kb.get("sd_hash") != digest(presented):
             raise PresentationError(SD_HASH, "sd_hash does not match the presented SD-JWT")
+
+
+def _verified(
+    payload: Mapping[str, Any], disclosed: dict[str, Any], is_revoked: StatusCheck | None
+) -> Verified:
+    status_uri, status_index = _check_status(payload, is_revoked)
+    return Verified(
+        issuer=payload["iss"],
+        vct=str(payload.get("vct", "")),
+        issued_at=payload["iat"],
+        expires_at=payload["exp"],
+        disclosed=disclosed,
+        status_uri=status_uri,
+        status_index=status_index,
+    )
+
+
+def _holder_jwk(payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    cnf = payload.get("cnf")
+    holder = cnf.get("jwk") if isinstance(cnf, Mapping) else None
+    if not isinstance(holder, Mapping) or holder.get("kty") != "OKP" or holder.get("crv") != "Ed25519":
+        raise PresentationError(MALFORMED, "the credential has no Ed25519 cnf.jwk")
+    return holder
+
+
+def _holder_public_key(payload: Mapping[str, Any]) -> bytes:
+    try:
+        key = b64url_decode(_holder_jwk(payload)["x"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PresentationError(MALFORMED, "the credential's cnf.jwk is not a key") from exc
+    if len(key) != 32:
+        raise PresentationError(MALFORMED, "the credential's cnf.jwk is not an Ed25519 key")
+    return key
 
 
 @lru_cache(maxsize=4096)

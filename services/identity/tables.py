@@ -43,6 +43,21 @@ custodial_wallets = Table(
     Column("enrolled_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # The caseworker's signed enrolment, by id: the same order again opens no second wallet.
     Column("enrolment_id", String(32), nullable=True, unique=True),
+    # The seed sealed for a caseworker's PIN reset (`custody.seal_recovery`); None for wallets enrolled before.
+    Column("recovery_sealed", LargeBinary, nullable=True),
+    Column("photo_sha256", String(64), nullable=True),  # the photo on record, named by the enrolment order
+)
+
+# Each PIN reset a caseworker ordered, by the id of the signed order: the same order again resets nothing more.
+pin_resets = Table(
+    "pin_resets",
+    metadata,
+    Column("reset_id", String(32), primary_key=True),
+    Column("did", String(64), ForeignKey("identities.did"), nullable=False, index=True),
+    Column("caseworker", String(64), nullable=False),
+    Column("proof", String(16), nullable=False),  # "photo" or "credential"
+    Column("order", JSONB, nullable=False),
+    Column("reset_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 # The wrong PINs given for a did (`custody.PinGuard`), whether or not it holds a custodial wallet: a did with

@@ -100,6 +100,7 @@ async def enrol(request: Request, response: Response) -> dict[str, Any]:
             enrolment.caseworker,
             body.enrolment,
             requests.request_id(body.enrolment),
+            custody.seal_recovery(app.state.wallet_key, person.seed),
         )
     except (SQLAlchemyError, OSError) as exc:
         raise _unavailable(request, exc) from exc

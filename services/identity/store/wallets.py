@@ -26,6 +26,7 @@ from services.identity.tables import (
     custodial_wallets,
     identities,
     pin_guards,
+    pin_resets,
 )
 
 
@@ -59,6 +60,7 @@ class WalletRecords:
         caseworker: str,
         enrolment: Mapping[str, Any],
         enrolment_id: str,
+        recovery_sealed: bytes,
     ) -> tuple[str, bool]:
         """Store a new custodial identity and its sealed wallet: the did the enrolment order enrolled, and
         whether it is new.
@@ -81,6 +83,8 @@ class WalletRecords:
                         salt=salt,
                         enrolled_by=caseworker,
                         enrolment_id=enrolment_id,
+                        recovery_sealed=recovery_sealed,
+                        photo_sha256=enrolment.get("photo_sha256"),
                     )
                 )
         except IntegrityError:
@@ -164,3 +168,48 @@ class WalletRecords:
         if outcome is not None:
             raise outcome
         return seed, kept
+
+    async def custodial_wallet(self, did: str) -> Mapping[str, Any] | None:
+        """`did`'s custodial wallet row (sealed seeds, photo on record), or None if the city holds none."""
+        async with self.engine.connect() as conn:
+            return (
+                (await conn.execute(select(custodial_wallets).where(custodial_wallets.c.did == did)))
+                .mappings()
+                .first()
+            )
+
+    async def reset_pin(
+        self,
+        did: str,
+        reset_id: str,
+        caseworker: str,
+        proof: str,
+        order: Mapping[str, Any],
+        sealed: bytes,
+        salt: bytes,
+    ) -> tuple[datetime, bool]:
+        """Seal `did`'s wallet under a new PIN (`sealed`, `salt`) and lift any lock, for the caseworker's order
+        `reset_id`: when it was carried out, and whether just now. An order carried out before (even
+        concurrently) changes nothing again, whatever PIN comes with it."""
+        async with self.engine.begin() as conn:
+            done = (
+                await conn.execute(
+                    insert(pin_resets)
+                    .values(reset_id=reset_id, did=did, caseworker=caseworker, proof=proof, order=dict(order))
+                    .on_conflict_do_nothing(index_elements=[pin_resets.c.reset_id])
+                    .returning(pin_resets.c.reset_at)
+                )
+            ).scalar()
+            if done is not None:
+                await conn.execute(
+                    update(custodial_wallets)
+                    .where(custodial_wallets.c.did == did)
+                    .values(sealed_seed=sealed, salt=salt)
+                )
+                await conn.execute(delete(pin_guards).where(pin_guards.c.did == did))
+                return done, True
+        async with self.engine.connect() as conn:
+            earlier = await conn.scalar(
+                select(pin_resets.c.reset_at).where(pin_resets.c.reset_id == reset_id)
+            )
+        return earlier, False
