@@ -42,12 +42,14 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from bench._running import PORT_ENVS, RunningPlatform
 from services.common import offsets
+from services.common.bindings import development_order_key
 from services.common.ids import reading_id
+from services.common.roles import operator_key
 from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS, Topic
 from services.ledger.settings import LedgerSettings
 from services.rewards.settings import RewardsSettings
 from services.simulator.fleet import Fleet
-from services.simulator.run import grant_consents, register
+from services.simulator.run import bind_wallets, grant_consents, register
 
 VICTIMS = ("ingest", "rewards", "ledger", "identity", "directory")
 BATCH = 20
@@ -285,9 +287,17 @@ async def run(options: Options) -> list[Row]:
     try:
         broker = platform.wait_for_line(lambda line: line.startswith("broker: "), 120).split()[1]
         platform.wait_ready()
-        fleet = Fleet.generate("chaos", options.wallets, options.devices, first_seq=int(time.time() * 1000))
+        fleet = Fleet.generate(  # its behaviour readings attested by city devices of the data dir's operator
+            "chaos",
+            options.wallets,
+            options.devices,
+            first_seq=int(time.time() * 1000),
+            operator=operator_key(data_dir),
+        )
         async with httpx.AsyncClient(base_url=platform.url("identity"), timeout=30) as identity:
             await grant_consents(identity, fleet)
+            # The city's policy pays only wallets bound to a person (the data dir's ordering key issues).
+            await bind_wallets(identity, fleet, development_order_key(data_dir))
         async with httpx.AsyncClient(base_url=platform.url("ingest"), timeout=30) as ingest:
             await register(ingest, fleet)
         await asyncio.sleep(2)  # the grants reach ingest's consent view within its bound

@@ -13,10 +13,9 @@ from jwcrypto.jwk import JWK
 from jwcrypto.jws import JWS
 
 from bench.primitives import rate
-from services.common import events
+from services.common import events, sdjwt
 from services.common.consents import CITY, ConsentBook, check_consent, check_record
 from services.common.signing import Keypair, b64url_decode
-from services.identity import sdjwt
 
 TARGET_PER_S = 2000
 STATUS_URI = "https://identity.example/v1/status-lists/resident"

@@ -30,6 +30,7 @@ from services.common import attestation, embedded, events
 from services.common.gc_tuning import tune_for_throughput
 from services.common.ids import reading_id
 from services.common.kafka import ensure_topics
+from services.common.signing import Keypair
 from services.common.topics import ALL_TOPICS, READINGS, REWARD_DECISIONS, Topic
 from services.simulator.fleet import Fleet
 from tests.support.factories import INGEST
@@ -53,7 +54,8 @@ def readings(count: int, devices: int = 300, wallets: int = 40) -> list[Record]:
     """`count` signed readings envelopes as ingest publishes them (attested in batches of `INGEST_BATCH`), a
     device's readings 3 s apart in the last hour (so bursts and caps bind as they would live, not on every
     reading)."""
-    fleet = Fleet.generate("bench-rewards", wallets, devices)
+    # Behaviour readings carry city devices' receipts, as the simulator's do, so the policy pays them.
+    fleet = Fleet.generate("bench-rewards", wallets, devices, operator=Keypair.from_seed(bytes(32)))
     registrations = {d.device_id: d.registration() for d in fleet.devices}
     per_device = -(-count // devices)
     start = datetime.now(UTC) - timedelta(seconds=per_device * 3 + 60)

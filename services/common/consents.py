@@ -17,24 +17,18 @@ for any other grantee, so that log compaction keeps the latest state of every (s
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import Counter, Gauge
 
 from services.common import didkey, events, schemas, signing
 from services.common.dead_letters import DeadLetter
-from services.common.kafka import client_security, dlq_record_of
+from services.common.follower import TopicView
 from services.common.topics import CONSENTS
-
-log = logging.getLogger(__name__)
 
 CITY = "city"
 """The grantee that stands for the city's own pipeline (ingest, rewards)."""
@@ -209,19 +203,12 @@ class ConsentBook:
 _FOREVER = datetime.max.replace(tzinfo=UTC)
 
 
-class ConsentView:
-    """Follows ``city.consents.v1`` from the beginning, on a background thread, and answers `allows` in O(1).
-
-    Every instance reads every partition itself (assigned, not subscribed: no consumer group, no committed
-    offsets), because every instance must know every consent. Compaction may or may not have run, so it
-    folds every record to the latest per key. `age_s` says how long ago it last heard from the broker: a
-    revocation reaches `allows` within about `age_s` plus the broker's delivery time.
+class ConsentView(TopicView):
+    """Follows ``city.consents.v1`` from the beginning, on a background thread (`TopicView`), and answers
+    `allows` in O(1). A revocation reaches `allows` within about `age_s` plus the broker's delivery time.
 
     A record that is not a valid, correctly signed consent is refused (logged, counted), and so is one whose
-    fold raises (a bug must not stop the revocations behind it); with a `dead_letter`, each goes to
-    ``city.consents.dlq.v1`` with the reason. Since every instance reads every record, and reads them all
-    again when it restarts, several entries may stand for one record: an entry names the view (`consumer`,
-    its `client_id`) and the record's partition and offset, which is how duplicates are recognised.
+    fold raises; with a `dead_letter`, each goes to ``city.consents.dlq.v1`` with the reason.
     """
 
     def __init__(
@@ -234,125 +221,21 @@ class ConsentView:
         dead_letter: DeadLetter | None = None,
     ) -> None:
         """`dead_letter` receives the DLQ entry of every refused record; it stays the caller's to close."""
-        self.client_id = client_id
-        self.poll_timeout_s = poll_timeout_s
-        self._clock = clock
-        self._dead_letter = dead_letter
         self._book = ConsentBook()
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                **client_security(),
-                # Required by the client even when assigning; never joined (no subscribe) nor committed.
-                "group.id": f"{client_id}-{uuid.uuid4().hex[:12]}",
-                "client.id": client_id,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "enable.partition.eof": True,  # tells `wait_ready` a partition is read to its end
-                "fetch.wait.max.ms": 100,  # revocations must show up quickly, not wait for a full fetch
-                "isolation.level": "read_uncommitted",
-            }
+        super().__init__(
+            bootstrap_servers,
+            CONSENTS,
+            client_id=client_id,
+            age_gauge=CONSENT_VIEW_AGE,
+            records=CONSENT_RECORDS,
+            poll_timeout_s=poll_timeout_s,
+            clock=clock,
+            dead_letter=dead_letter,
         )
-        self._stopping = threading.Event()
-        self._ready = threading.Event()
-        self._last_heard = clock()
-        self._records = 0
-        self._catch_up: dict[int, int] = {}
-        self._thread = threading.Thread(target=self._run, name=f"{client_id}-consents", daemon=True)
-        CONSENT_VIEW_AGE.labels(client_id).set_function(lambda: self.age_s)
-
-    def start(self, timeout_s: float = 10.0) -> None:
-        """Assign every partition of the topic at its beginning and start following it."""
-        metadata = self._consumer.list_topics(CONSENTS.name, timeout=timeout_s)
-        partitions = sorted(metadata.topics[CONSENTS.name].partitions)
-        if not partitions:
-            raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"no topic {CONSENTS.name}"))
-        # What "caught up" means: every record that existed when we started has been folded in.
-        ends = {
-            p: self._consumer.get_watermark_offsets(TopicPartition(CONSENTS.name, p), timeout=timeout_s)[1]
-            for p in partitions
-        }
-        self._catch_up = {p: end for p, end in ends.items() if end > 0}
-        self._consumer.assign([TopicPartition(CONSENTS.name, p, OFFSET_BEGINNING) for p in partitions])
-        self._thread.start()
-
-    def wait_ready(self, timeout_s: float = 30.0) -> bool:
-        """Block until the records that existed at `start` are folded in; False on timeout."""
-        return self._ready.wait(timeout_s)
-
-    @property
-    def ready(self) -> bool:
-        return self._ready.is_set()
-
-    @property
-    def age_s(self) -> float:
-        """Seconds since the view last heard from the broker (a poll returned without error)."""
-        return self._clock() - self._last_heard
-
-    def healthy(self, max_age_s: float = 5.0) -> bool:
-        """Ready, and heard from the broker within `max_age_s`: what a readiness check should require."""
-        return self.ready and self.age_s <= max_age_s
-
-    @property
-    def records_folded(self) -> int:
-        return self._records
 
     def allows(self, subject: str, category: str, grantee: str = CITY) -> bool:
         """True if `subject` currently grants `category` to `grantee` (as far as the view has read)."""
         return self._book.allows(subject, category, grantee)
-
-    def close(self) -> None:
-        """Stop following and close the consumer."""
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-        self._consumer.close()
-
-    def _run(self) -> None:
-        if not self._catch_up:
-            self._ready.set()
-        while not self._stopping.is_set():
-            try:
-                messages = self._consumer.consume(500, self.poll_timeout_s)
-            except KafkaException as exc:
-                log.warning("consent view poll failed: %s", exc)
-                continue
-            healthy = True
-            for message in messages:
-                error = message.error()
-                if error is None:
-                    self._take(message)
-                    if message.offset() + 1 >= self._catch_up.get(message.partition(), 0):
-                        self._caught_up(message.partition())
-                elif error.code() == KafkaError._PARTITION_EOF:
-                    self._caught_up(message.partition())
-                else:
-                    healthy = False
-                    log.warning("consent view: %s", error)
-            if healthy:
-                self._last_heard = self._clock()
-
-    def _caught_up(self, partition: int) -> None:
-        if self._catch_up.pop(partition, None) is not None and not self._catch_up:
-            self._ready.set()
-
-    def _take(self, message: Message) -> None:
-        """Fold one record in, or refuse it with the reason; never raises, so the thread goes on."""
-        try:
-            outcome, reason = self._fold(message.value())
-        except Exception as exc:  # a bug in the fold must not stop the revocations behind this record
-            log.exception("consent view: folding the record at %s", _where(message))
-            outcome, reason = "failed", f"fold failed: {type(exc).__name__}: {exc}"
-        CONSENT_RECORDS.labels(self.client_id, outcome).inc()
-        if reason is None:
-            return
-        log.warning("consent view: %s the record at %s: %.300s", outcome, _where(message), reason)
-        if self._dead_letter is None:
-            return
-        try:
-            self._dead_letter(dlq_record_of(CONSENTS, message, reason, self.client_id))
-        except Exception:  # the view's progress comes first; the record stays on its topic
-            log.exception("consent view: could not dead-letter the record at %s", _where(message))
 
     def _fold(self, raw: bytes | None) -> tuple[str, str | None]:
         """The outcome of folding `raw` in, and why it was refused (None if it was not)."""
@@ -365,10 +248,4 @@ class ConsentView:
         except ConsentError as exc:
             return "refused", str(exc)
         applied = self._book.apply(change)
-        self._records += 1
         return ("applied" if applied else "superseded"), None
-
-
-def _where(message: Message) -> str:
-    """Where a record is, for the logs: topic/partition@offset and its key."""
-    return f"{message.topic()}/{message.partition()}@{message.offset()} (key {message.key()!r:.200})"

@@ -2,8 +2,12 @@
 
 Per reading kind it sets the data reward (rule ``data.<kind>``), the possible range of each value, the
 behaviour reward (rule ``behaviour.<kind>``: each value times its CO2e conversion factor, with its
-source, times the price of a kg CO2e) and overrides of the quality checks; and for all kinds the caps per device
-per hour and per wallet per day. `load_policy` refuses a file that does not fit, with the reason.
+source, times the price of a kg CO2e), the city device classes whose receipt a reading needs to be paid
+(``attested_by``: behaviour is paid only when a city device attests it) and overrides of the quality checks;
+and for all kinds the caps per device per hour, per wallet per day and per person per day, and whether a
+wallet must be bound to a person (a resident credential, ``city.bindings.v1``) to earn, with how many wallets
+a person earns in a day (``people``).
+`load_policy` refuses a file that does not fit, with the reason.
 
 A reward is deterministic: its id is sha256 hex of ``'<reading_id>/<rule>'``, its amount comes from the
 reading and the policy alone (integer arithmetic on exact fractions of the decimal numbers as written),
@@ -26,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from services.common import schemas, signing
+from services.common import receipts, schemas, signing
 
 CURRENCY = "CITY"
 POLICY_SCHEMA = "policy.v1.json"
@@ -90,6 +94,14 @@ class KindPolicy:
     outlier: Outlier
     late_s: int = DEFAULT_LATE_S
     """How long after it was taken a reading may reach ingest and still be paid."""
+    attested_by: tuple[str, ...] = ()
+    """The city device classes whose receipt a reading of this kind needs to be paid (services/common/
+    receipts.py); empty: none is needed."""
+
+    def attested(self, reading: Mapping[str, Any]) -> bool:
+        """True if a reading of this kind needs no receipt, or carries one of a city device of a class the
+        policy names (as ingest checked it: trust this only of an attested reading)."""
+        return not self.attested_by or receipts.attester_class(reading) in self.attested_by
 
     @property
     def data_rule(self) -> str:
@@ -109,6 +121,12 @@ class Policy:
     wallet_per_day: int
     micro_city_per_kg_co2e: int
     kinds: Mapping[str, KindPolicy]
+    person_per_day: int | None = None
+    """Most micro-CITY one person earns in a UTC day across their wallets; None: no per-person cap."""
+    binding_required: bool = False
+    """Only readings whose envelope names the owner's person (a bound wallet) earn."""
+    wallets_per_person: int | None = None
+    """Most distinct wallets of one person that earn in a UTC day; None: no limit."""
     hash: str = ""
     """sha256 hex of the JCS bytes of the document: the name a reward gives its policy."""
     document: Mapping[str, Any] | None = None
@@ -178,6 +196,7 @@ def parse_policy(document: Any, origin: str = "policy") -> Policy:
             burst=Burst(**override.get("burst", quality["burst"])),
             outlier=Outlier(**override.get("outlier", quality["outlier"])),
             late_s=override.get("late_s", quality.get("late_s", DEFAULT_LATE_S)),
+            attested_by=tuple(spec.get("attested_by", ())),
         )
     try:
         digest = signing.sha256_hex(signing.canonical_bytes(document))
@@ -187,6 +206,9 @@ def parse_policy(document: Any, origin: str = "policy") -> Policy:
         version=document["version"],
         device_per_hour=document["caps"]["device_per_hour"],
         wallet_per_day=document["caps"]["wallet_per_day"],
+        person_per_day=document["caps"].get("person_per_day"),
+        binding_required=document.get("people", {}).get("binding_required", False),
+        wallets_per_person=document.get("people", {}).get("wallets_per_person"),
         micro_city_per_kg_co2e=document["behaviour"]["micro_city_per_kg_co2e"],
         kinds=kinds,
         hash=digest,

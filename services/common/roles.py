@@ -52,6 +52,18 @@ ROOT_KEY = ("city", "root")
 the platform's machines: the ledger knows only its did (``LEDGER_ROOT_KEY``)."""
 
 
+OPERATOR_KEY = ("city", "operator")
+"""Where a city operator's key lives in development: ``<data dir>/city/operator.key``. Ingest trusts it (to
+register city devices, and revoke any device) when ``INGEST_OPERATORS`` is not set, and the simulator
+registers its city devices with it; in production operators hold their own keys, listed in that setting."""
+
+
+def operator_key(data_dir: Path) -> Keypair:
+    """The development operator key of `data_dir` (created on first use)."""
+    service, name = OPERATOR_KEY
+    return load_keypair(None, data_dir / service / f"{name}.key")
+
+
 def root_key(data_dir: Path) -> Keypair:
     """The development root key of `data_dir` (created on first use)."""
     service, name = ROOT_KEY

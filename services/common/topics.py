@@ -112,6 +112,16 @@ CONSENTS = Topic(
     writers=(IDENTITY,),
     readers=(INGEST,),
 )
+BINDINGS = Topic(
+    "city.bindings.v1",
+    key="wallet",
+    schema="bindings.v1.json",
+    partitions=3,
+    cleanup_policy="compact",
+    has_dlq=True,
+    writers=(IDENTITY,),
+    readers=(INGEST,),
+)
 MERCHANTS = Topic(
     "city.merchants.v1",
     key="merchant wallet",
@@ -132,6 +142,7 @@ PRIMARY_TOPICS: tuple[Topic, ...] = (
     LEDGER_SETTLED,
     LEDGER_CHECKPOINTS,
     CONSENTS,
+    BINDINGS,
     MERCHANTS,
 )
 ALL_TOPICS: tuple[Topic, ...] = PRIMARY_TOPICS + tuple(t.dlq for t in PRIMARY_TOPICS if t.has_dlq)

@@ -11,9 +11,11 @@ from fastapi import FastAPI
 
 from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
+from services.common.sdjwt import Verifier
 from services.common.settings import PlatformSettings
 from services.identity import keys
 from services.identity.api import (
+    bindings,
     consents,
     credentials,
     custodial_payments,
@@ -24,7 +26,6 @@ from services.identity.api import (
 )
 from services.identity.custody import KdfCost
 from services.identity.ledger_client import LedgerClient
-from services.identity.sdjwt import Verifier
 from services.identity.settings import SERVICE, IdentitySettings
 from services.identity.store import IdentityStore
 
@@ -60,6 +61,15 @@ def create_app(platform: PlatformSettings | None = None, settings: IdentitySetti
         description="Sovereign identities (did:key), selective-disclosure credentials (SD-JWT), consent, "
         "notices and service records.",
     )
-    for module in (wallets, pin_resets, custodial_payments, credentials, consents, notices, service_records):
+    for module in (
+        wallets,
+        pin_resets,
+        custodial_payments,
+        credentials,
+        consents,
+        bindings,
+        notices,
+        service_records,
+    ):
         app.include_router(module.router)
     return app

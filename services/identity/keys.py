@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.common.bindings import CITY_KEY_FILE
 from services.common.keyfiles import load_keypair, load_secret
 from services.common.signing import Keypair
 from services.identity.settings import SERVICE, IdentitySettings
@@ -12,7 +13,7 @@ from services.identity.settings import SERVICE, IdentitySettings
 
 def city_keypair(settings: IdentitySettings, data_dir: Path) -> Keypair:
     """The city's identity key (IDENTITY_CITY_KEY, else generated into the data dir)."""
-    return load_keypair(settings.city_key, data_dir / SERVICE / "city.key")
+    return load_keypair(settings.city_key, data_dir / CITY_KEY_FILE)
 
 
 def wallet_key(settings: IdentitySettings, data_dir: Path) -> bytes:

@@ -21,3 +21,9 @@ CUSTODIAL_TRANSFERS = Counter(
     "Transfers signed for custodial wallets, by outcome (paid, repeated, refused, ledger-unavailable).",
     ["outcome"],
 )
+BINDING_CHANGES = Counter(
+    "smartcity_identity_bindings",
+    "Binding requests by outcome: bound, again (the wallet was bound already), limit, bound-elsewhere, or the "
+    "reason a request was refused.",
+    ["outcome"],
+)

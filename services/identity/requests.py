@@ -63,10 +63,16 @@ class Signed(BaseModel):
     _issued_at = field_validator("issued_at")(_rfc3339)
 
 
+Zone = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+
+
 class Registration(Signed):
     """A person registers a did:key they control; signed by that key."""
 
     did: str
+    zone: Zone | None = Field(
+        default=None, description="The city zone the person lives or stays in: notices to a zone's groups."
+    )
     _did = field_validator("did")(_did_key)
 
 
@@ -82,6 +88,10 @@ class Enrolment(Signed):
         default=None,
         description="SHA-256 of the person's photo the caseworker took, kept in the city's case files: the "
         "photo on record that a later PIN reset can name as its re-proof.",
+    )
+    zone: Zone | None = Field(
+        default=None,
+        description="The zone the person stays in (a shelter's, an outreach team's): notices to it.",
     )
     _caseworker = field_validator("caseworker")(_did_key)
 
@@ -181,7 +191,15 @@ class CredentialGroup(BaseModel):
     )
 
 
-GROUP_KINDS = ("custody", "credential")
+class AidZoneGroup(BaseModel):
+    """Everyone who, when they read their inbox, holds AID on the ledger and stays in a zone."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    aid_zone: Zone
+
+
+GROUP_KINDS = ("custody", "credential", "aid_zone")
 
 
 def _group_kind(value: Any) -> str | None:
@@ -193,11 +211,14 @@ def _group_kind(value: Any) -> str | None:
 
 
 Group = Annotated[
-    Annotated[CustodyGroup, Tag("custody")] | Annotated[CredentialGroup, Tag("credential")],
+    Annotated[CustodyGroup, Tag("custody")]
+    | Annotated[CredentialGroup, Tag("credential")]
+    | Annotated[AidZoneGroup, Tag("aid_zone")],
     Discriminator(
         _group_kind,
         custom_error_type="unknown-group",
-        custom_error_message='group must be {"custody": "custodial"} or {"credential": "<vct>"}',
+        custom_error_message='group must be {"custody": "custodial"}, {"credential": "<vct>"} or '
+        '{"aid_zone": "<zone>"}',
     ),
 ]
 
@@ -212,7 +233,8 @@ class Notice(Signed):
     sender: str
     recipient: str | None = None
     group: Group | None = Field(
-        default=None, description='Instead of recipient: {"custody": "custodial"} or {"credential": vct}.'
+        default=None,
+        description='Instead of recipient: {"custody": "custodial"}, {"credential": vct} or {"aid_zone": zone}.',
     )
     title: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_PRINTABLE)]
     body: Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=_TEXT)]
@@ -247,11 +269,13 @@ class Notice(Signed):
 
     @property
     def group_key(self) -> tuple[str, str] | None:
-        """(kind, value) of the group, as stored: ("custody", "custodial") or ("credential", vct)."""
+        """(kind, value) of the group, as stored: ("custody", "custodial"), ("credential", vct), ("aid_zone", zone)."""
         if isinstance(self.group, CustodyGroup):
             return "custody", self.group.custody
         if isinstance(self.group, CredentialGroup):
             return "credential", self.group.credential
+        if isinstance(self.group, AidZoneGroup):
+            return "aid_zone", self.group.aid_zone
         return None
 
 

@@ -44,6 +44,12 @@ class IdentitySettings(BaseSettings):
         default_factory=list, description="did:keys of service providers (shelters...)."
     )
     credential_days: int = Field(default=365, ge=1, description="How long a resident credential is valid.")
+    wallets_per_person: int = Field(
+        default=3,
+        ge=1,
+        description="Most wallets one resident credential binds (POST /v1/bindings); the reward policy's "
+        "people.wallets_per_person says how many of them earn in a day.",
+    )
     pin_attempts: int = Field(default=5, ge=1, description="Wrong PINs in a row before a wallet locks.")
     pin_lockout_s: int = Field(
         default=900,

@@ -31,6 +31,9 @@ identities = Table(
     # "self": the person holds the key; "custodial": the city holds it sealed (custodial_wallets).
     Column("custody", String(16), nullable=False, server_default="self"),
     Column("registration", JSONB, nullable=True),  # the signed registration, or the caseworker's enrolment
+    Column(
+        "zone", String(64), nullable=True
+    ),  # where the person stays, as they or their caseworker signed it
 )
 
 custodial_wallets = Table(
@@ -101,9 +104,9 @@ consents = Table(
     PrimaryKeyConstraint("subject", "category", "grantee"),
 )
 
-# A notice goes to one person (recipient) or to a group (group_kind, group_value): ("custody", "custodial") or
-# ("credential", vct). A group notice is one row, matched against the reader's custody and credentials when
-# they read their inbox. Inboxes skip notices past expires_at (NULL: no end).
+# A notice goes to one person (recipient) or to a group (group_kind, group_value): ("custody", "custodial"),
+# ("credential", vct) or ("aid_zone", zone). A group notice is one row, matched against the reader's custody,
+# credentials, zone and AID when they read their inbox. Inboxes skip notices past expires_at (NULL: no end).
 notices = Table(
     "notices",
     metadata,
@@ -150,4 +153,19 @@ custodial_transfers = Table(
     Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("did", "request_id"),
     UniqueConstraint("did", "nonce"),
+)
+
+# A wallet bound to a person (`api/bindings.py`): the wallet-signed request holding the presentation of a
+# resident credential, as published to city.bindings.v1. A wallet is bound once; `person` is sha256 hex of
+# the credential's issuer-signed JWT, so the wallets of one credential share it.
+bindings = Table(
+    "bindings",
+    metadata,
+    Column("wallet", String(64), primary_key=True),
+    Column("person", String(64), nullable=False, index=True),
+    Column("issuer", String(64), nullable=False),
+    Column("status_index", Integer, nullable=True),  # the credential's entry in the status list
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("bound_at", DateTime(timezone=True), nullable=False),
+    Column("binding", JSONB, nullable=False),
 )

@@ -13,11 +13,13 @@ from contextlib import asynccontextmanager
 from confluent_kafka import KafkaException
 from fastapi import FastAPI
 
+from services.common.bindings import BindingView, development_issuer
 from services.common.consents import ConsentView
 from services.common.dead_letters import DeadLetterProducer
+from services.common.follower import TopicView
 from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
-from services.common.roles import Role, service_key
+from services.common.roles import Role, operator_key, service_key
 from services.common.settings import PlatformSettings
 from services.ingest.api.routes import router
 from services.ingest.cache import TtlCache
@@ -36,7 +38,12 @@ async def consents_ready(app: FastAPI) -> bool:
     return app.state.consents.healthy(app.state.settings.consents_max_age_s)
 
 
-async def follow_consents(view: ConsentView, timeout_s: float, stop: asyncio.Event) -> None:
+async def bindings_ready(app: FastAPI) -> bool:
+    """Readiness: the binding view has caught up with city.bindings.v1 and hears from the broker."""
+    return app.state.bindings.healthy(app.state.settings.consents_max_age_s)
+
+
+async def follow_consents(view: TopicView, timeout_s: float, stop: asyncio.Event) -> None:
     """Start `view`, retrying until the broker answers or `stop` is set; each attempt takes at most
     `timeout_s`."""
     while not stop.is_set():
@@ -65,23 +72,43 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with database_and_producer(app, platform, SERVICE):
             app.state.settings = settings
+            # Who may register city devices and revoke any device (development: the data dir's operator key).
+            app.state.operators = frozenset(settings.operators or [operator_key(platform.data_dir).did])
             executor = ThreadPoolExecutor(settings.check_workers, thread_name_prefix="ingest-checks")
             # The view dead-letters the consent records it refuses, without ever waiting on the broker.
             dead_letters = DeadLetterProducer(platform.bootstrap_servers, client_id=f"{SERVICE}-consents")
             app.state.consents = ConsentView(
                 platform.bootstrap_servers, client_id=SERVICE, dead_letter=dead_letters
             )
+            # Which person each wallet is bound to (named in the envelopes ingest attests); the records it
+            # refuses (forged, another wallet's presentation) are dead-lettered the same way.
+            binding_dead_letters = DeadLetterProducer(
+                platform.bootstrap_servers, client_id=f"{SERVICE}-bindings"
+            )
+            app.state.bindings = BindingView(
+                platform.bootstrap_servers,
+                settings.binding_issuers or [development_issuer(platform.data_dir)],
+                client_id=SERVICE,
+                dead_letter=binding_dead_letters,
+            )
             stop_following = asyncio.Event()
             following = asyncio.create_task(
                 follow_consents(app.state.consents, settings.consents_start_timeout_s, stop_following)
             )
+            following_bindings = asyncio.create_task(
+                follow_consents(app.state.bindings, settings.consents_start_timeout_s, stop_following)
+            )
             # Serve once every consent on record is known; without a broker, serve anyway (rejections that
             # need no consent are still answered, the rest get 503) while the view keeps trying.
-            await asyncio.wait({following}, timeout=settings.consents_start_timeout_s)
+            await asyncio.wait({following, following_bindings}, timeout=settings.consents_start_timeout_s)
             if following.done() and not await asyncio.to_thread(
                 app.state.consents.wait_ready, settings.consents_ready_timeout_s
             ):
                 log.warning("the consent view has not caught up yet; readings that need a consent get 503")
+            if following_bindings.done() and not await asyncio.to_thread(
+                app.state.bindings.wait_ready, settings.consents_ready_timeout_s
+            ):
+                log.warning("the binding view has not caught up yet; readings get 503")
             app.state.devices = DeviceStore(
                 app.state.engine, TtlCache(settings.device_cache_ttl_s, settings.device_cache_size)
             )
@@ -95,6 +122,7 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
                 app.state.consents,
                 service_key(settings.attestor_key, platform.data_dir, Role.INGEST_ATTESTOR),
                 settings.consents_max_age_s,
+                app.state.bindings,
             )
             app.state.mqtt = MqttBridge(app.state.pipeline, settings) if settings.mqtt_url else None
             bridge = asyncio.create_task(app.state.mqtt.run()) if app.state.mqtt else None
@@ -109,14 +137,22 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
                 # Wait out an attempt in progress rather than cancel it: its thread still uses the consumer.
                 stop_following.set()
                 await following
+                await following_bindings
                 await asyncio.to_thread(app.state.consents.close)
+                await asyncio.to_thread(app.state.bindings.close)
                 await asyncio.to_thread(dead_letters.close)
+                await asyncio.to_thread(binding_dead_letters.close)
 
     app = create_service_app(
         service=SERVICE,
         version="0.1.0",
         lifespan=lifespan,
-        readiness={"database": database_ready, "broker": broker_ready, "consents": consents_ready}
+        readiness={
+            "database": database_ready,
+            "broker": broker_ready,
+            "consents": consents_ready,
+            "bindings": bindings_ready,
+        }
         | ({"mqtt": mqtt_ready} if settings.mqtt_url else {}),
         description="Devices bound to wallets, and signed sensor readings (HTTP, MQTT) checked and published "
         "to Kafka.",

@@ -4,11 +4,13 @@ In three stages, so that the costly, CPU-bound part runs off the event loop whil
 are looked up, and the part that needs the database's word runs under the batch's row locks:
 
 - `check_reading`: what a reading can be judged on alone: its shape (``defs.v1.json#/$defs/reading``), its
-  size, its timestamp against the clock, its values against its kind's schema, and its signature by its
-  own device key;
+  size, its timestamp against the clock, its values against its kind's schema, its signature by its
+  own device key, and the receipt it may carry (signed by its city device, binding this very reading:
+  `services.common.receipts`);
 - `check_device`: what needs the device's registration: that the device is registered and the reading's
-  kind and zone are the registered ones; then `check_consent`: that the device's owner grants the city the
-  consent category of the reading's kind;
+  kind and zone are the registered ones; `check_attester`: that a receipt's city device is registered as
+  one (by an operator), not revoked, of the class the receipt names and for the reading's kind; then
+  `check_consent`: that the device's owner grants the city the consent category of the reading's kind;
 - `check_sequences`: what needs the device's current state, read under lock: not revoked, and a sequence
   number above every one published before (a replay or a retried duplicate is refused).
 """
@@ -21,7 +23,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from services.common import didkey, kinds, schemas, signing
+from services.common import didkey, kinds, receipts, schemas, signing
 from services.ingest.devices import Device
 
 READING_DEFINITION = "reading"
@@ -44,6 +46,15 @@ class Reason(StrEnum):
     NO_CONSENT = "no_consent"
     RATE_LIMITED = "rate_limited"
     DUPLICATE = "duplicate"
+    # The reading's receipt (services/common/receipts.py): a forged or misplaced one is refused, never taken
+    # for an attestation nor silently dropped.
+    BAD_RECEIPT_SIGNATURE = "bad_receipt_signature"
+    RECEIPT_MISMATCH = "receipt_mismatch"
+    SELF_ATTESTED = "self_attested"
+    UNKNOWN_ATTESTER = "unknown_attester"
+    NOT_CITY_DEVICE = "not_city_device"
+    REVOKED_ATTESTER = "revoked_attester"
+    ATTESTER_MISMATCH = "attester_mismatch"
 
 
 @dataclass(frozen=True)
@@ -111,9 +122,29 @@ def check_signature(reading: Mapping[str, Any], signed_bytes: bytes) -> Rejectio
     return None
 
 
+_RECEIPT_REASONS = {
+    "invalid": Reason.INVALID_READING,
+    "signature": Reason.BAD_RECEIPT_SIGNATURE,
+    "mismatch": Reason.RECEIPT_MISMATCH,
+    "self-attested": Reason.SELF_ATTESTED,
+}
+
+
+def check_receipt(reading: Mapping[str, Any]) -> Rejection | None:
+    """None if `reading` carries no receipt, or one signed by its city device (canonical text) that binds
+    this very reading; the city device's registration is `check_attester`'s."""
+    if receipts.RECEIPT_FIELD not in reading:
+        return None
+    try:
+        receipts.check(reading)
+    except receipts.ReceiptError as exc:
+        return Rejection(_RECEIPT_REASONS.get(exc.code, Reason.INVALID_READING), exc.detail)
+    return None
+
+
 def check_reading(reading: Any, now: float, limits: Limits) -> Rejection | None:
-    """The checks a reading passes or fails on its own, cheapest first: shape, size, time, values, and
-    the signature last."""
+    """The checks a reading passes or fails on its own, cheapest first: shape, size, time, values, the
+    signature, and its receipt's last."""
     if rejection := check_shape(reading):
         return rejection
     try:
@@ -127,6 +158,7 @@ def check_reading(reading: Any, now: float, limits: Limits) -> Rejection | None:
         check_time(reading["ts"], now, limits)
         or check_values(reading["kind"], reading["values"])
         or check_signature(reading, signed_bytes)
+        or check_receipt(reading)
     )
 
 
@@ -155,6 +187,34 @@ def check_consent(
     category = kinds.category(reading["kind"])
     if not allows(device.owner, category):
         return Rejection(Reason.NO_CONSENT, f"the owner has not granted the city {category!r} data")
+    return None
+
+
+def check_attester(reading: Mapping[str, Any], devices: Mapping[str, Device]) -> Rejection | None:
+    """None if `reading` (which passed the checks above) carries no receipt, or one whose city device is
+    among the registered `devices` as a city device (registered by an operator with a class), not revoked,
+    of the class the receipt names and registered for the reading's kind.
+
+    A revocation reaches this check through the registry's cache: at once on the instance that took it, on
+    the others within ``INGEST_DEVICE_CACHE_TTL_S``."""
+    receipt = reading.get(receipts.RECEIPT_FIELD)
+    if receipt is None:
+        return None
+    city_device = devices.get(receipt[receipts.SIGNER_FIELD])
+    if city_device is None:
+        return Rejection(Reason.UNKNOWN_ATTESTER, "the receipt's city_device is not registered")
+    if city_device.device_class is None:
+        return Rejection(Reason.NOT_CITY_DEVICE, "the receipt's signer is not a city device")
+    if not city_device.active:
+        return Rejection(Reason.REVOKED_ATTESTER, "the receipt's city device is revoked")
+    if receipt["class"] != city_device.device_class:
+        return Rejection(
+            Reason.ATTESTER_MISMATCH, f"the city device is registered as a {city_device.device_class!r}"
+        )
+    if reading["kind"] != city_device.kind:
+        return Rejection(
+            Reason.ATTESTER_MISMATCH, f"the city device attests {city_device.kind!r} readings, not these"
+        )
     return None
 
 
@@ -195,6 +255,12 @@ def check_sequences(
 
 
 def claimed_device_ids(readings: Iterable[Any]) -> set[str]:
-    """The well-formed device ids a batch claims, before any other check: what to look up in the registry."""
-    claimed = {reading.get("device_id") for reading in readings if isinstance(reading, dict)}
+    """The well-formed device ids a batch claims, before any other check: what to look up in the registry
+    (its readings' devices, and the city devices of their receipts)."""
+    claimed: set[str] = set()
+    for reading in readings:
+        if isinstance(reading, dict):
+            receipt = reading.get(receipts.RECEIPT_FIELD)
+            signer = receipt.get(receipts.SIGNER_FIELD) if isinstance(receipt, dict) else None
+            claimed.update(d for d in (reading.get("device_id"), signer) if isinstance(d, str))
     return {device_id for device_id in claimed if didkey.is_did_key(device_id)}

@@ -14,6 +14,10 @@ retired (revoked, with ``replaced_by``) and the two stay linked, so the device's
 
 A revocation ``{"device_id", "revoked_by", "revoked_at", "sig"}`` is signed by ``revoked_by``, which must be
 the device's owner or a city operator.
+
+A registration with ``class`` (``defs.v1.json#/$defs/device_class``: a recycling station, a transit gate, a
+smart meter...) is a *city device*'s: its owner must be a city operator (`check_city_device`). A city device
+issues receipts that attest citizens' readings of its registered kind (``services/common/receipts.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,17 @@ DEVICE_SIG_FIELD = "device_sig"
 # A registration is stored and copied into every envelope of its device's readings, so it may carry
 # nothing but these (the shared definition itself leaves room for more).
 FIELDS = frozenset(
-    {"device_id", "owner", "kind", "zone", "location", "replaces", DEVICE_SIG_FIELD, signing.SIG_FIELD}
+    {
+        "device_id",
+        "owner",
+        "kind",
+        "zone",
+        "location",
+        "replaces",
+        "class",
+        DEVICE_SIG_FIELD,
+        signing.SIG_FIELD,
+    }
 )
 REVOCATION_FIELDS = frozenset({"device_id", "revoked_by", "revoked_at", signing.SIG_FIELD})
 
@@ -47,6 +61,10 @@ class InvalidRegistrationError(RegistrationError):
 
 class RegistrationSignatureError(RegistrationError):
     """The registration is not signed by its owner's key, or not proven by the device's."""
+
+
+class OperatorRequiredError(RegistrationError):
+    """A city device's registration (with ``class``) signed by a key that is not a city operator's."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,11 @@ class Device:
     replaced_by: str | None = None
     revoked_at: datetime | None = None
     revocation: dict[str, Any] | None = None
+
+    @property
+    def device_class(self) -> str | None:
+        """The class of a city device (registered by an operator), None for a citizen's device."""
+        return self.registration.get("class")
 
     @property
     def active(self) -> bool:
@@ -128,6 +151,16 @@ def check_registration(body: Any) -> None:
         signing.verify(body, SIGNER_FIELD)
     except signing.SignatureError as exc:
         raise RegistrationSignatureError(f"the registration is not signed by its owner: {exc}") from exc
+
+
+def check_city_device(body: Mapping[str, Any], operators: Collection[str]) -> None:
+    """Raise `OperatorRequiredError` if `body`, a registration that passed `check_registration`, is a city
+    device's (it has ``class``) and its owner, who signed it, is not one of the city's `operators`."""
+    if "class" in body and body[SIGNER_FIELD] not in operators:
+        raise OperatorRequiredError(
+            f"owner: a city device ({body['class']}) is registered by a city operator, and {body[SIGNER_FIELD]} "
+            "is not one"
+        )
 
 
 def same_registration(stored: Mapping[str, Any], submitted: Mapping[str, Any]) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common.bindings import BindingView
 from services.common.consents import ConsentView
 from services.common.events import now_rfc3339
 from services.common.kafka import BrokerUnavailableError, KafkaProducer, attested
@@ -43,6 +44,11 @@ class ConsentsUnavailableError(BrokerUnavailableError):
     reading's owner consents is not known: the batch is to be retried, not rejected."""
 
 
+class BindingsUnavailableError(BrokerUnavailableError):
+    """The binding view has not caught up with ``city.bindings.v1`` (or lost the broker), so whose person a
+    reading's wallet is cannot be attested: the batch is to be retried, not published as unbound."""
+
+
 class ReadingPipeline:
     """Checks batches of readings and publishes the accepted ones to ``city.readings.v1``."""
 
@@ -57,6 +63,7 @@ class ReadingPipeline:
         consents: ConsentView,
         attestor: Keypair,
         consents_max_age_s: float = 5.0,
+        bindings: BindingView | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -71,6 +78,9 @@ class ReadingPipeline:
         # `consents_max_age_s` could miss a revocation, so the batch is retried instead.
         self.consents = consents
         self.consents_max_age_s = consents_max_age_s
+        # Which person each wallet is bound to, followed from city.bindings.v1: ingest names it in the
+        # envelope it attests, so the rewards policy can pay people rather than wallets. None: no bindings.
+        self.bindings = bindings
         # Signs each published batch: ingest's word that its readings passed registration, consent and
         # sequence checks (the devices' own signatures stay inside, for auditors).
         self.attestor = attestor
@@ -93,11 +103,19 @@ class ReadingPipeline:
         )
         for index, reading in enumerate(batch):
             if verdicts[index] is None:
-                verdicts[index] = checks.check_device(reading, devices.get(reading["device_id"]))
+                verdicts[index] = checks.check_device(
+                    reading, devices.get(reading["device_id"])
+                ) or checks.check_attester(reading, devices)
         if any(verdict is None for verdict in verdicts) and not self.consents.healthy(
             self.consents_max_age_s
         ):
             raise ConsentsUnavailableError("the consent view has not caught up with city.consents.v1")
+        if (
+            self.bindings is not None
+            and any(verdict is None for verdict in verdicts)
+            and not self.bindings.healthy(self.consents_max_age_s)
+        ):
+            raise BindingsUnavailableError("the binding view has not caught up with city.bindings.v1")
         passing: list[int] = []
         limited: list[str] = []
         for index, reading in enumerate(batch):
@@ -137,7 +155,9 @@ class ReadingPipeline:
                 verdicts[index] = rejections.get(index)
                 if verdicts[index] is None:
                     reading = batch[index]
-                    envelopes.append(readings.envelope(reading, devices[reading["device_id"]], received_at))
+                    device = devices[reading["device_id"]]
+                    person = self.bindings.person_of(device.owner) if self.bindings is not None else None
+                    envelopes.append(readings.envelope(reading, device, received_at, person))
             await self._publish(envelopes)
             await locked.advance(highest)
         READINGS_ACCEPTED.inc(len(envelopes))

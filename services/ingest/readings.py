@@ -16,15 +16,21 @@ EVENT_TYPE = "city.reading.v1"
 EVENT_SOURCE = "smartcity/ingest"
 
 
-def envelope(reading: Mapping[str, Any], device: Device, received_at: str) -> dict[str, Any]:
-    """The ``city.readings.v1`` value of an accepted reading of `device` (schemas/readings.v1.json)."""
-    return {
+def envelope(
+    reading: Mapping[str, Any], device: Device, received_at: str, person: str | None = None
+) -> dict[str, Any]:
+    """The ``city.readings.v1`` value of an accepted reading of `device` (schemas/readings.v1.json), naming
+    `person` if the owner wallet is bound to one (``city.bindings.v1``)."""
+    value = {
         "reading_id": reading_id(reading["device_id"], reading["seq"]),
         "owner": device.owner,
         "received_at": received_at,
         "reading": dict(reading),
         "registration": device.registration,
     }
+    if person is not None:
+        value["person"] = person
+    return value
 
 
 def outgoing_record(value: Mapping[str, Any]) -> OutgoingRecord:

@@ -35,7 +35,9 @@ class IngestSettings(BaseSettings):
     device_burst: float = Field(default=100.0, ge=1, description="Readings a device may send at once.")
     operators: list[str] = Field(
         default_factory=list,
-        description="did:keys of the city operators who may revoke any device (JSON list in the env).",
+        description="did:keys of the city operators, who register city devices (the recycling stations, "
+        "transit gates, smart meters... whose receipts attest behaviour) and may revoke any device (JSON list "
+        "in the env). Empty: the did of <SMARTCITY_DATA_DIR>/city/operator.key (development).",
     )
     device_cache_ttl_s: float = Field(
         default=30.0, ge=0, description="How long a device registration stays cached in memory (0: no cache)."
@@ -60,6 +62,12 @@ class IngestSettings(BaseSettings):
         gt=0,
         description="Readings get 503 when the consent view has not heard from the broker for this long "
         "(a revocation must take effect within 5 s).",
+    )
+    binding_issuers: list[str] = Field(
+        default_factory=list,
+        description="did:keys of the issuers whose resident credentials bind wallets to people "
+        "(city.bindings.v1): the identity service's city key (IDENTITY_CITY_KEY). Empty: the did of "
+        "<SMARTCITY_DATA_DIR>/identity/city.key (development).",
     )
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503 when the broker is down.")
     mqtt_url: str | None = Field(

@@ -5,10 +5,16 @@ record holding the signed document, named by its hash (`services.common.policy.P
 names the hash of the policy it was decided under, and settles only if, under that policy:
 
 - its rule is one of the policy's rules for the reading's kind;
+- a reading of a kind the policy pays only when a city device attests it (``attested_by``) carries the
+  receipt of a city device of one of those classes (ingest checked the receipt, and its attestation covers
+  it; an auditor can check the receipt's signature again, ``services/common/receipts.py``);
 - its amount is at most what the rule pays for the reading's values (the rewards service may pay less,
   when a cap cuts it);
 - the device's rewards in the reading's hour, and the wallet's in the reading's day (UTC, the reading's own
-  time), stay within the policy's caps, counting what is already settled.
+  time), stay within the policy's caps, counting what is already settled; and so do the person's in that
+  day, across all their wallets, when the reward names the person its wallet was bound to
+  (``evidence.person``, covered by ingest's attestation) and the policy has a ``person_per_day`` cap;
+- it names a person if the policy requires wallets to be bound (``people.binding_required``).
 
 The ledger checks this before it settles, holding the cap counters under lock; the verifier checks it again
 by replaying the chain (`Caps`).
@@ -21,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.common import signing
+from services.common import receipts, signing
 from services.common.policy import Policy, PolicyError, parse_policy
 from services.common.roles import Role
 from services.ledger.transactions import RejectedError, Transaction, build_transaction, derive_tx_id
@@ -29,6 +35,7 @@ from services.ledger.transactions import RejectedError, Transaction, build_trans
 POLICY = "policy"
 DEVICE_HOUR = "device-hour"
 WALLET_DAY = "wallet-day"
+PERSON_DAY = "person-day"
 
 
 @dataclass(frozen=True)
@@ -45,11 +52,17 @@ class RewardClaim:
     hour: int
     """Hours since the epoch of the reading's time."""
     day: int
+    person: str | None = None
+    """The person the wallet was bound to, as ingest attested it (``evidence.person``); None: not bound."""
+    attester_class: str | None = None
+    """The class of the city device whose receipt the reading carries (ingest checked it); None: no receipt."""
 
     @property
-    def counters(self) -> tuple[tuple[str, str, int], tuple[str, str, int]]:
-        """The cap counters it adds to: (scope, key, period)."""
-        return (DEVICE_HOUR, self.device_id, self.hour), (WALLET_DAY, self.wallet, self.day)
+    def counters(self) -> tuple[tuple[str, str, int], ...]:
+        """The cap counters it adds to, (scope, key, period): the device's hour, the wallet's day, and the
+        person's day when it names a person, in the order `check_claim` takes what they counted."""
+        counters = ((DEVICE_HOUR, self.device_id, self.hour), (WALLET_DAY, self.wallet, self.day))
+        return counters if self.person is None else (*counters, (PERSON_DAY, self.person, self.day))
 
 
 def claim_of(reward: Mapping[str, Any]) -> RewardClaim:
@@ -69,18 +82,33 @@ def claim_of(reward: Mapping[str, Any]) -> RewardClaim:
         wallet=reward["wallet"],
         hour=int(at // 3600),
         day=int(at // 86400),
+        person=reward["evidence"].get("person"),
+        attester_class=receipts.attester_class(reading),
     )
 
 
-def check_claim(policy: Policy, claim: RewardClaim, device_paid: int, wallet_paid: int) -> None:
-    """Raise `RejectedError` unless `policy` allows the claim, given what the device was paid in its hour and
-    the wallet in its day before it."""
+def check_claim(
+    policy: Policy, claim: RewardClaim, device_paid: int, wallet_paid: int, person_paid: int = 0
+) -> None:
+    """Raise `RejectedError` unless `policy` allows the claim, given what the device was paid in its hour, the
+    wallet in its day and the claim's person (if it names one) in that day before it."""
     if claim.policy_hash != policy.hash:
         raise RejectedError("unknown-policy", f"the policy is {policy.hash}, not {claim.policy_hash}")
+    if policy.binding_required and claim.person is None:
+        raise RejectedError(
+            "unverified-person",
+            f"policy {policy.version} pays only wallets bound to a person, and the reward names none",
+        )
     pays = policy.rule_amount(claim.kind, claim.rule, claim.values)
     if pays is None:
         raise RejectedError(
             "unknown-rule", f"policy {policy.version} has no rule {claim.rule!r} for kind {claim.kind!r}"
+        )
+    if (kind := policy.kinds[claim.kind]).attested_by and claim.attester_class not in kind.attested_by:
+        raise RejectedError(
+            "unattested",
+            f"policy {policy.version} pays {claim.kind} only when a city device of class "
+            f"{' or '.join(kind.attested_by)} attests the reading, and it carries no such receipt",
         )
     if claim.amount > pays:
         raise RejectedError(
@@ -98,18 +126,28 @@ def check_claim(policy: Policy, claim: RewardClaim, device_paid: int, wallet_pai
             f"the wallet would be paid {wallet_paid + claim.amount} in the day, above the cap of "
             f"{policy.wallet_per_day}",
         )
+    if (
+        claim.person is not None
+        and policy.person_per_day is not None
+        and person_paid + claim.amount > policy.person_per_day
+    ):
+        raise RejectedError(
+            "cap-person-day",
+            f"the person would be paid {person_paid + claim.amount} in the day across their wallets, above "
+            f"the cap of {policy.person_per_day}",
+        )
 
 
 @dataclass
 class Caps:
-    """What each device was paid per hour and each wallet per day: the counters `check_claim` reads."""
+    """What each device was paid per hour, and each wallet and person per day: the counters `check_claim`
+    reads."""
 
     paid: dict[tuple[str, str, int], int] = field(default_factory=dict)
 
     def check_and_count(self, policy: Policy, claim: RewardClaim) -> None:
         """`check_claim` against these counters, then count the claim; raises `RejectedError`."""
-        device, wallet = claim.counters
-        check_claim(policy, claim, self.paid.get(device, 0), self.paid.get(wallet, 0))
+        check_claim(policy, claim, *(self.paid.get(counter, 0) for counter in claim.counters))
         for counter in claim.counters:
             self.paid[counter] = self.paid.get(counter, 0) + claim.amount
 

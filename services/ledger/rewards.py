@@ -25,13 +25,16 @@ def reading_envelope(reward: Mapping[str, Any]) -> dict[str, Any]:
     """The ``city.readings.v1`` value a reward's evidence came from, rebuilt from the reward: what ingest's
     attestation (``evidence.attestation``) covers."""
     evidence = reward["evidence"]
-    return {
+    envelope = {
         "reading_id": reward["reading_id"],
         "owner": reward["wallet"],
         "received_at": evidence["received_at"],
         "reading": evidence["reading"],
         "registration": evidence["registration"],
     }
+    if "person" in evidence:  # the person ingest attested the wallet bound to
+        envelope["person"] = evidence["person"]
+    return envelope
 
 
 def verify_reward(

@@ -229,8 +229,7 @@ class LedgerStore:
                     policy = policies.get(claim.policy_hash)
                     if policy is None:
                         raise RejectedError("unknown-policy", f"no policy {claim.policy_hash} on the chain")
-                    device, wallet = claim.counters
-                    check_claim(policy, claim, caps.get(device, 0), caps.get(wallet, 0))
+                    check_claim(policy, claim, *(caps.get(counter, 0) for counter in claim.counters))
                 except RejectedError as exc:
                     outcome.rejected.append((tx, exc))
                     continue

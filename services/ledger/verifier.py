@@ -16,8 +16,9 @@ block from height 0:
    within the policy it names and its caps, AID only as its grant allows. Finally the balances the chain
    sums to are compared, account by account, with the API's balances as of the same checkpoint
    (``/v1/balances?tree_size=``), so it works on a live ledger;
-4. with ``--deep`` too: every device's signature on its reading and every owner's on its registration, which
-   ingest checked and attested (the audit of ingest itself).
+4. with ``--deep`` too: every device's signature on its reading, every owner's on its registration and every
+   city device's on the receipt a reading carries (and that it binds that reading), which ingest checked and
+   attested (the audit of ingest itself).
 
 It stops at the first discrepancy and names it (block, transaction, leaf index).
 """
@@ -34,7 +35,7 @@ from typing import Any
 import httpx
 import orjson
 
-from services.common import merkle, signing
+from services.common import merkle, receipts, signing
 from services.common.policy import Policy, PolicyError, parse_policy
 from services.common.roles import Role
 from services.common.workers import WorkerPool
@@ -91,6 +92,8 @@ def _signers(record: dict[str, Any], deep: bool) -> list[tuple[str, str]]:
             evidence = record["reward"]["evidence"]
             signing.verify(evidence["reading"], "device_id")
             signing.verify(evidence["registration"], "owner", remember=True)
+            if receipts.RECEIPT_FIELD in evidence["reading"]:  # a city device's receipt (ReceiptError)
+                receipts.check(evidence["reading"])
         return [(oracle, Role.REWARDS_ORACLE), (ingest, Role.INGEST_ATTESTOR)]
     if kind == payments.TRANSFER:
         signing.verify(record["transfer"], "from")

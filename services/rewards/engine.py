@@ -1,11 +1,12 @@
 """The decision engine (pure): what a verified reading earns under a policy, given what came before it.
 
 `decide` judges a reading against the policy and the `State` (caps, stuck sensors, impossible values,
-outliers against the zone's median and MAD in the reading's minute, bursts, clock skew, lateness) and returns a
-`Decision`: the payments per rule, and the reason for everything not paid. `State.apply` folds a decision
-into the state. The state is a pure function of the sequence of decisions applied, which is what makes it
-durable: the worker publishes every decision to ``city.reward-decisions.v1`` before any reward it implies,
-and a restarted worker rebuilds the state by applying the decisions read back from that topic.
+outliers against the zone's median and MAD in the reading's minute, bursts, clock skew, lateness, behaviour no
+city device attested) and returns a `Decision`: the payments per rule, and the reason for everything not paid.
+`State.apply` folds a decision into the state. The state is a pure function of the sequence of decisions
+applied, which is what makes it durable: the worker publishes every decision to ``city.reward-decisions.v1``
+before any reward it implies, and a restarted worker rebuilds the state by applying the decisions read back
+from that topic.
 
 A reading decided once is never decided again: `State.recent` keeps the latest decisions by reading id,
 so a redelivered reading (a replay after a crash, an ingest retry) gets the very same decision, hence the
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from services.common import receipts
 from services.common.events import rfc3339
 from services.common.ids import reward_id
 from services.common.policy import KindPolicy, Policy
@@ -37,6 +39,7 @@ STALE_SEQUENCE = "stale-sequence"
 UNKNOWN_KIND = "unknown-kind"
 CLOCK_SKEW = "clock-skew"
 TOO_LATE = "too-late"
+UNATTESTED = "unattested"
 IMPOSSIBLE_VALUE = "impossible-value"
 BURST = "burst"
 STUCK_SENSOR = "stuck-sensor"
@@ -44,11 +47,14 @@ OUTLIER = "outlier"
 NOTHING_TO_PAY = "nothing-to-pay"
 CAP_DEVICE_HOUR = "cap-device-hour"
 CAP_WALLET_DAY = "cap-wallet-day"
+CAP_PERSON_DAY = "cap-person-day"
+UNVERIFIED_PERSON = "unverified-person"
 REASONS = (
     STALE_SEQUENCE,
     UNKNOWN_KIND,
     CLOCK_SKEW,
     TOO_LATE,
+    UNATTESTED,
     IMPOSSIBLE_VALUE,
     BURST,
     STUCK_SENSOR,
@@ -56,6 +62,8 @@ REASONS = (
     NOTHING_TO_PAY,
     CAP_DEVICE_HOUR,
     CAP_WALLET_DAY,
+    CAP_PERSON_DAY,
+    UNVERIFIED_PERSON,
 )
 
 WINDOW_S = 60  # zone statistics: one-minute tumbling windows
@@ -107,6 +115,7 @@ class Decision:
     payments: tuple[tuple[str, int], ...]
     reasons: tuple[Reason, ...]
     counted: bool  # its values passed the quality checks and joined the zone's window
+    person: str | None = None  # the person ingest attested the wallet bound to (None: not bound)
 
     @property
     def at(self) -> float:
@@ -134,7 +143,7 @@ class Decision:
             "counted": self.counted,
             "partition": partition,
             "offset": offset,
-        }
+        } | ({"person": self.person} if self.person is not None else {})
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> Decision:
@@ -153,6 +162,7 @@ class Decision:
             payments=tuple((r["rule"], r["amount"]) for r in value["rewards"]),
             reasons=tuple(Reason(r["code"], r["detail"], r.get("rule")) for r in value["reasons"]),
             counted=value["counted"],
+            person=value.get("person"),
         )
 
 
@@ -245,6 +255,9 @@ class State:
         self.devices: dict[str, Device] = {}
         self.device_hour: dict[tuple[str, int], int] = {}  # micro-CITY paid per (device, hour)
         self.wallet_day: dict[tuple[str, int], int] = {}  # micro-CITY paid per (wallet, day)
+        self.person_day: dict[tuple[str, int], int] = {}  # micro-CITY paid per (person, day)
+        # Per (person, day), the wallets that person earned (or tried to, within the limit) with, in order.
+        self.person_wallets: dict[tuple[str, int], list[str]] = {}
         self.windows: dict[tuple[str, str, int], ZoneWindow] = {}
         self.watermark = 0.0  # the latest reading time applied
 
@@ -269,12 +282,19 @@ class State:
         bisect.insort(device.times, at)
         if len(device.times) > BURST_MEMORY:
             del device.times[0]
+        if decision.person is not None and not any(r.code == UNVERIFIED_PERSON for r in decision.reasons):
+            wallets = self.person_wallets.setdefault((decision.person, int(at // 86400)), [])
+            if decision.wallet not in wallets:
+                wallets.append(decision.wallet)
         paid = sum(amount for _, amount in decision.payments)
         if paid:
             hour = (decision.device_id, int(at // 3600))
             self.device_hour[hour] = self.device_hour.get(hour, 0) + paid
             day = (decision.wallet, int(at // 86400))
             self.wallet_day[day] = self.wallet_day.get(day, 0) + paid
+            if decision.person is not None:
+                person_day = (decision.person, int(at // 86400))
+                self.person_day[person_day] = self.person_day.get(person_day, 0) + paid
         if decision.counted:
             start = int(at // WINDOW_S) * WINDOW_S
             key = (decision.zone, decision.kind, start)
@@ -308,6 +328,8 @@ class State:
         self.device_hour = {k: v for k, v in self.device_hour.items() if k[1] >= hour}
         day = int(self.watermark // 86400) - KEEP_DAYS
         self.wallet_day = {k: v for k, v in self.wallet_day.items() if k[1] >= day}
+        self.person_day = {k: v for k, v in self.person_day.items() if k[1] >= day}
+        self.person_wallets = {k: v for k, v in self.person_wallets.items() if k[1] >= day}
 
 
 def decide(reading: AcceptedReading, policy: Policy, state: State) -> Decision:
@@ -319,7 +341,8 @@ def decide(reading: AcceptedReading, policy: Policy, state: State) -> Decision:
     payments: list[tuple[str, int]] = []
     reasons = quality
     if not quality and kind is not None:
-        payments, reasons = _pay(reading, policy, kind, state)
+        unverified = _unverified_person(reading, policy, state)
+        payments, reasons = ([], [unverified]) if unverified else _pay(reading, policy, kind, state)
     return Decision(
         reading_id=reading.reading_id,
         device_id=r["device_id"],
@@ -334,6 +357,7 @@ def decide(reading: AcceptedReading, policy: Policy, state: State) -> Decision:
         payments=tuple(payments),
         reasons=tuple(reasons),
         counted=not quality,
+        person=reading.person,
     )
 
 
@@ -362,6 +386,17 @@ def _quality(reading: AcceptedReading, policy: Policy, state: State) -> list[Rea
                 TOO_LATE,
                 f"taken {-skew:.0f}s before its receipt; policy {policy.version} pays readings at most "
                 f"{kind.late_s}s late",
+            )
+        ]
+    if not kind.attested(r):
+        # Behaviour the citizen alone claims: not paid, nor counted (a flood of such claims must not move the
+        # zone's statistics the outlier check judges attested readings by).
+        return [
+            Reason(
+                UNATTESTED,
+                f"policy {policy.version} pays {r['kind']} only when a city device attests it (a receipt of a "
+                f"{' or '.join(kind.attested_by)}); this reading carries "
+                + ("none" if receipts.attester_class(r) is None else f"a {receipts.attester_class(r)}'s"),
             )
         ]
     values = r["values"]
@@ -416,6 +451,28 @@ def _outliers(kind: KindPolicy, r: Mapping[str, Any], at: float, state: State) -
             )
 
 
+def _unverified_person(reading: AcceptedReading, policy: Policy, state: State) -> Reason | None:
+    """Why the reading's wallet earns nothing as no person's (the policy's ``people``), or None if it may."""
+    if reading.person is None:
+        if not policy.binding_required:
+            return None
+        return Reason(
+            UNVERIFIED_PERSON,
+            f"policy {policy.version} pays only wallets bound to a person (a resident credential, "
+            "POST /v1/bindings on identity); this wallet was not bound when ingest accepted the reading",
+        )
+    if policy.wallets_per_person is None:
+        return None
+    wallets = state.person_wallets.get((reading.person, int(epoch(reading.ts) // 86400)), ())
+    if reading.owner in wallets or len(wallets) < policy.wallets_per_person:
+        return None
+    return Reason(
+        UNVERIFIED_PERSON,
+        f"the wallet's person already earns with {len(wallets)} wallets today; policy {policy.version} "
+        f"pays at most {policy.wallets_per_person} wallets per person per day",
+    )
+
+
 def _pay(
     reading: AcceptedReading, policy: Policy, kind: KindPolicy, state: State
 ) -> tuple[list[tuple[str, int]], list[Reason]]:
@@ -425,21 +482,40 @@ def _pay(
     if not earned:
         return [], [Reason(NOTHING_TO_PAY, f"no rule of policy {policy.version} pays for these values")]
     at = epoch(r["ts"])
-    device_paid = state.device_hour.get((r["device_id"], int(at // 3600)), 0)
-    wallet_paid = state.wallet_day.get((reading.owner, int(at // 86400)), 0)
+    day = int(at // 86400)
+    # Each cap: what it allows, what was paid against it already, and how a cut by it reads.
+    caps = [
+        [
+            policy.device_per_hour,
+            state.device_hour.get((r["device_id"], int(at // 3600)), 0),
+            CAP_DEVICE_HOUR,
+            f"the device's cap of {policy.device_per_hour} per hour",
+        ],
+        [
+            policy.wallet_per_day,
+            state.wallet_day.get((reading.owner, day), 0),
+            CAP_WALLET_DAY,
+            f"the wallet's cap of {policy.wallet_per_day} per day",
+        ],
+    ]
+    if reading.person is not None and policy.person_per_day is not None:
+        caps.append(
+            [
+                policy.person_per_day,
+                state.person_day.get((reading.person, day), 0),
+                CAP_PERSON_DAY,
+                f"the person's cap of {policy.person_per_day} per day, across their wallets",
+            ]
+        )
     payments, reasons = [], []
     for rule, amount in earned:
-        device_left = max(0, policy.device_per_hour - device_paid)
-        wallet_left = max(0, policy.wallet_per_day - wallet_paid)
-        pay = min(amount, device_left, wallet_left)
+        lefts = [max(0, cap[0] - cap[1]) for cap in caps]
+        pay = min(amount, *lefts)
         if pay < amount:
-            if device_left <= wallet_left:
-                code, cap = CAP_DEVICE_HOUR, f"the device's cap of {policy.device_per_hour} per hour"
-            else:
-                code, cap = CAP_WALLET_DAY, f"the wallet's cap of {policy.wallet_per_day} per day"
-            reasons.append(Reason(code, f"paid {pay} of {amount}: {cap} is reached", rule))
+            _, _, code, cap_text = caps[lefts.index(min(lefts))]  # the tightest cap (the first of a tie)
+            reasons.append(Reason(code, f"paid {pay} of {amount}: {cap_text} is reached", rule))
         if pay:
             payments.append((rule, pay))
-            device_paid += pay
-            wallet_paid += pay
+            for cap in caps:
+                cap[1] += pay
     return payments, reasons

@@ -125,6 +125,14 @@ def reward(
 ) -> dict[str, Any]:
     """The reward object (schemas/rewards.v1.json) of `rule` paying `amount` for `reading` to its owner,
     under the policy of `policy_version` and `policy_hash`."""
+    evidence: dict[str, Any] = {
+        "reading": reading.reading,
+        "registration": reading.registration,
+        "received_at": reading.received_at,
+        "attestation": dict(reading.attestation),
+    }
+    if reading.person is not None:  # named by the envelope ingest attested: the ledger rebuilds it
+        evidence["person"] = reading.person
     return {
         "reward_id": reward_id(reading.reading_id, rule),
         "wallet": reading.owner,
@@ -135,12 +143,7 @@ def reward(
         "policy_hash": policy_hash,
         "reading_id": reading.reading_id,
         "earned_at": reading.ts,
-        "evidence": {
-            "reading": reading.reading,
-            "registration": reading.registration,
-            "received_at": reading.received_at,
-            "attestation": dict(reading.attestation),
-        },
+        "evidence": evidence,
     }
 
 

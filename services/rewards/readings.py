@@ -56,6 +56,9 @@ class AcceptedReading:
     registration: Mapping[str, Any]
     attestation: Mapping[str, Any]
     """Ingest's attestation of the envelope: it travels with each reward, so the ledger can check it."""
+    person: str | None = None
+    """The person the owner wallet was bound to when ingest accepted the reading (``city.bindings.v1``), as
+    ingest attests it; None: the wallet was not bound."""
 
     @property
     def ts(self) -> str:
@@ -124,4 +127,5 @@ def accept(envelope: Any, attested_by: Mapping[str, Any]) -> AcceptedReading:
         reading=reading,
         registration=registration,
         attestation=attested_by,
+        person=envelope.get("person"),
     )

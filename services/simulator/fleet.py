@@ -1,5 +1,6 @@
 """A simulated fleet of citizens' devices (pure): deterministic keys, signed registrations, the owners'
-signed consent grants, and plausible signed readings of several kinds."""
+signed consent grants, and plausible signed readings of several kinds; with an operator key, the city devices
+(recycling stations, transit gates, smart meters...) whose receipts attest the citizens' behaviour readings."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.common import kinds
+from services.common import kinds, receipts
 from services.common.consents import CITY
 from services.common.events import rfc3339
 from services.common.signing import Keypair
@@ -52,8 +53,45 @@ KINDS: dict[str, ValueMaker] = {
 }
 
 
+# Which class of city device attests each behaviour kind, as the city's policy says (attested_by in
+# services/rewards/policies/city.yaml; a test holds the two together).
+ATTESTING_CLASS: dict[str, str] = {
+    "bike_trip": "bike_dock",
+    "walk_trip": "trip_beacon",
+    "transit_checkin": "transit_gate",
+    "energy_saved": "smart_meter",
+    "recycling_dropoff": "recycling_station",
+}
+
+
 def _keypair(seed: str, role: str, index: int) -> Keypair:
     return Keypair.from_seed(hashlib.sha256(f"{seed}/{role}/{index}".encode()).digest())
+
+
+@dataclass(frozen=True)
+class CityDevice:
+    """A city device registered by an operator: it issues receipts for citizens' readings of its kind."""
+
+    key: Keypair
+    operator: Keypair
+    device_class: str
+    kind: str
+    zone: str
+
+    @property
+    def device_id(self) -> str:
+        return self.key.did
+
+    def registration(self) -> dict[str, Any]:
+        """The city device's registration, proven by the device and signed by the operator."""
+        body = {
+            "device_id": self.device_id,
+            "owner": self.operator.did,
+            "kind": self.kind,
+            "zone": self.zone,
+            "class": self.device_class,
+        }
+        return sign_registration(self.operator, self.key, body)
 
 
 @dataclass
@@ -64,6 +102,8 @@ class Device:
     zone: str
     seq: int = 0
     rng: random.Random = field(default_factory=random.Random)
+    attester: CityDevice | None = None
+    """The city device that co-signs this device's readings (behaviour kinds, when the fleet has one)."""
 
     @property
     def device_id(self) -> str:
@@ -85,20 +125,51 @@ class Device:
             "zone": self.zone,
             "values": KINDS[self.kind](self.rng),
         }
+        if self.attester is not None:  # the city device receipts the reading, then the device signs both
+            return receipts.attested_reading(self.key, self.attester.key, self.attester.device_class, body)
         return self.key.sign(body)
+
+
+def _pick(city_devices: list[CityDevice] | None, index: int) -> CityDevice | None:
+    """The city device that attests citizen device number `index` (None if its kind has none)."""
+    return city_devices[index % len(city_devices)] if city_devices else None
 
 
 @dataclass
 class Fleet:
     wallets: list[Keypair]
     devices: list[Device]
+    city_devices: list[CityDevice] = field(default_factory=list)
 
     @classmethod
-    def generate(cls, seed: str, wallets: int, devices: int, first_seq: int = 0) -> Fleet:
+    def generate(
+        cls,
+        seed: str,
+        wallets: int,
+        devices: int,
+        first_seq: int = 0,
+        operator: Keypair | None = None,
+        city_devices_per_kind: int = 3,
+    ) -> Fleet:
         """The same seed gives the same wallets and devices (so a restart reuses them); sequence
-        numbers start at `first_seq` so readings after a restart are new ones."""
+        numbers start at `first_seq` so readings after a restart are new ones. With an `operator` key (one
+        ingest trusts), `city_devices_per_kind` city devices of each behaviour kind, registered by it,
+        attest the readings of that kind; without, those readings carry no receipt."""
         owners = [_keypair(seed, "wallet", i) for i in range(wallets)]
         kind_names = sorted(KINDS)
+        city: dict[str, list[CityDevice]] = {}
+        if operator is not None:
+            for kind, device_class in sorted(ATTESTING_CLASS.items()):
+                city[kind] = [
+                    CityDevice(
+                        key=_keypair(seed, f"city/{kind}", j),
+                        operator=operator,
+                        device_class=device_class,
+                        kind=kind,
+                        zone=ZONES[j % len(ZONES)],
+                    )
+                    for j in range(city_devices_per_kind)
+                ]
         fleet = [
             Device(
                 key=_keypair(seed, "device", i),
@@ -107,10 +178,15 @@ class Fleet:
                 zone=ZONES[(i // len(kind_names)) % len(ZONES)],
                 seq=first_seq,
                 rng=random.Random(f"{seed}/{i}"),
+                attester=_pick(city.get(kind_names[i % len(kind_names)]), i),
             )
             for i in range(devices)
         ]
-        return cls(owners, fleet)
+        return cls(owners, fleet, [d for kind in sorted(city) for d in city[kind]])
+
+    def registrations(self) -> list[dict[str, Any]]:
+        """Every registration to send ingest: the city devices' (by the operator) and the citizens'."""
+        return [d.registration() for d in self.city_devices] + [d.registration() for d in self.devices]
 
     def consent_grants(self, now: datetime) -> list[dict[str, Any]]:
         """Each wallet's grant to the city of every consent category its devices' kinds fall under, signed

@@ -11,6 +11,7 @@ other services stop, the broker last. A second Ctrl-C skips the rest of the drai
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from rich.console import Console
 from rich.live import Live
 
 from services.common import db, embedded, offsets
+from services.common.bindings import development_order_key
 from services.common.kafka import ensure_topics
 from services.common.settings import DEFAULT_KAFKA_PORT, PlatformSettings
 from services.common.topics import ALL_TOPICS, READINGS, REWARDS
@@ -255,6 +257,11 @@ def up(platform: PlatformSettings, simulate: bool = True, drain_timeout_s: float
                 "REWARDS_LEDGER_URL": next(s.url for s in SERVICES if s.name == "ledger"),
                 # Identity submits the transfers it signs for custodial wallets.
                 "IDENTITY_LEDGER_URL": next(s.url for s in SERVICES if s.name == "ledger"),
+                # The data dir's credential-ordering key (unless set): the simulator binds its wallets to
+                # people with it, so that they earn under a policy requiring binding.
+                "IDENTITY_ISSUERS": os.environ.get(
+                    "IDENTITY_ISSUERS", json.dumps([development_order_key(data_dir).did])
+                ),
             }
             platform = platform.model_copy(
                 update={"kafka_bootstrap_servers": bootstrap, "database_url": database_url}

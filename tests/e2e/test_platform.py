@@ -4,6 +4,7 @@ was accepted, stops every process it started, and the next `smartcity up` contin
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
@@ -22,8 +23,10 @@ import pytest
 
 from bench._running import RunningPlatform
 from services.common import merkle, signing
+from services.common.bindings import development_order_key
 from services.common.signing import Keypair
 from services.ingest.devices import sign_registration
+from tests.support.bindings import bind_through_identity
 
 pytestmark = pytest.mark.e2e
 
@@ -117,6 +120,12 @@ def _accepted_within(bound_s: float, http: httpx.Client, platform: RunningPlatfo
         time.sleep(0.05)
 
 
+async def _bind(platform: RunningPlatform, owner: Keypair) -> None:
+    """Bind `owner`'s wallet to a person on identity, with the credential-ordering key `smartcity up` lists."""
+    async with httpx.AsyncClient(base_url=platform.url("identity"), timeout=10) as identity:
+        await bind_through_identity(identity, development_order_key(platform.data_dir), owner)
+
+
 def _verify_checkpoint(checkpoint: dict) -> bytes:
     """Check the signed tree head with nothing but its public key; return its root hash."""
     body = {k: v for k, v in checkpoint.items() if k != "signature"}
@@ -140,6 +149,9 @@ def test_a_citizens_readings_settle_and_verify_end_to_end(platform: RunningPlatf
     owner, device = Keypair.generate(), Keypair.generate()
     ingest, ledger = platform.url("ingest"), platform.url("ledger")
     with httpx.Client(timeout=10) as http:
+        # The city's policy pays only wallets bound to a person: the owner binds theirs first (its record
+        # reaches ingest before the consent granted below, which the readings wait for).
+        asyncio.run(_bind(platform, owner))
         _register(http, platform, owner, device)
 
         readings = _signed_readings(device, 5)
@@ -285,6 +297,7 @@ def test_ctrl_c_drains_what_was_accepted_and_the_next_run_continues_the_chain(pl
     owner, device = Keypair.generate(), Keypair.generate()
     ingest, ledger = platform.url("ingest"), platform.url("ledger")
     with httpx.Client(timeout=10) as http:
+        asyncio.run(_bind(platform, owner))
         _register(http, platform, owner, device)
         _change_consent(http, platform, owner, "grant")
         readings = _signed_readings(device, 20)

@@ -15,10 +15,10 @@ from jwcrypto.jwk import JWK
 from nacl import pwhash
 from sd_jwt.verifier import SDJWTVerifier
 
-from services.common import db, events, signing
+from services.common import db, events, sdjwt, signing
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
-from services.identity import keys, sdjwt, statuslist
+from services.identity import keys, statuslist
 from services.identity.app import create_app
 from services.identity.settings import IdentitySettings
 from tests.support.asgi import assert_problem, running

@@ -1,5 +1,5 @@
 """Notices that reach people (issue 13, item 6), on the real broker and PostgreSQL: a notice to a group (all
-custodial wallets, or holders of a credential type) is stored once and resolved when each person reads their
+custodial wallets, holders of a credential type, the AID holders of a zone) is stored once and resolved when each person reads their
 inbox; notices expire; the sender's signature covers the group and the expiry; bad bodies are 422 problems."""
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ import asyncpg
 import httpx
 import pytest
 
-from services.common import events, signing
+from services.common import embedded, events, signing
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
+from services.identity.app import create_app as create_identity
 from tests.integration.test_identity_api import Roles, identity_dsn, identity_service, issue, register, signed
-from tests.support.asgi import assert_problem
+from tests.integration.test_identity_custodial_payments import PIN, identity_settings, ledger
+from tests.support.asgi import assert_problem, running
 
 pytestmark = pytest.mark.integration
 
@@ -230,3 +232,67 @@ async def test_bad_notices_are_422_problems_and_the_signature_covers_group_and_e
         )
         assert_problem(await client.post("/v1/notices", json=spam), 403)
         assert await sql(platform_settings, "SELECT count(*) FROM notices") == 0
+
+
+async def test_a_notice_to_the_aid_holders_of_a_zone_reaches_those_the_ledger_says_hold_aid_there(
+    platform_settings: PlatformSettings,
+):
+    """The group is resolved at read time against the person's signed zone and the ledger's balances: a person
+    of the zone without AID, or with AID in another zone, does not see it; a self-held person does."""
+    issuer, roles = Keypair.generate(), Roles(*(Keypair.generate() for _ in range(4)))
+    async with ledger(platform_settings, issuer) as chain:
+        settings = identity_settings(roles.caseworker, str(chain.base_url)).model_copy(
+            update={"notice_senders": [roles.notices.did]}
+        )
+        async with running(create_identity(platform_settings, settings)) as client:
+            zoned = {}
+            for name, zone in (("aided", "harbour"), ("unaided", "harbour"), ("elsewhere", "old-town")):
+                enrolment = signed(
+                    roles.caseworker, caseworker=roles.caseworker.did, action="enrol", zone=zone
+                )
+                enrolled = await client.post(
+                    "/v1/custodial-wallets", json={"enrolment": enrolment, "pin": PIN}
+                )
+                assert enrolled.status_code == 201, enrolled.text
+                zoned[name] = enrolled.json()["did"]
+            self_held = Keypair.generate()
+            registered = await client.post(
+                "/v1/identities", json=signed(self_held, did=self_held.did, zone="harbour")
+            )
+            assert registered.status_code == 201, registered.text
+            commands = [{"command": "fund", "pool": "aid", "currency": "AID", "amount": 4000}] + [
+                {
+                    "command": "grant",
+                    "wallet": wallet,
+                    "amount": 1000,
+                    "categories": ["food"],
+                    "expires_at": at(datetime.now(UTC) + timedelta(days=7)),
+                }
+                for wallet in (zoned["aided"], zoned["elsewhere"], self_held.did)
+            ]
+            for nonce, command in enumerate(commands, start=1):
+                granted = await chain.post(
+                    "/v1/issuer/commands", json=issuer.sign({**command, "issuer": issuer.did, "nonce": nonce})
+                )
+                assert granted.status_code == 201, granted.text
+
+            harbour = await post(
+                client, notice(roles, title="Food bank open late", group={"aid_zone": "harbour"})
+            )
+            assert [n["notice_id"] for n in await kiosk(client, zoned["aided"], PIN)] == [harbour]
+            assert await kiosk(client, zoned["unaided"], PIN) == []
+            assert await kiosk(client, zoned["elsewhere"], PIN) == []
+            assert [n["group"] for n in await inbox(client, self_held)] == [{"aid_zone": "harbour"}]
+            for bad in (
+                {"aid_zone": "Harbour!"},
+                {"aid_zone": ""},
+                {"aid_zone": "harbour", "custody": "custodial"},
+            ):
+                assert_problem(await client.post("/v1/notices", json=notice(roles, group=bad)), 422)
+
+        # Without the ledger the inbox still opens; it says which group it could not resolve.
+        nowhere = identity_settings(roles.caseworker, f"http://127.0.0.1:{embedded.free_port()}")
+        async with running(create_identity(platform_settings, nowhere)) as client:
+            response = await client.post(f"/v1/custodial-wallets/{zoned['aided']}/notices", json={"pin": PIN})
+            assert response.status_code == 200, response.text
+            assert response.json() == {"notices": [], "unresolved": ["aid_zone"]}

@@ -169,6 +169,7 @@ async def test_bodies_that_are_not_a_batch_get_a_problem(platform_settings: Plat
             "database": True,
             "broker": True,
             "consents": True,
+            "bindings": True,
         }
 
 

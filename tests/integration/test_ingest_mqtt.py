@@ -70,6 +70,7 @@ async def test_readings_over_mqtt_are_checked_published_and_acked(platform_setti
             "database": True,
             "broker": True,
             "consents": True,
+            "bindings": True,
             "mqtt": True,
         }
         start = await end_offsets(bootstrap, READINGS)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from services.common import attestation, ids
+from services.common import attestation, ids, receipts, signing
 from services.common.events import cloudevent_headers, now_rfc3339
 from services.common.kafka import OutgoingRecord, attested
 from services.common.policy import Policy, parse_policy
@@ -67,8 +67,12 @@ def signed_reward(
     registration_signer: Keypair | None = None,
     ingest: Keypair = INGEST,
     policy: Policy = TEST_POLICY,
+    person: str | None = None,
+    receipt_by: tuple[Keypair, str] | None = None,
 ) -> dict[str, Any]:
-    """A reward with real signed evidence attested by `ingest`, ids derived as the schemas describe."""
+    """A reward with real signed evidence attested by `ingest`, ids derived as the schemas describe; with
+    `person`, ingest attests the wallet bound to that person (the envelope's and the evidence's ``person``);
+    with `receipt_by` (a city device's key and class), the reading carries that city device's receipt."""
     device = device or Keypair.generate()
     taken_at = "2026-11-21T09:59:58.250Z"
     reading = device.sign(
@@ -81,6 +85,8 @@ def signed_reward(
             "values": {"pm25": 12.5, "no2": 31},
         }
     )
+    if receipt_by is not None:
+        reading = receipted(device, *receipt_by, reading)
     registration = (registration_signer or owner).sign(
         {"device_id": device.did, "owner": owner.did, "kind": "air", "zone": "centre"}
     )
@@ -93,6 +99,8 @@ def signed_reward(
         "reading": reading,
         "registration": registration,
     }
+    if person is not None:
+        envelope["person"] = person
     [header] = attestation.attest(ingest, READINGS.name, [attestation.encode(envelope)])
     return {
         "reward_id": ids.reward_id(reading_id, rule),
@@ -109,7 +117,8 @@ def signed_reward(
             "registration": registration,
             "received_at": received_at,
             "attestation": json.loads(header),
-        },
+        }
+        | ({"person": person} if person is not None else {}),
     }
 
 
@@ -202,3 +211,11 @@ def reencoded_signatures(sig: str) -> list[str]:
 def reencoded(obj: dict[str, Any]) -> dict[str, Any]:
     """`obj` with its signature written another way: the same 64 bytes, another text."""
     return {**obj, "sig": reencoded_signatures(obj["sig"])[0]}
+
+
+def receipted(
+    device: Keypair, city_device: Keypair, device_class: str, reading: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`reading` (signed or not) as a behaviour reading the city pays: a receipt of `city_device` (a city device
+    of `device_class`, registered by an operator) binding it, then signed by the citizen's `device`."""
+    return receipts.attested_reading(device, city_device, device_class, signing.unsigned(reading))

@@ -49,3 +49,10 @@ def rejected(reason: str) -> float:
 def accepted() -> float:
     """The current value of the accepted readings counter."""
     return REGISTRY.get_sample_value("smartcity_ingest_readings_accepted_total", {}) or 0.0
+
+
+def city_registration(
+    operator: Keypair, device: Keypair, device_class: str, kind: str, zone: str = "old-town"
+) -> dict:
+    """A city device's registration (`device_class`, attesting readings of `kind`), signed by `operator`."""
+    return registration(operator, device, kind=kind, zone=zone, **{"class": device_class})

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from services.common import sdjwt
+from services.common.sdjwt import PresentationError, Verifier
 from services.common.signing import Keypair, b64url_decode, b64url_encode
-from services.identity import sdjwt, statuslist
-from services.identity.sdjwt import PresentationError, Verifier
+from services.identity import statuslist
 
 NOW = 1_795_000_000
 URI = "https://identity.example/v1/status-lists/resident"

@@ -24,6 +24,7 @@ def test_topic_names_are_unique_and_versioned():
 def test_compacted_topics_are_the_ones_of_the_design():
     assert {t.name for t in topics.ALL_TOPICS if t.cleanup_policy == "compact"} == {
         "city.consents.v1",
+        "city.bindings.v1",
         "city.merchants.v1",
     }
 

@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from services.common.bindings import RESIDENT_VCT as RESIDENT_VCT  # the credential type, re-exported
 from services.common.http import Problem, read_json_body, unavailable
 from services.identity import requests
 from services.identity.requests import RequestError, Signed
@@ -19,9 +20,9 @@ from services.identity.store import (
     IdentityStore,
 )
 
-RESIDENT_VCT = "https://smartcity.example/credentials/resident/v1"
 STATUS_LIST = "resident"
 CONSENT_EVENT = "city.consent.v1"
+BINDING_EVENT = "city.binding.v1"
 EVENT_SOURCE = "smartcity/identity"
 NOTICE_PAGE = 100
 

@@ -10,10 +10,10 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.common import events
+from services.common import events, sdjwt
 from services.common.http import Problem
 from services.common.signing import Keypair
-from services.identity import requests, sdjwt, statuslist
+from services.identity import requests, statuslist
 from services.identity.api.common import (
     RESIDENT_VCT,
     STATUS_LIST,

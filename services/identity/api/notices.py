@@ -1,8 +1,8 @@
 """Notices: a notices-role key posts a signed notice to one person or to a group, and people read their inbox.
 
-A group (``{"custody": "custodial"}``, ``{"credential": vct}``) is stored once and resolved when someone reads
-their inbox, so it reaches whoever belongs to it then: a person enrolled after the notice still sees it, a
-holder whose credential was revoked no longer does. The notice id is the signed object's id
+A group (``{"custody": "custodial"}``, ``{"credential": vct}``, ``{"aid_zone": zone}``) is stored once and
+resolved when someone reads their inbox, so it reaches whoever belongs to it then: a person enrolled after the
+notice still sees it, a holder whose credential was revoked, or who no longer holds AID, no longer does. The notice id is the signed object's id
 (`requests.request_id`), so the same signed notice posted again is stored once. The inbox (`_notices`) is
 also what a custodial person reads at a kiosk with their PIN (`api.wallets`).
 """
@@ -27,8 +27,11 @@ from services.identity.api.common import (
     _store,
     _unavailable,
 )
+from services.identity.ledger_client import LedgerClient, LedgerRefusedError, LedgerUnavailableError
 
 router = APIRouter(prefix="/v1")
+
+AID = "AID"
 
 
 def _notice_json(row: Any) -> dict[str, Any]:
@@ -48,12 +51,38 @@ def _notice_json(row: Any) -> dict[str, Any]:
 
 
 async def _notices(request: Request, did_value: str) -> dict[str, Any]:
-    """`did_value`'s inbox now: their notices and their groups' notices, unexpired, newest first."""
+    """`did_value`'s inbox now: their notices and their groups' notices, unexpired, newest first.
+
+    Whether they hold AID is the ledger's to say, asked only when a notice to their zone's AID holders waits.
+    Without an answer from the ledger the inbox still shows everything else, and says which groups it could
+    not resolve (``unresolved``), rather than failing the person at a kiosk."""
+    store, now = _store(request), _now()
+    unresolved: list[str] = []
     try:
-        rows = await _store(request).notices_for(did_value, _now(), NOTICE_PAGE)
+        zone = await store.aid_zone_waiting(did_value, now)
+        if zone is not None:
+            try:
+                holds_aid = await _holds_aid(request, did_value)
+            except LedgerUnavailableError:
+                holds_aid = False
+                unresolved.append("aid_zone")
+            zone = zone if holds_aid else None
+        rows = await store.notices_for(did_value, now, NOTICE_PAGE, aid_zone=zone)
     except (SQLAlchemyError, OSError) as exc:
         raise _unavailable(request, exc) from exc
-    return {"notices": [_notice_json(row) for row in rows]}
+    inbox: dict[str, Any] = {"notices": [_notice_json(row) for row in rows]}
+    if unresolved:
+        inbox["unresolved"] = unresolved
+    return inbox
+
+
+async def _holds_aid(request: Request, did_value: str) -> bool:
+    ledger: LedgerClient = request.app.state.ledger
+    try:
+        account = await ledger.account(did_value)
+    except LedgerRefusedError:
+        return False  # an account the ledger does not know holds nothing
+    return account.get("balances", {}).get(AID, 0) > 0
 
 
 @router.post(

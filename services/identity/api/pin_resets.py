@@ -11,9 +11,9 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.common import events
+from services.common import events, sdjwt
 from services.common.http import Problem
-from services.identity import custody, requests, sdjwt
+from services.identity import custody, requests
 from services.identity.api.common import (
     RESIDENT_VCT,
     _body,

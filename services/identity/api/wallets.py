@@ -11,11 +11,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.common import didkey, events, signing
+from services.common import didkey, events, sdjwt, signing
 from services.common.didkey import DidKeyError
 from services.common.http import Problem
 from services.common.signing import Keypair
-from services.identity import custody, did, requests, sdjwt
+from services.identity import custody, did, requests
 from services.identity.api.common import (
     CustodialPresentationBody,
     EnrolmentBody,
@@ -182,6 +182,19 @@ async def export_wallet(did_value: str, request: Request) -> dict[str, Any]:
     }
 
 
+async def _custodial_credential(request: Request, did_value: str, pin: str) -> tuple[Keypair, str]:
+    """The person's key, if their PIN opens their custodial wallet, and the valid credential the city keeps for
+    them (404 if none)."""
+    person, _ = await _open_wallet(request, did_value, pin)
+    try:
+        credential = await _store(request).custodial_credential(did_value, _now())
+    except (SQLAlchemyError, OSError) as exc:
+        raise _unavailable(request, exc) from exc
+    if credential is None:
+        raise Problem(404, "not-found", f"{did_value} holds no valid credential.")
+    return person, credential
+
+
 @router.post(
     "/custodial-wallets/{did_value}/presentations",
     tags=["credentials"],
@@ -190,13 +203,7 @@ async def export_wallet(did_value: str, request: Request) -> dict[str, Any]:
 )
 async def present_custodial(did_value: str, request: Request) -> dict[str, Any]:
     body = await _body(request, CustodialPresentationBody)
-    person, _ = await _open_wallet(request, did_value, body.pin)
-    try:
-        credential = await _store(request).custodial_credential(did_value, _now())
-    except (SQLAlchemyError, OSError) as exc:
-        raise _unavailable(request, exc) from exc
-    if credential is None:
-        raise Problem(404, "not-found", f"{did_value} holds no valid credential.")
+    person, credential = await _custodial_credential(request, did_value, body.pin)
     try:
         presentation = sdjwt.present(
             credential, body.disclose, person, nonce=body.nonce, audience=body.audience, iat=int(time.time())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.identity.store.bindings import BindingLimitError, BindingRecords
 from services.identity.store.common import (
     CUSTODIAL,
     SELF,
@@ -24,6 +25,7 @@ from services.identity.store.wallets import WalletRecords
 __all__ = [
     "CUSTODIAL",
     "SELF",
+    "BindingLimitError",
     "IdentityStore",
     "SignTransfer",
     "StaleConsentError",
@@ -34,7 +36,13 @@ __all__ = [
 
 
 class IdentityStore(
-    WalletRecords, CredentialRecords, ConsentRecords, NoticeRecords, ServiceRecords, TransferRecords
+    WalletRecords,
+    CredentialRecords,
+    ConsentRecords,
+    BindingRecords,
+    NoticeRecords,
+    ServiceRecords,
+    TransferRecords,
 ):
     """The identity service's database access."""
 

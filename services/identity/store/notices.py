@@ -51,10 +51,27 @@ class NoticeRecords:
         async with self.engine.begin() as conn:
             return (await conn.execute(statement)).first() is not None
 
-    async def notices_for(self, did: str, now: datetime, limit: int) -> list[Mapping[str, Any]]:
+    async def aid_zone_waiting(self, did: str, now: datetime) -> str | None:
+        """`did`'s zone if an unexpired notice to the AID holders of that zone waits: only then does the inbox
+        need to ask the ledger whether they hold AID."""
+        statement = (
+            select(identities.c.zone)
+            .join(
+                notices, and_(notices.c.group_kind == "aid_zone", notices.c.group_value == identities.c.zone)
+            )
+            .where(identities.c.did == did, or_(notices.c.expires_at.is_(None), notices.c.expires_at > now))
+            .limit(1)
+        )
+        async with self.engine.connect() as conn:
+            return await conn.scalar(statement)
+
+    async def notices_for(
+        self, did: str, now: datetime, limit: int, *, aid_zone: str | None = None
+    ) -> list[Mapping[str, Any]]:
         """The newest unexpired notices `did` reads at `now`: those to them, and those to a group they belong to
-        now (their custody; a credential type they hold unrevoked and unexpired), so a group is never copied
-        per person and a revoked credential stops its holder's group notices at once."""
+        now (their custody; a credential type they hold unrevoked and unexpired; with `aid_zone`, which the
+        caller gives once the ledger said they hold AID, the AID holders of their zone), so a group is never
+        copied per person and a revoked credential stops its holder's group notices at once."""
         held_types = select(credentials.c.vct).where(
             credentials.c.subject == did,
             credentials.c.revoked_at.is_(None),
@@ -65,6 +82,7 @@ class NoticeRecords:
             notices.c.recipient == did,
             and_(notices.c.group_kind == "custody", notices.c.group_value == custody),
             and_(notices.c.group_kind == "credential", notices.c.group_value.in_(held_types)),
+            and_(notices.c.group_kind == "aid_zone", notices.c.group_value == aid_zone),
         )
         statement = (
             select(notices)

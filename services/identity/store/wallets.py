@@ -39,7 +39,7 @@ class WalletRecords:
         """Register a self-held identity; True if it is new (a registered did stays as it was)."""
         statement = (
             insert(identities)
-            .values(did=did, custody=SELF, registration=dict(registration))
+            .values(did=did, custody=SELF, registration=dict(registration), zone=registration.get("zone"))
             .on_conflict_do_nothing(index_elements=[identities.c.did])
             .returning(identities.c.did)
         )
@@ -74,7 +74,9 @@ class WalletRecords:
                 if (found := await conn.scalar(earlier)) is not None:
                     return found, False
                 await conn.execute(
-                    insert(identities).values(did=did, custody=CUSTODIAL, registration=dict(enrolment))
+                    insert(identities).values(
+                        did=did, custody=CUSTODIAL, registration=dict(enrolment), zone=enrolment.get("zone")
+                    )
                 )
                 await conn.execute(
                     insert(custodial_wallets).values(

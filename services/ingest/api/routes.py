@@ -17,7 +17,12 @@ from services.common.kafka import BrokerUnavailableError
 from services.ingest import devices
 from services.ingest.checks import Rejection
 from services.ingest.metrics import DEVICE_REGISTRATIONS, DEVICE_REVOCATIONS
-from services.ingest.pipeline import ConsentsUnavailableError, RateLimitedError, ReadingPipeline
+from services.ingest.pipeline import (
+    BindingsUnavailableError,
+    ConsentsUnavailableError,
+    RateLimitedError,
+    ReadingPipeline,
+)
 from services.ingest.settings import IngestSettings
 from services.ingest.store import DeviceStore, RotationError
 
@@ -33,7 +38,8 @@ REGISTRATION_BODY = {
             "schema": {
                 **_SIGNED,
                 "description": "A device registration proven by the device (device_sig) and signed by its "
-                "owner (sig) (defs.v1.json#/$defs/device_registration); with `replaces`, a key rotation.",
+                "owner (sig) (defs.v1.json#/$defs/device_registration); with `replaces`, a key rotation; "
+                "with `class`, a city device, whose owner must be a city operator (INGEST_OPERATORS).",
                 "required": ["device_id", "owner", "kind", "zone", "device_sig", "sig"],
             }
         }
@@ -89,6 +95,15 @@ async def _dependencies_answer(request: Request) -> AsyncIterator[None]:
             "the broker); none were accepted, retry the batch.",
             headers=_retry_after(request),
         ) from exc
+    except BindingsUnavailableError as exc:
+        log.warning("bindings not known: %s", exc)
+        raise Problem(
+            503,
+            "bindings-unavailable",
+            "Which person each wallet is bound to is not known yet (the binding view has not caught up with "
+            "the broker); none were accepted, retry the batch.",
+            headers=_retry_after(request),
+        ) from exc
     except BrokerUnavailableError as exc:
         log.warning("broker did not acknowledge: %s", exc)
         raise Problem(
@@ -109,10 +124,11 @@ async def _dependencies_answer(request: Request) -> AsyncIterator[None]:
     status_code=201,
     tags=["devices"],
     summary="Register a device to its owner's wallet (proven by the device, signed by the owner), or rotate "
-    "a device's key (`replaces`); repeating it is harmless",
+    "a device's key (`replaces`), or register a city device (`class`, by an operator); repeating it is harmless",
     openapi_extra={"requestBody": REGISTRATION_BODY},
     responses={
         200: {"description": "The same registration was stored before"},
+        403: {"description": "A city device (`class`) whose owner is not a city operator"},
         409: {"description": "Registered differently, or `replaces` is not an active device of the owner"},
     },
 )
@@ -128,6 +144,11 @@ async def register_device(request: Request, response: Response) -> dict[str, Any
     except devices.RegistrationSignatureError as exc:
         DEVICE_REGISTRATIONS.labels("bad_signature").inc()
         raise Problem(400, "invalid-signature", str(exc)) from exc
+    try:
+        devices.check_city_device(body, request.app.state.operators)
+    except devices.OperatorRequiredError as exc:
+        DEVICE_REGISTRATIONS.labels("refused").inc()
+        raise Problem(403, "operator-required", str(exc)) from exc
     try:
         async with _dependencies_answer(request):
             device, created = await store.register(body)
@@ -227,7 +248,7 @@ async def revoke_device(device_id: str, request: Request) -> dict[str, Any]:
     body = await read_json_body(request, settings.max_body_bytes)
     device = await _stored_device(device_id, request)
     try:
-        devices.check_revocation(body, device, settings.operators)
+        devices.check_revocation(body, device, request.app.state.operators)
     except devices.InvalidRegistrationError as exc:
         DEVICE_REVOCATIONS.labels("invalid").inc()
         raise Problem(422, "invalid-revocation", str(exc)) from exc
