@@ -44,7 +44,10 @@ from bench._running import PORT_ENVS, RunningPlatform
 from services.common import offsets
 from services.common.bindings import development_order_key
 from services.common.ids import reading_id
-from services.common.roles import operator_key
+from services.common.roles import AUDITOR_KEY, operator_key
+from services.common.roles import auditor_key as auditor_key_of
+from services.common.signed_reads import SignedReadAuth
+from services.common.signing import Keypair
 from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS, Topic
 from services.ledger.settings import LedgerSettings
 from services.rewards.settings import RewardsSettings
@@ -195,10 +198,10 @@ def read_topic(bootstrap: str, topic: Topic) -> list[Any]:
     return values
 
 
-async def settled(ledger_url: str, wallets: set[str]) -> dict[str, tuple[int, int]]:
-    """Per wallet, how many reward transactions the ledger settled and their CITY sum."""
+async def settled(ledger_url: str, wallets: set[str], auditor: Keypair) -> dict[str, tuple[int, int]]:
+    """Per wallet, how many reward transactions the ledger settled and their CITY sum (read as `auditor`)."""
     books: dict[str, tuple[int, int]] = {}
-    async with httpx.AsyncClient(base_url=ledger_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=ledger_url, timeout=30, auth=SignedReadAuth(auditor)) as client:
         for wallet in wallets:
             count = total = 0
             before: int | None = None
@@ -215,9 +218,21 @@ async def settled(ledger_url: str, wallets: set[str]) -> dict[str, tuple[int, in
     return books
 
 
-def verify_chain(ledger_url: str) -> tuple[bool, str]:
+def verify_chain(ledger_url: str, data_dir: Path) -> tuple[bool, str]:
+    """``smartcity verify --replay``, comparing every account's balance as the development auditor."""
     key = httpx.get(f"{ledger_url}/v1/checkpoint", timeout=10).json()["public_key"]
-    command = ["verify", "--ledger", ledger_url, "--public-key", key, "--replay"]
+    auditor_key = data_dir / AUDITOR_KEY[0] / f"{AUDITOR_KEY[1]}.key"
+    auditor_key_of(data_dir)  # created on first use
+    command = [
+        "verify",
+        "--ledger",
+        ledger_url,
+        "--public-key",
+        key,
+        "--replay",
+        "--auditor-key",
+        str(auditor_key),
+    ]
     result = subprocess.run(
         [sys.executable, "-m", "services", *command], capture_output=True, text=True, timeout=600
     )
@@ -314,8 +329,10 @@ async def run(options: Options) -> list[Row]:
         loaded_s = time.monotonic() - started
         backlogs = await caught_up(platform, broker, options.settle_timeout_s)
         decisions = await asyncio.to_thread(read_topic, broker, REWARD_DECISIONS)
-        ledger = await settled(platform.url("ledger"), {w.did for w in fleet.wallets})
-        verified, verdict = await asyncio.to_thread(verify_chain, platform.url("ledger"))
+        ledger = await settled(
+            platform.url("ledger"), {w.did for w in fleet.wallets}, auditor_key_of(data_dir)
+        )
+        verified, verdict = await asyncio.to_thread(verify_chain, platform.url("ledger"), data_dir)
         restarts = sum(" restarted (pid " in line for line in platform.seen)
         rows = [
             Row("load (s)", "-", f"{loaded_s:,.0f}", None),

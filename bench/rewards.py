@@ -26,13 +26,14 @@ import faust
 import psutil
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
-from services.common import attestation, embedded, events
+from services.common import attestation, embedded, events, kinds, signing
 from services.common.gc_tuning import tune_for_throughput
 from services.common.ids import reading_id
 from services.common.kafka import ensure_topics
 from services.common.signing import Keypair
-from services.common.topics import ALL_TOPICS, READINGS, REWARD_DECISIONS, Topic
+from services.common.topics import ALL_TOPICS, CONSENTS, READINGS, REWARD_DECISIONS, Topic
 from services.simulator.fleet import Fleet
+from tests.support.consents import record_of, signed_change
 from tests.support.factories import INGEST
 
 PASSTHROUGH = Topic("bench.passthrough.v1", key="device id", schema="readings.v1.json")
@@ -50,12 +51,23 @@ Record = tuple[str, bytes, bytes]
 """(key, value, attestation header) of a readings record."""
 
 
-def readings(count: int, devices: int = 300, wallets: int = 40) -> list[Record]:
+@dataclass(frozen=True)
+class Load:
+    """What a leg's broker holds before the worker starts: the owners' consents, then the readings."""
+
+    consents: list[tuple[str, bytes]]
+    readings: list[Record]
+
+
+def readings(count: int, devices: int = 300, wallets: int = 40) -> Load:
     """`count` signed readings envelopes as ingest publishes them (attested in batches of `INGEST_BATCH`), a
     device's readings 3 s apart in the last hour (so bursts and caps bind as they would live, not on every
-    reading)."""
+    reading), and the consents their owners gave the city for them, as the live pipeline has them: each owner's
+    wallet bound to a person (ingest names it in the envelope), each kind's data granted long ago."""
     # Behaviour readings carry city devices' receipts, as the simulator's do, so the policy pays them.
     fleet = Fleet.generate("bench-rewards", wallets, devices, operator=Keypair.from_seed(bytes(32)))
+    granted = {(d.owner.did, kinds.category(d.kind)): d.owner for d in fleet.devices}
+    consents = [record_of(signed_change(owner, category)) for (_, category), owner in granted.items()]
     registrations = {d.device_id: d.registration() for d in fleet.devices}
     per_device = -(-count // devices)
     start = datetime.now(UTC) - timedelta(seconds=per_device * 3 + 60)
@@ -70,6 +82,7 @@ def readings(count: int, devices: int = 300, wallets: int = 40) -> list[Record]:
             "received_at": events.rfc3339(taken + timedelta(milliseconds=400)),
             "reading": reading,
             "registration": registrations[device.device_id],
+            "person": signing.sha256_hex(f"bench-person/{device.owner.did}".encode()),
         }
         out.append((device.device_id, attestation.encode(envelope)))
     attested: list[Record] = []
@@ -77,12 +90,15 @@ def readings(count: int, devices: int = 300, wallets: int = 40) -> list[Record]:
         batch = out[start : start + INGEST_BATCH]
         headers = attestation.attest(INGEST, READINGS.name, [value for _, value in batch])
         attested.extend((key, value, h.encode()) for (key, value), h in zip(batch, headers, strict=True))
-    return attested
+    return Load(consents, attested)
 
 
-def publish(bootstrap: str, records: list[Record]) -> None:
+def publish(bootstrap: str, load: Load) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 20})
-    for key, value, header in records:
+    for key, value in load.consents:
+        producer.produce(CONSENTS.name, key=key, value=value)
+    assert producer.flush(60) == 0
+    for key, value, header in load.readings:
         while True:
             try:
                 producer.produce(READINGS.name, key=key, value=value, headers=[(attestation.HEADER, header)])
@@ -238,7 +254,7 @@ def consume_only() -> None:
     run_worker(app)
 
 
-def consume_only_rate(records: list[Record], workdir: Path) -> float:
+def consume_only_rate(load: Load, workdir: Path) -> float:
     """`consume_only` on a broker of its own holding just the readings."""
     port = embedded.free_port()
     broker = embedded.start_broker(port, workdir / "tansu-consume.log")
@@ -246,13 +262,13 @@ def consume_only_rate(records: list[Record], workdir: Path) -> float:
     log = workdir / "consume.log"
     try:
         ensure_topics(bootstrap, (*ALL_TOPICS, PASSTHROUGH))
-        publish(bootstrap, records)
+        publish(bootstrap, load)
         env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "BENCH_APP_ID": "bench-consume",
             "BENCH_DATADIR": str(workdir / "faust-consume"),
-            "BENCH_COUNT": str(len(records)),
+            "BENCH_COUNT": str(len(load.readings)),
         }
         with log.open("wb") as out:
             process = subprocess.Popen(
@@ -272,7 +288,7 @@ def consume_only_rate(records: list[Record], workdir: Path) -> float:
 
 
 def run_leg(
-    records: list[Record],
+    load: Load,
     workdir: Path,
     name: str,
     command: list[str],
@@ -286,14 +302,14 @@ def run_leg(
     bootstrap = f"127.0.0.1:{port}"
     try:
         ensure_topics(bootstrap, (*ALL_TOPICS, PASSTHROUGH))
-        publish(bootstrap, records)
+        publish(bootstrap, load)
         env = {
             **env,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "SMARTCITY_DATA_DIR": str(workdir / name),
             "LOG_LEVEL": "WARNING",
         }
-        return measure(bootstrap, command, env, out, len(records), workdir / f"{name}.log", broker.pid)
+        return measure(bootstrap, command, env, out, len(load.readings), workdir / f"{name}.log", broker.pid)
     finally:
         broker.terminate()
         broker.wait(10)
@@ -303,7 +319,7 @@ def main() -> None:
     count = int(os.environ.get("BENCH_REWARDS_READINGS", "50000"))
     workdir = Path(tempfile.mkdtemp(prefix="bench-rewards-"))
     started = time.perf_counter()
-    records = readings(count)
+    load = readings(count)
     print(
         f"rewards ({count:,} signed readings of 300 devices, signed in {time.perf_counter() - started:.1f}s)"
     )
@@ -315,7 +331,7 @@ def main() -> None:
         for round_ in range(ROUNDS):
             bare_legs.append(
                 run_leg(
-                    records,
+                    load,
                     workdir,
                     f"passthrough-{round_}",
                     [sys.executable, "-m", "bench.rewards", "passthrough"],
@@ -325,7 +341,7 @@ def main() -> None:
             )
             full_legs.append(
                 run_leg(
-                    records,
+                    load,
                     workdir,
                     f"rewards-{round_}",
                     [sys.executable, "-m", "services.rewards"],
@@ -338,7 +354,7 @@ def main() -> None:
                     REWARD_DECISIONS,
                 )
             )
-        floor = consume_only_rate(records, workdir)
+        floor = consume_only_rate(load, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     bare = max(bare_legs, key=lambda leg: leg.rate)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -130,11 +131,23 @@ def verify(
     deep: Annotated[
         bool, typer.Option(help="Replay, and check every device's signature too (ingest's own audit).")
     ] = False,
+    auditor_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="A file holding the base64url seed of a key with the chain's auditor role: the replay then "
+            "compares every account's balances (a signed read), not only each currency's public totals."
+        ),
+    ] = None,
 ) -> None:
     """Verify a ledger over HTTP: checkpoint signatures, consistency, inclusion, optionally a full replay."""
+    from services.common.keyfiles import parse_secret
+    from services.common.signing import Keypair
     from services.ledger.verifier import run
 
-    raise typer.Exit(run(ledger, public_key, tx, replay, deep))
+    auditor = None
+    if auditor_key is not None:
+        auditor = Keypair.from_seed(parse_secret(auditor_key.read_text(), "the auditor key"))
+    raise typer.Exit(run(ledger, public_key, tx, replay, deep, auditor))
 
 
 @app.command()

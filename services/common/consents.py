@@ -13,14 +13,20 @@ when the view is given a `DeadLetter` (ingest's is a `dead_letters.DeadLetterPro
 
 The record key is ``<subject>/<category>`` for the grantee ``city`` and ``<subject>/<category>/<grantee>``
 for any other grantee, so that log compaction keeps the latest state of every (subject, category, grantee).
+
+Consent is a fact of the time: what decides a reading is the consent in force at the reading's own time
+(``ts``), from the signed history (`ConsentBook.at`), not the one in force when the reading happens to be
+looked at. A reading taken after a revocation's ``issued_at`` is refused however long it waited; one taken
+while a grant was in force stays allowed after a later revocation.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from prometheus_client import Counter, Gauge
@@ -157,55 +163,144 @@ def check_record(value: Any) -> ConsentChange:
     return change
 
 
+@dataclass(frozen=True)
+class InForce:
+    """The consent in force for one (subject, category, grantee) at one time, as `ConsentBook.at` answers it.
+
+    `status`: ``granted``; ``revoked``; ``expired`` (a grant whose ``until`` had passed); ``none`` (no change
+    signed at or before that time); ``unknown`` (the time is older than the history the book keeps). Only
+    ``granted`` allows. `change` is the change in force (None for ``none`` and ``unknown``)."""
+
+    status: str
+    change: ConsentChange | None = None
+
+    @property
+    def allows(self) -> bool:
+        return self.status == "granted"
+
+    @property
+    def consent_id(self) -> str | None:
+        """The id of the signed consent object in force (`signing.object_id`), or None."""
+        return None if self.change is None else _object_id(self.change)
+
+    def as_json(self, category: str) -> dict[str, Any]:
+        """What a decision records of the consent it was decided on (``city.reward-decisions.v1``)."""
+        out: dict[str, Any] = {"category": category, "status": self.status}
+        if self.change is not None:
+            out["issued_at"] = events.rfc3339(self.change.issued_at)
+            out["consent_id"] = self.consent_id
+        return out
+
+
+def _object_id(change: ConsentChange) -> str:
+    # Computed once per change (canonicalising costs more than the rest of a fold), kept on the object.
+    cached = change.__dict__.get("_object_id")
+    if cached is None:
+        cached = signing.object_id(change.signed)
+        object.__setattr__(change, "_object_id", cached)
+    return cached
+
+
+DEFAULT_HISTORY_S = 3 * 86400.0
+"""How far back, per (subject, category, grantee), a book keeps the changes before its latest: beyond every
+reading a pipeline still takes (ingest's ``INGEST_MAX_AGE_S``, a day; a policy's ``late_s``, at most two)."""
+
+
 class ConsentBook:
-    """The consent in force per (subject, category, grantee): of the changes folded in, the one its subject
-    signed last (``issued_at``), whatever order they arrived in. Pure.
+    """The consent changes per (subject, category, grantee), ordered by the time their subject signed them
+    (``issued_at``), whatever order they arrived in; it answers which one was in force at any time. Pure.
 
     Arrival order cannot decide: a compacted topic may hold an old record beside a new one, and anyone who
-    kept a copy of an earlier grant can publish it again after its revocation. Two changes signed at the
-    same instant are ordered revocation first, then by their object ids, so every view picks the same one.
+    kept a copy of an earlier grant can publish it again after its revocation. The change in force at time
+    ``t`` is the last one signed at or before ``t``; a grant ends at its ``until``. Two changes signed at the
+    same instant are ordered grant first, then revocation, then by their object ids, so every view picks the
+    same one (a revocation wins a tie). The same object folded twice (however its signature is written)
+    changes nothing.
+
+    History is bounded: per key, the changes signed within `history_s` before its latest are kept, and the
+    one in force when that window begins; a question about an earlier time is answered ``unknown``, which
+    does not allow.
     """
 
-    def __init__(self) -> None:
-        # Per key, the order of the change in force (its time, revocation after grant), what `allows` needs
-        # of it (None = not granted, else granted until a time, `_FOREVER` without end) and its signed object.
-        self._latest: dict[
-            tuple[str, str, str], tuple[tuple[datetime, int], datetime | None, Mapping[str, Any]]
-        ] = {}
+    def __init__(self, history_s: float = DEFAULT_HISTORY_S) -> None:
+        self.history_s = history_s
+        # Per key, its changes sorted by `_order`, and the time before which its history was dropped (None: it
+        # holds every change it was given).
+        self._changes: dict[tuple[str, str, str], list[ConsentChange]] = {}
+        self._pruned: dict[tuple[str, str, str], datetime] = {}
 
     def apply(self, change: ConsentChange) -> bool:
-        """Fold one change in; True if it is now the one in force (it was signed after the one before)."""
+        """Fold one change in; True if it is now the latest of its key (the one in force from now on), False
+        if it was signed before the latest (an old copy, a replay: kept as history if recent enough)."""
         key = (change.subject, change.category, change.grantee)
-        order = (change.issued_at, 0 if change.status == "granted" else 1)
-        current = self._latest.get(key)
-        # Only a tie on time and kind needs the object ids: canonicalising every change would cost more than
-        # the rest of the fold.
-        if current is not None and (
-            current[0] > order
-            or (current[0] == order and signing.object_id(current[2]) >= signing.object_id(change.signed))
-        ):
-            return False
-        granted = (change.until or _FOREVER) if change.status == "granted" else None
-        self._latest[key] = (order, granted, change.signed)
-        return True
+        history = self._changes.setdefault(key, [])
+        order = _order(change)
+        index = bisect.bisect_left(history, order, key=_order)
+        # Only changes of the same instant and kind need their object ids compared.
+        while index < len(history) and _order(history[index]) == order:
+            if _object_id(history[index]) == _object_id(change):
+                return False  # the same signed object again
+            if _object_id(history[index]) > _object_id(change):
+                break
+            index += 1
+        pruned = self._pruned.get(key)
+        if pruned is not None and change.issued_at < pruned and index == 0:
+            return False  # older than the history kept: it was not in force at any time still asked about
+        history.insert(index, change)
+        self._prune(key, history)
+        return index == len(history) - 1
+
+    def at(self, subject: str, category: str, when: datetime, grantee: str = CITY) -> InForce:
+        """The consent `subject` gave `grantee` for `category` in force at `when`."""
+        key = (subject, category, grantee)
+        history = self._changes.get(key)
+        # The last change signed at or before `when`: one signed later is not in force yet.
+        index = 0 if not history else bisect.bisect_right(history, when, key=_issued_at)
+        if index == 0:
+            pruned = self._pruned.get(key)
+            return InForce("unknown" if pruned is not None and when < pruned else "none")
+        change = history[index - 1]
+        if change.status == "revoked":
+            return InForce("revoked", change)
+        if change.until is not None and when >= change.until:
+            return InForce("expired", change)
+        return InForce("granted", change)
+
+    def allows_at(self, subject: str, category: str, when: datetime, grantee: str = CITY) -> bool:
+        """True if `subject` granted `category` to `grantee` in a change in force at `when`."""
+        return self.at(subject, category, when, grantee).allows
 
     def allows(self, subject: str, category: str, grantee: str = CITY, now: datetime | None = None) -> bool:
-        """True if `subject` has granted `category` to `grantee` and the grant has not expired."""
-        current = self._latest.get((subject, category, grantee))
-        if current is None or current[1] is None:
-            return False
-        return (now or datetime.now(UTC)) < current[1]
+        """True if `subject` grants `category` to `grantee` now (or at `now`)."""
+        return self.allows_at(subject, category, now or datetime.now(UTC), grantee)
+
+    def _prune(self, key: tuple[str, str, str], history: list[ConsentChange]) -> None:
+        """Drop the changes no longer in force at any time within `history_s` before the latest."""
+        horizon = history[-1].issued_at - timedelta(seconds=self.history_s)
+        # Keep the last change signed at or before the horizon (in force when the window begins).
+        drop = bisect.bisect_right(history, horizon, key=_issued_at) - 1
+        if drop > 0:
+            self._pruned[key] = history[drop].issued_at
+            del history[:drop]
 
     def __len__(self) -> int:
-        return sum(1 for _, granted, _ in self._latest.values() if granted is not None)
+        """Keys whose latest change is a grant."""
+        return sum(1 for history in self._changes.values() if history and history[-1].status == "granted")
 
 
-_FOREVER = datetime.max.replace(tzinfo=UTC)
+def _order(change: ConsentChange) -> tuple[datetime, int]:
+    return change.issued_at, 0 if change.status == "granted" else 1
+
+
+def _issued_at(change: ConsentChange) -> datetime:
+    return change.issued_at
 
 
 class ConsentView(TopicView):
     """Follows ``city.consents.v1`` from the beginning, on a background thread (`TopicView`), and answers
-    `allows` in O(1). A revocation reaches `allows` within about `age_s` plus the broker's delivery time.
+    `allows` (now) and `allows_at` / `at` (at a reading's time) in O(log n) of the key's history. A revocation
+    reaches them within about `age_s` plus the broker's delivery time; `sync` waits until every change on the
+    topic when it is called is folded in.
 
     A record that is not a valid, correctly signed consent is refused (logged, counted), and so is one whose
     fold raises; with a `dead_letter`, each goes to ``city.consents.dlq.v1`` with the reason.
@@ -219,9 +314,11 @@ class ConsentView(TopicView):
         poll_timeout_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         dead_letter: DeadLetter | None = None,
+        history_s: float = DEFAULT_HISTORY_S,
     ) -> None:
-        """`dead_letter` receives the DLQ entry of every refused record; it stays the caller's to close."""
-        self._book = ConsentBook()
+        """`dead_letter` receives the DLQ entry of every refused record; it stays the caller's to close.
+        `history_s`: how far back the consent in force at a time is known (`ConsentBook`)."""
+        self._book = ConsentBook(history_s)
         super().__init__(
             bootstrap_servers,
             CONSENTS,
@@ -236,6 +333,15 @@ class ConsentView(TopicView):
     def allows(self, subject: str, category: str, grantee: str = CITY) -> bool:
         """True if `subject` currently grants `category` to `grantee` (as far as the view has read)."""
         return self._book.allows(subject, category, grantee)
+
+    def allows_at(self, subject: str, category: str, when: datetime, grantee: str = CITY) -> bool:
+        """True if the consent `subject` gave `grantee` for `category` in force at `when` (a reading's own
+        time) allows it, as far as the view has read."""
+        return self._book.allows_at(subject, category, when, grantee)
+
+    def at(self, subject: str, category: str, when: datetime, grantee: str = CITY) -> InForce:
+        """The consent in force at `when` (`ConsentBook.at`), as far as the view has read."""
+        return self._book.at(subject, category, when, grantee)
 
     def _fold(self, raw: bytes | None) -> tuple[str, str | None]:
         """The outcome of folding `raw` in, and why it was refused (None if it was not)."""

@@ -76,6 +76,11 @@ class TopicView:
         self._last_heard = clock()
         self._records = 0
         self._catch_up: dict[int, int] = {}
+        self._partitions: list[int] = []
+        self._bootstrap_servers = bootstrap_servers
+        self._sync_lock = threading.Lock()
+        self._offsets: Consumer | None = None  # asks the end offsets for `sync`, created by the first
+        self._positions: dict[int, int] = {}  # per partition, the offset after the last record folded in
         name = topic.name.removeprefix("city.").removesuffix(".v1")
         self._thread = threading.Thread(target=self._run, name=f"{client_id}-{name}", daemon=True)
         age_gauge.labels(client_id).set_function(lambda: self.age_s)
@@ -92,12 +97,50 @@ class TopicView:
             for p in partitions
         }
         self._catch_up = {p: end for p, end in ends.items() if end > 0}
+        self._partitions = partitions
         self._consumer.assign([TopicPartition(self.topic.name, p, OFFSET_BEGINNING) for p in partitions])
         self._thread.start()
 
     def wait_ready(self, timeout_s: float = 30.0) -> bool:
         """Block until the records that existed at `start` are folded in; False on timeout."""
         return self._ready.wait(timeout_s)
+
+    def sync(self, timeout_s: float = 5.0) -> bool:
+        """Block until every record on the topic when called is folded in (its end offsets, asked of the
+        broker now); False if the broker did not answer or the view did not get there within `timeout_s`.
+
+        What a consumer calls before it decides on the view's word about something that happened before:
+        a change published before the call is then known. The end offsets are asked with a client of their
+        own (the view's consumer belongs to its thread)."""
+        deadline = time.monotonic() + timeout_s
+        if not self._partitions:
+            return False  # not started
+        with self._sync_lock:
+            if self._offsets is None:
+                self._offsets = Consumer(
+                    {
+                        "bootstrap.servers": self._bootstrap_servers,
+                        **client_security(),
+                        "group.id": f"{self.client_id}-ends-{uuid.uuid4().hex[:12]}",
+                        "client.id": f"{self.client_id}-ends",
+                        "enable.auto.commit": False,
+                    }
+                )
+            try:
+                ends = {
+                    p: self._offsets.get_watermark_offsets(
+                        TopicPartition(self.topic.name, p), timeout=max(0.1, deadline - time.monotonic())
+                    )[1]
+                    for p in self._partitions
+                }
+            except KafkaException as exc:
+                log.warning("%s view: end offsets not known: %s", self.topic.name, exc)
+                return False
+        while not all(self._positions.get(p, 0) >= end for p, end in ends.items() if end > 0):
+            if time.monotonic() >= deadline or not self._thread.is_alive():
+                return False
+            time.sleep(0.002)
+        return True
 
     @property
     def ready(self) -> bool:
@@ -123,6 +166,10 @@ class TopicView:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         self._consumer.close()
+        with self._sync_lock:
+            if self._offsets is not None:
+                self._offsets.close()
+                self._offsets = None
 
     def _fold(self, raw: bytes | None) -> tuple[str, str | None]:
         """The outcome of folding the record value `raw` in (applied, superseded, refused, ...), and why it
@@ -143,10 +190,13 @@ class TopicView:
                 error = message.error()
                 if error is None:
                     self._take(message)
+                    self._positions[message.partition()] = message.offset() + 1
                     if message.offset() + 1 >= self._catch_up.get(message.partition(), 0):
                         self._caught_up(message.partition())
                 elif error.code() == KafkaError._PARTITION_EOF:
-                    self._caught_up(message.partition())
+                    partition = message.partition()
+                    self._positions[partition] = max(self._positions.get(partition, 0), message.offset())
+                    self._caught_up(partition)
                 else:
                     healthy = False
                     log.warning("%s view: %s", self.topic.name, error)

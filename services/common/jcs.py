@@ -75,6 +75,8 @@ def canonical_bytes(value: Any) -> bytes:
 
     Raises `CanonicalizationError` for what has no canonical form (NaN, lone surrogates, ...).
     """
+    if type(value) is str and value.isascii():
+        return orjson.dumps(value)  # an ASCII string escapes alike in JCS and orjson: no scan needed
     try:
         data = orjson.dumps(value, option=_ORJSON_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError: a lone surrogate, an unknown type, an integer beyond 64 bits

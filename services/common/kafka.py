@@ -65,14 +65,21 @@ class OutgoingRecord:
 
 def attested(keypair: Keypair, records: Sequence[OutgoingRecord]) -> list[OutgoingRecord]:
     """`records` attested by `keypair` (`services.common.attestation`): each value as its JCS bytes, with its
-    attestation header; one signature per topic of the batch."""
+    attestation header over the part its topic attests (`Topic.attested_part`); one signature per topic of
+    the batch."""
     by_topic: dict[str, list[int]] = {}
     for index, record in enumerate(records):
         by_topic.setdefault(record.topic.name, []).append(index)
     out = list(records)
     for topic, indexes in by_topic.items():
         values = [attestation.encode(records[i].value) for i in indexes]
-        for i, value, header in zip(indexes, values, attestation.attest(keypair, topic, values), strict=True):
+        covered = [
+            value if r.topic.attested_member is None else attestation.encode(r.topic.attested_part(r.value))
+            for value, r in zip(values, (records[i] for i in indexes), strict=True)
+        ]
+        for i, value, header in zip(
+            indexes, values, attestation.attest(keypair, topic, covered), strict=True
+        ):
             record = records[i]
             headers = [(k, v) for k, v in record.headers if k != attestation.HEADER]
             out[i] = OutgoingRecord(

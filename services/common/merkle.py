@@ -254,7 +254,7 @@ def _check_hash(h: bytes, what: str) -> None:
         raise InvalidProofError(f"{what} is {len(h)} bytes, expected {HASH_SIZE}")
 
 
-def _inclusion_length(index: int, size: int) -> int:
+def inclusion_length(index: int, size: int) -> int:
     """Length of ``PATH(index, D[size])``: levels below the last shared ancestor, plus right-edge nodes."""
     inner = (index ^ (size - 1)).bit_length()
     return inner + (index >> inner).bit_count()
@@ -272,7 +272,7 @@ def root_from_inclusion_proof(leaf: bytes, index: int, size: int, proof: Sequenc
     for i, p in enumerate(proof):
         if len(p) != HASH_SIZE:  # the message is built only on failure: proofs are checked in bulk
             _check_hash(p, f"proof[{i}]")
-    want = _inclusion_length(index, size)
+    want = inclusion_length(index, size)
     if len(proof) != want:
         raise InvalidProofError(f"inclusion proof has {len(proof)} hashes, expected {want}")
     sha256 = hashlib.sha256
@@ -332,7 +332,7 @@ def verify_consistency(
     # Length: inclusion path of leaf first-1 in the second tree, minus the levels inside the largest complete
     # subtree ending at first (whose hash is either proof[0] or, if first is a power of two, first_root).
     shift = (first & -first).bit_length() - 1
-    want = _inclusion_length(first - 1, second) - shift + (0 if first == 1 << shift else 1)
+    want = inclusion_length(first - 1, second) - shift + (0 if first == 1 << shift else 1)
     if len(proof) != want:
         raise InvalidProofError(f"consistency proof has {len(proof)} hashes, expected {want}")
 

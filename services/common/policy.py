@@ -39,6 +39,8 @@ BEHAVIOUR_RULE = "behaviour"
 MAX_MICRO_UNITS = 2**53 - 1  # schemas/defs.v1.json#/$defs/micro_units: exact in every JSON parser
 
 
+DEFAULT_K_ANONYMITY = 5
+"""Fewest distinct devices a published zone statistic rests on, unless the policy's ``privacy`` says."""
 DEFAULT_LATE_S = 86_400
 """A reading taken up to a day before ingest received it is paid (ingest's INGEST_MAX_AGE_S agrees)."""
 
@@ -127,6 +129,8 @@ class Policy:
     """Only readings whose envelope names the owner's person (a bound wallet) earn."""
     wallets_per_person: int | None = None
     """Most distinct wallets of one person that earn in a UTC day; None: no limit."""
+    k_anonymity: int = DEFAULT_K_ANONYMITY
+    """Fewest distinct devices a zone statistic (a window, or one value of it) is published over."""
     hash: str = ""
     """sha256 hex of the JCS bytes of the document: the name a reward gives its policy."""
     document: Mapping[str, Any] | None = None
@@ -139,6 +143,16 @@ class Policy:
         if spec is None or rule not in (spec.data_rule, spec.behaviour_rule):
             return None
         return dict(self.amounts(spec, values)).get(rule, 0)
+
+    def max_rule_amount(self, kind: str, rule: str) -> int | None:
+        """The most `rule` pays, before caps, for any reading of `kind` within the policy's bounds (every value
+        at its highest): what the public can check a reward against without seeing its values. None if the
+        policy has no such rule for that kind."""
+        spec = self.kinds.get(kind)
+        if spec is None or rule not in (spec.data_rule, spec.behaviour_rule):
+            return None
+        highest = {name: bounds.high for name, bounds in spec.bounds.items()}
+        return dict(self.amounts(spec, highest)).get(rule, 0)
 
     def amounts(self, kind: KindPolicy, values: Mapping[str, float]) -> list[tuple[str, int]]:
         """The (rule, micro-CITY) each rule of `kind` pays for `values`, before caps; zero amounts left out."""
@@ -209,6 +223,7 @@ def parse_policy(document: Any, origin: str = "policy") -> Policy:
         person_per_day=document["caps"].get("person_per_day"),
         binding_required=document.get("people", {}).get("binding_required", False),
         wallets_per_person=document.get("people", {}).get("wallets_per_person"),
+        k_anonymity=document.get("privacy", {}).get("k_anonymity", DEFAULT_K_ANONYMITY),
         micro_city_per_kg_co2e=document["behaviour"]["micro_city_per_kg_co2e"],
         kinds=kinds,
         hash=digest,

@@ -34,7 +34,10 @@ class Role(StrEnum):
     CASEWORKER = "caseworker"
     NOTICES = "notices"
     PROVIDER = "provider"
+    CONSENT_ANCHOR = "consent-anchor"
+    """Anchors the identity service's signed consent receipts on the chain (a Merkle root per batch)."""
     AUDITOR = "auditor"
+    """Reads any wallet's balances and transactions (signed reads, `services.common.signed_reads`)."""
 
 
 SERVICE_KEYS: dict[Role, tuple[str, str]] = {
@@ -42,6 +45,7 @@ SERVICE_KEYS: dict[Role, tuple[str, str]] = {
     Role.REWARDS_ORACLE: ("rewards", "oracle"),
     Role.POLICY_PUBLISHER: ("rewards", "oracle"),
     Role.MERCHANT_VERIFIER: ("directory", "publisher"),
+    Role.CONSENT_ANCHOR: ("identity", "city"),
 }
 """Per role a service's own key holds: (service, key name); the development key file is
 ``<data dir>/<service>/<name>.key``."""
@@ -56,6 +60,19 @@ OPERATOR_KEY = ("city", "operator")
 """Where a city operator's key lives in development: ``<data dir>/city/operator.key``. Ingest trusts it (to
 register city devices, and revoke any device) when ``INGEST_OPERATORS`` is not set, and the simulator
 registers its city devices with it; in production operators hold their own keys, listed in that setting."""
+
+
+AUDITOR_KEY = ("city", "auditor")
+"""Where an auditor's key lives in development: ``<data dir>/city/auditor.key``. A development chain is
+bootstrapped with it in the auditor role (which reads any account's balances and transactions, by signed read);
+``smartcity up`` shows the top wallets with it. In production auditors hold their own keys, granted the role by
+the root key (``smartcity authority grant auditor DID``)."""
+
+
+def auditor_key(data_dir: Path) -> Keypair:
+    """The development auditor key of `data_dir` (created on first use)."""
+    service, name = AUDITOR_KEY
+    return load_keypair(None, data_dir / service / f"{name}.key")
 
 
 def operator_key(data_dir: Path) -> Keypair:

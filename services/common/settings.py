@@ -48,6 +48,11 @@ class PlatformSettings(BaseSettings):
     http_header_timeout_s: float = Field(
         default=10.0, gt=0, description="How long an HTTP client may take to send a request's headers."
     )
+    signed_read_skew_s: int = Field(
+        default=300,
+        ge=1,
+        description="How far a signed read's `created` may be from the server's time (services.common.signed_reads).",
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
         default="PLAINTEXT",
         description="How clients meet the broker: SASL_SSL (or SASL_PLAINTEXT inside a private network) "

@@ -10,7 +10,7 @@ under ``schemas/``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 CleanupPolicy = Literal["delete", "compact"]
 DLQ_SUFFIX = ".dlq.v1"
@@ -44,6 +44,13 @@ class Topic:
     attested: bool = False
     """Its records carry their writer's batch attestation (`services.common.attestation`), which its readers
     check against the writer's role before anything takes effect."""
+    attested_member: str | None = None
+    """The member of each value the attestation covers, when not the whole value: the public part, the rest
+    being a private disclosure its commitment binds (``city.rewards.v1``: `services.common.evidence`)."""
+
+    def attested_part(self, value: Any) -> Any:
+        """What the attestation of `value` (a record value of this topic) covers."""
+        return value if self.attested_member is None else value[self.attested_member]
 
     @property
     def dlq(self) -> Topic:
@@ -75,14 +82,18 @@ REWARDS = Topic(
     schema="rewards.v1.json",
     has_dlq=True,
     attested=True,
+    attested_member="reward",
     writers=(REWARDS_SERVICE,),
     readers=(LEDGER,),
 )
+# For analysts: aggregates only (no device, wallet or person), k-anonymous (`services.rewards.engine.ZoneWindow`).
+# The only topic analysts are meant to read; readings, decisions, rewards and consents are personal.
 ZONE_STATS = Topic(
     "city.zone-stats.v1", key="zone", schema="zone-stats.v1.json", partitions=3, writers=(REWARDS_SERVICE,)
 )
 # Keyed and partitioned as READINGS: the decision on readings partition p goes to partition p. The worker
-# reads it back: it is the changelog its state is rebuilt from.
+# reads it back: it is the changelog its state is rebuilt from. Ingest keeps each decision for the person
+# whose wallet it names (a signed read). Personal (device, wallet, values): no analyst reads it.
 REWARD_DECISIONS = Topic(
     "city.reward-decisions.v1",
     key="device id",
@@ -90,7 +101,7 @@ REWARD_DECISIONS = Topic(
     partitions=6,
     has_dlq=True,
     writers=(REWARDS_SERVICE,),
-    readers=(REWARDS_SERVICE,),
+    readers=(REWARDS_SERVICE, INGEST),
 )
 LEDGER_SETTLED = Topic(
     "city.ledger.settled.v1", key="wallet id", schema="ledger-settled.v1.json", writers=(LEDGER,)
@@ -110,7 +121,7 @@ CONSENTS = Topic(
     cleanup_policy="compact",
     has_dlq=True,
     writers=(IDENTITY,),
-    readers=(INGEST,),
+    readers=(INGEST, REWARDS_SERVICE),
 )
 BINDINGS = Topic(
     "city.bindings.v1",

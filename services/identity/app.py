@@ -14,17 +14,20 @@ from services.common.http import create_app as create_service_app
 from services.common.sdjwt import Verifier
 from services.common.settings import PlatformSettings
 from services.identity import keys
+from services.identity.anchoring import anchor_forever
 from services.identity.api import (
     bindings,
     consents,
     credentials,
     custodial_payments,
+    erasures,
     notices,
     pin_resets,
     service_records,
     wallets,
 )
 from services.identity.custody import KdfCost
+from services.identity.erasures import retry_erasures
 from services.identity.ledger_client import LedgerClient
 from services.identity.settings import SERVICE, IdentitySettings
 from services.identity.store import IdentityStore
@@ -48,9 +51,30 @@ def create_app(platform: PlatformSettings | None = None, settings: IdentitySetti
             )
             app.state.store = IdentityStore(app.state.engine)
             app.state.ledger = LedgerClient(settings.ledger_url, settings.ledger_timeout_s)
+            # Where a person's erasure is forwarded (ingest answers POST /v1/erasures as the ledger does), and the
+            # loop forwarding again what a service has not done yet.
+            ingest = LedgerClient(settings.ingest_url, settings.ledger_timeout_s)
+            app.state.erasure_services = {"ingest": ingest, "ledger": app.state.ledger}
+            app.state.signed_read_skew_s = platform.signed_read_skew_s
+            retrying = asyncio.create_task(
+                retry_erasures(app.state.store, app.state.erasure_services, settings.erasure_retry_s),
+                name="identity-erasures",
+            )
+            # Every consent receipt is anchored on the chain (`services.identity.anchoring`).
+            anchoring = asyncio.create_task(
+                anchor_forever(
+                    app.state.engine, app.state.city, app.state.ledger.anchor, settings.anchor_interval_s
+                ),
+                name="identity-anchoring",
+            )
             try:
                 yield
             finally:
+                anchoring.cancel()
+                await asyncio.gather(anchoring, return_exceptions=True)
+                retrying.cancel()
+                await asyncio.gather(retrying, return_exceptions=True)
+                await ingest.aclose()
                 await app.state.ledger.aclose()
 
     app = create_service_app(
@@ -65,6 +89,7 @@ def create_app(platform: PlatformSettings | None = None, settings: IdentitySetti
         wallets,
         pin_resets,
         custodial_payments,
+        erasures,
         credentials,
         consents,
         bindings,

@@ -1,7 +1,9 @@
 """The few ledger calls identity makes for custodial wallets, over the ledger's public HTTP API.
 
 Identity never reads the ledger's tables (each service owns its database): it submits the transfers it signed
-for a holder to ``POST /v1/transfers`` and reads balances and transactions as any wallet app would. The ledger
+for a holder to ``POST /v1/transfers`` and reads balances and transactions as any wallet app would, by signed
+read (`services.common.signed_reads`): as the holder, with the key their PIN opened, at a kiosk; as itself, a
+balance reader of the ledger (``LEDGER_BALANCE_READERS``), to resolve a notice's aid_zone group. The ledger
 decides; its answers come back as three outcomes: a JSON answer, a refusal (a 4xx problem, which the caller
 passes on) or `LedgerUnavailableError` (no answer, or a 5xx: worth retrying).
 """
@@ -13,6 +15,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+
+from services.common.signed_reads import SignedReadAuth
+from services.common.signing import Keypair
 
 
 class LedgerUnavailableError(RuntimeError):
@@ -49,14 +54,27 @@ class LedgerClient:
         """Submit a signed transfer: 201 with the receipt, or 200 with the original one on a retry."""
         return await self._call("POST", "/v1/transfers", json=signed)
 
-    async def account(self, wallet: str) -> dict[str, Any]:
-        """``{"wallet", "balances": {currency: micro-units}}``."""
-        return (await self._call("GET", f"/v1/accounts/{quote(wallet, safe=':')}")).body
+    async def anchor(self, signed: dict[str, Any]) -> str:
+        """Put a signed anchor on the chain (``POST /v1/anchors``); its transaction id."""
+        return (await self._call("POST", "/v1/anchors", json=signed)).body["tx_id"]
 
-    async def transactions(self, wallet: str, limit: int) -> dict[str, Any]:
-        """The wallet's latest `limit` transactions, newest first: ``{"transactions", "next_before"}``."""
+    async def erase(self, signed: dict[str, Any]) -> LedgerAnswer:
+        """Forward a person's signed erasure request (`services.common.erasure`): 201 with what was erased, or
+        200 with the original answer on a retry. Ingest answers ``POST /v1/erasures`` the same way, so
+        identity forwards it there with a client of this class too."""
+        return await self._call("POST", "/v1/erasures", json=signed)
+
+    async def account(self, wallet: str, reader: Keypair) -> dict[str, Any]:
+        """``{"wallet", "balances": {currency: micro-units}}``, read by `reader` (the holder, or a key the ledger
+        lets read balances)."""
+        path = f"/v1/accounts/{quote(wallet, safe=':')}"
+        return (await self._call("GET", path, auth=SignedReadAuth(reader))).body
+
+    async def transactions(self, wallet: str, limit: int, reader: Keypair) -> dict[str, Any]:
+        """The wallet's latest `limit` transactions, newest first: ``{"transactions", "next_before"}``, read by
+        `reader` (the holder)."""
         path = f"/v1/accounts/{quote(wallet, safe=':')}/transactions"
-        return (await self._call("GET", path, params={"limit": limit})).body
+        return (await self._call("GET", path, params={"limit": limit}, auth=SignedReadAuth(reader))).body
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> LedgerAnswer:
         try:

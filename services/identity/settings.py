@@ -73,6 +73,21 @@ class IdentitySettings(BaseSettings):
         description="The ledger's base URL, where custodial wallets' signed transfers are submitted.",
     )
     ledger_timeout_s: float = Field(default=10.0, gt=0, description="How long a ledger call may take.")
+    anchor_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the consent receipts not anchored yet are anchored on the ledger's chain (their "
+        "Merkle root, signed by the city key, which must hold the consent-anchor role).",
+    )
+    ingest_url: str = Field(
+        default="http://127.0.0.1:8101",
+        description="Ingest's base URL, where a person's erasure request is forwarded (their devices, decisions).",
+    )
+    erasure_retry_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the erasures a service has not done yet are forwarded to it again.",
+    )
     statement_size: int = Field(
         default=20, ge=1, le=1000, description="Transactions a custodial wallet's statement lists."
     )

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -132,7 +133,7 @@ service_records = Table(
     metadata,
     Column("record_id", String(32), primary_key=True),
     Column("provider", String(64), nullable=False),
-    Column("subject", String(64), nullable=False),
+    Column("subject", String(64), nullable=True),  # NULL once the person's erasure anonymised the record
     Column("service", String(64), nullable=False),
     Column("day", Date, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -168,4 +169,41 @@ bindings = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("bound_at", DateTime(timezone=True), nullable=False),
     Column("binding", JSONB, nullable=False),
+)
+
+# People's erasure requests (`services.identity.erasures`), by the id of the signed request: the request as the
+# person signed it (or, at a kiosk, as the city signed it with their key once their PIN opened it), when identity
+# erased its own rows, and when ingest and the ledger answered that they erased theirs; completed_at once all
+# three have. Kept after completion: the request and its completion are the city's record of the erasure.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("request_id", String(32), primary_key=True),
+    Column("did", String(64), nullable=False, index=True),
+    Column("request", JSONB, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("identity_erased_at", DateTime(timezone=True), nullable=True),
+    Column("ingest_erased_at", DateTime(timezone=True), nullable=True),
+    Column("ledger_erased_at", DateTime(timezone=True), nullable=True),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),  # why the last forwarding failed, for operators
+    Index("ix_erasures_pending", "requested_at", postgresql_where=text("completed_at IS NULL")),
+)
+
+# Every signed consent receipt (the consents row keeps only the latest), in the order they were made, and once
+# anchored (`services.identity.anchoring`): the anchor's chain transaction, the signed anchor, and the receipt's
+# leaf index and RFC 9162 inclusion path (hex) in the anchored batch.
+consent_receipts = Table(
+    "consent_receipts",
+    metadata,
+    Column("seq", BigInteger, Identity(), primary_key=True),
+    Column("receipt_id", String(64), nullable=False, unique=True),
+    Column("subject", String(64), nullable=False, index=True),
+    Column("receipt", JSONB, nullable=False),
+    Column("anchor_tx_id", String(64), nullable=True),
+    Column("anchor", JSONB, nullable=True),
+    Column("leaf_index", Integer, nullable=True),
+    Column("path", JSONB, nullable=True),
+    Index("ix_consent_receipts_unanchored", "seq", postgresql_where=text("anchor_tx_id IS NULL")),
 )

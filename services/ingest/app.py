@@ -13,17 +13,24 @@ from contextlib import asynccontextmanager
 from confluent_kafka import KafkaException
 from fastapi import FastAPI
 
+from services.common import liveness, topics
 from services.common.bindings import BindingView, development_issuer
 from services.common.consents import ConsentView
+from services.common.db import TRANSIENT_ERRORS as DATABASE_ERRORS
 from services.common.dead_letters import DeadLetterProducer
 from services.common.follower import TopicView
 from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
+from services.common.kafka import TRANSIENT_ERRORS, BatchConsumer
 from services.common.roles import Role, operator_key, service_key
 from services.common.settings import PlatformSettings
+from services.ingest.api.decisions import router as decisions_router
+from services.ingest.api.erasures import router as erasures_router
 from services.ingest.api.routes import router
 from services.ingest.cache import TtlCache
 from services.ingest.checks import Limits
+from services.ingest.decisions import DecisionFold, DecisionStore
+from services.ingest.erasures import ErasureStore
 from services.ingest.mqtt import MqttBridge
 from services.ingest.pipeline import ReadingPipeline
 from services.ingest.ratelimit import RateLimiter
@@ -56,6 +63,25 @@ async def follow_consents(view: TopicView, timeout_s: float, stop: asyncio.Event
                 await asyncio.wait_for(stop.wait(), 1.0)
 
 
+def decisions_stuck(app: FastAPI) -> list[str]:
+    """Why the decisions consumer is stuck: it ended, or holds records it has committed nothing of for longer
+    than the stall bound."""
+    ended = ["decisions consumer ended"] if app.state.decisions_task.done() else []
+    return ended + liveness.stuck([app.state.decisions_consumer.progress], app.state.stall_s)
+
+
+async def decisions_ready(app: FastAPI) -> bool:
+    """Readiness: the consumer keeping people's reward decisions runs and moves."""
+    return not decisions_stuck(app)
+
+
+async def watch_decisions(app: FastAPI) -> None:
+    """Report ingest stuck (`liveness.report_stuck`: the process exits) once `decisions_stuck` says so."""
+    while not (reasons := decisions_stuck(app)):
+        await asyncio.sleep(1)
+    liveness.report_stuck(reasons)
+
+
 async def mqtt_ready(app: FastAPI) -> bool:
     """Readiness: the MQTT bridge is connected and subscribed."""
     return app.state.mqtt.connected.is_set()
@@ -72,6 +98,7 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with database_and_producer(app, platform, SERVICE):
             app.state.settings = settings
+            app.state.signed_read_skew_s = platform.signed_read_skew_s
             # Who may register city devices and revoke any device (development: the data dir's operator key).
             app.state.operators = frozenset(settings.operators or [operator_key(platform.data_dir).did])
             executor = ThreadPoolExecutor(settings.check_workers, thread_name_prefix="ingest-checks")
@@ -124,11 +151,30 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
                 settings.consents_max_age_s,
                 app.state.bindings,
             )
+            # People's reward decisions (city.reward-decisions.v1), kept for their signed reads; a record it
+            # cannot keep goes to the topic's DLQ with the reason, and the consumer goes on.
+            app.state.decisions = DecisionStore(app.state.engine)
+            app.state.erasures = ErasureStore(app.state.engine, app.state.devices)
+            app.state.stall_s = platform.consumer_stall_s
+            app.state.decisions_consumer = decisions = BatchConsumer(
+                bootstrap_servers=platform.bootstrap_servers,
+                topic=topics.REWARD_DECISIONS,
+                group_id=settings.decisions_group,
+                handler=DecisionFold(app.state.decisions),
+                producer=app.state.producer,
+                session_timeout_ms=platform.kafka_session_timeout_ms,
+                transient=(*TRANSIENT_ERRORS, *DATABASE_ERRORS),
+            )
+            app.state.decisions_task = asyncio.create_task(decisions.run(), name="ingest-decisions")
+            watchdog = asyncio.create_task(watch_decisions(app), name="ingest-decisions-watchdog")
             app.state.mqtt = MqttBridge(app.state.pipeline, settings) if settings.mqtt_url else None
             bridge = asyncio.create_task(app.state.mqtt.run()) if app.state.mqtt else None
             try:
                 yield
             finally:
+                watchdog.cancel()
+                decisions.stop()
+                await asyncio.gather(app.state.decisions_task, return_exceptions=True)
                 if bridge is not None:
                     bridge.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -152,10 +198,13 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
             "broker": broker_ready,
             "consents": consents_ready,
             "bindings": bindings_ready,
+            "decisions": decisions_ready,
         }
         | ({"mqtt": mqtt_ready} if settings.mqtt_url else {}),
         description="Devices bound to wallets, and signed sensor readings (HTTP, MQTT) checked and published "
         "to Kafka.",
     )
     app.include_router(router)
+    app.include_router(decisions_router)
+    app.include_router(erasures_router)
     return app

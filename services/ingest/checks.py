@@ -10,7 +10,8 @@ are looked up, and the part that needs the database's word runs under the batch'
 - `check_device`: what needs the device's registration: that the device is registered and the reading's
   kind and zone are the registered ones; `check_attester`: that a receipt's city device is registered as
   one (by an operator), not revoked, of the class the receipt names and for the reading's kind; then
-  `check_consent`: that the device's owner grants the city the consent category of the reading's kind;
+  `check_consent`: that the device's owner granted the city the consent category of the reading's kind, in
+  the consent in force at the reading's own time;
 - `check_sequences`: what needs the device's current state, read under lock: not revoked, and a sequence
   number above every one published before (a replay or a retried duplicate is refused).
 """
@@ -180,13 +181,16 @@ def check_device(reading: Mapping[str, Any], device: Device | None) -> Rejection
 
 
 def check_consent(
-    reading: Mapping[str, Any], device: Device, allows: Callable[[str, str], bool]
+    reading: Mapping[str, Any], device: Device, allows_at: Callable[[str, str, datetime], bool]
 ) -> Rejection | None:
-    """None if the device's owner grants the city the consent category of the reading's kind, as
-    `allows(subject, category)` (the consent view) says; call it on a reading that passed the checks above."""
+    """None if the device's owner granted the city the consent category of the reading's kind in a consent in
+    force at the reading's own time, as `allows_at(subject, category, ts)` (the consent view) says; call it on
+    a reading that passed the checks above (its ts is a real time)."""
     category = kinds.category(reading["kind"])
-    if not allows(device.owner, category):
-        return Rejection(Reason.NO_CONSENT, f"the owner has not granted the city {category!r} data")
+    if not allows_at(device.owner, category, datetime.fromisoformat(reading["ts"].replace("Z", "+00:00"))):
+        return Rejection(
+            Reason.NO_CONSENT, f"the owner had not granted the city {category!r} data at the reading's time"
+        )
     return None
 
 

@@ -122,7 +122,7 @@ class ReadingPipeline:
             if verdicts[index] is None:
                 # Before the rate limiter and the sequence step: a refused reading spends neither.
                 verdicts[index] = checks.check_consent(
-                    reading, devices[reading["device_id"]], self.consents.allows
+                    reading, devices[reading["device_id"]], self.consents.allows_at
                 )
             if verdicts[index] is None:
                 if self.rate_limiter.take(reading["device_id"]):

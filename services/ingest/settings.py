@@ -70,6 +70,10 @@ class IngestSettings(BaseSettings):
         "<SMARTCITY_DATA_DIR>/identity/city.key (development).",
     )
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503 when the broker is down.")
+    decisions_group: str = Field(
+        default="ingest-decisions",
+        description="Consumer group following city.reward-decisions.v1 into the decisions people read.",
+    )
     mqtt_url: str | None = Field(
         default=None,
         description="mqtt://host:port of the MQTT broker the bridge subscribes to; unset: no MQTT bridge.",

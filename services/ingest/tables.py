@@ -1,6 +1,6 @@
 """The ingest service's tables."""
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, MetaData, String, Table, func
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, func
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
@@ -30,4 +30,40 @@ device_sequences = Table(
     metadata,
     Column("device_id", String(64), ForeignKey("devices.device_id"), primary_key=True),
     Column("last_seq", BigInteger, nullable=False),
+)
+
+# What the rewards worker decided for each reading (city.reward-decisions.v1), kept for the person whose wallet
+# it names (`GET /v1/wallets/{wallet}/decisions`, a signed read). One row per reading: a redelivered decision
+# is the same row. Only what tells a person what a reading earned and why not more: not its values or zone.
+reward_decisions = Table(
+    "reward_decisions",
+    metadata,
+    Column("reading_id", String(64), primary_key=True),
+    Column("wallet", String(64), nullable=False),
+    Column("device_id", String(64), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("rewards", JSONB, nullable=False),  # [{"reward_id", "rule", "amount"}]
+    Column("reasons", JSONB, nullable=False),  # [{"code", "detail", "rule"?}]
+    Column("policy_version", String(64), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    # Newest first, page by page, per wallet.
+    Index("ix_reward_decisions_wallet_ts", "wallet", "ts", "reading_id"),
+)
+
+# The erasure requests of people (`POST /v1/erasures`), by the id of the signed request: the same request
+# again erases nothing more and gets the same answer. A wallet's decisions taken before its erasure are not
+# stored again if the topic redelivers them.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("request_id", String(32), primary_key=True),
+    Column("did", String(64), nullable=False, index=True),
+    Column("request", JSONB, nullable=False),
+    Column("devices", Integer, nullable=False),  # how many of the person's devices it erased
+    Column("decisions", Integer, nullable=False),  # how many of their decisions it deleted
+    Column("erased_at", DateTime(timezone=True), nullable=False),
 )

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.common import attestation, liveness, topics
+from services.common.bindings import development_issuer
 from services.common.db import TRANSIENT_ERRORS as DATABASE_ERRORS
 from services.common.events import now_rfc3339
 from services.common.http import broker_ready, database_and_producer, database_ready
@@ -27,8 +28,11 @@ from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.workers import WorkerPool
 from services.ledger import authority, merchant_facts, metrics
+from services.ledger.api.anchors import router as anchors_router
 from services.ledger.api.audit import router as audit_router
 from services.ledger.api.authority import router as authority_router
+from services.ledger.api.disclosures import router as disclosures_router
+from services.ledger.api.erasures import router as erasures_router
 from services.ledger.api.policies import router as policies_router
 from services.ledger.api.routes import router
 from services.ledger.keys import bootstrap_authority, load_signing_key
@@ -157,6 +161,12 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
         keypair = load_signing_key(settings, platform.data_dir)
         async with database_and_producer(app, platform, SERVICE):
             app.state.store = store = LedgerStore(app.state.engine)
+            # Signed reads of accounts (services.common.signed_reads): their time window, and the keys that may
+            # read any balance besides the holder and the chain's auditors (development: identity's key).
+            app.state.signed_read_skew_s = platform.signed_read_skew_s
+            app.state.balance_readers = frozenset(
+                settings.balance_readers or [development_issuer(platform.data_dir)]
+            )
             producer = app.state.producer
             app.state.workers = {}
             app.state.progress = []
@@ -239,7 +249,10 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
     app.include_router(router)
     app.include_router(authority_router)
     app.include_router(policies_router)
+    app.include_router(anchors_router)
     app.include_router(audit_router)
+    app.include_router(disclosures_router)
+    app.include_router(erasures_router)
     return app
 
 

@@ -1,6 +1,6 @@
 """What an auditor reads in bulk: the chain's leaves in ranges (as Certificate Transparency logs serve their
 entries) and every account's balance as of a tree size, so a verifier can replay a whole chain, live, in a few
-requests per thousand records."""
+requests per thousand records; and what anyone may compare a replay with: each currency's totals."""
 
 from __future__ import annotations
 
@@ -62,3 +62,21 @@ class AuditReads:
                 limit,
             )
         return [BalanceRow(r["account"], r["currency"], r["balance"]) for r in rows]
+
+    async def totals_at(self, tree_size: int) -> dict[str, dict[str, int]]:
+        """Per currency, as of `tree_size`: ``held``, what the accounts with a positive balance hold together
+        (the postings of every transaction sum to zero, so this is also what the negative ones, the issuers',
+        have issued), and ``accounts``, how many hold it; `OutOfRangeError` for a size beyond the latest."""
+        async with self.store.connection() as conn:
+            latest = await conn.fetchval("SELECT tree_size FROM blocks ORDER BY height DESC LIMIT 1") or 0
+            if not 0 < tree_size <= latest:
+                raise OutOfRangeError(f"need 0 < tree_size <= {latest} (the latest tree size)")
+            rows = await conn.fetch(
+                """SELECT currency, sum(balance)::bigint AS held, count(*) AS accounts FROM (
+                     SELECT p.account, p.currency, sum(p.amount) AS balance
+                     FROM postings p JOIN leaves l ON l.seq = p.seq WHERE l.leaf_index < $1
+                     GROUP BY p.account, p.currency) b
+                   WHERE balance > 0 GROUP BY currency ORDER BY currency""",
+                tree_size,
+            )
+        return {r["currency"]: {"held": r["held"], "accounts": r["accounts"]} for r in rows}

@@ -33,7 +33,8 @@ def bootstrap_authority(settings: LedgerSettings, data_dir: Path) -> tuple[str, 
 
     From LEDGER_ROOT_KEY, LEDGER_GENESIS_ROLES and LEDGER_ISSUER_KEYS; with no root key configured
     (development), the data dir's root key, and every service role not configured seeded with the data dir's
-    key of the service that holds it, so the platform runs with no settings at all.
+    key of the service that holds it (the auditor role with its auditor key), so the platform runs with no
+    settings at all.
     """
     seeds = {role: list(keys) for role, keys in settings.genesis_roles.items()}
     if settings.issuers:
@@ -42,4 +43,5 @@ def bootstrap_authority(settings: LedgerSettings, data_dir: Path) -> tuple[str, 
         return settings.root_key, seeds
     for role in roles.SERVICE_KEYS:
         seeds.setdefault(role, [roles.service_key(None, data_dir, role).did])
+    seeds.setdefault(roles.Role.AUDITOR, [roles.auditor_key(data_dir).did])
     return roles.root_key(data_dir).did, seeds

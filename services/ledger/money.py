@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from services.ledger import authority, payments, policies
+from services.ledger import anchors, authority, payments, policies
 from services.ledger.accounts import AID, AID_POOL, CITY, POOLS, REWARDS_POOL, TREASURY
 from services.ledger.transactions import GENESIS, GENESIS_TX_ID, REWARD, RejectedError, derive_tx_id
 
@@ -49,7 +49,7 @@ def authorised_postings(record: Mapping[str, Any], grant_wallet: Callable[[str],
         return []
     if kind == payments.AID_EXPIRY:
         return _moves(grant_wallet(record["grant_id"]), AID_POOL, AID, _returned(record))
-    if kind in (authority.AUTHORITY, policies.POLICY):
+    if kind in (authority.AUTHORITY, policies.POLICY, anchors.ANCHOR):
         return []
     raise RejectedError("unknown-type", f"no rule for records of type {kind!r}")
 
@@ -74,6 +74,8 @@ def expected_tx_id(record: Mapping[str, Any]) -> str:
         return authority.command_tx_id(body["root"], body["nonce"])
     if kind == policies.POLICY:
         return policies.policy_tx_id(record["policy_hash"])
+    if kind == anchors.ANCHOR:
+        return anchors.anchor_tx_id(record["anchor"])
     raise RejectedError("unknown-type", f"no rule for records of type {kind!r}")
 
 

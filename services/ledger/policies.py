@@ -9,15 +9,16 @@ names the hash of the policy it was decided under, and settles only if, under th
   receipt of a city device of one of those classes (ingest checked the receipt, and its attestation covers
   it; an auditor can check the receipt's signature again, ``services/common/receipts.py``);
 - its amount is at most what the rule pays for the reading's values (the rewards service may pay less,
-  when a cap cuts it);
-- the device's rewards in the reading's hour, and the wallet's in the reading's day (UTC, the reading's own
-  time), stay within the policy's caps, counting what is already settled; and so do the person's in that
-  day, across all their wallets, when the reward names the person its wallet was bound to
-  (``evidence.person``, covered by ingest's attestation) and the policy has a ``person_per_day`` cap;
+  when a cap cuts it); on the public chain, where the values are a commitment, at most what the rule pays
+  for any values within the policy's bounds;
+- the device's rewards in the reading's hour (by the device's pseudonym), and the wallet's in the reading's
+  day (UTC, the reading's own time), stay within the policy's caps, counting what is already settled; and so
+  do the person's in that day, across all their wallets, when the reward names the person its wallet was
+  bound to (covered by ingest's attestation) and the policy has a ``person_per_day`` cap;
 - it names a person if the policy requires wallets to be bound (``people.binding_required``).
 
-The ledger checks this before it settles, holding the cap counters under lock; the verifier checks it again
-by replaying the chain (`Caps`).
+The ledger checks this before it settles, with the disclosed values, holding the cap counters under lock; the
+verifier checks it again by replaying the chain (`Caps`), with the values in auditor mode.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.common import receipts, signing
+from services.common import signing
 from services.common.policy import Policy, PolicyError, parse_policy
 from services.common.roles import Role
 from services.ledger.transactions import RejectedError, Transaction, build_transaction, derive_tx_id
@@ -46,14 +47,17 @@ class RewardClaim:
     kind: str
     rule: str
     amount: int
-    values: Mapping[str, float]
-    device_id: str
+    values: Mapping[str, float] | None
+    """The reading's values, when its evidence is disclosed (the ledger settling it, an auditor); None on
+    the public chain, where the amount is checked against the most the rule pays."""
+    device: str
+    """The device's pseudonym (`services.common.evidence.device_pseudonym`): its hour cap counts by it."""
     wallet: str
     hour: int
     """Hours since the epoch of the reading's time."""
     day: int
     person: str | None = None
-    """The person the wallet was bound to, as ingest attested it (``evidence.person``); None: not bound."""
+    """The person the wallet was bound to, as ingest attested it; None: not bound."""
     attester_class: str | None = None
     """The class of the city device whose receipt the reading carries (ingest checked it); None: no receipt."""
 
@@ -61,29 +65,29 @@ class RewardClaim:
     def counters(self) -> tuple[tuple[str, str, int], ...]:
         """The cap counters it adds to, (scope, key, period): the device's hour, the wallet's day, and the
         person's day when it names a person, in the order `check_claim` takes what they counted."""
-        counters = ((DEVICE_HOUR, self.device_id, self.hour), (WALLET_DAY, self.wallet, self.day))
+        counters = ((DEVICE_HOUR, self.device, self.hour), (WALLET_DAY, self.wallet, self.day))
         return counters if self.person is None else (*counters, (PERSON_DAY, self.person, self.day))
 
 
-def claim_of(reward: Mapping[str, Any]) -> RewardClaim:
-    """The claim of a (schema-valid) reward; raises `RejectedError` if its reading's time is impossible."""
-    reading = reward["evidence"]["reading"]
+def claim_of(reward: Mapping[str, Any], values: Mapping[str, float] | None = None) -> RewardClaim:
+    """The claim of a (schema-valid) public reward, with its reading's `values` when they are disclosed;
+    raises `RejectedError` if its time is impossible."""
     try:
-        at = datetime.fromisoformat(reading["ts"].replace("Z", "+00:00")).timestamp()
+        at = datetime.fromisoformat(reward["earned_at"].replace("Z", "+00:00")).timestamp()
     except ValueError as exc:
-        raise RejectedError("malformed", f"evidence/reading/ts: {exc}") from exc
+        raise RejectedError("impossible-date", f"earned_at {reward['earned_at']!r}: {exc}") from exc
     return RewardClaim(
         policy_hash=reward["policy_hash"],
-        kind=reading["kind"],
+        kind=reward["kind"],
         rule=reward["rule"],
         amount=reward["amount"],
-        values=reading["values"],
-        device_id=reading["device_id"],
+        values=values,
+        device=reward["device"],
         wallet=reward["wallet"],
         hour=int(at // 3600),
         day=int(at // 86400),
-        person=reward["evidence"].get("person"),
-        attester_class=receipts.attester_class(reading),
+        person=reward.get("person"),
+        attester_class=reward.get("attested_by"),
     )
 
 
@@ -99,7 +103,11 @@ def check_claim(
             "unverified-person",
             f"policy {policy.version} pays only wallets bound to a person, and the reward names none",
         )
-    pays = policy.rule_amount(claim.kind, claim.rule, claim.values)
+    pays = (
+        policy.max_rule_amount(claim.kind, claim.rule)
+        if claim.values is None
+        else policy.rule_amount(claim.kind, claim.rule, claim.values)
+    )
     if pays is None:
         raise RejectedError(
             "unknown-rule", f"policy {policy.version} has no rule {claim.rule!r} for kind {claim.kind!r}"
@@ -111,8 +119,9 @@ def check_claim(
             f"{' or '.join(kind.attested_by)} attests the reading, and it carries no such receipt",
         )
     if claim.amount > pays:
+        values = "any values" if claim.values is None else "these values"
         raise RejectedError(
-            "above-policy", f"rule {claim.rule} pays at most {pays} for these values, not {claim.amount}"
+            "above-policy", f"rule {claim.rule} pays at most {pays} for {values}, not {claim.amount}"
         )
     if device_paid + claim.amount > policy.device_per_hour:
         raise RejectedError(

@@ -1,68 +1,46 @@
 """Rewards on the chain: what authorises a reward, and the transaction paying it (pure).
 
-A reward reaches the ledger on ``city.rewards.v1`` attested by a rewards oracle, and carries, as evidence,
-the reading ingest attested. `verify_reward` checks both attestations and that the evidence and the reward
-agree; the store then checks that both keys hold their roles, and that the reward is within the policy it
-names (`services.ledger.policies`), before it settles.
+A reward reaches the ledger on ``city.rewards.v1`` as a public part, attested by a rewards oracle, and the
+private disclosure of its evidence (`services.common.evidence`): the readings envelope ingest attested, and
+the salt that opens the reward's commitment to it. `verify_public` checks what anyone can check from the chain
+alone; `verify_disclosure` what the ledger (and an auditor) checks with the evidence: the commitment, ingest's
+attestation of the envelope's very bytes, and that the envelope says what the public reward says. The store
+then checks that both keys hold their roles, and that the reward is within the policy it names, with the
+reading's values (`services.ledger.policies`), before it settles; the disclosure is kept off the chain.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
-from services.common import attestation, signing
+import orjson
+
+from services.common import attestation, evidence, signing
 from services.common.ids import reading_id, reward_id
 from services.common.roles import Role
 from services.common.topics import READINGS, REWARDS
 from services.ledger.accounts import CITY, REWARDS_POOL, AccountError, Posting, check_account, is_wallet
-from services.ledger.payments import parse_time
 from services.ledger.policies import claim_of
 from services.ledger.transactions import REWARD, RejectedError, Transaction, build_transaction, derive_tx_id
 
 
-def reading_envelope(reward: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``city.readings.v1`` value a reward's evidence came from, rebuilt from the reward: what ingest's
-    attestation (``evidence.attestation``) covers."""
-    evidence = reward["evidence"]
-    envelope = {
-        "reading_id": reward["reading_id"],
-        "owner": reward["wallet"],
-        "received_at": evidence["received_at"],
-        "reading": evidence["reading"],
-        "registration": evidence["registration"],
-    }
-    if "person" in evidence:  # the person ingest attested the wallet bound to
-        envelope["person"] = evidence["person"]
-    return envelope
+@dataclass(frozen=True)
+class Disclosure:
+    """The evidence of a settled reward, kept off the chain: the compact JSON of its disclosure (salt, envelope,
+    ingest's attestation), stored as bytes (PostgreSQL need not parse what it only keeps and serves)."""
+
+    json: bytes
 
 
-def verify_reward(
+def verify_public(
     reward: Mapping[str, Any], oracle_attestation: Mapping[str, Any], reward_bytes: bytes | None = None
-) -> tuple[str, str]:
-    """Check that a (schema-valid) reward carries verifiable authorisation; return the keys it rests on,
-    (rewards oracle, ingest attestor), whose roles the caller checks; raise `RejectedError` if not.
-
-    - the reward itself is attested by its oracle (`oracle_attestation`, on ``city.rewards.v1``);
-    - the readings envelope it names (`reading_envelope`) is attested by ingest, which checked the device's
-      signature, its registration to the wallet, the owner's consent and the sequence number;
-    - the registration binds the reading's device to the rewarded wallet, and the reading and reward ids
-      are the ones derived from the reading, so one reading under one rule has exactly one reward id;
-    - it was earned when the reading was taken (``earned_at`` is the reading's signed ``ts``, a real time).
-
-    The device's and the owner's own signatures are not checked again: ingest's attestation covers the
-    bytes that carry them, and they stay on the chain for an auditor (``smartcity verify --deep``).
-    `reward_bytes`, when the caller has them, are the reward's JCS bytes.
-    """
-    try:
-        wallet = reward["wallet"]
-        reading = reward["evidence"]["reading"]
-        registration = reward["evidence"]["registration"]
-        device_id = reading["device_id"]
-        seq = reading["seq"]
-        envelope = reading_envelope(reward)
-    except (KeyError, TypeError) as exc:
-        raise RejectedError("malformed", f"missing field {exc}") from exc
+) -> str:
+    """Check what a (schema-valid) public reward says by itself: its oracle's attestation (`reward_bytes`, its
+    JCS bytes, when the caller has them), a wallet to pay, ids derived as the schemas say. Returns the
+    oracle's key, whose role the caller checks; raises `RejectedError`."""
+    wallet = reward["wallet"]
     try:
         check_account(wallet)
         if not is_wallet(wallet):
@@ -76,60 +54,83 @@ def verify_reward(
         raise RejectedError(f"reward-{exc.code}", exc.detail) from exc
     except signing.SignatureError as exc:
         raise RejectedError("not-canonical", str(exc)) from exc
-    try:
-        ingest = attestation.verify(
-            reward["evidence"]["attestation"], READINGS.name, attestation.encode(envelope)
-        ).signer
-    except attestation.AttestationError as exc:
-        raise RejectedError(f"reading-{exc.code}", exc.detail) from exc
-    if registration.get("owner") != wallet:
-        raise RejectedError("wallet-mismatch", "the registration's owner is not the rewarded wallet")
-    if registration.get("device_id") != device_id:
-        raise RejectedError("device-mismatch", "the registration is for another device than the reading's")
-    if reward.get("reading_id") != reading_id(device_id, seq):
-        raise RejectedError(
-            "reading-id-mismatch", "reading_id is not sha256('<device_id>/<seq>') of the reading"
-        )
-    if reward.get("reward_id") != reward_id(reward["reading_id"], reward.get("rule", "")):
+    if reward["reward_id"] != reward_id(reward["reading_id"], reward["rule"]):
         raise RejectedError("reward-id-mismatch", "reward_id is not sha256('<reading_id>/<rule>')")
-    try:
-        parse_time(reward["earned_at"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RejectedError("impossible-date", f"earned_at {reward.get('earned_at')!r} is no time") from exc
-    if reward["earned_at"] != reading.get("ts"):
-        # Caps count by the reading's signed time: a reward dated otherwise would escape them.
-        raise RejectedError("earned-at-mismatch", "earned_at is not the reading's signed time (ts)")
-    if reward.get("currency") != CITY:
+    if reward["currency"] != CITY:
         raise RejectedError("bad-currency", f"rewards are paid in {CITY}")
-    amount = reward.get("amount")
+    amount = reward["amount"]
     if type(amount) is not int or amount <= 0:
         raise RejectedError("bad-amount", f"amount must be a positive integer of micro-units, got {amount!r}")
-    return oracle, ingest
+    return oracle
+
+
+def verify_disclosure(reward: Mapping[str, Any], disclosure: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """Check a reward's disclosure: it opens the reward's commitment, ingest attested the envelope's bytes (by
+    the key the reward names), and the envelope (its reading, registration, owner, person, receipt) is the
+    one the public reward describes. Returns the envelope and ingest's key; raises `RejectedError`.
+
+    The device's and the owner's own signatures are not checked again: ingest's attestation covers the bytes
+    that carry them, and an auditor can check them (``smartcity verify --deep``).
+    """
+    try:
+        envelope_bytes, envelope = evidence.open_disclosure(reward, disclosure)
+    except evidence.EvidenceError as exc:
+        raise RejectedError(exc.code, exc.detail) from exc
+    try:
+        ingest = attestation.verify(disclosure["attestation"], READINGS.name, envelope_bytes).signer
+    except attestation.AttestationError as exc:
+        raise RejectedError(f"reading-{exc.code}", exc.detail) from exc
+    if ingest != reward["reading_attestor"]:
+        raise RejectedError(
+            "attestor-mismatch", "the envelope is attested by another key than the reward names"
+        )
+    try:
+        reading, registration = envelope["reading"], envelope["registration"]
+        if registration["owner"] != reward["wallet"]:
+            raise RejectedError("wallet-mismatch", "the registration's owner is not the rewarded wallet")
+        if registration["device_id"] != reading["device_id"]:
+            raise RejectedError(
+                "device-mismatch", "the registration is for another device than the reading's"
+            )
+        if reward["reading_id"] != reading_id(reading["device_id"], reading["seq"]):
+            raise RejectedError(
+                "reading-id-mismatch", "reading_id is not sha256('<device_id>/<seq>') of the reading"
+            )
+        if not isinstance(reading["values"], Mapping):
+            raise RejectedError("malformed", "the reading's values are not an object")
+    except (KeyError, TypeError) as exc:
+        raise RejectedError("malformed", f"the envelope misses {exc}") from exc
+    return envelope, ingest
 
 
 def reward_transaction(
-    reward: Mapping[str, Any], oracle_attestation: Mapping[str, Any], timestamp: str
+    value: Mapping[str, Any], oracle_attestation: Mapping[str, Any], timestamp: str
 ) -> Transaction:
-    """The transaction paying `reward` out of the rewards pool; its record holds the reward (with its
-    evidence) and the oracle's attestation, so anyone can check both again.
+    """The transaction paying a (schema-valid) ``city.rewards.v1`` value's reward out of the rewards pool,
+    with the disclosure the store keeps off the chain. Its record holds the public reward and the oracle's
+    attestation, so anyone can check both again; its claim carries the reading's values, for the store's
+    policy check.
 
-    Raises `RejectedError` if the reward's authorisation does not verify (see `verify_reward`); the store
-    checks the roles of the keys it rests on, and its claim under its policy, when it settles.
+    Raises `RejectedError` if the reward's authorisation does not verify; the store checks the roles of the
+    keys it rests on, and its claim under its policy, when it settles.
     """
+    reward, disclosure = value["reward"], value["disclosure"]
     try:
         reward_bytes = attestation.encode(reward)
     except signing.SignatureError as exc:
         raise RejectedError("not-canonical", str(exc)) from exc
-    oracle, ingest = verify_reward(reward, oracle_attestation, reward_bytes)
+    oracle = verify_public(reward, oracle_attestation, reward_bytes)
+    envelope, ingest = verify_disclosure(reward, disclosure)
     amount = reward["amount"]
     postings = [Posting(REWARDS_POOL, CITY, -amount), Posting(reward["wallet"], CITY, amount)]
-    return build_transaction(
+    tx = build_transaction(
         REWARD,
         derive_tx_id(REWARD, reward["reward_id"]),
         postings,
         timestamp,
         requires=((oracle, Role.REWARDS_ORACLE), (ingest, Role.INGEST_ATTESTOR)),
-        claim=claim_of(reward),
+        claim=claim_of(reward, envelope["reading"]["values"]),
         encoded={"reward": reward_bytes},  # canonicalised once, to check the oracle's attestation
         attestation=dict(oracle_attestation),
     )
+    return replace(tx, disclosure=Disclosure(orjson.dumps(disclosure)))

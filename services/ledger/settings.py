@@ -53,6 +53,12 @@ class LedgerSettings(BaseSettings):
         default_factory=dict,
         description='Roles seeded into the bootstrap record, as JSON {"rewards-oracle": ["did:key:..."], ...}.',
     )
+    balance_readers: list[str] = Field(
+        default_factory=list,
+        description="did:keys (JSON list) that may read any account's balances, not its transactions, by signed "
+        "read: a service answering for people (identity: whether a notice's aid_zone group holds AID). "
+        "Unset (development): the data dir's identity key. Auditors (the chain's auditor role) read both.",
+    )
     aid_expiry_interval_s: float = Field(
         default=1.0, gt=0, description="How often unspent AID of expired grants returns to the aid pool."
     )

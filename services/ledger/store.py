@@ -362,6 +362,15 @@ class LedgerStore:
             [p.amount for _, p in postings],
         )
         await conn.execute("INSERT INTO pending (seq) SELECT unnest($1::bigint[])", list(seqs.values()))
+        disclosed = [(tx, tx.disclosure) for tx in outcome.settled if tx.disclosure is not None]
+        if disclosed:
+            await conn.execute(
+                """INSERT INTO disclosures (tx_id, wallet, disclosure)
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])""",
+                [tx.tx_id for tx, _ in disclosed],
+                [tx.claim.wallet if tx.claim is not None else "" for tx, _ in disclosed],
+                [d.json for _, d in disclosed],
+            )
         changes = net_changes(p for _, p in postings)
         await conn.execute(
             """UPDATE balances b SET balance = b.balance + d.delta

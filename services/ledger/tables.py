@@ -12,10 +12,11 @@
 - ``frozen``: accounts an issuer command froze. ``grants``: AID grants and what is left of each.
 - ``merchants``: the latest ``city.merchants.v1`` value per merchant wallet (the fold of the compacted topic).
 - ``policies``: the reward policies on the chain, by hash (the document, parsed by the settlement).
-- ``reward_caps``: micro-CITY settled per device and hour, and per wallet and day (the reading's own time):
+- ``reward_caps``: micro-CITY settled per device (pseudonym) and hour, and per wallet and person and day (the reading's own time):
   the counters the policies' caps are checked against.
 - ``authority`` and ``roles``: the root key and the role holders in force, the fold of the chain's authority
   records (`services.ledger.authority`), written in the transaction that settles each one.
+- ``disclosures``: each settled reward's evidence, off the chain (served to its wallet and to auditors).
 """
 
 from sqlalchemy import (
@@ -171,4 +172,29 @@ reward_caps = Table(
     Column("key", String(128), primary_key=True),
     Column("period", BigInteger, primary_key=True),
     Column("paid", BigInteger, nullable=False),
+)
+
+# A settled reward's evidence, kept off the chain (`services.ledger.rewards.Disclosure`): what opens the commitment
+# its public record holds. Served only to the wallet it paid and to auditors; erasing a person's data empties
+# it and sets erased_at, and the chain, which holds only the commitment, still verifies.
+disclosures = Table(
+    "disclosures",
+    metadata,
+    Column("tx_id", String(64), primary_key=True),
+    Column("wallet", String(64), nullable=False, index=True),
+    Column("disclosure", LargeBinary, nullable=True),  # compact JSON {salt, envelope, attestation}
+    Column("erased_at", DateTime(timezone=True), nullable=True),
+)
+
+# People's erasure requests (`services.ledger.erasures`), by the id of the signed request: the request as the
+# person signed it (the ledger's reason for erasing) and what it erased when. The same request again erases
+# nothing more.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("request_id", String(32), primary_key=True),
+    Column("wallet", String(64), nullable=False, index=True),
+    Column("request", Text, nullable=False),  # the signed request, as JSON
+    Column("disclosures", BigInteger, nullable=False),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
 )

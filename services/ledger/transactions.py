@@ -1,7 +1,7 @@
 """Transaction records, the leaves of the chain (pure).
 
 A transaction record is a JSON object ``{tx_id, type, postings, timestamp, ...}`` plus what authorises it
-(a reward carries the reward with its signed evidence). Its leaf bytes are the record's RFC 8785 (JCS)
+(a reward carries the public reward, committing to its evidence, and its oracle's attestation). Its leaf bytes are the record's RFC 8785 (JCS)
 bytes and its leaf hash ``SHA-256(0x00 || bytes)`` (RFC 9162). Transaction ids are derived from what the
 transaction settles, so a redelivered reward maps to the same id and can never pay twice.
 """
@@ -26,8 +26,9 @@ from services.ledger.accounts import (
 
 if TYPE_CHECKING:
     from services.ledger.policies import RewardClaim
+    from services.ledger.rewards import Disclosure
 
-COMPACT_FIELDS = 7
+COMPACT_FIELDS = 8
 GENESIS = "genesis"
 REWARD = "reward"
 TX_ID_DOMAIN = "smartcity/ledger"
@@ -71,19 +72,23 @@ class Transaction:
     on the chain at that moment (the signatures were checked before, possibly in another process)."""
     claim: RewardClaim | None = None
     """What a reward claims under its policy, which the store checks against the settled caps."""
+    disclosure: Disclosure | None = None
+    """A reward's evidence, which the store keeps off the chain (`services.ledger.rewards`)."""
 
     def compact(self) -> tuple[Any, ...]:
         """The transaction as plain values (`COMPACT_FIELDS` of them), cheap to pickle across processes."""
         postings = tuple((p.account, p.currency, p.amount) for p in self.postings)
         claim = None if self.claim is None else tuple(getattr(self.claim, f.name) for f in fields(self.claim))
-        return (self.tx_id, self.type, postings, self.leaf, self.leaf_hash, self.requires, claim)
+        disclosure = None if self.disclosure is None else self.disclosure.json
+        return (self.tx_id, self.type, postings, self.leaf, self.leaf_hash, self.requires, claim, disclosure)
 
     @classmethod
     def from_compact(cls, values: tuple[Any, ...]) -> Transaction:
         """The transaction of `compact`'s values."""
         from services.ledger.policies import RewardClaim  # the claim's module imports this one
+        from services.ledger.rewards import Disclosure
 
-        tx_id, tx_type, postings, leaf, leaf_hash, requires, claim = values
+        tx_id, tx_type, postings, leaf, leaf_hash, requires, claim, disclosure = values
         return cls(
             tx_id,
             tx_type,
@@ -92,6 +97,7 @@ class Transaction:
             leaf_hash,
             requires,
             None if claim is None else RewardClaim(*claim),
+            None if disclosure is None else Disclosure(disclosure),
         )
 
     @cached_property
@@ -152,9 +158,4 @@ def same_content(record: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
 
 
 def _content(record: Mapping[str, Any]) -> dict[str, Any]:
-    content = {k: v for k, v in record.items() if k not in ("timestamp", "attestation")}
-    reward = content.get("reward")
-    if isinstance(reward, Mapping) and isinstance(reward.get("evidence"), Mapping):
-        evidence = {k: v for k, v in reward["evidence"].items() if k != "attestation"}
-        content["reward"] = {**reward, "evidence": evidence}
-    return content
+    return {k: v for k, v in record.items() if k not in ("timestamp", "attestation")}

@@ -54,6 +54,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from services.common import attestation, liveness
+from services.common.consents import ConsentView
 from services.common.dead_letters import DeadLetterProducer
 from services.common.kafka import KafkaProducer, OutgoingRecord, attested, client_security
 from services.common.metrics import DLQ_RECORDS, exposition
@@ -261,12 +262,48 @@ def create_app(
     changelog_dead_letters = DeadLetterProducer(
         platform.bootstrap_servers, client_id=f"{settings.app_id}-changelog"
     )
+    # The owners' consents (city.consents.v1, every partition, from the beginning): a reading is decided on
+    # the consent in force at its own time; the records the view refuses are dead-lettered.
+    consent_dead_letters = DeadLetterProducer(
+        platform.bootstrap_servers, client_id=f"{settings.app_id}-consents"
+    )
+    consents = ConsentView(
+        platform.bootstrap_servers,
+        client_id=f"{settings.app_id}-consents",
+        dead_letter=consent_dead_letters,
+        history_s=settings.consent_history_s,
+    )
+    consents_following: list[bool] = []  # [True] once the view follows the topic
 
     @app.on_before_shutdown.connect
     def stop_verifying(sender: faust.App, **kwargs: Any) -> None:
         if pool is not None:
             pool.shutdown()
         changelog_dead_letters.close()
+        consents.close()
+        consent_dead_letters.close()
+
+    @app.task
+    async def follow_consents() -> None:
+        """Start the consent view once the worker starts, retrying until the broker answers."""
+        while not consents_following:
+            try:
+                await asyncio.to_thread(consents.start, settings.consents_sync_timeout_s)
+            except KafkaException as exc:
+                log.warning("consents not followed yet, no reading is decided: %s", exc)
+                await asyncio.sleep(1.0)
+            else:
+                consents_following.append(True)
+
+    async def consents_synced() -> bool:
+        """Wait until the consent view folded every change on the topic now; False (logged) if it does not
+        follow the topic yet, or the broker or the view did not get there in time."""
+        if not consents_following:
+            return False
+        if await asyncio.to_thread(consents.sync, settings.consents_sync_timeout_s):
+            return True
+        log.warning("the consent view has not caught up with the consents on the topic; the batch waits")
+        return False
 
     async def publish(records: Sequence[OutgoingRecord]) -> None:
         """Send `records` until the broker acknowledged every one, retrying the failed ones.
@@ -356,6 +393,10 @@ def create_app(
                     await rebuild()
                 policy = policy_file.policy
                 await publisher.ensure(policy)  # no reward names a policy the chain does not hold
+                # Every consent change on the topic by now is known: a revocation signed before a reading's
+                # time is never missed because the reading overtook it (retried until the view answers).
+                while not await consents_synced():
+                    await asyncio.sleep(1.0)
                 now = time.time()
                 outcomes = [
                     handle_reading(
@@ -368,8 +409,10 @@ def create_app(
                         state=engine.state,
                         consumer=settings.app_id,
                         attestors=attestors,
+                        evidence_key=oracle.seed,
                         now=now,
                         parsed=reading,
+                        consents=consents.at,
                     )
                     for event, reading in zip(events, parsed, strict=True)
                 ]
@@ -467,6 +510,8 @@ def create_app(
         checks = {
             "broker": await asyncio.to_thread(_broker_answers, admin[0]),
             "policy_on_chain": publisher.waiting_since is None,
+            # The consent view has caught up with city.consents.v1 and hears from the broker.
+            "consents": consents.healthy(settings.consents_sync_timeout_s),
             # Joined the group and sought to the committed offsets at least once, and not rebalancing now.
             "consumer": app.tables.recovery.completed.is_set() and not app.rebalancing,
             # The agent runs and commits what it takes in (`liveness.Progress`).
@@ -522,7 +567,8 @@ def _observe(outcomes: Sequence[Outcome], consumer: str) -> None:
                 reasons.update(reason.code for reason in outcome.decision.reasons)
             if outcome.received_at is not None:
                 LATENCY_SECONDS.observe(max(0.0, now - epoch(outcome.received_at)))
-        for reward in outcome.rewards:
+        for value in outcome.rewards:
+            reward = value["reward"]
             rewards[reward["rule"], reward["currency"]] += 1
             paid[reward["rule"], reward["currency"]] += reward["amount"]
     for outcome_label, count in readings.items():

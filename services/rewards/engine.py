@@ -30,9 +30,10 @@ from functools import lru_cache
 from typing import Any
 
 from services.common import receipts
+from services.common.consents import InForce
 from services.common.events import rfc3339
 from services.common.ids import reward_id
-from services.common.policy import KindPolicy, Policy
+from services.common.policy import DEFAULT_K_ANONYMITY, KindPolicy, Policy
 from services.rewards.readings import AcceptedReading
 
 STALE_SEQUENCE = "stale-sequence"
@@ -49,6 +50,7 @@ CAP_DEVICE_HOUR = "cap-device-hour"
 CAP_WALLET_DAY = "cap-wallet-day"
 CAP_PERSON_DAY = "cap-person-day"
 UNVERIFIED_PERSON = "unverified-person"
+NO_CONSENT = "no-consent"
 REASONS = (
     STALE_SEQUENCE,
     UNKNOWN_KIND,
@@ -64,6 +66,7 @@ REASONS = (
     CAP_WALLET_DAY,
     CAP_PERSON_DAY,
     UNVERIFIED_PERSON,
+    NO_CONSENT,
 )
 
 WINDOW_S = 60  # zone statistics: one-minute tumbling windows
@@ -116,6 +119,11 @@ class Decision:
     reasons: tuple[Reason, ...]
     counted: bool  # its values passed the quality checks and joined the zone's window
     person: str | None = None  # the person ingest attested the wallet bound to (None: not bound)
+    consent: Mapping[str, Any] | None = None
+    """The owner's consent it was decided on (`InForce.as_json`: category, status, the signed change's time and
+    id); None: decided without asking (a pipeline without consents)."""
+    k_anonymity: int = DEFAULT_K_ANONYMITY
+    """Its policy's k: fewest distinct devices its zone's window is published over (not in the record)."""
 
     @property
     def at(self) -> float:
@@ -123,27 +131,31 @@ class Decision:
 
     def as_json(self, partition: int, offset: int) -> dict[str, Any]:
         """The ``city.reward-decisions.v1`` value, naming the readings record it decides."""
-        return {
-            "reading_id": self.reading_id,
-            "device_id": self.device_id,
-            "seq": self.seq,
-            "wallet": self.wallet,
-            "kind": self.kind,
-            "zone": self.zone,
-            "ts": self.ts,
-            "values": dict(self.values),
-            "policy_version": self.policy_version,
-            "policy_hash": self.policy_hash,
-            "outcome": "rewarded" if self.payments else "unrewarded",
-            "rewards": [
-                {"reward_id": reward_id(self.reading_id, rule), "rule": rule, "amount": amount}
-                for rule, amount in self.payments
-            ],
-            "reasons": [reason.as_json() for reason in self.reasons],
-            "counted": self.counted,
-            "partition": partition,
-            "offset": offset,
-        } | ({"person": self.person} if self.person is not None else {})
+        return (
+            {
+                "reading_id": self.reading_id,
+                "device_id": self.device_id,
+                "seq": self.seq,
+                "wallet": self.wallet,
+                "kind": self.kind,
+                "zone": self.zone,
+                "ts": self.ts,
+                "values": dict(self.values),
+                "policy_version": self.policy_version,
+                "policy_hash": self.policy_hash,
+                "outcome": "rewarded" if self.payments else "unrewarded",
+                "rewards": [
+                    {"reward_id": reward_id(self.reading_id, rule), "rule": rule, "amount": amount}
+                    for rule, amount in self.payments
+                ],
+                "reasons": [reason.as_json() for reason in self.reasons],
+                "counted": self.counted,
+                "partition": partition,
+                "offset": offset,
+            }
+            | ({"person": self.person} if self.person is not None else {})
+            | ({"consent": dict(self.consent)} if self.consent is not None else {})
+        )
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> Decision:
@@ -163,6 +175,7 @@ class Decision:
             reasons=tuple(Reason(r["code"], r["detail"], r.get("rule")) for r in value["reasons"]),
             counted=value["counted"],
             person=value.get("person"),
+            consent=value.get("consent"),
         )
 
 
@@ -178,7 +191,8 @@ class Device:
 
 @dataclass
 class ZoneWindow:
-    """One zone's readings of one kind in one minute: every value, and a sorted sample for median/MAD."""
+    """One zone's readings of one kind in one minute: every value, and a sorted sample for median/MAD; the
+    distinct devices that sent them, and the policy's k (see `summary`)."""
 
     zone: str
     kind: str
@@ -186,14 +200,22 @@ class ZoneWindow:
     count: int = 0
     values: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     sample: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    devices: set[str] = field(default_factory=set)
+    value_devices: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    k: int = DEFAULT_K_ANONYMITY  # the k of the latest reading's policy
     dirty: bool = False  # changed since last published
     touched: float = 0.0  # wall clock of the last change (only decides when to publish)
     _robust: dict[str, tuple[int, float, float]] = field(default_factory=dict)
 
-    def add(self, values: Mapping[str, float], now: float) -> None:
+    def add(
+        self, values: Mapping[str, float], now: float, device: str = "", k: int = DEFAULT_K_ANONYMITY
+    ) -> None:
         self.count += 1
+        self.devices.add(device)
+        self.k = k
         for name, value in values.items():
             self.values[name].append(value)
+            self.value_devices[name].add(device)
             sample = self.sample[name]
             if len(sample) < OUTLIER_SAMPLE:
                 bisect.insort(sample, value)
@@ -213,9 +235,27 @@ class ZoneWindow:
         return cached
 
     def summary(self) -> dict[str, Any]:
-        """The ``city.zone-stats.v1`` value: count, mean, min, max, p50 and p95 of each value."""
-        stats = {}
+        """The ``city.zone-stats.v1`` value: count, mean, min, max, p50 and p95 of each value, over at least
+        `k` distinct devices (k-anonymity).
+
+        A window of fewer than `k` devices is published suppressed: ``"suppressed": true`` and `k`, with no
+        count of readings or devices and no values, so that one person's trip or meter is never shown (nor
+        how many readings they sent). In a window shown, a value fewer than `k` devices measured (an optional
+        value) is left out, named in ``suppressed_values``: its min, max or p95 would be one device's."""
+        window = {
+            "zone": self.zone,
+            "kind": self.kind,
+            "window_start": rfc3339(datetime.fromtimestamp(self.start, UTC)),
+            "window_end": rfc3339(datetime.fromtimestamp(self.start + WINDOW_S, UTC)),
+            "k": self.k,
+        }
+        if len(self.devices) < self.k:
+            return {**window, "suppressed": True}
+        stats, hidden = {}, []
         for name, values in sorted(self.values.items()):
+            if len(self.value_devices[name]) < self.k:
+                hidden.append(name)
+                continue
             ordered = sorted(values)
             stats[name] = {
                 "count": len(ordered),
@@ -225,14 +265,14 @@ class ZoneWindow:
                 "p50": _nearest_rank(ordered, 0.50),
                 "p95": _nearest_rank(ordered, 0.95),
             }
-        return {
-            "zone": self.zone,
-            "kind": self.kind,
-            "window_start": rfc3339(datetime.fromtimestamp(self.start, UTC)),
-            "window_end": rfc3339(datetime.fromtimestamp(self.start + WINDOW_S, UTC)),
+        shown = {
+            **window,
+            "suppressed": False,
             "count": self.count,
+            "devices": len(self.devices),
             "values": stats,
         }
+        return {**shown, "suppressed_values": hidden} if hidden else shown
 
 
 def _median(ordered: list[float]) -> float:
@@ -276,6 +316,8 @@ class State:
         if device is None:
             device = self.devices[decision.device_id] = Device(max_seq=decision.seq)
         device.max_seq = max(device.max_seq, decision.seq)
+        if any(reason.code == NO_CONSENT for reason in decision.reasons):
+            return  # data its owner did not consent to: nothing of it is used, not even its device's memory
         values = tuple(sorted(decision.values.items()))
         device.repeats = device.repeats + 1 if values == device.last_values else 1
         device.last_values = values
@@ -301,7 +343,7 @@ class State:
             window = self.windows.get(key)
             if window is None:
                 window = self.windows[key] = ZoneWindow(decision.zone, decision.kind, start)
-            window.add(decision.values, now)
+            window.add(decision.values, now, decision.device_id, decision.k_anonymity)
 
     def closable(self, now: float, grace_s: float, idle_s: float) -> Iterator[ZoneWindow]:
         """Windows with news to publish: over (their end plus `grace_s` passed in readings' time), or
@@ -332,11 +374,21 @@ class State:
         self.person_wallets = {k: v for k, v in self.person_wallets.items() if k[1] >= day}
 
 
-def decide(reading: AcceptedReading, policy: Policy, state: State) -> Decision:
-    """The decision on a reading not decided before (see `State.recent` for those that were)."""
+def decide(
+    reading: AcceptedReading, policy: Policy, state: State, consent: tuple[str, InForce] | None = None
+) -> Decision:
+    """The decision on a reading not decided before (see `State.recent` for those that were).
+
+    `consent` is the owner's consent in force at the reading's time, (category, answer), as the caller's
+    consent view gave it (`ConsentView.at`); None decides without (a pipeline that has no consents). A
+    reading its owner had not consented to at its time earns nothing (``no-consent``), and its values are
+    neither kept in the decision nor used (windows, the device's memory)."""
     r = reading.reading
     values = r["values"]
     quality = _quality(reading, policy, state)
+    refused = _no_consent(consent, quality)
+    if refused is not None:
+        quality, values = [refused], {}
     kind = policy.kinds.get(r["kind"])
     payments: list[tuple[str, int]] = []
     reasons = quality
@@ -358,6 +410,26 @@ def decide(reading: AcceptedReading, policy: Policy, state: State) -> Decision:
         reasons=tuple(reasons),
         counted=not quality,
         person=reading.person,
+        consent=None if consent is None else consent[1].as_json(consent[0]),
+        k_anonymity=policy.k_anonymity,
+    )
+
+
+def _no_consent(consent: tuple[str, InForce] | None, quality: list[Reason]) -> Reason | None:
+    """Why the reading may not be used, its owner's consent at its time not allowing it; None if it may (or
+    it is a replayed old reading, which changes nothing anyway)."""
+    if consent is None or consent[1].allows or any(r.code == STALE_SEQUENCE for r in quality):
+        return None
+    category, answer = consent
+    why = {
+        "revoked": "revoked before it",
+        "expired": "its grant had ended (until) before it",
+        "none": "no grant signed before it",
+        "unknown": "not known (older than the consent history kept)",
+    }.get(answer.status, answer.status)
+    return Reason(
+        NO_CONSENT,
+        f"the owner had not consented to share {category!r} data with the city at the reading's time: {why}",
     )
 
 

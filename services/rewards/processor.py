@@ -12,11 +12,13 @@ policy and the decisions before it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from services.common import attestation
+from services.common import attestation, evidence, kinds, signing
+from services.common.consents import InForce, parse_time
 from services.common.events import cloudevent_headers
 from services.common.ids import reward_id
 from services.common.kafka import OutgoingRecord, dlq_record
@@ -67,13 +69,17 @@ def handle_reading(
     state: State,
     consumer: str,
     attestors: Collection[str],
+    evidence_key: bytes,
     now: float = 0.0,
     parsed: AcceptedReading | InvalidReading | None = None,
+    consents: ConsentLookup | None = None,
 ) -> Outcome:
     """Decide one readings record (changing `state`), or dead-letter it with the reason.
 
+    `consents` answers the owner's consent in force at the reading's time (`ConsentView.at`; None: none asked,
+    as in a pipeline without consents); the decision records the answer, so a replay gives the same decision.
     `parsed` is what `readings.parse` made of `raw`, when that was done already (in a worker process);
-    `attestors` are the keys holding the ingest-attestor role.
+    `attestors` are the keys holding the ingest-attestor role; `evidence_key` salts the rewards' commitments.
     """
     try:
         if isinstance(parsed, InvalidReading):
@@ -84,11 +90,11 @@ def handle_reading(
         earlier = state.recent.get(reading.reading_id)
         if earlier is not None:
             rewards = tuple(
-                reward(reading, rule, amount, earlier.policy_version, earlier.policy_hash)
+                reward(reading, rule, amount, earlier.policy_version, earlier.policy_hash, evidence_key)
                 for rule, amount in earlier.payments
             )
             return Outcome(records=(), rewards=rewards, decision=earlier, replayed=True)
-        decision = decide(reading, policy, state)
+        decision = decide(reading, policy, state, consent_of(reading, consents))
     except InvalidReading as exc:
         reason, detail = exc.reason, str(exc)
     except Exception as exc:
@@ -98,7 +104,7 @@ def handle_reading(
     else:
         state.apply(decision, now)
         rewards = tuple(
-            reward(reading, rule, amount, decision.policy_version, decision.policy_hash)
+            reward(reading, rule, amount, decision.policy_version, decision.policy_hash, evidence_key)
             for rule, amount in decision.payments
         )
         return Outcome(
@@ -120,31 +126,60 @@ def handle_reading(
     return Outcome(records=(dead,), rejection=reason)
 
 
+ConsentLookup = Callable[[str, str, datetime], InForce]
+"""(subject, category, time) -> the consent the subject gave the city for the category in force then."""
+
+
+def consent_of(reading: AcceptedReading, consents: ConsentLookup | None) -> tuple[str, InForce] | None:
+    """The consent category of the reading's kind (the registry's, as ingest maps it) and its owner's consent
+    to it in force at the reading's time; None without `consents`."""
+    if consents is None:
+        return None
+    try:
+        category = kinds.category(reading.reading["kind"])
+    except kinds.UnknownKindError:
+        return "unknown-kind", InForce("none")  # no category to consent to: not consented
+    return category, consents(reading.owner, category, parse_time(reading.ts))
+
+
 def reward(
-    reading: AcceptedReading, rule: str, amount: int, policy_version: str, policy_hash: str
+    reading: AcceptedReading,
+    rule: str,
+    amount: int,
+    policy_version: str,
+    policy_hash: str,
+    evidence_key: bytes,
 ) -> dict[str, Any]:
-    """The reward object (schemas/rewards.v1.json) of `rule` paying `amount` for `reading` to its owner,
-    under the policy of `policy_version` and `policy_hash`."""
-    evidence: dict[str, Any] = {
-        "reading": reading.reading,
-        "registration": reading.registration,
-        "received_at": reading.received_at,
-        "attestation": dict(reading.attestation),
-    }
-    if reading.person is not None:  # named by the envelope ingest attested: the ledger rebuilds it
-        evidence["person"] = reading.person
-    return {
-        "reward_id": reward_id(reading.reading_id, rule),
-        "wallet": reading.owner,
+    """The ``city.rewards.v1`` value (schemas/rewards.v1.json) of `rule` paying `amount` for `reading` to its
+    owner, under the policy of `policy_version` and `policy_hash`: the public reward, committing to the
+    readings envelope under a salt keyed by `evidence_key` (`services.common.evidence`), and the disclosure
+    that opens the commitment."""
+    rid = reward_id(reading.reading_id, rule)
+    salt = evidence.salt_for(evidence_key, rid)
+    public: dict[str, Any] = {
+        "reward_id": rid,
         "amount": amount,
         "currency": CURRENCY,
         "rule": rule,
         "policy_version": policy_version,
         "policy_hash": policy_hash,
-        "reading_id": reading.reading_id,
-        "earned_at": reading.ts,
-        "evidence": evidence,
+        "reading_attestor": reading.attestation["signer"],
+        "evidence": evidence.commitment(salt, reading.envelope),
+        **evidence.public_facts(
+            {
+                "reading_id": reading.reading_id,
+                "owner": reading.owner,
+                "reading": reading.reading,
+                **({"person": reading.person} if reading.person is not None else {}),
+            }
+        ),
     }
+    disclosure = {
+        "salt": signing.b64url_encode(salt),
+        "envelope": reading.envelope.decode(),
+        "attestation": dict(reading.attestation),
+    }
+    return {"reward": public, "disclosure": disclosure}
 
 
 def decision_record(decision: Decision, partition: int, offset: int, decided_by: str) -> OutgoingRecord:
@@ -163,11 +198,12 @@ def reward_record(reward: dict[str, Any]) -> OutgoingRecord:
 
     ``ce_time`` is when the reward was earned (not when it was sent), so a redelivery is identical.
     """
+    public = reward["reward"]
     return OutgoingRecord(
         topic=REWARDS,
-        key=reward["wallet"],
+        key=public["wallet"],
         value=reward,
-        headers=cloudevent_headers(REWARD_EVENT_TYPE, EVENT_SOURCE, reward["reward_id"], reward["earned_at"]),
+        headers=cloudevent_headers(REWARD_EVENT_TYPE, EVENT_SOURCE, public["reward_id"], public["earned_at"]),
     )
 
 

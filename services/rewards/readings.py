@@ -59,6 +59,9 @@ class AcceptedReading:
     person: str | None = None
     """The person the owner wallet was bound to when ingest accepted the reading (``city.bindings.v1``), as
     ingest attests it; None: the wallet was not bound."""
+    envelope: bytes = b""
+    """The envelope's bytes as ingest attested them: each reward's private disclosure carries them to the
+    ledger, which checks ingest's attestation on them as they are (`services.common.evidence`)."""
 
     @property
     def ts(self) -> str:
@@ -80,7 +83,7 @@ def parse(raw: bytes | None, header: str | bytes | None, attestors: Collection[s
         envelope = events.decode_json(raw)
     except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise InvalidReading(MALFORMED_JSON, str(exc)) from exc
-    return accept(envelope, attested_by)
+    return accept(envelope, attested_by, raw)
 
 
 def parse_all(
@@ -100,9 +103,9 @@ def parse_all(
     return parsed
 
 
-def accept(envelope: Any, attested_by: Mapping[str, Any]) -> AcceptedReading:
-    """Accept a decoded readings envelope whose attestation verified, or raise `InvalidReading` naming the
-    first problem."""
+def accept(envelope: Any, attested_by: Mapping[str, Any], raw: bytes | None = None) -> AcceptedReading:
+    """Accept a decoded readings envelope whose attestation verified (of its bytes `raw`; by default its JCS
+    bytes, as ingest writes it), or raise `InvalidReading` naming the first problem."""
     try:
         schemas.validate(READINGS, envelope)
     except schemas.SchemaError as exc:
@@ -128,4 +131,5 @@ def accept(envelope: Any, attested_by: Mapping[str, Any]) -> AcceptedReading:
         registration=registration,
         attestation=attested_by,
         person=envelope.get("person"),
+        envelope=raw if raw is not None else attestation.encode(envelope),
     )

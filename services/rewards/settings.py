@@ -81,3 +81,16 @@ class RewardsSettings(BaseSettings):
         ge=0,
         description="A window whose end has passed by the clock is published once idle for this long.",
     )
+    consent_history_s: float = Field(
+        default=3 * 86400,
+        gt=0,
+        description="How far back the consent in force at a reading's time is known, per subject and "
+        "category (city.consents.v1): at least the policy's longest late_s (at most two days) and some. A "
+        "reading older than that earns nothing (no-consent, status unknown).",
+    )
+    consents_sync_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long the worker waits, before deciding a batch, for its consent view to fold every "
+        "consent change on city.consents.v1; it retries (the batch waits) until it has.",
+    )

@@ -9,6 +9,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
 
+from services.common.signed_reads import SignedReadAuth
+from services.common.signing import Keypair
+
 READINGS_ACCEPTED = "smartcity_ingest_readings_accepted"
 READINGS_REJECTED = "smartcity_ingest_readings_rejected"
 REWARDS_PRODUCED = "smartcity_rewards_produced"
@@ -47,7 +50,10 @@ async def _metrics(client: httpx.AsyncClient, url: str) -> str:
 
 
 async def collect(
-    client: httpx.AsyncClient, urls: dict[str, str], previous: Snapshot | None = None
+    client: httpx.AsyncClient,
+    urls: dict[str, str],
+    previous: Snapshot | None = None,
+    auditor: Keypair | None = None,
 ) -> Snapshot:
     """Read one snapshot; `urls` maps service name to base URL."""
     snap = Snapshot(at=time.monotonic())
@@ -60,7 +66,12 @@ async def collect(
         checkpoint = await client.get(f"{urls['ledger']}/v1/checkpoint")
         if checkpoint.status_code == 200:
             snap.height, snap.tree_size = checkpoint.json()["height"], checkpoint.json()["tree_size"]
-        top = await client.get(f"{urls['ledger']}/v1/accounts", params={"limit": 5, "currency": "CITY"})
+        # Naming wallets with their balances is an auditor's read; without one, no top wallets are shown.
+        top = await client.get(
+            f"{urls['ledger']}/v1/accounts",
+            params={"limit": 5, "currency": "CITY"},
+            auth=SignedReadAuth(auditor) if auditor else httpx.USE_CLIENT_DEFAULT,
+        )
         if top.status_code == 200:
             snap.top_wallets = [(a["wallet"], a["balance"]) for a in top.json()["accounts"]]
     except httpx.HTTPError:

@@ -25,10 +25,11 @@ import httpx
 from rich.console import Console
 from rich.live import Live
 
-from services.common import db, embedded, offsets
+from services.common import db, embedded, offsets, roles
 from services.common.bindings import development_order_key
 from services.common.kafka import ensure_topics
 from services.common.settings import DEFAULT_KAFKA_PORT, PlatformSettings
+from services.common.signing import Keypair
 from services.common.topics import ALL_TOPICS, READINGS, REWARDS
 from services.ledger.settings import LedgerSettings
 from services.rewards.settings import RewardsSettings
@@ -154,7 +155,7 @@ def _sayer(console: Console) -> Callable[[str], None]:
     return say
 
 
-async def _show_progress(restarts: Restarts, console: Console, started: float) -> None:
+async def _show_progress(restarts: Restarts, console: Console, started: float, auditor: Keypair) -> None:
     urls = {spec.name: spec.url for spec in SERVICES}
     interactive = console.is_terminal
     previous: progress.Snapshot | None = None
@@ -166,7 +167,7 @@ async def _show_progress(restarts: Restarts, console: Console, started: float) -
             last_line = 0.0
             while True:
                 restarts.tend()
-                snap = await progress.collect(client, urls, previous)
+                snap = await progress.collect(client, urls, previous, auditor)
                 previous = snap
                 uptime = time.monotonic() - started
                 if live:
@@ -257,6 +258,8 @@ def up(platform: PlatformSettings, simulate: bool = True, drain_timeout_s: float
                 "REWARDS_LEDGER_URL": next(s.url for s in SERVICES if s.name == "ledger"),
                 # Identity submits the transfers it signs for custodial wallets.
                 "IDENTITY_LEDGER_URL": next(s.url for s in SERVICES if s.name == "ledger"),
+                # Identity forwards a person's erasure to ingest and the ledger.
+                "IDENTITY_INGEST_URL": next(s.url for s in SERVICES if s.name == "ingest"),
                 # The data dir's credential-ordering key (unless set): the simulator binds its wallets to
                 # people with it, so that they earn under a policy requiring binding.
                 "IDENTITY_ISSUERS": os.environ.get(
@@ -283,7 +286,8 @@ def up(platform: PlatformSettings, simulate: bool = True, drain_timeout_s: float
                 )
                 supervisor.start("simulator", [sys.executable, "-m", "services.simulator"], simulator_env)
             say(f"logs in {log_dir}")
-            asyncio.run(_show_progress(restarts, console, started))
+            # The top wallets are personal: read as the development chain's auditor (roles.auditor_key).
+            asyncio.run(_show_progress(restarts, console, started, roles.auditor_key(data_dir)))
         except KeyboardInterrupt:
             if bootstrap is None or not supervisor.children:
                 return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -24,8 +25,10 @@ import pytest
 from bench._running import RunningPlatform
 from services.common import merkle, signing
 from services.common.bindings import development_order_key
+from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair
 from services.ingest.devices import sign_registration
+from services.ledger.rewards import verify_disclosure
 from tests.support.bindings import bind_through_identity
 
 pytestmark = pytest.mark.e2e
@@ -64,7 +67,8 @@ def _register(http: httpx.Client, platform: RunningPlatform, owner: Keypair, dev
     assert response.status_code == 201, response.text
 
 
-def _signed_readings(device: Keypair, count: int) -> list[dict]:
+def _signed_readings(device: Keypair, count: int, first_seq: int = 1) -> list[dict]:
+    """`count` readings of `device` taken now (consent counts at a reading's own time)."""
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return [
         device.sign(
@@ -78,7 +82,7 @@ def _signed_readings(device: Keypair, count: int) -> list[dict]:
                 "values": {"pm2_5": 7.5 + seq % 4, "pm10": 14.0, "no2": 20.5},
             }
         )
-        for seq in range(1, count + 1)
+        for seq in range(first_seq, first_seq + count)
     ]
 
 
@@ -112,7 +116,8 @@ def _verdict(http: httpx.Client, platform: RunningPlatform, reading: dict) -> st
 
 
 def _accepted_within(bound_s: float, http: httpx.Client, platform: RunningPlatform, reading: dict) -> None:
-    """Post `reading` until ingest accepts it (a refusal for want of consent spends no sequence number)."""
+    """Post `reading` (taken after the grant) until ingest accepts it (a refusal for want of consent spends no
+    sequence number)."""
     deadline = time.monotonic() + bound_s
     while (verdict := _verdict(http, platform, reading)) != "accepted":
         assert verdict == "no_consent", verdict
@@ -120,10 +125,33 @@ def _accepted_within(bound_s: float, http: httpx.Client, platform: RunningPlatfo
         time.sleep(0.05)
 
 
-async def _bind(platform: RunningPlatform, owner: Keypair) -> None:
-    """Bind `owner`'s wallet to a person on identity, with the credential-ordering key `smartcity up` lists."""
-    async with httpx.AsyncClient(base_url=platform.url("identity"), timeout=10) as identity:
-        await bind_through_identity(identity, development_order_key(platform.data_dir), owner)
+def _bindings_applied(http: httpx.Client, platform: RunningPlatform) -> float:
+    """How many binding records ingest's binding view has applied (its Prometheus counter)."""
+    metrics = http.get(f"{platform.url('ingest')}/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("smartcity_binding_records_total{") and 'outcome="applied"' in line
+    )
+
+
+def _bind(platform: RunningPlatform, owner: Keypair) -> None:
+    """Bind `owner`'s wallet to a person on identity, with the credential-ordering key `smartcity up` lists,
+    and wait until ingest applied it: a reading it accepts before would be attested with no person (and earn
+    nothing, `unverified-person`). The simulator bound its wallets when it started, so the next binding ingest
+    applies is this one."""
+    with httpx.Client(timeout=10) as http:
+        before = _bindings_applied(http, platform)
+
+        async def bind() -> None:
+            async with httpx.AsyncClient(base_url=platform.url("identity"), timeout=10) as identity:
+                await bind_through_identity(identity, development_order_key(platform.data_dir), owner)
+
+        asyncio.run(bind())
+        deadline = time.monotonic() + CONSENT_BOUND_S
+        while _bindings_applied(http, platform) <= before:
+            assert time.monotonic() < deadline, "the binding did not reach ingest in time"
+            time.sleep(0.05)
 
 
 def _verify_checkpoint(checkpoint: dict) -> bytes:
@@ -149,16 +177,19 @@ def test_a_citizens_readings_settle_and_verify_end_to_end(platform: RunningPlatf
     owner, device = Keypair.generate(), Keypair.generate()
     ingest, ledger = platform.url("ingest"), platform.url("ledger")
     with httpx.Client(timeout=10) as http:
-        # The city's policy pays only wallets bound to a person: the owner binds theirs first (its record
-        # reaches ingest before the consent granted below, which the readings wait for).
-        asyncio.run(_bind(platform, owner))
+        # The city's policy pays only wallets bound to a person: the owner binds theirs first.
+        _bind(platform, owner)
         _register(http, platform, owner, device)
 
-        readings = _signed_readings(device, 5)
-        # Ingest takes the owner's air quality readings only once they granted the city that data.
-        assert _verdict(http, platform, readings[0]) == "no_consent"
+        # Ingest takes the owner's air quality readings only once they granted the city that data, and only
+        # those taken since: consent counts at a reading's own time.
+        [before] = _signed_readings(device, 1)
+        assert _verdict(http, platform, before) == "no_consent"
+        time.sleep(0.01)
         _change_consent(http, platform, owner, "grant")
+        readings = _signed_readings(device, 5, first_seq=2)
         _accepted_within(CONSENT_BOUND_S, http, platform, readings[0])
+        assert _verdict(http, platform, before) == "no_consent"  # taken before the grant: never
         forged = {**readings[0], "seq": 99}  # signature no longer matches
         response = http.post(f"{ingest}/v1/readings", json={"readings": [*readings[1:], forged]})
         assert response.status_code == 202
@@ -167,7 +198,9 @@ def test_a_citizens_readings_settle_and_verify_end_to_end(platform: RunningPlatf
 
         deadline = time.monotonic() + 60
         while True:
-            txs = http.get(f"{ledger}/v1/accounts/{owner.did}/transactions").json()["transactions"]
+            txs = http.get(
+                f"{ledger}/v1/accounts/{owner.did}/transactions", auth=SignedReadAuth(owner)
+            ).json()["transactions"]
             if len(txs) == 5 and all(tx["leaf_index"] is not None for tx in txs):
                 break
             assert time.monotonic() < deadline, f"rewards not sealed in time: {txs}"
@@ -194,15 +227,25 @@ def test_a_citizens_readings_settle_and_verify_end_to_end(platform: RunningPlatf
             )
             reward = record["reward"]
             assert reward["reading_id"] in reading_ids
-            signing.verify(reward["evidence"]["reading"], "device_id")
-            signing.verify(reward["evidence"]["registration"], "owner")
+            # The public record holds no reading values or place: the owner reads the evidence, which opens
+            # the record's commitment and carries the signatures ingest checked.
+            assert "values" not in json.dumps(record) and "old-town" not in json.dumps(record)
+            path = f"{ledger}/v1/transactions/{tx['tx_id']}/disclosure"
+            assert http.get(path).status_code == 401
+            envelope, _ = verify_disclosure(reward, http.get(path, auth=SignedReadAuth(owner)).json())
+            signing.verify(envelope["reading"], "device_id")
+            signing.verify(envelope["registration"], "owner")
             credited += sum(
                 p["amount"]
                 for p in record["postings"]
                 if p["account"] == owner.did and p["currency"] == "CITY"
             )
         assert credited > 0
-        balance = http.get(f"{ledger}/v1/accounts/{owner.did}").json()
+        assert http.get(f"{ledger}/v1/accounts/{owner.did}").status_code == 401  # a wallet is personal
+        assert http.get(f"{ingest}/v1/devices", params={"owner": owner.did}).status_code == 401
+        mine = http.get(f"{ingest}/v1/devices", auth=SignedReadAuth(owner)).json()["devices"]
+        assert [d["device_id"] for d in mine] == [device.did]
+        balance = http.get(f"{ledger}/v1/accounts/{owner.did}", auth=SignedReadAuth(owner)).json()
         assert balance["wallet"] == owner.did
         assert balance["balances"]["CITY"] == credited
 
@@ -242,20 +285,23 @@ def test_consent_granted_and_revoked_through_identity_is_obeyed_by_ingest(platfo
     owner, device = Keypair.generate(), Keypair.generate()
     with httpx.Client(timeout=10) as http:
         _register(http, platform, owner, device)
-        first, *others = _signed_readings(device, 200)
+        [first] = _signed_readings(device, 1)
         assert _verdict(http, platform, first) == "no_consent"
 
         _change_consent(http, platform, owner, "grant")
-        _accepted_within(CONSENT_BOUND_S, http, platform, first)
-        readings = iter(others)
+        [granted] = _signed_readings(device, 1)
+        _accepted_within(CONSENT_BOUND_S, http, platform, granted)
+        seq = iter(range(2, 10_000))
 
         _change_consent(http, platform, owner, "revoke")
         revoked_at = time.monotonic()
-        while (verdict := _verdict(http, platform, next(readings))) != "no_consent":
+        while (
+            verdict := _verdict(http, platform, _signed_readings(device, 1, next(seq))[0])
+        ) != "no_consent":
             assert verdict == "accepted", verdict
             assert time.monotonic() - revoked_at < CONSENT_BOUND_S, "the revocation did not reach ingest"
             time.sleep(0.05)
-        assert _verdict(http, platform, next(readings)) == "no_consent"
+        assert _verdict(http, platform, _signed_readings(device, 1, next(seq))[0]) == "no_consent"
 
 
 def test_a_killed_ledger_is_restarted_and_settlement_goes_on_verifiably(platform: RunningPlatform):
@@ -297,7 +343,7 @@ def test_ctrl_c_drains_what_was_accepted_and_the_next_run_continues_the_chain(pl
     owner, device = Keypair.generate(), Keypair.generate()
     ingest, ledger = platform.url("ingest"), platform.url("ledger")
     with httpx.Client(timeout=10) as http:
-        asyncio.run(_bind(platform, owner))
+        _bind(platform, owner)
         _register(http, platform, owner, device)
         _change_consent(http, platform, owner, "grant")
         readings = _signed_readings(device, 20)
@@ -323,11 +369,14 @@ def test_ctrl_c_drains_what_was_accepted_and_the_next_run_continues_the_chain(pl
     again = _start(platform.data_dir, "--no-simulate", ports=platform.ports)
     try:
         with httpx.Client(timeout=10) as http:
-            txs = http.get(f"{ledger}/v1/accounts/{owner.did}/transactions").json()["transactions"]
+            txs = http.get(
+                f"{ledger}/v1/accounts/{owner.did}/transactions", auth=SignedReadAuth(owner)
+            ).json()["transactions"]
             assert len(txs) == 20 and all(
                 tx["leaf_index"] is not None for tx in txs
             )  # sealed before the stop
-            assert http.get(f"{ledger}/v1/accounts/{owner.did}").json()["balances"]["CITY"] == 20 * 500
+            held = http.get(f"{ledger}/v1/accounts/{owner.did}", auth=SignedReadAuth(owner)).json()
+            assert held["balances"]["CITY"] == 20 * 500
             after = http.get(f"{ledger}/v1/checkpoint").json()
         assert after["public_key"] == before["public_key"]
         assert (after["height"], after["tree_size"]) > (before["height"], before["tree_size"])

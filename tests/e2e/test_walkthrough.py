@@ -25,6 +25,7 @@ from nacl import pwhash
 
 from bench._running import RunningPlatform
 from services.common import events, merkle, signing
+from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair
 from tests.support.factories import merchant_registration, merchant_verification
 
@@ -210,11 +211,21 @@ def test_a_person_without_a_phone_gets_aid_pays_at_a_kiosk_and_is_reached(
 
         refused = until("the ledger knows the pharmacy", pharmacy_answer)
         assert refused["type"].endswith("/aid-not-allowed"), refused
-        assert ok(http.get(f"{ledger}/v1/accounts/{people.pharmacy.did}"))["balances"].get("AID", 0) == 0
+        assert (
+            ok(http.get(f"{ledger}/v1/accounts/{people.pharmacy.did}", auth=SignedReadAuth(people.pharmacy)))[
+                "balances"
+            ].get("AID", 0)
+            == 0
+        )
 
         # 6. The grocer's balance shows the payment, and the chain proves it: the transaction's leaf is in the
         # tree whose root the ledger signed.
-        assert ok(http.get(f"{ledger}/v1/accounts/{people.grocer.did}"))["balances"]["AID"] == 12_500_000
+        assert (
+            ok(http.get(f"{ledger}/v1/accounts/{people.grocer.did}", auth=SignedReadAuth(people.grocer)))[
+                "balances"
+            ]["AID"]
+            == 12_500_000
+        )
         tx_id = receipt["tx_id"]
 
         def sealed() -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from services.common.settings import PlatformSettings
+from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair
 from services.directory.app import create_app as create_directory
 from services.directory.settings import DirectorySettings
@@ -102,12 +103,18 @@ async def test_the_ledger_enforces_aid_at_a_merchant_registered_and_verified_in_
 
         spent = await once_seen(ledger, signed_transfer(citizen, grocer.did, 250, nonce=2, currency="AID"))
         assert spent.status_code == 201, spent.text
-        held = (await ledger.get(f"/v1/accounts/{grocer.did}")).json()["balances"]
+        held = (await ledger.get(f"/v1/accounts/{grocer.did}", auth=SignedReadAuth(grocer))).json()[
+            "balances"
+        ]
         assert held["AID"] == 250
-        assert (await ledger.get(f"/v1/accounts/{citizen.did}")).json()["balances"]["AID"] == 750
+        assert (await ledger.get(f"/v1/accounts/{citizen.did}", auth=SignedReadAuth(citizen))).json()[
+            "balances"
+        ]["AID"] == 750
 
         # The grant allows food only: the verified clothing shop is refused for its category.
         refused = await once_seen(ledger, signed_transfer(citizen, tailor.did, 100, nonce=3, currency="AID"))
         body = assert_problem(refused, 403)
         assert body["type"].endswith("aid-not-allowed") and "clothing" in body["detail"]
-        assert (await ledger.get(f"/v1/accounts/{tailor.did}")).json()["balances"]["AID"] == 0
+        assert (await ledger.get(f"/v1/accounts/{tailor.did}", auth=SignedReadAuth(tailor))).json()[
+            "balances"
+        ]["AID"] == 0

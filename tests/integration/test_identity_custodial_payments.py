@@ -4,15 +4,12 @@ PostgreSQL. The ledger decides; its refusals come back with their own type; a re
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from nacl import pwhash
 from pydantic import SecretStr
 
@@ -24,35 +21,13 @@ from services.identity.app import create_app as create_identity
 from services.identity.settings import IdentitySettings
 from services.ledger.app import create_app as create_ledger
 from services.ledger.settings import LedgerSettings
-from tests.support.asgi import assert_problem, running
-from tests.support.factories import TEST_ROLES
+from tests.support.asgi import assert_problem, running, served
+from tests.support.factories import AS_AUDITOR, TEST_ROLES
 from tests.support.topics import unique_group
-from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
 PIN = "2468"
-
-
-@asynccontextmanager
-async def served(app: FastAPI) -> AsyncIterator[str]:
-    """`app` (its lifespan already entered) served over HTTP on a free local port, and its base URL."""
-    port = embedded.free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    serving = asyncio.create_task(server.serve())
-
-    async def listening() -> bool:
-        assert not serving.done(), "the server stopped before it listened"
-        return server.started
-
-    await until(listening, "the ledger to listen")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
 
 
 @asynccontextmanager
@@ -110,7 +85,7 @@ async def mint(ledger_client: httpx.AsyncClient, issuer: Keypair, nonce: int, to
 
 
 async def balance(ledger_client: httpx.AsyncClient, wallet: str) -> int:
-    response = await ledger_client.get(f"/v1/accounts/{wallet}")
+    response = await ledger_client.get(f"/v1/accounts/{wallet}", auth=AS_AUDITOR)
     assert response.status_code == 200, response.text
     return response.json()["balances"]["CITY"]
 

@@ -10,7 +10,9 @@ from prometheus_client import REGISTRY
 
 from services.common import embedded, schemas
 from services.common.events import headers_dict, now_rfc3339
+from services.common.roles import operator_key
 from services.common.settings import PlatformSettings
+from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair
 from services.common.topics import READINGS
 from services.ingest.app import create_app
@@ -59,9 +61,25 @@ async def test_device_registration(platform_settings: PlatformSettings):
         assert again.status_code == 200
         assert again.json() == created.json()
 
-        assert (await client.get(f"/v1/devices/{device.did}")).json() == created.json()
-        assert_problem(await client.get(f"/v1/devices/{Keypair.generate().did}"), 404)
-        assert_problem(await client.get("/v1/devices/not-a-did"), 400)
+        # A device, its owner included, is personal: signed reads by its owner or a city operator.
+        as_owner, as_other = SignedReadAuth(owner), SignedReadAuth(other_owner)
+        as_operator = SignedReadAuth(operator_key(platform_settings.data_dir))
+        assert (await client.get(f"/v1/devices/{device.did}", auth=as_owner)).json() == created.json()
+        assert (await client.get(f"/v1/devices/{device.did}", auth=as_operator)).json() == created.json()
+        anonymous = assert_problem(await client.get(f"/v1/devices/{device.did}"), 401)
+        assert (
+            anonymous["type"].endswith("/signature-required")
+            and "Accept-Signature" in (await client.get(f"/v1/devices/{device.did}")).headers
+        )
+        # To anyone else it does not exist: the very answer an unknown device gets.
+        hidden = assert_problem(await client.get(f"/v1/devices/{device.did}", auth=as_other), 404)
+        unknown = Keypair.generate().did
+        assert (
+            hidden["detail"].replace(device.did, unknown)
+            == (assert_problem(await client.get(f"/v1/devices/{unknown}", auth=as_other), 404)["detail"])
+        )
+        assert_problem(await client.get(f"/v1/devices/{device.did}/history", auth=as_other), 404)
+        assert_problem(await client.get("/v1/devices/not-a-did", auth=as_owner), 400)
 
         taken = await client.post("/v1/devices", json=_registration(other_owner, device))
         assert "another owner" in assert_problem(taken, 409)["detail"]
@@ -79,8 +97,8 @@ async def test_device_registration(platform_settings: PlatformSettings):
         assert_problem(await client.post("/v1/devices", json=bad_did), 422)
         assert_problem(await client.post("/v1/devices", content=b'{"device_id": '), 400)
         # None of the refused ones was stored.
-        assert_problem(await client.get(f"/v1/devices/{second.did}"), 404)
-        assert (await client.get(f"/v1/devices/{device.did}")).json()["owner"] == owner.did
+        assert_problem(await client.get(f"/v1/devices/{second.did}", auth=as_owner), 404)
+        assert (await client.get(f"/v1/devices/{device.did}", auth=as_owner)).json()["owner"] == owner.did
 
 
 async def test_a_mixed_batch_publishes_exactly_the_good_readings(platform_settings: PlatformSettings):
@@ -170,6 +188,7 @@ async def test_bodies_that_are_not_a_batch_get_a_problem(platform_settings: Plat
             "broker": True,
             "consents": True,
             "bindings": True,
+            "decisions": True,
         }
 
 

@@ -4,6 +4,7 @@ revocation by the owner or a city operator, and key rotation that keeps the devi
 from __future__ import annotations
 
 from services.common.settings import PlatformSettings
+from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
@@ -21,7 +22,7 @@ async def test_registration_needs_the_devices_proof(platform_settings: PlatformS
         assert "device" in assert_problem(await client.post("/v1/devices", json=forged), 400)["detail"]
         unknown_kind = ingest.registration(owner, device, kind="weather")
         assert "kind" in assert_problem(await client.post("/v1/devices", json=unknown_kind), 422)["detail"]
-        assert_problem(await client.get(f"/v1/devices/{device.did}"), 404)
+        assert_problem(await client.get(f"/v1/devices/{device.did}", auth=SignedReadAuth(owner)), 404)
 
         located = ingest.registration(owner, device, location={"lat": 52.37, "lon": 4.9})
         created = await client.post("/v1/devices", json=located)
@@ -44,9 +45,22 @@ async def test_listing_revoking_and_reading_after_revocation(platform_settings: 
         assert (
             await client.post("/v1/devices", json=ingest.registration(other_owner, theirs))
         ).status_code == 201
-        listed = (await client.get("/v1/devices", params={"owner": owner.did})).json()["devices"]
+        as_owner, as_operator = SignedReadAuth(owner), SignedReadAuth(operator)
+        listed = (await client.get("/v1/devices", params={"owner": owner.did}, auth=as_owner)).json()[
+            "devices"
+        ]
         assert {d["device_id"] for d in listed} == {d.did for d in mine}
-        assert_problem(await client.get("/v1/devices", params={"owner": "nobody"}), 400)
+        # Without `owner`, a reader's own devices; another owner's only for a city operator; never anonymously.
+        assert (await client.get("/v1/devices", auth=as_owner)).json()["devices"] == listed
+        theirs_listed = await client.get("/v1/devices", params={"owner": other_owner.did}, auth=as_owner)
+        assert assert_problem(theirs_listed, 403)["type"].endswith("/read-forbidden")
+        assert_problem(await client.get("/v1/devices"), 401)
+        everyone = (await client.get("/v1/devices", auth=as_operator)).json()["devices"]
+        assert {d["device_id"] for d in everyone} >= {d.did for d in [*mine, theirs]}
+        assert (await client.get("/v1/devices", params={"owner": owner.did}, auth=as_operator)).json()[
+            "devices"
+        ] == listed
+        assert_problem(await client.get("/v1/devices", params={"owner": "nobody"}, auth=as_operator), 400)
 
         target = mine[0]
         refused = await client.post(
@@ -76,9 +90,9 @@ async def test_listing_revoking_and_reading_after_revocation(platform_settings: 
         )
         assert by_operator.status_code == 200
 
-        listed = (await client.get("/v1/devices", params={"owner": owner.did})).json()["devices"]
+        listed = (await client.get("/v1/devices", auth=as_owner)).json()["devices"]
         assert {d["device_id"] for d in listed} == {d.did for d in mine[1:]}
-        everything = await client.get("/v1/devices", params={"owner": owner.did, "include_revoked": "true"})
+        everything = await client.get("/v1/devices", params={"include_revoked": "true"}, auth=as_owner)
         assert len(everything.json()["devices"]) == 3
 
         response = await client.post(
@@ -100,12 +114,13 @@ async def test_key_rotation_keeps_the_history(platform_settings: PlatformSetting
         # Only the owner's own active device can be replaced; a refused rotation stores nothing.
         hijack = ingest.registration(stranger, new, replaces=old.did)
         assert_problem(await client.post("/v1/devices", json=hijack), 409)
-        assert_problem(await client.get(f"/v1/devices/{new.did}"), 404)
+        as_owner = SignedReadAuth(owner)
+        assert_problem(await client.get(f"/v1/devices/{new.did}", auth=as_owner), 404)
 
         rotated = await client.post("/v1/devices", json=ingest.registration(owner, new, replaces=old.did))
         assert rotated.status_code == 201, rotated.text
         assert rotated.json()["replaces"] == old.did
-        retired = (await client.get(f"/v1/devices/{old.did}")).json()
+        retired = (await client.get(f"/v1/devices/{old.did}", auth=as_owner)).json()
         assert retired["status"] == "revoked" and retired["replaced_by"] == new.did
 
         # The retired key cannot be rotated again, nor send readings; the new key starts its own sequence.
@@ -121,7 +136,7 @@ async def test_key_rotation_keeps_the_history(platform_settings: PlatformSetting
             await client.post("/v1/devices", json=ingest.registration(owner, newer, replaces=new.did))
         ).status_code == 201
         for device in (old, new, newer):
-            history = (await client.get(f"/v1/devices/{device.did}/history")).json()["devices"]
+            history = (await client.get(f"/v1/devices/{device.did}/history", auth=as_owner)).json()["devices"]
             assert [d["device_id"] for d in history] == [old.did, new.did, newer.did]
         kinds = (await client.get("/v1/kinds")).json()["kinds"]
         assert {

@@ -71,6 +71,7 @@ async def test_readings_over_mqtt_are_checked_published_and_acked(platform_setti
             "broker": True,
             "consents": True,
             "bindings": True,
+            "decisions": True,
             "mqtt": True,
         }
         start = await end_offsets(bootstrap, READINGS)

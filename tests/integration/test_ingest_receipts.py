@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from services.common import kinds
 from services.common.roles import operator_key
 from services.common.settings import PlatformSettings
+from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair
 from services.common.topics import READINGS
 from services.ingest.app import create_app
@@ -39,7 +40,7 @@ async def test_only_an_operator_registers_a_city_device(platform_settings: Platf
         posing = ingest.city_registration(citizen, station, "recycling_station", DROPOFF)
         problem = assert_problem(await client.post("/v1/devices", json=posing), 403)
         assert problem["type"].endswith("operator-required") and "operator" in problem["detail"]
-        assert_problem(await client.get(f"/v1/devices/{station.did}"), 404)
+        assert_problem(await client.get(f"/v1/devices/{station.did}", auth=SignedReadAuth(operator)), 404)
         unknown_class = ingest.city_registration(operator, other, "lamp_post", DROPOFF)
         assert "class" in assert_problem(await client.post("/v1/devices", json=unknown_class), 422)["detail"]
 

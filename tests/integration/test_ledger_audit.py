@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,16 +19,22 @@ from typer.testing import CliRunner
 from services.cli import app as cli
 from services.common import embedded, merkle, topics
 from services.common.kafka import KafkaProducer
+from services.common.policy import parse_policy
 from services.common.roles import Role
 from services.common.settings import PlatformSettings
+from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair, b64url_encode
 from services.ledger import chain
 from services.ledger.app import create_app
+from services.ledger.disclosures import DisclosureReads
 from services.ledger.settings import LedgerSettings
 from services.ledger.verifier import Discrepancy, verify_ledger
 from tests.support.asgi import assert_problem
 from tests.support.factories import (
+    AS_AUDITOR,
+    AUDITOR,
     ORACLE,
+    TEST_POLICY,
     TEST_ROLES,
     policy_publication,
     reward_records,
@@ -74,7 +81,7 @@ async def ledger(
 
 
 async def sealed(client: httpx.AsyncClient, wallet: str, count: int) -> bool:
-    items = (await client.get(f"/v1/accounts/{wallet}/transactions")).json()["transactions"]
+    items = (await client.get(f"/v1/accounts/{wallet}/transactions", auth=AS_AUDITOR)).json()["transactions"]
     return len(items) == count and all(i["leaf_index"] is not None for i in items)
 
 
@@ -122,7 +129,9 @@ async def test_a_rotated_oracle_key_is_refused_after_its_rotation_and_the_verifi
             await until(lambda: sealed(client, bob.did, 1), "the new oracle's reward")
             [dead] = await values_with_keys(kafka_bootstrap, topics.REWARDS.dlq, {bob.did}, 1)
             assert dead["reason"].startswith(f"role-not-held: {ORACLE.did}")
-            assert (await client.get(f"/v1/accounts/{bob.did}")).json()["balances"]["CITY"] == 30
+            assert (await client.get(f"/v1/accounts/{bob.did}", auth=AS_AUDITOR)).json()["balances"][
+                "CITY"
+            ] == 30
 
             # The root rotates itself; the old root can do nothing more.
             new_root = Root()
@@ -156,8 +165,13 @@ async def test_the_replay_catches_money_and_roles_changed_in_the_database(
         paid = alice.sign({"from": alice.did, "to": bob.did, "amount": 100, "currency": "CREDIT", "nonce": 1})
         assert (await client.post("/v1/transfers", json=paid)).status_code == 201
         await until(lambda: all_sealed(client), "everything to be sealed")
-        report = await verify_ledger(client, ledger_key, replay=True)
+        report = await verify_ledger(client, ledger_key, replay=True, auditor=AUDITOR)
         assert report.accounts_compared >= 3
+        # Without an auditor's key, the public totals: CREDIT held by alice and bob, all of what was minted.
+        report = await verify_ledger(client, ledger_key, replay=True)
+        assert report.totals_compared == 3
+        totals = (await client.get("/v1/totals", params={"tree_size": report.tree_size})).json()["totals"]
+        assert totals["CREDIT"] == {"held": 500, "accounts": 2}
 
         # Leaves in ranges: the exact bytes the signed root is computed from.
         checkpoint = chain.BlockHeader.from_json((await client.get("/v1/checkpoint")).json())
@@ -167,7 +181,13 @@ async def test_the_replay_catches_money_and_roles_changed_in_the_database(
         for params in ({"start": 0, "end": checkpoint.tree_size + 1}, {"start": 3, "end": 3}):
             assert_problem(await client.get("/v1/leaves", params=params), 400)
         assert_problem(await client.get("/v1/leaves", params={"start": -1, "end": 2}), 422)
-        assert_problem(await client.get("/v1/balances", params={"tree_size": 2**70}), 422)
+        assert_problem(await client.get("/v1/balances", params={"tree_size": 2**70}, auth=AS_AUDITOR), 422)
+        assert_problem(
+            await client.get("/v1/balances", params={"tree_size": 1}), 401
+        )  # balances are personal
+        assert_problem(
+            await client.get("/v1/balances", params={"tree_size": 1}, auth=SignedReadAuth(alice)), 403
+        )
 
         store = client._transport.app.state.store  # type: ignore[attr-defined]
         # A role given in the database, not on the chain: the ledger takes mallory's mint...
@@ -213,8 +233,12 @@ async def test_the_replay_catches_a_posting_multiplied_in_the_database(
                 "UPDATE balances SET balance = balance * 1000 WHERE account = $1 AND currency = 'CREDIT'",
                 bob.did,
             )
-        assert (await client.get(f"/v1/accounts/{bob.did}")).json()["balances"]["CREDIT"] == 100_000
+        assert (await client.get(f"/v1/accounts/{bob.did}", auth=AS_AUDITOR)).json()["balances"][
+            "CREDIT"
+        ] == 100_000
         with pytest.raises(Discrepancy, match=f"account {bob.did}: the API says 100000 micro-CREDIT"):
+            await verify_ledger(client, ledger_key, replay=True, auditor=AUDITOR)
+        with pytest.raises(Discrepancy, match="CREDIT totals: the API says"):
             await verify_ledger(client, ledger_key, replay=True)
 
 
@@ -241,10 +265,11 @@ async def test_the_authority_command_signs_where_the_root_key_is_and_the_ledger_
 
             granted = await asyncio.to_thread(run, "grant", "auditor", auditor.did)
             assert granted.exit_code == 0, granted.output
-            assert (await client.get("/v1/authority")).json()["roles"]["auditor"] == [auditor.did]
+            held = (await client.get("/v1/authority")).json()["roles"]["auditor"]
+            assert held == sorted([AUDITOR.did, auditor.did])  # beside the tests' own auditor
             revoked = await asyncio.to_thread(run, "revoke", "auditor", auditor.did)
             assert revoked.exit_code == 0, revoked.output
-            assert "auditor" not in (await client.get("/v1/authority")).json()["roles"]
+            assert (await client.get("/v1/authority")).json()["roles"]["auditor"] == [AUDITOR.did]
             # Signed by a key that is not the root: refused, and the command says so.
             env["SMARTCITY_ROOT_SEED"] = b64url_encode(Keypair.generate().seed)
             refused = await asyncio.to_thread(run, "grant", "auditor", auditor.did)
@@ -252,3 +277,62 @@ async def test_the_authority_command_signs_where_the_root_key_is_and_the_ledger_
         finally:
             server.should_exit = True
             await serving
+
+
+EXACT = parse_policy(
+    {
+        **TEST_POLICY.document,
+        "version": "exact-1",
+        "kinds": {"air": {**TEST_POLICY.document["kinds"]["air"], "data_reward": 1500}},
+    }
+)
+"""Like the tests' policy, but rule ``data.air`` pays exactly what `signed_reward` pays: the amount an auditor
+recomputes from a reward's disclosed reading."""
+
+
+async def test_rewards_verify_in_public_and_auditor_modes_and_after_an_erasure(
+    platform_settings: PlatformSettings, kafka_bootstrap: str
+) -> None:
+    """The public replay checks each reward without its evidence; the auditor's reads the evidence too, opens
+    each commitment and recomputes each reward; a disclosure changed in the database is caught by the
+    auditor, and an erased one leaves the chain verifying in both modes."""
+    root, issuer = Root(), Keypair.generate()
+    alice, bob = Keypair.generate(), Keypair.generate()
+    producer = KafkaProducer(kafka_bootstrap, "audit-evidence-test")
+    try:
+        async with ledger(platform_settings, root, issuer) as (client, ledger_key):
+            assert (await client.post("/v1/policies", json=policy_publication(EXACT))).status_code == 201
+            rewards = [signed_reward(alice, seq=i, policy=EXACT) for i in range(3)]
+            rewards.append(signed_reward(bob, seq=1, policy=EXACT))
+            await producer.send_batch(reward_records(rewards))
+            await until(lambda: sealed(client, alice.did, 3), "alice's rewards")
+            await until(lambda: all_sealed(client), "everything to be sealed")
+
+            public_report = await verify_ledger(client, ledger_key, replay=True)
+            audited = await verify_ledger(client, ledger_key, replay=True, deep=True, auditor=AUDITOR)
+            assert public_report.transactions_checked == audited.transactions_checked == audited.tree_size
+
+            store = client._transport.app.state.store  # type: ignore[attr-defined]
+            async with store.connection() as conn:
+                await conn.execute(
+                    "UPDATE disclosures SET disclosure = convert_to(replace(convert_from(disclosure, 'UTF8'), "
+                    "'12.5', '99.5'), 'UTF8') WHERE wallet = $1",
+                    bob.did,
+                )
+            await verify_ledger(client, ledger_key, replay=True)  # the public sees only commitments
+            with pytest.raises(Discrepancy, match="evidence-mismatch"):
+                await verify_ledger(client, ledger_key, replay=True, auditor=AUDITOR)
+
+            # Bob's evidence is erased (as a person's erasure does): gone for everyone, the chain still verifies.
+            assert await DisclosureReads(store).erase_wallet(bob.did, datetime.now(UTC)) == 1
+            [tx] = (await client.get(f"/v1/accounts/{bob.did}/transactions", auth=AS_AUDITOR)).json()[
+                "transactions"
+            ]
+            erased = (
+                await client.get(f"/v1/transactions/{tx['tx_id']}/disclosure", auth=SignedReadAuth(bob))
+            ).json()
+            assert set(erased) == {"tx_id", "erased_at"}
+            await verify_ledger(client, ledger_key, replay=True)
+            await verify_ledger(client, ledger_key, replay=True, deep=True, auditor=AUDITOR)
+    finally:
+        producer.close()

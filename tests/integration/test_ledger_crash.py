@@ -18,10 +18,11 @@ import pytest
 from services.common.embedded import free_port
 from services.common.kafka import KafkaProducer
 from services.common.settings import PlatformSettings
+from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair, b64url_encode
 from services.ledger.verifier import verify_ledger
 from tests.conftest import REPO_ROOT
-from tests.support.factories import TEST_ROLES, policy_publication, reward_records, signed_reward
+from tests.support.factories import AS_AUDITOR, TEST_ROLES, policy_publication, reward_records, signed_reward
 from tests.support.topics import unique_group
 
 pytestmark = pytest.mark.integration
@@ -110,10 +111,16 @@ async def test_sigkill_mid_settlement_loses_and_doubles_nothing(
             # may hold other tests' rewards too, which this ledger settles as well).
             assert checkpoint["tree_size"] >= 3 + REWARDS
             for i, wallet in enumerate(wallets):
-                mine = [r for r in rewards if r["wallet"] == wallet.did]
-                balances = (await client.get(f"/v1/accounts/{wallet.did}")).json()["balances"]
+                mine = [r["reward"] for r in rewards if r["reward"]["wallet"] == wallet.did]
+                balances = (await client.get(f"/v1/accounts/{wallet.did}", auth=AS_AUDITOR)).json()[
+                    "balances"
+                ]
                 assert balances["CITY"] == sum(r["amount"] for r in mine), i
-                history = await client.get(f"/v1/accounts/{wallet.did}/transactions", params={"limit": 1000})
+                history = await client.get(
+                    f"/v1/accounts/{wallet.did}/transactions",
+                    params={"limit": 1000},
+                    auth=SignedReadAuth(wallet),
+                )
                 assert len(history.json()["transactions"]) == len(mine), i
             report = await verify_ledger(client, key.did, tx_ids=[], replay=True)
             # The chain may have grown meanwhile (other tests' rewards on the topic): at least this far.

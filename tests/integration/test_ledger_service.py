@@ -19,17 +19,25 @@ from services.common import attestation, merkle, schemas, signing, topics
 from services.common.events import cloudevent_headers
 from services.common.kafka import DLQ_VALUE_MAX, KafkaProducer, OutgoingRecord
 from services.common.settings import PlatformSettings
+from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair, b64url_encode
 from services.common.topics import Topic
 from services.ledger import chain
 from services.ledger.app import create_app
+from services.ledger.rewards import verify_disclosure
 from services.ledger.settings import LedgerSettings
 from services.ledger.transactions import GENESIS_TX_ID
+from tests.support.asgi import assert_problem
 from tests.support.factories import (
+    AS_AUDITOR,
+    INGEST,
     ORACLE,
     TEST_POLICY,
     TEST_ROLES,
+    envelope_of,
     policy_publication,
+    public,
+    recommitted,
     reward_records,
     signed_reward,
 )
@@ -77,12 +85,14 @@ async def test_rewards_settle_into_signed_blocks_with_verifiable_proofs(
         genesis_roles=TEST_ROLES,
     )
     alice, bob, carol, mallory = (Keypair.generate() for _ in range(4))
+    as_alice = SignedReadAuth(alice)
     wave1 = [signed_reward(alice, seq=i, amount=1000 + i) for i in range(4)]
     wave1 += [signed_reward(bob, seq=i, amount=7) for i in range(3)]
     forged = signed_reward(bob, seq=50)
-    forged["evidence"]["reading"]["values"]["pm25"] = 999.0
-    stolen = signed_reward(alice, seq=51)
-    stolen["wallet"] = carol.did  # alice's device, carol's wallet
+    inflated = envelope_of(forged)
+    inflated["reading"]["values"]["pm25"] = 999.0
+    forged = recommitted(forged, inflated)  # committed to by the oracle, not what ingest attested
+    stolen = public(signed_reward(alice, seq=51), wallet=carol.did)  # alice's device, carol's wallet
     # An outsider with write access to the topic: a 1,000,000 CITY bonus for a reading of a device nobody
     # registered, "attested" by their own keys; and a reward with no attestation at all.
     bonus = signed_reward(mallory, seq=1, amount=10**12, rule="bonus", ingest=mallory)
@@ -109,38 +119,56 @@ async def test_rewards_settle_into_signed_blocks_with_verifiable_proofs(
         )
 
         async def sealed(wallet: str, count: int) -> list[dict[str, Any]] | None:
-            items = (await client.get(f"/v1/accounts/{wallet}/transactions")).json()["transactions"]
+            items = (await client.get(f"/v1/accounts/{wallet}/transactions", auth=AS_AUDITOR)).json()[
+                "transactions"
+            ]
             return items if len(items) == count and all(i["leaf_index"] is not None for i in items) else None
 
         alice_txs = await until(lambda: sealed(alice.did, 4), "alice's rewards to be sealed")
         bob_txs = await until(lambda: sealed(bob.did, 3), "bob's rewards to be sealed")
 
         # Balances: the redelivered reward paid once; the bad rewards paid nothing.
-        assert (await client.get(f"/v1/accounts/{alice.did}")).json() == {
+        assert (await client.get(f"/v1/accounts/{alice.did}", auth=SignedReadAuth(alice))).json() == {
             "wallet": alice.did,
             "balances": {"CITY": 4006, "AID": 0, "CREDIT": 0},
         }
-        assert (await client.get(f"/v1/accounts/{bob.did}")).json()["balances"]["CITY"] == 21
-        assert (await client.get(f"/v1/accounts/{carol.did}")).json()["balances"] == {
+        assert (await client.get(f"/v1/accounts/{bob.did}", auth=SignedReadAuth(bob))).json()["balances"][
+            "CITY"
+        ] == 21
+        assert (await client.get(f"/v1/accounts/{carol.did}", auth=SignedReadAuth(carol))).json()[
+            "balances"
+        ] == {
             "CITY": 0,
             "AID": 0,
             "CREDIT": 0,
         }
         assert sorted(i["changes"]["CITY"] for i in alice_txs) == [1000, 1001, 1002, 1003]
 
+        # A wallet's balances and history are personal: signed reads by the holder or an auditor only.
+        for path in (f"/v1/accounts/{alice.did}", f"/v1/accounts/{alice.did}/transactions"):
+            assert assert_problem(await client.get(path), 401)["type"].endswith("/signature-required")
+            assert assert_problem(await client.get(path, auth=SignedReadAuth(bob)), 403)["type"].endswith(
+                "/read-forbidden"
+            )
+            assert (await client.get(path, auth=as_alice)).status_code == 200
+            assert (await client.get(path, auth=AS_AUDITOR)).json() == (
+                await client.get(path, auth=as_alice)
+            ).json()
+        assert_problem(await client.get("/v1/accounts", auth=as_alice), 403)  # naming wallets: auditors only
+
         # The bad rewards are in the DLQ with their reasons.
         bad_ids = {
-            forged["reward_id"]: "reading-not-attested",
-            stolen["reward_id"]: "reading-not-attested",
-            bonus["reward_id"]: "role-not-held",
-            unattested["reward_id"]: "reward-unattested",
+            forged["reward"]["reward_id"]: "reading-not-attested",
+            stolen["reward"]["reward_id"]: "wallet-mismatch",
+            bonus["reward"]["reward_id"]: "role-not-held",
+            unattested["reward"]["reward_id"]: "reward-unattested",
         }
 
         def ours(values: list[Any]) -> dict[str, str]:
             found = {}
             for v in values:
                 if v["consumer"] == settings.consumer_group and v["value"]:
-                    reward_id = json.loads(v["value"]).get("reward_id")
+                    reward_id = json.loads(v["value"]).get("reward", {}).get("reward_id")
                     if reward_id in bad_ids:
                         found[reward_id] = v["reason"]
             return found
@@ -154,6 +182,7 @@ async def test_rewards_settle_into_signed_blocks_with_verifiable_proofs(
         # The checkpoint is signed by the ledger key; every settled transaction is provably in it.
         first = chain.BlockHeader.from_json((await client.get("/v1/checkpoint")).json())
         chain.verify_header(first, key.did)
+        alice_ids = {i["tx_id"] for i in alice_txs}
         for tx_id in [GENESIS_TX_ID, *(i["tx_id"] for i in alice_txs + bob_txs)]:
             response = await client.get(f"/v1/transactions/{tx_id}")
             assert response.status_code == 200
@@ -168,9 +197,10 @@ async def test_rewards_settle_into_signed_blocks_with_verifiable_proofs(
             assert proof["leaf_hash"] == leaf.hex()
             path = [bytes.fromhex(h) for h in proof["audit_path"]]
             merkle.verify_inclusion(leaf, proof["leaf_index"], first.tree_size, path, first.root)
-            if record["type"] == "reward":  # the authorisation stays on the chain, verifiable
-                signing.verify(record["reward"]["evidence"]["reading"], "device_id")
-                signing.verify(record["reward"]["evidence"]["registration"], "owner")
+            if record["type"] == "reward":
+                await _evidence_is_private_and_verifiable(
+                    client, record, alice if tx_id in alice_ids else bob
+                )
 
         # A second wave grows the chain; the new checkpoint is consistent with the first.
         wave2 = [signed_reward(carol, seq=i, amount=500) for i in range(2)]
@@ -239,15 +269,21 @@ async def test_rewards_settle_into_signed_blocks_with_verifiable_proofs(
             schemas.validate(topics.LEDGER_CHECKPOINTS, value)
             chain.verify_header(chain.BlockHeader.from_json(value), key.did)
 
-        top = (await client.get("/v1/accounts", params={"limit": 1000, "currency": "CITY"})).json()[
-            "accounts"
-        ]
+        top = (
+            await client.get("/v1/accounts", params={"limit": 1000, "currency": "CITY"}, auth=AS_AUDITOR)
+        ).json()["accounts"]
         balances = [a["balance"] for a in top]
         assert balances == sorted(balances, reverse=True)
         assert {a["wallet"]: a["balance"] for a in top if a["wallet"] in wallets} == wallets
-        page = (await client.get(f"/v1/accounts/{alice.did}/transactions", params={"limit": 3})).json()
+        page = (
+            await client.get(f"/v1/accounts/{alice.did}/transactions", params={"limit": 3}, auth=as_alice)
+        ).json()
         rest = (
-            await client.get(f"/v1/accounts/{alice.did}/transactions", params={"before": page["next_before"]})
+            await client.get(
+                f"/v1/accounts/{alice.did}/transactions",
+                params={"before": page["next_before"]},
+                auth=as_alice,
+            )
         ).json()
         assert [i["tx_id"] for i in page["transactions"] + rest["transactions"]] == [
             i["tx_id"] for i in alice_txs
@@ -258,7 +294,9 @@ async def test_rewards_settle_into_signed_blocks_with_verifiable_proofs(
         for name in ("rewards_settled_total", "blocks_sealed_total", "tree_size", "seal_duration_seconds"):
             assert f"smartcity_ledger_{name}" in metrics
         assert 'smartcity_ledger_rejections_total{reason="role-not-held"}' in metrics
-        assert (await client.get(f"/v1/accounts/{mallory.did}")).json()["balances"]["CITY"] == 0
+        assert (await client.get(f"/v1/accounts/{mallory.did}", auth=SignedReadAuth(mallory))).json()[
+            "balances"
+        ]["CITY"] == 0
 
         # Malformed or impossible requests: 4xx problem JSON, never a 500.
         unknown = "0" * 64
@@ -281,7 +319,7 @@ async def test_rewards_settle_into_signed_blocks_with_verifiable_proofs(
             ("/v1/blocks/999999", {}, 404),
             ("/v1/blocks/minus-one", {}, 422),
         ]:
-            response = await client.get(path, params=params)
+            response = await client.get(path, params=params, auth=AS_AUDITOR)
             assert response.status_code == status, (path, params, response.text)
             assert response.headers["content-type"] == "application/problem+json"
             assert response.json()["status"] == status and response.json()["detail"]
@@ -289,9 +327,13 @@ async def test_rewards_settle_into_signed_blocks_with_verifiable_proofs(
 
 
 def _impossible_date(mallory: Keypair) -> bytes:
-    """A reward attested by the oracle whose earned_at fits the schema's pattern but is no day at all."""
-    reward = signed_reward(mallory, seq=3, amount=5)
-    return attestation.encode({**reward, "earned_at": "2026-99-99T99:99:99Z"})
+    """A reward attested by the oracle, for a reading ingest attested, whose time fits the schema's pattern
+    but is no day at all."""
+    value = signed_reward(mallory, seq=3, amount=5)
+    envelope = envelope_of(value)
+    envelope["reading"]["ts"] = "2026-99-99T99:99:99Z"
+    value = recommitted(value, envelope, ingest=INGEST)
+    return attestation.encode(public(value, earned_at="2026-99-99T99:99:99Z"))
 
 
 @pytest.mark.parametrize(
@@ -324,7 +366,11 @@ async def test_a_poison_record_is_dead_lettered_small_and_the_reward_beside_it_s
         producer = KafkaProducer(kafka_bootstrap, "ledger-poison-test")
         try:
             # Attested by the oracle, as the rewards worker would: only its content is poison.
-            [header] = attestation.attest(ORACLE, topics.REWARDS.name, [value])
+            try:
+                covered = attestation.encode(topics.REWARDS.attested_part(json.loads(value)))
+            except (ValueError, KeyError, TypeError):  # not a reward at all: the oracle attested its bytes
+                covered = value
+            [header] = attestation.attest(ORACLE, topics.REWARDS.name, [covered])
             big = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 10_000_000})
             big.produce(
                 topics.REWARDS.name,
@@ -338,12 +384,34 @@ async def test_a_poison_record_is_dead_lettered_small_and_the_reward_beside_it_s
             producer.close()
 
         async def paid() -> bool:
-            return (await client.get(f"/v1/accounts/{alice.did}")).json()["balances"]["CITY"] == 42
+            return (await client.get(f"/v1/accounts/{alice.did}", auth=SignedReadAuth(alice))).json()[
+                "balances"
+            ]["CITY"] == 42
 
         await until(paid, "the good reward to settle")
         [dead] = await values_with_keys(kafka_bootstrap, topics.REWARDS.dlq, {mallory.did}, 1)
         assert dead["reason"].startswith(reason), dead["reason"]
         assert (dead["value_size"], dead["value_truncated"]) == (len(value), len(value) > DLQ_VALUE_MAX)
         assert dead["value_sha256"] == hashlib.sha256(value).hexdigest()
-        assert (await client.get(f"/v1/accounts/{mallory.did}")).json()["balances"]["CITY"] == 0
+        assert (await client.get(f"/v1/accounts/{mallory.did}", auth=SignedReadAuth(mallory))).json()[
+            "balances"
+        ]["CITY"] == 0
         assert (await client.get("/readyz")).status_code == 200
+
+
+async def _evidence_is_private_and_verifiable(
+    client: httpx.AsyncClient, record: dict[str, Any], holder: Keypair
+) -> None:
+    """A reward's public record shows no reading values, place or registration; the wallet it paid, and an
+    auditor, read its disclosure, which opens the record's commitment and carries the signatures ingest
+    checked. Anyone else is refused."""
+    reward = record["reward"]
+    assert not {"values", "zone", "registration", "reading"} & set(json.dumps(reward).split('"'))
+    path = f"/v1/transactions/{record['tx_id']}/disclosure"
+    assert assert_problem(await client.get(path), 401)["type"].endswith("/signature-required")
+    assert_problem(await client.get(path, auth=SignedReadAuth(Keypair.generate())), 403)
+    disclosure = (await client.get(path, auth=SignedReadAuth(holder))).json()
+    assert (await client.get(path, auth=AS_AUDITOR)).json() == disclosure
+    envelope, _ = verify_disclosure(reward, disclosure)
+    signing.verify(envelope["reading"], "device_id")
+    signing.verify(envelope["registration"], "owner")

@@ -25,6 +25,7 @@ from tests.support.factories import (
     TEST_ROLES,
     oracle_attested,
     policy_publication,
+    public,
     signed_reward,
 )
 
@@ -96,7 +97,7 @@ async def test_settlement_pays_once_and_never_overdraws(store: LedgerStore) -> N
     assert refused is batch[3] and reason.code == "insufficient-funds"
 
     # Redelivered later: a duplicate; the same reward id with other content: a conflict, not a second payment.
-    conflicting = paid({**r2, "policy_version": "2027.01"})
+    conflicting = paid(public(r2, policy_version="2027.01"))
     outcome = await store.settle([paid(r1, "2027-01-01T00:00:00Z"), conflicting])
     assert outcome.settled == [] and len(outcome.duplicates) == 1
     assert [reason.code for _, reason in outcome.rejected] == ["conflicting-duplicate"]

@@ -18,12 +18,13 @@ from services.common import topics
 from services.common.events import cloudevent_headers, now_rfc3339
 from services.common.kafka import KafkaProducer, OutgoingRecord, attested
 from services.common.settings import PlatformSettings
+from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair, b64url_encode
 from services.ledger.app import create_app
 from services.ledger.settings import LedgerSettings
 from services.ledger.verifier import Discrepancy, verify_ledger
 from tests.support.asgi import assert_problem
-from tests.support.factories import DIRECTORY, TEST_ROLES, reencoded
+from tests.support.factories import AS_AUDITOR, AUDITOR, DIRECTORY, TEST_ROLES, reencoded
 from tests.support.topics import unique_group, values_with_keys
 from tests.support.waiting import until
 
@@ -80,7 +81,7 @@ async def ledgers(
 
 
 async def balance(client: httpx.AsyncClient, wallet: str, currency: str = "CITY") -> int:
-    return (await client.get(f"/v1/accounts/{wallet}")).json()["balances"][currency]
+    return (await client.get(f"/v1/accounts/{wallet}", auth=AS_AUDITOR)).json()["balances"][currency]
 
 
 async def command(client: httpx.AsyncClient, signed: dict[str, Any]) -> dict[str, Any]:
@@ -281,7 +282,9 @@ async def test_transfer_rules_issuer_commands_and_aid(
 
         await until(expired, "the expired grant to return to the aid pool")
         assert await balance(client, "city:aid-pool", "AID") == 10_000 - 200
-        history = (await client.get(f"/v1/accounts/{bob.did}/transactions")).json()["transactions"]
+        history = (await client.get(f"/v1/accounts/{bob.did}/transactions", auth=SignedReadAuth(bob))).json()[
+            "transactions"
+        ]
         assert history[0]["type"] == "aid-expiry" and history[0]["changes"] == {"AID": -70}
 
         # Everything is on a verifiable chain whose replay gives the API's balances.
@@ -290,7 +293,7 @@ async def test_transfer_rules_issuer_commands_and_aid(
                 return await conn.fetchval("SELECT count(*) FROM pending") == 0
 
         await until(all_sealed, "everything to be sealed")
-        report = await verify_ledger(client, ledger_key, replay=True)
+        report = await verify_ledger(client, ledger_key, replay=True, auditor=AUDITOR)
         assert report.accounts_compared >= 6 and report.transactions_checked == report.tree_size
 
 

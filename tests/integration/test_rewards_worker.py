@@ -21,14 +21,17 @@ import pytest
 import yaml
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, Producer, TopicPartition
 
-from services.common import attestation, embedded, roles, schemas
+from services.common import attestation, embedded, kinds, roles, schemas
 from services.common.events import cloudevent_headers, headers_dict
 from services.common.liveness import EXIT_STUCK
 from services.common.roles import Role
 from services.common.settings import PlatformSettings
+from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair
-from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS, ZONE_STATS, Topic
+from services.common.topics import CONSENTS, READINGS, REWARD_DECISIONS, REWARDS, ZONE_STATS, Topic
+from services.ledger.rewards import verify_disclosure
 from tests.conftest import REPO_ROOT
+from tests.support import consents
 from tests.support.factories import INGEST
 from tests.support.topics import unique_group
 from tests.unit.test_rewards_samples import Device, policy_document
@@ -139,6 +142,7 @@ class Publisher:
     def __init__(self, bootstrap: str) -> None:
         self.producer = Producer({"bootstrap.servers": bootstrap})
         self.positions: dict[str, tuple[int, int]] = {}
+        self.consented: set[tuple[str, str]] = set()
 
     def publish(self, key: str, value: bytes, label: str, ce_id: str) -> None:
         def delivered(err: Any, msg: Message) -> None:
@@ -151,7 +155,19 @@ class Publisher:
         self.producer.produce(READINGS.name, key=key, value=value, headers=headers, on_delivery=delivered)
 
     def publish_envelope(self, device: Device, envelope: dict[str, Any], label: str) -> None:
+        """Publish an attested reading, its owner's standing consent to its category first (the worker
+        decides on the consent in force at the reading's time)."""
+        self.consent(device.owner, kinds.category(device.kind))
         self.publish(device.did, attestation.encode(envelope), label, envelope["reading_id"])
+
+    def consent(self, owner: Keypair, category: str) -> None:
+        """Grant the city `category` for `owner` since long ago (once), acknowledged before what follows."""
+        if (owner.did, category) in self.consented:
+            return
+        key, value = consents.record_of(consents.signed_change(owner, category))
+        self.producer.produce(CONSENTS.name, key=key, value=value)
+        self.flush()
+        self.consented.add((owner.did, category))
 
     def publish_changed(self, device: Device, envelope: dict[str, Any], attested: dict[str, Any]) -> str:
         """Publish `envelope` under the attestation of `attested`, another envelope (what an attacker who
@@ -242,13 +258,13 @@ def test_one_reward_per_valid_reading_and_a_dlq_record_per_bad_one(worker: Worke
     # attestation (which the ledger does not count as content).
     by_reading: dict[str, list[Message]] = {}
     for message in rewards:
-        by_reading.setdefault(json.loads(message.value())["reading_id"], []).append(message)
+        by_reading.setdefault(json.loads(message.value())["reward"]["reading_id"], []).append(message)
     assert set(by_reading) == {envelope["reading_id"] for _, envelope in valid.values()}
     duplicates = by_reading[first_envelope["reading_id"]]
     assert len(duplicates) == 2
     twins = [json.loads(m.value()) for m in duplicates]
     for twin in twins:
-        del twin["evidence"]["attestation"]
+        del twin["disclosure"]["attestation"]
     assert twins[0] == twins[1]
     assert all(
         len(messages) == 1 for rid, messages in by_reading.items() if rid != first_envelope["reading_id"]
@@ -256,8 +272,9 @@ def test_one_reward_per_valid_reading_and_a_dlq_record_per_bad_one(worker: Worke
 
     for device, envelope in valid.values():
         message = by_reading[envelope["reading_id"]][0]
-        reward = json.loads(message.value())
-        schemas.validate(REWARDS, reward)
+        value = json.loads(message.value())
+        schemas.validate(REWARDS, value)
+        reward = value["reward"]
         assert message.key().decode() == reward["wallet"] == device.owner.did
         assert reward["reward_id"] == sha256_hex(f"{envelope['reading_id']}/{RULE}")
         assert reward["amount"] == AMOUNT and type(reward["amount"]) is int
@@ -267,16 +284,13 @@ def test_one_reward_per_valid_reading_and_a_dlq_record_per_bad_one(worker: Worke
             "it-1",
             envelope["reading"]["ts"],
         )
-        evidence = reward["evidence"]
-        assert (evidence["reading"], evidence["registration"], evidence["received_at"]) == (
-            envelope["reading"],
-            envelope["registration"],
-            envelope["received_at"],
-        )
-        assert evidence["attestation"]["signer"] == INGEST.did
-        # The reward itself is attested by the worker's oracle key.
+        # The evidence is the envelope ingest attested, byte for byte, opening the public reward's commitment.
+        opened, ingest = verify_disclosure(reward, value["disclosure"])
+        assert opened == envelope and ingest == INGEST.did
+        # The public reward is attested by the worker's oracle key.
         oracle = attestation.parse(headers_dict(message.headers())[attestation.HEADER])
-        assert attestation.verify(oracle, REWARDS.name, message.value()).signer == worker.oracle_did
+        covered = attestation.encode(REWARDS.attested_part(value))
+        assert attestation.verify(oracle, REWARDS.name, covered).signer == worker.oracle_did
         headers = headers_dict(message.headers())
         assert headers["ce_id"] == reward["reward_id"]
         assert (headers["ce_type"], headers["ce_source"]) == ("city.reward.v1", "smartcity/rewards")
@@ -486,6 +500,7 @@ def test_health_readiness_and_metrics_answer(worker: Worker):
         "consumer": True,
         "agent": True,
         "policy_on_chain": True,
+        "consents": True,
     }
     metrics = httpx.get(f"{worker.url}/metrics", timeout=5)
     assert metrics.headers["content-type"].startswith("text/plain")
@@ -639,6 +654,7 @@ def test_a_worker_killed_mid_stream_neither_loses_nor_doubles_a_reward(
     total = len(devices) * READINGS_PER_DEVICE
 
     ledger, ledger_url = start_ledger(platform_settings, tmp_path)
+    auditor = SignedReadAuth(roles.auditor_key(platform_settings.data_dir))  # the development chain's auditor
     app_id = unique_group("rewards-kill")
     worker = start_worker(
         bootstrap, tmp_path, policy, app_id=app_id, REWARDS_BATCH_SIZE="100", REWARDS_LEDGER_URL=ledger_url
@@ -668,7 +684,9 @@ def test_a_worker_killed_mid_stream_neither_loses_nor_doubles_a_reward(
 
         def settled() -> dict[str, int]:
             return {
-                wallet: httpx.get(f"{ledger_url}/v1/accounts/{wallet}", timeout=5).json()["balances"]["CITY"]
+                wallet: httpx.get(f"{ledger_url}/v1/accounts/{wallet}", timeout=5, auth=auditor).json()[
+                    "balances"
+                ]["CITY"]
                 for wallet in expected
             }
 
@@ -678,7 +696,10 @@ def test_a_worker_killed_mid_stream_neither_loses_nor_doubles_a_reward(
             time.sleep(0.5)
         for wallet, amount in expected.items():
             items = httpx.get(
-                f"{ledger_url}/v1/accounts/{wallet}/transactions", params={"limit": 1000}, timeout=5
+                f"{ledger_url}/v1/accounts/{wallet}/transactions",
+                params={"limit": 1000},
+                timeout=5,
+                auth=auditor,
             ).json()["transactions"]
             assert len(items) == amount // DATA_REWARD, wallet  # no reward twice, none missing
         assert "Traceback" not in worker.log()
@@ -824,12 +845,12 @@ def test_each_rule_cap_and_quality_check_decides_with_its_reason(kafka_bootstrap
         paid = {r["reward_id"]: r for d in decisions.values() for r in d["rewards"]}
         owners = {e["owner"] for envelopes in cases.values() for e in envelopes}
         rewards = [
-            json.loads(m.value())
+            json.loads(m.value())["reward"]
             for m in consume(
                 kafka_bootstrap,
                 [REWARDS],
                 lambda ms: (
-                    {json.loads(m.value())["reward_id"] for m in ms if m.key().decode() in owners}
+                    {json.loads(m.value())["reward"]["reward_id"] for m in ms if m.key().decode() in owners}
                     >= set(paid)
                 ),
             )

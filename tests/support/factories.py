@@ -6,15 +6,18 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from services.common import attestation, ids, receipts, signing
-from services.common.events import cloudevent_headers, now_rfc3339
+from services.common import attestation, evidence, ids, receipts, signing
+from services.common.events import now_rfc3339
 from services.common.kafka import OutgoingRecord, attested
 from services.common.policy import Policy, parse_policy
 from services.common.roles import Role
+from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair
 from services.common.topics import READINGS, REWARDS
 from services.directory.merchants import registration_hash
-from services.ledger.rewards import reading_envelope
+from services.rewards.processor import reward as reward_value
+from services.rewards.processor import reward_record
+from services.rewards.readings import accept
 
 INGEST = Keypair.from_seed(b"ingest-attestor-of-the-test-city")
 """The ingest attestor key of the tests' rewards (seeded into the test ledgers' ingest-attestor role)."""
@@ -22,13 +25,18 @@ ORACLE = Keypair.from_seed(b"rewards-oracle-of-the-test-city!")
 """The rewards oracle key of the tests' rewards (seeded into the test ledgers' rewards-oracle role)."""
 DIRECTORY = Keypair.from_seed(b"merchant-verifier-of-test-city!!")
 """The key attesting the tests' merchants records (seeded into the test ledgers' merchant-verifier role)."""
+AUDITOR = Keypair.from_seed(b"auditor-of-the-test-city-ledger!")
+"""An auditor (seeded into the test ledgers' auditor role): reads any account."""
+AS_AUDITOR = SignedReadAuth(AUDITOR)
+"""``client.get(..., auth=AS_AUDITOR)``: a signed read by `AUDITOR`."""
 TEST_ROLES = {
     Role.INGEST_ATTESTOR: [INGEST.did],
     Role.REWARDS_ORACLE: [ORACLE.did],
     Role.POLICY_PUBLISHER: [ORACLE.did],
     Role.MERCHANT_VERIFIER: [DIRECTORY.did],
+    Role.AUDITOR: [AUDITOR.did],
 }
-"""`LedgerSettings.genesis_roles` that make `INGEST`, `ORACLE` and `DIRECTORY` hold their roles."""
+"""`LedgerSettings.genesis_roles` that make `INGEST`, `ORACLE`, `DIRECTORY` and `AUDITOR` hold their roles."""
 
 TEST_POLICY = parse_policy(
     {
@@ -70,9 +78,10 @@ def signed_reward(
     person: str | None = None,
     receipt_by: tuple[Keypair, str] | None = None,
 ) -> dict[str, Any]:
-    """A reward with real signed evidence attested by `ingest`, ids derived as the schemas describe; with
-    `person`, ingest attests the wallet bound to that person (the envelope's and the evidence's ``person``);
-    with `receipt_by` (a city device's key and class), the reading carries that city device's receipt."""
+    """A ``city.rewards.v1`` value as the rewards worker makes it (`services.rewards.processor.reward`): the
+    public reward committing to real signed evidence attested by `ingest`, and its disclosure. With `person`,
+    ingest attests the wallet bound to that person; with `receipt_by` (a city device's key and class), the
+    reading carries that city device's receipt."""
     device = device or Keypair.generate()
     taken_at = "2026-11-21T09:59:58.250Z"
     reading = device.sign(
@@ -90,35 +99,45 @@ def signed_reward(
     registration = (registration_signer or owner).sign(
         {"device_id": device.did, "owner": owner.did, "kind": "air", "zone": "centre"}
     )
-    reading_id = ids.reading_id(device.did, seq)
-    received_at = "2026-11-21T09:59:58.400Z"
     envelope = {
-        "reading_id": reading_id,
+        "reading_id": ids.reading_id(device.did, seq),
         "owner": owner.did,
-        "received_at": received_at,
+        "received_at": "2026-11-21T09:59:58.400Z",
         "reading": reading,
         "registration": registration,
     }
     if person is not None:
         envelope["person"] = person
-    [header] = attestation.attest(ingest, READINGS.name, [attestation.encode(envelope)])
+    raw = attestation.encode(envelope)
+    [header] = attestation.attest(ingest, READINGS.name, [raw])
+    accepted = accept(envelope, json.loads(header), raw)
+    return reward_value(accepted, rule, amount, policy.version, policy.hash, ORACLE.seed)
+
+
+def public(value: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
+    """A ``city.rewards.v1`` value with its public reward changed (a tampered reward, say)."""
+    return {**value, "reward": {**value["reward"], **changes}}
+
+
+def envelope_of(value: Mapping[str, Any]) -> dict[str, Any]:
+    """The readings envelope a ``city.rewards.v1`` value discloses."""
+    return json.loads(value["disclosure"]["envelope"])
+
+
+def recommitted(
+    value: Mapping[str, Any], envelope: Mapping[str, Any], *, ingest: Keypair | None = None
+) -> dict[str, Any]:
+    """`value` disclosing `envelope` instead, committed to under the same salt (an oracle fed it); with
+    `ingest`, attested by that key too (an attestor fed it), else still carrying the old attestation."""
+    raw = attestation.encode(envelope)
+    disclosure = {**value["disclosure"], "envelope": raw.decode()}
+    if ingest is not None:
+        [header] = attestation.attest(ingest, READINGS.name, [raw])
+        disclosure["attestation"] = json.loads(header)
+    salt = signing.b64url_decode(disclosure["salt"])
     return {
-        "reward_id": ids.reward_id(reading_id, rule),
-        "wallet": owner.did,
-        "amount": amount,
-        "currency": "CITY",
-        "rule": rule,
-        "policy_version": policy.version,
-        "policy_hash": policy.hash,
-        "reading_id": reading_id,
-        "earned_at": taken_at,
-        "evidence": {
-            "reading": reading,
-            "registration": registration,
-            "received_at": received_at,
-            "attestation": json.loads(header),
-        }
-        | ({"person": person} if person is not None else {}),
+        "reward": {**value["reward"], "evidence": evidence.commitment(salt, raw)},
+        "disclosure": disclosure,
     }
 
 
@@ -130,17 +149,17 @@ def ingest_batches(
     out = []
     for start in range(0, len(rewards), batch):
         chunk = rewards[start : start + batch]
-        envelopes = [attestation.encode(reading_envelope(r)) for r in chunk]
+        envelopes = [r["disclosure"]["envelope"].encode() for r in chunk]
         headers = attestation.attest(ingest, READINGS.name, envelopes)
-        for reward, header in zip(chunk, headers, strict=True):
-            out.append({**reward, "evidence": {**reward["evidence"], "attestation": json.loads(header)}})
+        for value, header in zip(chunk, headers, strict=True):
+            out.append({**value, "disclosure": {**value["disclosure"], "attestation": json.loads(header)}})
     return out
 
 
 def oracle_attestations(rewards: Sequence[dict[str, Any]], oracle: Keypair = ORACLE) -> list[dict[str, Any]]:
-    """The rewards oracle's attestation of each of `rewards`, as one batch."""
-    headers = attestation.attest(oracle, REWARDS.name, [attestation.encode(r) for r in rewards])
-    return [json.loads(h) for h in headers]
+    """The rewards oracle's attestation of each of `rewards` (``city.rewards.v1`` values), as one batch."""
+    covered = [attestation.encode(REWARDS.attested_part(r)) for r in rewards]
+    return [json.loads(h) for h in attestation.attest(oracle, REWARDS.name, covered)]
 
 
 def oracle_attested(reward: dict[str, Any], oracle: Keypair = ORACLE) -> dict[str, Any]:
@@ -150,11 +169,7 @@ def oracle_attested(reward: dict[str, Any], oracle: Keypair = ORACLE) -> dict[st
 
 def reward_records(rewards: Sequence[dict[str, Any]], oracle: Keypair = ORACLE) -> list[OutgoingRecord]:
     """``city.rewards.v1`` records of `rewards`, attested by `oracle` as the rewards worker does."""
-    records = [
-        OutgoingRecord(REWARDS, r["wallet"], r, cloudevent_headers("city.reward.v1", "tests", r["reward_id"]))
-        for r in rewards
-    ]
-    return attested(oracle, records)
+    return attested(oracle, [reward_record(r) for r in rewards])
 
 
 def merchant_registration(key: Keypair, **fields: Any) -> dict[str, Any]:

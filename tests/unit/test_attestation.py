@@ -92,3 +92,36 @@ def test_the_statement_is_checked_once_per_batch(monkeypatch: pytest.MonkeyPatch
 def test_encode_is_jcs() -> None:
     value = {"b": 1, "a": [1.5, "é"], "c": {"z": None, "y": True}}
     assert attestation.encode(value) == signing.canonical_bytes(value)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 8, 13, 31, 64, 100])
+def test_proven_nodes_let_neighbours_stop_early_and_never_let_a_stranger_in(size: int) -> None:
+    key = Keypair.generate()
+    values = [f"record {i} of {size}".encode() for i in range(size)]
+    headers = [json.loads(h) for h in attestation.attest(key, "t", values)]
+    attestation._NODES.clear()
+    hashed = 0
+    real = attestation.hashlib.sha256
+
+    def counting(data: bytes = b"") -> object:
+        nonlocal hashed
+        hashed += 1
+        return real(data)
+
+    attestation.hashlib.sha256 = counting  # type: ignore[assignment]
+    try:
+        for value, header in zip(values, headers, strict=True):
+            assert attestation.verify(header, "t", value).signer == key.did
+    finally:
+        attestation.hashlib.sha256 = real  # type: ignore[assignment]
+    # About a leaf hash and two nodes per record (and the statement's own hashing), where a full path per
+    # record would take log2(size) nodes each.
+    assert hashed <= 3 * size + 8
+    # With every node of the batch proven, a changed value or another index still fails.
+    for index, header in enumerate(headers):
+        with pytest.raises(AttestationError, match="not the one attested"):
+            attestation.verify(header, "t", values[index] + b"!")
+        if size > 1:
+            moved = {**header, "index": (index + 1) % size}
+            with pytest.raises(AttestationError):
+                attestation.verify(moved, "t", values[index])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common import receipts, schemas, signing
+from services.common import evidence, ids, receipts, schemas, signing
 from services.common.policy import PolicyError, load_policy, parse_policy
 from services.common.signing import Keypair
 from services.ingest import checks, devices
@@ -201,12 +201,13 @@ def test_rewards_pays_attested_behaviour_and_decides_the_rest_unattested():
 
 
 def reward(reading: dict, amount: int = 75000) -> dict:
+    """The public reward of `reading` (what the chain says of its receipt: the attesting class)."""
+    envelope = {"reading_id": ids.reading_id(reading["device_id"], reading["seq"]), "owner": OWNER.did}
     return {
         "policy_hash": ATTESTED.hash,
         "rule": "behaviour.recycling_dropoff",
         "amount": amount,
-        "wallet": OWNER.did,
-        "evidence": {"reading": reading},
+        **evidence.public_facts({**envelope, "reading": reading}),
     }
 
 

@@ -554,6 +554,17 @@ def test_every_topic_has_a_writer_and_each_service_writes_only_its_own() -> None
         assert topic.writers, topic.name
         assert set(topic.writers) | set(topic.readers) <= set(topics.SERVICES)
     writes = {s: {a.name for a in topics.acls(s) if a.operation == "Write"} for s in topics.SERVICES}
-    assert writes["ingest"] == {"city.readings.v1", "city.consents.dlq.v1", "city.bindings.dlq.v1"}
+    assert writes["ingest"] == {
+        "city.readings.v1",
+        "city.consents.dlq.v1",
+        "city.bindings.dlq.v1",
+        "city.reward-decisions.dlq.v1",
+    }
+    reads = {
+        s: {a.name for a in topics.acls(s) if a.operation == "Read" and a.resource == "topic"}
+        for s in topics.SERVICES
+    }
+    # Ingest keeps each person's reward decisions for their signed reads.
+    assert reads["ingest"] == {"city.consents.v1", "city.bindings.v1", "city.reward-decisions.v1"}
     assert writes["directory"] == {"city.merchants.v1"}
     assert "city.rewards.v1" not in writes["ingest"] | writes["ledger"] | writes["directory"]

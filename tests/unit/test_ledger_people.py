@@ -12,9 +12,9 @@ import pytest
 from services.common.policy import parse_policy
 from services.common.signing import Keypair
 from services.ledger.policies import Caps, RewardClaim, check_claim, claim_of
-from services.ledger.rewards import reading_envelope, verify_reward
+from services.ledger.rewards import verify_disclosure, verify_public
 from services.ledger.transactions import RejectedError
-from tests.support.factories import INGEST, oracle_attested, signed_reward
+from tests.support.factories import INGEST, ORACLE, oracle_attested, public, signed_reward
 from tests.unit.test_rewards_samples import policy_document
 
 PEOPLE = parse_policy(
@@ -34,7 +34,7 @@ def claim(wallet: str, device: str = "d1", person: str | None = ALICE, amount: i
         rule="data.air_quality",
         amount=amount,
         values={"pm2_5": 12.5, "pm10": 20.0},
-        device_id=device,
+        device=device,
         wallet=wallet,
         hour=500_000,
         day=20_833,
@@ -66,15 +66,15 @@ def test_a_policy_requiring_binding_refuses_a_reward_naming_no_person() -> None:
     check_claim(plain, RewardClaim(**{**claim("w1", person=None).__dict__, "policy_hash": plain.hash}), 0, 0)
 
 
-def test_the_person_comes_from_the_evidence_and_is_covered_by_ingests_attestation() -> None:
-    reward = signed_reward(Keypair.generate(), person=ALICE)
+def test_the_person_is_public_and_must_be_the_one_ingest_attested() -> None:
+    value = signed_reward(Keypair.generate(), person=ALICE)
+    reward = value["reward"]
     assert claim_of(reward).person == ALICE
-    assert reading_envelope(reward)["person"] == ALICE
-    assert verify_reward(reward, oracle_attested(reward))[1] == INGEST.did
-    # Naming someone else's person breaks ingest's attestation; so does dropping it.
-    dropped = {k: v for k, v in reward["evidence"].items() if k != "person"}
-    for evidence in ({**reward["evidence"], "person": "0" * 64}, dropped):
-        changed = {**reward, "evidence": evidence}
-        assert code(lambda c=changed: verify_reward(c, oracle_attested(c))).startswith("reading-")
+    assert verify_public(reward, oracle_attested(value)) == ORACLE.did
+    assert verify_disclosure(reward, value["disclosure"])[1] == INGEST.did
+    # Naming someone else's person, or none, is not what the evidence ingest attested says.
+    dropped = {k: v for k, v in reward.items() if k != "person"}
+    for changed in (public(value, person="0" * 64), {**value, "reward": dropped}):
+        assert code(lambda c=changed: verify_disclosure(c["reward"], c["disclosure"])) == "person-mismatch"
     unbound = signed_reward(Keypair.generate())
-    assert claim_of(unbound).person is None and "person" not in reading_envelope(unbound)
+    assert claim_of(unbound["reward"]).person is None and "person" not in unbound["reward"]

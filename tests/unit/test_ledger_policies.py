@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from services.common.evidence import device_pseudonym
 from services.common.policy import parse_policy
 from services.common.signing import Keypair
 from services.ledger.policies import Caps, RewardClaim, check_claim, claim_of, parse_published
@@ -23,7 +26,7 @@ def claim(
         rule=rule,
         amount=amount,
         values=values or {"pm2_5": 12.5, "pm10": 20.0},
-        device_id=device,
+        device=device,
         wallet=wallet,
         hour=500_000,
         day=20_833,
@@ -74,18 +77,40 @@ def test_caps_count_what_was_settled_per_device_hour_and_wallet_day() -> None:
     caps.check_and_count(POLICY, claim(device="d10", wallet="w2"))
 
 
-def test_a_rewards_claim_comes_from_its_reading() -> None:
-    reward = signed_reward(Keypair.generate(), seq=3, amount=77)
+def test_a_rewards_claim_comes_from_its_public_reward_and_its_disclosed_values() -> None:
+    value = signed_reward(Keypair.generate(), seq=3, amount=77)
+    reward = value["reward"]
     found = claim_of(reward)
-    reading = reward["evidence"]["reading"]
     assert (found.policy_hash, found.rule, found.amount, found.kind) == (
         TEST_POLICY.hash,
         "data.air",
         77,
         "air",
     )
-    assert (found.device_id, found.wallet) == (reading["device_id"], reward["wallet"])
+    reading = json.loads(value["disclosure"]["envelope"])["reading"]
+    assert (found.device, found.wallet) == (device_pseudonym(reading["device_id"]), reward["wallet"])
+    assert found.device != reading["device_id"] and found.values is None  # the public sees no values
     assert found.hour == 1795255198 // 3600 and found.day == 1795255198 // 86400  # 2026-11-21T09:59:58Z
+    assert claim_of(reward, reading["values"]).values == reading["values"]
+
+
+def test_without_values_the_amount_is_bounded_by_the_most_its_rule_pays() -> None:
+    # air_quality's data rule pays 500 whatever the values; a bike trip at most 300 km x 0.168 x 100,000.
+    generous = parse_policy(
+        policy_document("caps-3", caps={"device_per_hour": 10**9, "wallet_per_day": 10**9})
+    )
+    blind = RewardClaim(**{**claim().__dict__, "values": None, "policy_hash": generous.hash})
+    check_claim(generous, blind, 0, 0)
+    assert code(lambda: check_claim(generous, RewardClaim(**{**blind.__dict__, "amount": 501}), 0, 0)) == (
+        "above-policy"
+    )
+    trip = RewardClaim(
+        **{**claim("behaviour.bike_trip", 5_040_000).__dict__, "values": None, "policy_hash": generous.hash}
+    )
+    check_claim(generous, trip, 0, 0)
+    assert code(
+        lambda: check_claim(generous, RewardClaim(**{**trip.__dict__, "amount": 5_040_001}), 0, 0)
+    ) == ("above-policy")
 
 
 def test_a_publication_names_its_policy_by_the_documents_hash_and_must_be_signed() -> None:

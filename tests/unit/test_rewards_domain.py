@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.common import attestation, schemas, signing
+from services.common import attestation, evidence, schemas, signing
 from services.common.events import encode_json, headers_dict
 from services.common.policy import Policy, parse_policy
 from services.common.signing import Keypair
@@ -20,7 +20,7 @@ from services.rewards.app import broker_urls
 from services.rewards.engine import State
 from services.rewards.processor import INTERNAL_ERROR, Outcome, handle_reading
 from services.rewards.readings import UNTRUSTED_ATTESTOR, InvalidReading, parse
-from tests.support.factories import INGEST
+from tests.support.factories import INGEST, ORACLE
 from tests.unit.test_rewards_samples import TS, Device, expected_reading_id, policy_document
 
 POLICY = parse_policy(policy_document("v7"))
@@ -58,6 +58,7 @@ def handle(
         state=state if state is not None else State(),
         consumer="rewards-test",
         attestors=ATTESTORS,
+        evidence_key=ORACLE.seed,
     )
 
 
@@ -83,26 +84,36 @@ def test_a_valid_reading_earns_one_schema_valid_reward_for_its_owner():
     assert outcome.rejection is None
     (reward,) = outcome.rewards
     schemas.validate(REWARDS, reward)
+    reward_id = hashlib.sha256(f"{envelope['reading_id']}/data.air_quality".encode()).hexdigest()
+    salt = evidence.salt_for(ORACLE.seed, reward_id)
     assert reward == {
-        "reward_id": hashlib.sha256(f"{envelope['reading_id']}/data.air_quality".encode()).hexdigest(),
-        "wallet": device.owner.did,
-        "amount": 500,
-        "currency": "CITY",
-        "rule": "data.air_quality",
-        "policy_version": "v7",
-        "policy_hash": POLICY.hash,
-        "reading_id": envelope["reading_id"],
-        "earned_at": TS,
-        "evidence": {
-            "reading": envelope["reading"],
-            "registration": envelope["registration"],
-            "received_at": envelope["received_at"],
+        "reward": {
+            "reward_id": reward_id,
+            "wallet": device.owner.did,
+            "amount": 500,
+            "currency": "CITY",
+            "rule": "data.air_quality",
+            "policy_version": "v7",
+            "policy_hash": POLICY.hash,
+            "reading_id": envelope["reading_id"],
+            "earned_at": TS,
+            "kind": "air_quality",
+            "device": evidence.device_pseudonym(device.did),
+            "reading_attestor": INGEST.did,
+            "evidence": evidence.commitment(salt, value),
+        },
+        "disclosure": {
+            "salt": signing.b64url_encode(salt),
+            "envelope": value.decode(),
             "attestation": json.loads(attested_by(value)[-1][1]),
         },
     }
-    # The evidence still verifies: anyone can check who signed what.
-    signing.verify(reward["evidence"]["reading"], "device_id")
-    signing.verify(reward["evidence"]["registration"], "owner")
+    # The public part names no value, place or registration; the disclosure still verifies: anyone it is
+    # disclosed to can check who signed what.
+    assert not {"values", "zone", "registration"} & set(json.dumps(reward["reward"]).split('"'))
+    disclosed = json.loads(reward["disclosure"]["envelope"])
+    signing.verify(disclosed["reading"], "device_id")
+    signing.verify(disclosed["registration"], "owner")
 
 
 def test_the_decision_record_goes_out_before_the_rewards_keyed_and_partitioned_like_the_reading():
@@ -116,7 +127,7 @@ def test_the_decision_record_goes_out_before_the_rewards_keyed_and_partitioned_l
     assert record.value["outcome"] == "rewarded"
     assert record.value["policy_version"] == "v7"
     assert record.value["rewards"] == [
-        {"reward_id": outcome.rewards[0]["reward_id"], "rule": "data.air_quality", "amount": 500}
+        {"reward_id": outcome.rewards[0]["reward"]["reward_id"], "rule": "data.air_quality", "amount": 500}
     ]
     assert (record.value["partition"], record.value["offset"]) == (3, 42)
     assert headers_dict(record.headers)["ce_id"] == envelope["reading_id"]
@@ -125,7 +136,7 @@ def test_the_decision_record_goes_out_before_the_rewards_keyed_and_partitioned_l
 def test_the_reward_record_is_keyed_by_wallet_with_cloudevent_headers():
     device = Device()
     (record,) = handle(raw(device.envelope(1))).reward_records
-    reward = record.value
+    reward = record.value["reward"]
     assert record.topic == REWARDS
     assert record.key == device.owner.did
     headers = headers_dict(record.headers)
@@ -140,7 +151,7 @@ def test_the_reward_record_is_keyed_by_wallet_with_cloudevent_headers():
 def test_amounts_are_integers_of_micro_units_on_the_wire():
     device = Device()
     (record,) = handle(raw(device.envelope(1))).reward_records
-    decoded = json.loads(encode_json(record.value))
+    decoded = json.loads(encode_json(record.value))["reward"]
     assert decoded["amount"] == 500
     assert type(decoded["amount"]) is int
     assert b'"amount":500,' in encode_json(record.value)
@@ -151,22 +162,17 @@ def test_the_same_reading_gives_byte_identical_rewards():
     envelope = device.envelope(9)
     value = raw(envelope)
     first, again = handle(value), handle(value)  # the same record, delivered twice
-    # Same JSON, other key order and spacing, attested again: what an ingest retry could look like.
-    shuffled = dict(random.Random(1).sample(sorted(envelope.items()), len(envelope)))
-    second = handle(json.dumps(shuffled, indent=2).encode())
     for a, b in ((first.records, again.records), (first.reward_records, again.reward_records)):
         assert [encode_json(r.value) for r in a] == [encode_json(r.value) for r in b]
-    for a, b in ((first.records, second.records), (first.reward_records, second.reward_records)):
-        # Identical but for ingest's attestation, which the ledger does not count as content.
-        assert [_without_attestation(r.value) for r in a] == [_without_attestation(r.value) for r in b]
         assert [r.headers for r in a] == [r.headers for r in b]
-        assert [r.key for r in a] == [r.key for r in b]
-
-
-def _without_attestation(value: dict[str, Any]) -> bytes:
-    if "evidence" in value:
-        value = {**value, "evidence": {k: v for k, v in value["evidence"].items() if k != "attestation"}}
-    return encode_json(value)
+    # Same JSON, other key order and spacing, attested again: the same decision and amounts; the evidence
+    # commits to the very bytes ingest attested (ingest writes JCS, so a retry of it writes the same bytes).
+    shuffled = dict(random.Random(1).sample(sorted(envelope.items()), len(envelope)))
+    second = handle(json.dumps(shuffled, indent=2).encode())
+    assert [encode_json(r.value) for r in first.records] == [encode_json(r.value) for r in second.records]
+    ours, theirs = first.rewards[0]["reward"], second.rewards[0]["reward"]
+    assert ours["evidence"] != theirs["evidence"]
+    assert {**ours, "evidence": ""} == {**theirs, "evidence": ""}
 
 
 def test_a_redelivered_reading_gets_the_same_rewards_and_no_second_decision():
@@ -177,7 +183,7 @@ def test_a_redelivered_reading_gets_the_same_rewards_and_no_second_decision():
     again = handle(value, state=state, policy=parse_policy(policy_document("v8")))
     assert again.replayed and again.records == ()
     assert again.rewards == first.rewards  # the version of the first decision, not the policy now in force
-    assert again.rewards[0]["policy_version"] == "v7"
+    assert again.rewards[0]["reward"]["policy_version"] == "v7"
 
 
 def test_a_reading_that_earns_nothing_has_a_decision_with_the_reason_and_is_not_dead_lettered():

@@ -237,12 +237,68 @@ def test_zone_stats_of_a_known_minute():
         "kind": "air_quality",
         "window_start": "2026-05-04T10:01:00.000Z",
         "window_end": "2026-05-04T10:02:00.000Z",
+        "k": 5,
+        "suppressed": False,
         "count": 20,
+        "devices": 20,
         "values": {
             "pm10": {"count": 20, "mean": 100.0, "min": 100.0, "max": 100.0, "p50": 100.0, "p95": 100.0},
             "pm2_5": {"count": 20, "mean": 10.5, "min": 1.0, "max": 20.0, "p50": 10.0, "p95": 19.0},
         },
     }
+
+
+def minute_of(devices: list[Device], policy: Policy = UNCAPPED, readings_each: int = 3) -> dict:
+    """The zone-stats value of one minute in which each of `devices` sent `readings_each` readings."""
+    state = State()
+    for seq in range(1, readings_each + 1):
+        for i, device in enumerate(devices):
+            run(state, reading(device, seq, 60 + seq * 10 + i, pm2_5=float(i + seq), pm10=20.0), policy)
+    (window,) = state.windows.values()
+    value = zone_stats_record(window).value
+    schemas.validate(ZONE_STATS, value)
+    return value
+
+
+def test_a_minute_of_fewer_than_k_devices_is_suppressed_and_of_k_shown():
+    # Four devices, however many readings each: nothing but that the window was suppressed, and why.
+    assert minute_of([Device() for _ in range(4)], readings_each=5) == {
+        "zone": "old-town",
+        "kind": "air_quality",
+        "window_start": "2026-05-04T10:01:00.000Z",
+        "window_end": "2026-05-04T10:02:00.000Z",
+        "k": 5,
+        "suppressed": True,
+    }
+    shown = minute_of([Device() for _ in range(5)])
+    assert not shown["suppressed"] and (shown["count"], shown["devices"], shown["k"]) == (15, 5, 5)
+    assert shown["values"]["pm2_5"]["min"] == 1.0 and shown["values"]["pm2_5"]["max"] == 7.0
+    # A single bike trip in a zone's minute shows nothing of the trip.
+    state = State()
+    assert run(state, reading(Device(kind="bike_trip"), 1, 70, km=3.2), UNCAPPED).counted
+    (trip,) = state.windows.values()
+    assert "values" not in trip.summary() and trip.summary()["suppressed"] is True
+
+
+def test_k_comes_from_the_policy_and_a_value_few_devices_measured_is_left_out():
+    strict = parse_policy(
+        {
+            **policy_document("t2", caps={"device_per_hour": 10**9, "wallet_per_day": 10**9}),
+            "privacy": {"k_anonymity": 6},
+        }
+    )
+    assert strict.k_anonymity == 6 and UNCAPPED.k_anonymity == 5  # the default
+    assert minute_of([Device() for _ in range(5)], strict)["suppressed"] is True
+    assert minute_of([Device() for _ in range(6)], strict)["devices"] == 6
+    # An optional value (no2) sent by two of six devices: its statistics would be theirs alone.
+    state = State()
+    for i, device in enumerate(Device() for _ in range(6)):
+        values = {"pm2_5": 10.0, "pm10": 20.0, **({"no2": 90.0 + i} if i < 2 else {})}
+        run(state, reading(device, 1, 60 + i, **values), UNCAPPED)
+    (window,) = state.windows.values()
+    value = zone_stats_record(window).value
+    schemas.validate(ZONE_STATS, value)
+    assert set(value["values"]) == {"pm2_5", "pm10"} and value["suppressed_values"] == ["no2"]
 
 
 def test_a_window_is_published_once_over_and_again_only_with_news():

@@ -14,6 +14,7 @@ from services.common.topics import READINGS, REWARD_DECISIONS
 from services.rewards.engine import CAP_PERSON_DAY, UNVERIFIED_PERSON, Decision, State, decide
 from services.rewards.processor import reward
 from services.rewards.readings import AcceptedReading, accept
+from tests.support.factories import INGEST
 from tests.unit.test_rewards_samples import Device, policy_document
 
 PEOPLE = {"binding_required": True, "wallets_per_person": 2}
@@ -115,8 +116,11 @@ def test_decisions_name_the_person_and_rebuild_the_same_state():
         rebuilt.apply(back)
     assert rebuilt.person_day == state.person_day == {(ALICE, int(START.timestamp() // 86400)): 1800}
     assert rebuilt.person_wallets == state.person_wallets
-    # The reward carries the person as evidence (the ledger rebuilds ingest's envelope from it).
-    accepted = reading(Device(), 1, 0, ALICE)
-    assert reward(accepted, "data.air_quality", 500, "people-1", POLICY.hash)["evidence"]["person"] == ALICE
+    # The public reward names the person (the person-day cap counts by it on the chain).
+    accepted = replace(reading(Device(), 1, 0, ALICE), attestation={"signer": INGEST.did})
+    key = b"k" * 32
+    assert (
+        reward(accepted, "data.air_quality", 500, "people-1", POLICY.hash, key)["reward"]["person"] == ALICE
+    )
     unbound = replace(accepted, person=None)
-    assert "person" not in reward(unbound, "data.air_quality", 500, "people-1", POLICY.hash)["evidence"]
+    assert "person" not in reward(unbound, "data.air_quality", 500, "people-1", POLICY.hash, key)["reward"]

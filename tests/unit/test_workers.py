@@ -22,7 +22,7 @@ from services.common.workers import WorkerPool
 from services.ledger.settlement import prepare_rewards
 from services.ledger.transactions import Transaction
 from services.rewards.readings import MALFORMED_JSON, AcceptedReading, InvalidReading, parse_all
-from tests.support.factories import INGEST, reward_records, signed_reward
+from tests.support.factories import INGEST, public, reward_records, signed_reward
 from tests.unit.test_rewards_samples import Device
 
 TS = "2026-11-21T12:00:00.000Z"
@@ -39,14 +39,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 async def test_a_dead_worker_fails_one_batch_and_the_pool_recovers() -> None:
     owner = Keypair.generate()
     good = signed_reward(owner, seq=1)
-    bad = signed_reward(owner, seq=2)
-    bad["evidence"]["reading"]["seq"] = 3  # no longer what ingest attested
-    raw = rewards_as_consumed([good, bad])
+    bad = public(signed_reward(owner, seq=2), amount=10**9)  # no longer what the oracle attested
+    raw = [
+        rewards_as_consumed([good])[0],
+        (rewards_as_consumed([bad])[0][0], rewards_as_consumed([good])[0][1]),
+    ]
     pool = WorkerPool(workers=1)
     try:
         first, second = await pool.map(prepare_rewards, raw, TS)
-        assert Transaction.from_compact(first).record["reward"] == good
-        assert second[0] == "reading-not-attested"
+        assert Transaction.from_compact(first).record["reward"] == good["reward"]
+        assert second[0] == "reward-not-attested"
         for pid in pool.pids:
             os.kill(pid, signal.SIGKILL)
         with pytest.raises(BrokenProcessPool):
@@ -63,7 +65,9 @@ async def test_a_batch_is_shared_across_workers_and_comes_back_in_order() -> Non
     pool = WorkerPool(workers=3)
     try:
         prepared = await pool.map(prepare_rewards, rewards_as_consumed(rewards), TS)
-        assert [Transaction.from_compact(tx).record["reward"] for tx in prepared] == rewards
+        assert [Transaction.from_compact(tx).record["reward"] for tx in prepared] == [
+            r["reward"] for r in rewards
+        ]
         assert len(pool.pids) == 3
         assert await pool.map(prepare_rewards, [], TS) == []
     finally:

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
+from pydantic import Field, field_validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.common import events, signing
@@ -15,7 +16,7 @@ from services.common.http import Problem, read_json_body
 from services.common.kafka import BrokerUnavailableError, KafkaProducer, OutgoingRecord
 from services.common.signing import Keypair
 from services.common.topics import CONSENTS
-from services.identity import requests
+from services.identity import anchoring, requests
 from services.identity.api.common import (
     CONSENT_EVENT,
     EVENT_SOURCE,
@@ -96,7 +97,7 @@ async def change_consent(request: Request) -> dict[str, Any]:
     except (BrokerUnavailableError, SQLAlchemyError, OSError) as exc:
         raise _unavailable(request, exc) from exc
     CONSENT_CHANGES.labels(change.status).inc()
-    return {"record": change.record(now), "receipt": made}
+    return {"record": change.record(now), "receipt": made, "receipt_id": signing.object_id(made)}
 
 
 @router.post(
@@ -114,3 +115,43 @@ async def list_consents(request: Request) -> dict[str, Any]:
     except (SQLAlchemyError, OSError) as exc:
         raise _unavailable(request, exc) from exc
     return {"consents": [_consent_json(row) for row in rows]}
+
+
+class ReceiptProofRequest(requests.Signed):
+    """A person asks where one of their consent receipts is anchored on the chain; signed by their key."""
+
+    did: str
+    action: Literal["consent-receipt-proof"]
+    receipt_id: requests.Sha256Hex = Field(
+        description="sha256 hex of the JCS bytes of the receipt without sig"
+    )
+    _did = field_validator("did")(requests._did_key)
+
+
+@router.post(
+    "/consents/receipts/proof",
+    tags=["consents"],
+    summary="A person's consent receipt with its anchor on the chain: the anchor's tx_id, the receipt's leaf "
+    "index and inclusion path in the anchored batch (signed request); 409 until it is anchored",
+    openapi_extra=_documented(ReceiptProofRequest),
+)
+async def receipt_proof(request: Request) -> dict[str, Any]:
+    query, _ = await _signed(request, ReceiptProofRequest, "did")
+    try:
+        row = await anchoring.receipt_proof(request.app.state.engine, query.receipt_id, query.did)
+    except (SQLAlchemyError, OSError) as exc:
+        raise _unavailable(request, exc) from exc
+    if row is None:
+        raise Problem(404, "not-found", "No such consent receipt of yours.")
+    if row["anchor_tx_id"] is None:
+        raise Problem(
+            409, "not-anchored-yet", "The receipt is not anchored on the chain yet; ask again shortly."
+        )
+    return {
+        "receipt_id": row["receipt_id"],
+        "receipt": row["receipt"],
+        "tx_id": row["anchor_tx_id"],
+        "anchor": row["anchor"],
+        "leaf_index": row["leaf_index"],
+        "audit_path": row["path"],
+    }

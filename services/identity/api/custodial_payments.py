@@ -203,7 +203,9 @@ async def statement(did_value: str, request: Request) -> dict[str, Any]:
     ledger = _ledger(request)
     try:
         account, history = await asyncio.gather(
-            ledger.account(person.did), ledger.transactions(person.did, _settings(request).statement_size)
+            # Signed as the holder: the PIN opened their key, so the kiosk reads as they would.
+            ledger.account(person.did, person),
+            ledger.transactions(person.did, _settings(request).statement_size, person),
         )
     except LedgerUnavailableError as exc:
         raise _ledger_unavailable(request, exc) from exc

@@ -79,8 +79,13 @@ async def _notices(request: Request, did_value: str) -> dict[str, Any]:
 async def _holds_aid(request: Request, did_value: str) -> bool:
     ledger: LedgerClient = request.app.state.ledger
     try:
-        account = await ledger.account(did_value)
-    except LedgerRefusedError:
+        # Read as identity itself (a balance reader of the ledger): a self-held wallet's key is not here.
+        account = await ledger.account(did_value, request.app.state.city)
+    except LedgerRefusedError as exc:
+        if exc.status in (401, 403):
+            # Not allowed to read balances (LEDGER_BALANCE_READERS lacks identity's key): the group is left
+            # unresolved, never taken for "holds nothing".
+            raise LedgerUnavailableError(f"the ledger refused identity's balance read: {exc}") from exc
         return False  # an account the ledger does not know holds nothing
     return account.get("balances", {}).get(AID, 0) > 0
 

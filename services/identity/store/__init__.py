@@ -1,5 +1,5 @@
-"""The identity database: identities and custodial wallets, credentials, consents, notices, service records and
-custodial transfers, one module each; `IdentityStore` is all of them over one engine."""
+"""The identity database: identities and custodial wallets, credentials, consents, notices, service records,
+custodial transfers and erasures, one module each; `IdentityStore` is all of them over one engine."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from services.identity.store.common import (
 )
 from services.identity.store.consents import ConsentRecords
 from services.identity.store.credentials import CredentialRecords
+from services.identity.store.erasures import ErasureRecords
 from services.identity.store.notices import NoticeRecords
 from services.identity.store.service_records import ServiceRecords
 from services.identity.store.transfers import TransferRecords
@@ -43,6 +44,7 @@ class IdentityStore(
     NoticeRecords,
     ServiceRecords,
     TransferRecords,
+    ErasureRecords,
 ):
     """The identity service's database access."""
 

@@ -11,11 +11,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common import signing
 from services.common.consents import ConsentChange
 from services.identity.store.common import (
     StaleConsentError,
 )
 from services.identity.tables import (
+    consent_receipts,
     consents,
 )
 
@@ -73,6 +75,12 @@ class ConsentRecords:
                     raise StaleConsentError("a concurrent change of this consent was stored first") from exc
             else:
                 await conn.execute(update(consents).where(*key).values(receipt=made, **values))
+            # Every receipt is kept, to be anchored on the chain (`services.identity.anchoring`).
+            await conn.execute(
+                insert(consent_receipts).values(
+                    receipt_id=signing.object_id(made), subject=change.subject, receipt=made
+                )
+            )
             await publish(now)
         return made
 

@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.common import kinds
 from services.common.didkey import DidKeyError, decode
 from services.common.http import MAX_INT_PARAM, Problem, read_json_body
 from services.common.kafka import BrokerUnavailableError
+from services.common.signed_reads import may_read, signed_reader
 from services.ingest import devices
 from services.ingest.checks import Rejection
 from services.ingest.metrics import DEVICE_REGISTRATIONS, DEVICE_REVOCATIONS
@@ -172,18 +173,26 @@ async def register_device(request: Request, response: Response) -> dict[str, Any
 
 
 @router.get(
-    "/devices/{device_id}", tags=["devices"], summary="A registered device and its signed registration"
+    "/devices/{device_id}",
+    tags=["devices"],
+    summary="A registered device and its signed registration: a signed read by its owner or a city operator",
 )
-async def get_device(device_id: str, request: Request) -> dict[str, Any]:
-    return (await _stored_device(device_id, request)).as_json()
+async def get_device(
+    device_id: str, request: Request, reader: str = Depends(signed_reader)
+) -> dict[str, Any]:
+    return (await _stored_device(device_id, request, reader)).as_json()
 
 
-async def _stored_device(device_id: str, request: Request) -> devices.Device:
+async def _stored_device(device_id: str, request: Request, reader: str | None = None) -> devices.Device:
+    """The device, if registered and, with `reader` (a signed read's did), readable by it: its owner or a city
+    operator. To anyone else it does not exist: the same 404, so a device's existence tells nothing."""
     _check_did(device_id)
     store: DeviceStore = request.app.state.devices
     async with _dependencies_answer(request):
         device = await store.get(device_id)
-    if device is None:
+    if device is None or (
+        reader is not None and not may_read(reader, device.owner, request.app.state.operators)
+    ):
         raise Problem(404, "not-found", f"No device {device_id} is registered.")
     return device
 
@@ -195,16 +204,26 @@ def _check_did(did: str) -> None:
         raise Problem(400, "invalid-did", f"{did!r} is not an Ed25519 did:key: {exc}") from exc
 
 
-@router.get("/devices", tags=["devices"], summary="Registered devices, optionally of one owner")
+@router.get(
+    "/devices",
+    tags=["devices"],
+    summary="Registered devices: a signed read, of the reader's own devices; a city operator's, of any owner's "
+    "or all",
+)
 async def list_devices(
     request: Request,
-    owner: str | None = None,
+    owner: str | None = Query(default=None, description="Default: the reader's own; others' for operators."),
     include_revoked: bool = False,
     limit: int = Query(default=100, ge=1, le=1000),
     offset: int = Query(default=0, ge=0, le=MAX_INT_PARAM),
+    reader: str = Depends(signed_reader),
 ) -> dict[str, Any]:
     if owner is not None:
         _check_did(owner)
+    if reader not in request.app.state.operators:
+        if owner not in (None, reader):
+            raise Problem(403, "read-forbidden", f"{reader} may list only its own devices.")
+        owner = reader
     store: DeviceStore = request.app.state.devices
     async with _dependencies_answer(request):
         found = await store.list_devices(owner, include_revoked, limit, offset)
@@ -216,8 +235,10 @@ async def list_devices(
     tags=["devices"],
     summary="The device's chain of keys: every device it replaced and that replaced it, oldest first",
 )
-async def device_history(device_id: str, request: Request) -> dict[str, Any]:
-    device = await _stored_device(device_id, request)
+async def device_history(
+    device_id: str, request: Request, reader: str = Depends(signed_reader)
+) -> dict[str, Any]:
+    device = await _stored_device(device_id, request, reader)
     store: DeviceStore = request.app.state.devices
     chain = [device]
     async with _dependencies_answer(request):

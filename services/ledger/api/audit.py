@@ -1,4 +1,5 @@
-"""Ledger HTTP routes for auditors: leaves in ranges and balances as of a tree size."""
+"""Ledger HTTP routes for auditors: leaves in ranges, every account's balances as of a tree size (an auditor's
+signed read: balances are personal) and, public, each currency's totals as of a tree size."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from services.common.http import MAX_INT_PARAM, Problem
-from services.ledger.api.routes import get_store
+from services.common.signed_reads import signed_reader
+from services.ledger.api.routes import auditors, get_store
 from services.ledger.audit_reads import MAX_BALANCES, MAX_LEAVES, AuditReads
 from services.ledger.store import OutOfRangeError
 
@@ -43,14 +45,21 @@ async def leaves(
 
 @router.get(
     "/balances",
-    summary="Every account's balances as of a tree size: what the postings of its first tree_size leaves sum to",
+    summary="Every account's balances as of a tree size: what the postings of its first tree_size leaves sum to "
+    "(an auditor's signed read)",
 )
 async def balances(
+    request: Request,
     tree_size: int = Query(..., ge=1, le=MAX_INT_PARAM),
     after: str = Query("", max_length=128, description="Accounts after this one (paging)."),
     limit: int = Query(MAX_BALANCES, ge=1, le=MAX_BALANCES),
     reads: AuditReads = Depends(get_reads),
+    reader: str = Depends(signed_reader),
 ) -> dict[str, Any]:
+    if reader not in await auditors(get_store(request)):
+        raise Problem(
+            403, "read-forbidden", f"{reader} does not hold the auditor role: balances are personal."
+        )
     try:
         rows = await reads.balances_at(tree_size, after, limit)
     except OutOfRangeError as exc:
@@ -63,3 +72,18 @@ async def balances(
         "accounts": [{"account": a, "balances": b} for a, b in accounts.items()],
         "next_after": next(reversed(accounts)) if len(accounts) == limit else None,
     }
+
+
+@router.get(
+    "/totals",
+    summary="Each currency's totals as of a tree size: what the accounts holding it hold together, and how many "
+    "they are (public: no account is named)",
+)
+async def totals(
+    tree_size: int = Query(..., ge=1, le=MAX_INT_PARAM), reads: AuditReads = Depends(get_reads)
+) -> dict[str, Any]:
+    try:
+        held = await reads.totals_at(tree_size)
+    except OutOfRangeError as exc:
+        raise Problem(400, "out-of-range", str(exc)) from exc
+    return {"tree_size": tree_size, "totals": held}

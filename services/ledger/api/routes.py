@@ -11,6 +11,8 @@ from fastapi.responses import Response
 from services.common import schemas, signing
 from services.common.events import now_rfc3339 as _now
 from services.common.http import MAX_INT_PARAM, Problem, read_json_body
+from services.common.roles import Role
+from services.common.signed_reads import authorise, signed_reader
 from services.ledger import payments
 from services.ledger.accounts import CITY, CURRENCIES, AccountError, Currency, check_account
 from services.ledger.store import LedgerStore, NotFoundError, OutOfRangeError, Receipt, Submission
@@ -23,6 +25,22 @@ _TX_ID = re.compile(r"^[0-9a-f]{64}$")
 
 def get_store(request: Request) -> LedgerStore:
     return request.app.state.store
+
+
+async def auditors(store: LedgerStore) -> frozenset[str]:
+    """The keys holding the auditor role on the chain now: they read any account."""
+    return (await store.authority()).holders.get(Role.AUDITOR, frozenset())
+
+
+async def _readable_account(request: Request, wallet: str, reader: str, *, balances_only: bool) -> str:
+    """`wallet` if `reader` (a signed read's did) may read it: its holder or an auditor, or for balances only
+    a balance reader (``LEDGER_BALANCE_READERS``); else a 403 problem."""
+    account = _account(wallet)
+    readers = await auditors(get_store(request))
+    if balances_only:
+        readers = readers | request.app.state.balance_readers
+    authorise(reader, account, readers, what="balances" if balances_only else "transactions")
+    return account
 
 
 def _account(value: str) -> str:
@@ -125,35 +143,52 @@ def _out_of_range(exc: OutOfRangeError) -> Problem:
     return Problem(400, "out-of-range", str(exc))
 
 
-@router.get("/accounts", summary="The wallets holding the most of a currency")
+@router.get("/accounts", summary="The wallets holding the most of a currency (an auditor's signed read)")
 async def top_accounts(
     limit: int = Query(10, ge=1, le=1000),
     currency: Currency = Query(CITY),
     store: LedgerStore = Depends(get_store),
+    reader: str = Depends(signed_reader),
 ) -> dict[str, Any]:
+    if reader not in await auditors(store):
+        raise Problem(
+            403, "read-forbidden", f"{reader} does not hold the auditor role: wallets are personal."
+        )
     wallets = await store.top_wallets(currency, limit)
     return {"accounts": [{"wallet": wallet, "balance": balance} for wallet, balance in wallets]}
 
 
-@router.get("/accounts/{wallet}", summary="An account's balances (micro-units per currency)")
-async def account(wallet: str, store: LedgerStore = Depends(get_store)) -> dict[str, Any]:
-    held = await store.balances(_account(wallet))
+@router.get(
+    "/accounts/{wallet}",
+    summary="An account's balances (micro-units per currency): a signed read by its holder or an auditor",
+)
+async def account(
+    wallet: str,
+    request: Request,
+    store: LedgerStore = Depends(get_store),
+    reader: str = Depends(signed_reader),
+) -> dict[str, Any]:
+    held = await store.balances(await _readable_account(request, wallet, reader, balances_only=True))
     return {"wallet": wallet, "balances": {currency: held.get(currency, 0) for currency in CURRENCIES}}
 
 
 @router.get(
     "/accounts/{wallet}/transactions",
-    summary="An account's transactions, newest first (leaf_index is null until sealed)",
+    summary="An account's transactions, newest first (leaf_index is null until sealed): a signed read by its "
+    "holder or an auditor",
 )
 async def account_transactions(
     wallet: str,
+    request: Request,
     limit: int = Query(100, ge=1, le=1000),
     before: int | None = Query(
         None, ge=1, le=MAX_INT_PARAM, description="Only transactions with seq < before (paging)."
     ),
     store: LedgerStore = Depends(get_store),
+    reader: str = Depends(signed_reader),
 ) -> dict[str, Any]:
-    items = await store.account_transactions(_account(wallet), limit, before)
+    account = await _readable_account(request, wallet, reader, balances_only=False)
+    items = await store.account_transactions(account, limit, before)
     next_before = items[-1]["seq"] if len(items) == limit else None
     return {"transactions": items, "next_before": next_before}
 

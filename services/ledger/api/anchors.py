@@ -1,0 +1,52 @@
+"""Ledger HTTP route of anchors: a Merkle root of another service's signed records, put on the chain by a key
+holding the role for it (identity's consent receipts: ``consent-anchor``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from services.common.events import now_rfc3339 as _now
+from services.ledger.anchors import SCHEMA, anchor_transaction
+from services.ledger.api.routes import answered, body_doc, get_store, rejection, signed_body
+from services.ledger.store import LedgerStore, Receipt
+from services.ledger.transactions import RejectedError, Transaction
+
+router = APIRouter(prefix="/v1", tags=["anchors"])
+
+
+@router.post(
+    "/anchors",
+    status_code=201,
+    summary="Anchor a batch of signed records on the chain (its Merkle root), signed by a key holding the role "
+    "for their kind (consent receipts: consent-anchor); 200 with the original receipt for the same anchor again",
+    openapi_extra=body_doc(SCHEMA),
+)
+async def anchor(request: Request, response: Response) -> dict[str, Any]:
+    body = await signed_body(request, SCHEMA)
+    try:
+        receipt = await submit_anchor(get_store(request), anchor_transaction(body, _now()))
+    except RejectedError as exc:
+        raise rejection(exc) from exc
+    return answered(response, receipt)
+
+
+async def submit_anchor(store: LedgerStore, tx: Transaction) -> Receipt:
+    """Settle an anchor's chain record if its anchorer holds its role (read under the authority lock, as
+    every settlement); the same anchor again returns its original receipt. Raises `RejectedError`."""
+    async with store.connection() as conn, conn.transaction():
+        held = await store._authority_in(conn)
+        existing = await conn.fetchrow(
+            """SELECT t.seq, l.leaf_index, l.block_height
+               FROM transactions t LEFT JOIN leaves l ON l.seq = t.seq WHERE t.tx_id = $1""",
+            tx.tx_id,
+        )
+        if existing is not None:
+            return Receipt(tx.tx_id, existing["seq"], existing["leaf_index"], existing["block_height"], False)
+        outcome = await store._settle_in(conn, [tx], held=held)
+        if outcome.rejected:
+            raise outcome.rejected[0][1]
+        seq = await conn.fetchval("SELECT seq FROM transactions WHERE tx_id = $1", tx.tx_id)
+    return Receipt(tx.tx_id, seq, None, None, True)

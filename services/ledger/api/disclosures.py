@@ -1,0 +1,63 @@
+"""Ledger HTTP routes for rewards' evidence, off the chain: a reward's disclosure for the wallet it paid or an
+auditor, and disclosures in leaf ranges for an auditor's replay (`smartcity verify --auditor-key`). Both are
+signed reads (`services.common.signed_reads`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from services.common.http import MAX_INT_PARAM, Problem
+from services.common.signed_reads import authorise, signed_reader
+from services.ledger.api.routes import auditors, get_store
+from services.ledger.disclosures import DisclosureReads
+from services.ledger.store import NotFoundError, OutOfRangeError
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+
+
+def get_disclosures(request: Request) -> DisclosureReads:
+    return DisclosureReads(get_store(request))
+
+
+@router.get(
+    "/transactions/{tx_id}/disclosure",
+    summary="A reward's evidence, which its public record commits to: the salt, the readings envelope ingest "
+    "attested and ingest's attestation (a signed read by the wallet it paid, or an auditor)",
+)
+async def transaction_disclosure(
+    tx_id: str,
+    request: Request,
+    disclosures: DisclosureReads = Depends(get_disclosures),
+    reader: str = Depends(signed_reader),
+) -> dict[str, Any]:
+    try:
+        wallet, disclosure = await disclosures.of_transaction(tx_id)
+    except NotFoundError as exc:
+        raise Problem(404, "not-found", str(exc)) from exc
+    authorise(reader, wallet, await auditors(get_store(request)), what="reward evidence")
+    return disclosure
+
+
+@router.get(
+    "/disclosures",
+    summary="The evidence of the rewards among leaves start <= i < end, in leaf order, each with its "
+    "leaf_index (an auditor's signed read); next_start says where to ask again",
+)
+async def disclosures_in_range(
+    request: Request,
+    start: int = Query(..., ge=0, le=MAX_INT_PARAM),
+    end: int = Query(..., ge=1, le=MAX_INT_PARAM),
+    disclosures: DisclosureReads = Depends(get_disclosures),
+    reader: str = Depends(signed_reader),
+) -> dict[str, Any]:
+    if reader not in await auditors(get_store(request)):
+        raise Problem(
+            403, "read-forbidden", f"{reader} does not hold the auditor role: evidence is personal."
+        )
+    try:
+        found, next_start = await disclosures.of_leaves(start, end)
+    except OutOfRangeError as exc:
+        raise Problem(400, "out-of-range", str(exc)) from exc
+    return {"disclosures": found, "next_start": next_start}
