@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common import signing
 from services.common.signing import Keypair
-from services.identity.ledger_client import LedgerRefusedError, LedgerUnavailableError
+from services.identity.service_client import ServiceRefusedError, ServiceUnavailableError
 from services.identity.tables import consent_receipts
 from services.ledger.anchors import batch_paths, batch_root
 
@@ -104,9 +104,9 @@ async def anchor_forever(engine: AsyncEngine, key: Keypair, submit: Submit, inte
     while True:
         try:
             await anchor_pending(engine, key, submit)
-        except (LedgerUnavailableError, SQLAlchemyError, OSError) as exc:
+        except (ServiceUnavailableError, SQLAlchemyError, OSError) as exc:
             log.warning("consent receipts not anchored yet (retried): %s", exc)
-        except LedgerRefusedError as exc:  # e.g. the key does not hold the consent-anchor role on this chain
+        except ServiceRefusedError as exc:  # e.g. the key does not hold the consent-anchor role on this chain
             log.error("the ledger refused to anchor consent receipts (retried): %s", exc)
         except Exception:
             log.exception("anchoring consent receipts failed (retried)")

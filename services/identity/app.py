@@ -29,6 +29,7 @@ from services.identity.api import (
 from services.identity.custody import KdfCost
 from services.identity.erasures import retry_erasures
 from services.identity.ledger_client import LedgerClient
+from services.identity.service_client import ServiceClient
 from services.identity.settings import SERVICE, IdentitySettings
 from services.identity.store import IdentityStore
 
@@ -53,7 +54,7 @@ def create_app(platform: PlatformSettings | None = None, settings: IdentitySetti
             app.state.ledger = LedgerClient(settings.ledger_url, settings.ledger_timeout_s)
             # Where a person's erasure is forwarded (ingest answers POST /v1/erasures as the ledger does), and the
             # loop forwarding again what a service has not done yet.
-            ingest = LedgerClient(settings.ingest_url, settings.ledger_timeout_s)
+            ingest = ServiceClient("ingest", settings.ingest_url, settings.ledger_timeout_s)
             app.state.erasure_services = {"ingest": ingest, "ledger": app.state.ledger}
             app.state.signed_read_skew_s = platform.signed_read_skew_s
             retrying = asyncio.create_task(

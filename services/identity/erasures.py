@@ -15,7 +15,7 @@ from typing import Any
 
 from services.common.consents import parse_time
 from services.common.events import rfc3339
-from services.identity.ledger_client import LedgerClient, LedgerRefusedError, LedgerUnavailableError
+from services.identity.service_client import ServiceClient, ServiceRefusedError, ServiceUnavailableError
 from services.identity.store import IdentityStore
 from services.identity.store.erasures import PARTS, Part
 
@@ -31,7 +31,7 @@ def _answered_at(body: Mapping[str, Any]) -> datetime:
 
 
 async def forward(
-    store: IdentityStore, services: Mapping[Part, LedgerClient], row: Mapping[str, Any]
+    store: IdentityStore, services: Mapping[Part, ServiceClient], row: Mapping[str, Any]
 ) -> Mapping[str, Any]:
     """Forward the erasure of `row` to each service that has not erased yet, recording each answer; the
     erasure as recorded afterwards. A service that fails is skipped (and retried later): the next is still
@@ -42,7 +42,7 @@ async def forward(
             continue
         try:
             answer = await services[part].erase(row["request"])
-        except (LedgerUnavailableError, LedgerRefusedError) as exc:
+        except (ServiceUnavailableError, ServiceRefusedError) as exc:
             log.warning("erasure %s: %s has not erased yet: %s", request_id, part, exc)
             await store.erasure_failed(request_id, f"{part}: {exc}")
             continue
@@ -51,7 +51,7 @@ async def forward(
 
 
 async def retry_erasures(
-    store: IdentityStore, services: Mapping[Part, LedgerClient], interval_s: float
+    store: IdentityStore, services: Mapping[Part, ServiceClient], interval_s: float
 ) -> None:
     """Every `interval_s`, forward again the erasures some service has not done, until cancelled."""
     while True:

@@ -29,8 +29,10 @@ from services.ledger.transactions import REWARD, RejectedError, Transaction, bui
 @dataclass(frozen=True)
 class Disclosure:
     """The evidence of a settled reward, kept off the chain: the compact JSON of its disclosure (salt, envelope,
-    ingest's attestation), stored as bytes (PostgreSQL need not parse what it only keeps and serves)."""
+    ingest's attestation), stored as bytes (PostgreSQL need not parse what it only keeps and serves), and the
+    wallet it paid (whose holder may read it, and whose erasure erases it)."""
 
+    wallet: str
     json: bytes
 
 
@@ -133,4 +135,4 @@ def reward_transaction(
         encoded={"reward": reward_bytes},  # canonicalised once, to check the oracle's attestation
         attestation=dict(oracle_attestation),
     )
-    return replace(tx, disclosure=Disclosure(orjson.dumps(disclosure)))
+    return replace(tx, disclosure=Disclosure(reward["wallet"], orjson.dumps(disclosure)))

@@ -368,7 +368,7 @@ class LedgerStore:
                 """INSERT INTO disclosures (tx_id, wallet, disclosure)
                    SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])""",
                 [tx.tx_id for tx, _ in disclosed],
-                [tx.claim.wallet if tx.claim is not None else "" for tx, _ in disclosed],
+                [d.wallet for _, d in disclosed],
                 [d.json for _, d in disclosed],
             )
         changes = net_changes(p for _, p in postings)

@@ -79,7 +79,7 @@ class Transaction:
         """The transaction as plain values (`COMPACT_FIELDS` of them), cheap to pickle across processes."""
         postings = tuple((p.account, p.currency, p.amount) for p in self.postings)
         claim = None if self.claim is None else tuple(getattr(self.claim, f.name) for f in fields(self.claim))
-        disclosure = None if self.disclosure is None else self.disclosure.json
+        disclosure = None if self.disclosure is None else (self.disclosure.wallet, self.disclosure.json)
         return (self.tx_id, self.type, postings, self.leaf, self.leaf_hash, self.requires, claim, disclosure)
 
     @classmethod
@@ -97,7 +97,7 @@ class Transaction:
             leaf_hash,
             requires,
             None if claim is None else RewardClaim(*claim),
-            None if disclosure is None else Disclosure(disclosure),
+            None if disclosure is None else Disclosure(*disclosure),
         )
 
     @cached_property

@@ -23,7 +23,7 @@ from services.common.settings import PlatformSettings
 from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair, b64url_encode
 from services.identity.app import create_app as create_identity
-from services.identity.ledger_client import LedgerClient
+from services.identity.service_client import ServiceClient
 from services.identity.settings import IdentitySettings
 from services.ingest.app import create_app as create_ingest
 from services.ingest.settings import IngestSettings
@@ -246,8 +246,8 @@ async def test_a_kiosk_erasure_is_retried_until_every_service_has_done_it(
         app = identity._transport.app  # type: ignore[attr-defined]
         services = app.state.erasure_services
         working = services["ingest"]
-        services["ingest"] = LedgerClient(
-            f"http://127.0.0.1:{embedded.free_port()}", 2.0
+        services["ingest"] = ServiceClient(
+            "ingest", f"http://127.0.0.1:{embedded.free_port()}", 2.0
         )  # ingest unreachable
         try:
             asked = await identity.post(f"/v1/custodial-wallets/{did}/erasure", json={"pin": PIN})

@@ -34,8 +34,9 @@ from services.identity.api.common import (
     _unavailable,
 )
 from services.identity.api.wallets import _open_wallet
-from services.identity.ledger_client import LedgerClient, LedgerRefusedError, LedgerUnavailableError
+from services.identity.ledger_client import LedgerClient
 from services.identity.metrics import CUSTODIAL_TRANSFERS
+from services.identity.service_client import ServiceRefusedError, ServiceUnavailableError
 from services.identity.store import SignTransfer
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def _ledger(request: Request) -> LedgerClient:
     return request.app.state.ledger
 
 
-def _ledger_unavailable(request: Request, exc: LedgerUnavailableError) -> Problem:
+def _ledger_unavailable(request: Request, exc: ServiceUnavailableError) -> Problem:
     log.warning("ledger unavailable: %s", exc)
     return Problem(
         503,
@@ -80,13 +81,13 @@ def _ledger_unavailable(request: Request, exc: LedgerUnavailableError) -> Proble
     )
 
 
-def _ledger_kind(exc: LedgerRefusedError) -> str | None:
+def _ledger_kind(exc: ServiceRefusedError) -> str | None:
     """The ledger's problem kind, if its type is one of the platform's."""
     kind = str(exc.problem.get("type", ""))
     return kind.removeprefix(PROBLEM_BASE) if kind.startswith(PROBLEM_BASE) else None
 
 
-def _refused(exc: LedgerRefusedError) -> Problem:
+def _refused(exc: ServiceRefusedError) -> Problem:
     """The ledger's refusal as this service's problem: its status, type, detail and extensions."""
     problem = exc.problem
     extensions = {
@@ -155,10 +156,10 @@ async def pay(did_value: str, request: Request, response: Response) -> dict[str,
             return dict(row["receipt"])
         try:
             answer = await _ledger(request).transfer(dict(row["transfer"]))
-        except LedgerUnavailableError as exc:
+        except ServiceUnavailableError as exc:
             CUSTODIAL_TRANSFERS.labels("ledger-unavailable").inc()
             raise _ledger_unavailable(request, exc) from exc
-        except LedgerRefusedError as exc:
+        except ServiceRefusedError as exc:
             if _ledger_kind(exc) != "stale-nonce":
                 CUSTODIAL_TRANSFERS.labels("refused").inc()
                 raise _refused(exc) from exc
@@ -207,9 +208,9 @@ async def statement(did_value: str, request: Request) -> dict[str, Any]:
             ledger.account(person.did, person),
             ledger.transactions(person.did, _settings(request).statement_size, person),
         )
-    except LedgerUnavailableError as exc:
+    except ServiceUnavailableError as exc:
         raise _ledger_unavailable(request, exc) from exc
-    except LedgerRefusedError as exc:
+    except ServiceRefusedError as exc:
         raise _refused(exc) from exc
     return {
         "did": person.did,

@@ -27,7 +27,8 @@ from services.identity.api.common import (
     _store,
     _unavailable,
 )
-from services.identity.ledger_client import LedgerClient, LedgerRefusedError, LedgerUnavailableError
+from services.identity.ledger_client import LedgerClient
+from services.identity.service_client import ServiceRefusedError, ServiceUnavailableError
 
 router = APIRouter(prefix="/v1")
 
@@ -63,7 +64,7 @@ async def _notices(request: Request, did_value: str) -> dict[str, Any]:
         if zone is not None:
             try:
                 holds_aid = await _holds_aid(request, did_value)
-            except LedgerUnavailableError:
+            except ServiceUnavailableError:
                 holds_aid = False
                 unresolved.append("aid_zone")
             zone = zone if holds_aid else None
@@ -81,11 +82,11 @@ async def _holds_aid(request: Request, did_value: str) -> bool:
     try:
         # Read as identity itself (a balance reader of the ledger): a self-held wallet's key is not here.
         account = await ledger.account(did_value, request.app.state.city)
-    except LedgerRefusedError as exc:
+    except ServiceRefusedError as exc:
         if exc.status in (401, 403):
             # Not allowed to read balances (LEDGER_BALANCE_READERS lacks identity's key): the group is left
             # unresolved, never taken for "holds nothing".
-            raise LedgerUnavailableError(f"the ledger refused identity's balance read: {exc}") from exc
+            raise ServiceUnavailableError(f"the ledger refused identity's balance read: {exc}") from exc
         return False  # an account the ledger does not know holds nothing
     return account.get("balances", {}).get(AID, 0) > 0
 
