@@ -306,6 +306,9 @@ async def test_rewards_verify_in_public_and_auditor_modes_and_after_an_erasure(
             rewards.append(signed_reward(bob, seq=1, policy=EXACT))
             await producer.send_batch(reward_records(rewards))
             await until(lambda: sealed(client, alice.did, 3), "alice's rewards")
+            await until(
+                lambda: sealed(client, bob.did, 1), "bob's reward"
+            )  # settled, so there is a row to tamper
             await until(lambda: all_sealed(client), "everything to be sealed")
 
             public_report = await verify_ledger(client, ledger_key, replay=True)
