@@ -476,10 +476,12 @@ def create_app(
             for window in state.closable(now, settings.zone_stats_grace_s, settings.zone_stats_idle_s)
         ]
         if windows:
-            await publish([zone_stats_record(window) for window, _ in windows])
-            for window, touched in windows:
-                # Readings that arrived while publishing make the window news again.
+            records = [zone_stats_record(window) for window, _ in windows]
+            await publish(records)
+            for (window, touched), record in zip(windows, records, strict=True):
+                # Readings that arrived while publishing make the window news again (unless it is final).
                 window.dirty = window.touched != touched
+                window.shown = window.shown or not record.value["suppressed"]
         state.prune(now)
 
     @app.timer(interval=1.0)

@@ -204,6 +204,9 @@ class ZoneWindow:
     value_devices: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     k: int = DEFAULT_K_ANONYMITY  # the k of the latest reading's policy
     dirty: bool = False  # changed since last published
+    shown: bool = False
+    """Published with its values (not suppressed): final from then on. A later publication would differ from it
+    only by the late readings, and subtracting the two would show those readings, one person's even."""
     touched: float = 0.0  # wall clock of the last change (only decides when to publish)
     _robust: dict[str, tuple[int, float, float]] = field(default_factory=dict)
 
@@ -349,7 +352,7 @@ class State:
         """Windows with news to publish: over (their end plus `grace_s` passed in readings' time), or
         ended by the clock and idle for `idle_s` (the last readings of a quiet zone, or replayed data)."""
         for window in list(self.windows.values()):
-            if not window.dirty:
+            if not window.dirty or window.shown:
                 continue
             due = window.start + WINDOW_S + grace_s
             if due <= self.watermark or (due <= now and window.touched + idle_s <= now):
@@ -364,7 +367,7 @@ class State:
         """
         horizon = max(self.watermark, now) - keep_s
         for key, window in list(self.windows.items()):
-            if not window.dirty and window.start + WINDOW_S < horizon:
+            if (not window.dirty or window.shown) and window.start + WINDOW_S < horizon:
                 del self.windows[key]
         hour = int(self.watermark // 3600) - KEEP_HOURS
         self.device_hour = {k: v for k, v in self.device_hour.items() if k[1] >= hour}
