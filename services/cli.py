@@ -68,12 +68,14 @@ def topics_acls(
         str,
         typer.Option(
             envvar="SMARTCITY_KAFKA_PASSWORDS",
-            help='JSON {"ingest": "...", "rewards": "...", ...}: each service\'s SCRAM password.',
+            help='JSON {"ingest": "...", "rewards": "...", ..., "analyst": "..."}: each service\'s and the'
+            " analysts' SCRAM password.",
         ),
     ],
 ) -> None:
-    """Create each service's SCRAM user and ACLs (it writes its own topics, reads what it consumes); run with
-    the broker's administrator credentials (KAFKA_SASL_*)."""
+    """Create each service's SCRAM user and ACLs (it writes its own topics, reads what it consumes), and the
+    analysts' (user ``analyst``: it reads only what is meant for them, zone statistics and checkpoints); run
+    with the broker's administrator credentials (KAFKA_SASL_*)."""
     from services.common.kafka_access import apply
 
     try:

@@ -1,5 +1,6 @@
-"""Kafka access control where it is deployed: each service's SCRAM credentials and ACLs, from the topic
-registry (`services.common.topics.acls`), applied with the broker's admin API.
+"""Kafka access control where it is deployed: the SCRAM credentials and ACLs of each service and of the
+analysts (`services.common.topics.PRINCIPALS`), from the topic registry (`services.common.topics.acls`),
+applied with the broker's admin API.
 
 ``smartcity topics acls`` runs it with administrator credentials (docker-compose's ``topics`` job). On
 Kubernetes the Strimzi User Operator does the same from the KafkaUser resources in ``k8s/kafka/users.yaml``,
@@ -24,7 +25,7 @@ from confluent_kafka.admin import (
 )
 
 from services.common.kafka import client_security
-from services.common.topics import SERVICES, Acl, acls
+from services.common.topics import PRINCIPALS, Acl, acls
 
 SCRAM_ITERATIONS = 8192
 _RESOURCES = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}
@@ -32,17 +33,17 @@ _PATTERNS = {"literal": ResourcePatternType.LITERAL, "prefixed": ResourcePattern
 _OPERATIONS = {"Write": AclOperation.WRITE, "Read": AclOperation.READ, "Describe": AclOperation.DESCRIBE}
 
 
-def bindings(service: str) -> list[AclBinding]:
-    """The broker's ACL bindings allowing ``User:<service>`` what the registry says, from any host."""
-    return [_binding(service, acl) for acl in acls(service)]
+def bindings(principal: str) -> list[AclBinding]:
+    """The broker's ACL bindings allowing ``User:<principal>`` what the registry says, from any host."""
+    return [_binding(principal, acl) for acl in acls(principal)]
 
 
-def _binding(service: str, acl: Acl) -> AclBinding:
+def _binding(principal: str, acl: Acl) -> AclBinding:
     return AclBinding(
         _RESOURCES[acl.resource],
         acl.name,
         _PATTERNS[acl.pattern],
-        f"User:{service}",
+        f"User:{principal}",
         "*",
         _OPERATIONS[acl.operation],
         AclPermissionType.ALLOW,
@@ -50,26 +51,27 @@ def _binding(service: str, acl: Acl) -> AclBinding:
 
 
 def apply(bootstrap_servers: str, passwords: Mapping[str, str], timeout_s: float = 30.0) -> list[str]:
-    """Create (or update) each service's SCRAM-SHA-512 credentials and its ACLs; returns what it did.
+    """Create (or update) the SCRAM-SHA-512 credentials and ACLs of each principal (every service and the
+    analysts); returns what it did.
 
-    Raises `ValueError` naming a service without a password, and the admin client's errors as they come.
+    Raises `ValueError` naming a principal without a password, and the admin client's errors as they come.
     """
-    missing = [s for s in SERVICES if not passwords.get(s)]
+    missing = [p for p in PRINCIPALS if not passwords.get(p)]
     if missing:
         raise ValueError(f"no Kafka password for {', '.join(missing)}")
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, **client_security()})
     upserts = [
         UserScramCredentialUpsertion(
-            service,
+            principal,
             ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS),
-            passwords[service].encode(),
+            passwords[principal].encode(),
         )
-        for service in SERVICES
+        for principal in PRINCIPALS
     ]
     for future in admin.alter_user_scram_credentials(upserts, request_timeout=timeout_s).values():
         future.result()
-    done = [f"User:{s} SCRAM-SHA-512" for s in SERVICES]
-    all_bindings = [binding for service in SERVICES for binding in bindings(service)]
+    done = [f"User:{p} SCRAM-SHA-512" for p in PRINCIPALS]
+    all_bindings = [binding for principal in PRINCIPALS for binding in bindings(principal)]
     for binding, future in admin.create_acls(all_bindings, request_timeout=timeout_s).items():
         future.result()
         done.append(f"{binding.principal} {binding.operation.name} {binding.restype.name}:{binding.name}")

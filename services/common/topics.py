@@ -2,9 +2,9 @@
 writes and which reads each.
 
 Every producer, consumer, the topic bootstrap (`smartcity topics create`), the Kafka ACLs (`acls`: each
-service writes only its own topics and reads only what it consumes, in docker-compose and as Strimzi
-KafkaUsers) and the tests use it, so a topic's contract lives in exactly one place. Value schemas are files
-under ``schemas/``.
+service writes only its own topics and reads only what it consumes, the analysts read only what is meant for
+them, in docker-compose and as Strimzi KafkaUsers) and the tests use it, so a topic's contract lives in
+exactly one place. Value schemas are files under ``schemas/``.
 """
 
 from __future__ import annotations
@@ -17,14 +17,21 @@ DLQ_SUFFIX = ".dlq.v1"
 
 INGEST, REWARDS_SERVICE, LEDGER, IDENTITY, DIRECTORY = "ingest", "rewards", "ledger", "identity", "directory"
 SERVICES = (INGEST, REWARDS_SERVICE, LEDGER, IDENTITY, DIRECTORY)
+"""The platform's services: the processes it runs, each as a Kafka user of its own."""
+ANALYST = "analyst"
+"""The analysts' Kafka user: no service (no process of ours runs as it), it reads with credentials of its
+own what is meant for analysts (`Topic.analysts`) and writes nothing."""
+PRINCIPALS = (*SERVICES, ANALYST)
+"""Every Kafka user the platform creates, with its credentials and ACLs (``User:<principal>``)."""
 CONSUMER_GROUPS: dict[str, str] = {
     INGEST: "ingest",
     REWARDS_SERVICE: "smartcity-rewards",
     LEDGER: "ledger",
     IDENTITY: "identity",
     DIRECTORY: "directory",
+    ANALYST: "analyst",
 }
-"""The prefix of every consumer group (and Faust app id) a service uses: its ACLs allow groups by prefix."""
+"""The prefix of every consumer group (and Faust app id) a principal uses: its ACLs allow groups by prefix."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,10 @@ class Topic:
     writers: tuple[str, ...] = ()
     """The services that produce to it."""
     readers: tuple[str, ...] = ()
-    """The services that consume it (analysts and operators read with credentials of their own)."""
+    """The services that consume it (and write its DLQ); never the analysts (`analysts`)."""
+    analysts: bool = False
+    """Whether `ANALYST` may read it: only what holds nothing per device, wallet or person. Its DLQ
+    (written by its `readers`) is not theirs."""
     attested: bool = False
     """Its records carry their writer's batch attestation (`services.common.attestation`), which its readers
     check against the writer's role before anything takes effect."""
@@ -87,9 +97,15 @@ REWARDS = Topic(
     readers=(LEDGER,),
 )
 # For analysts: aggregates only (no device, wallet or person), k-anonymous (`services.rewards.engine.ZoneWindow`).
-# The only topic analysts are meant to read; readings, decisions, rewards and consents are personal.
+# With the ledger's checkpoints, the only topic analysts read; readings, decisions, rewards, settlements,
+# consents and bindings are personal.
 ZONE_STATS = Topic(
-    "city.zone-stats.v1", key="zone", schema="zone-stats.v1.json", partitions=3, writers=(REWARDS_SERVICE,)
+    "city.zone-stats.v1",
+    key="zone",
+    schema="zone-stats.v1.json",
+    partitions=3,
+    writers=(REWARDS_SERVICE,),
+    analysts=True,
 )
 # Keyed and partitioned as READINGS: the decision on readings partition p goes to partition p. The worker
 # reads it back: it is the changelog its state is rebuilt from. Ingest keeps each decision for the person
@@ -103,15 +119,18 @@ REWARD_DECISIONS = Topic(
     writers=(REWARDS_SERVICE,),
     readers=(REWARDS_SERVICE, INGEST),
 )
+# Keyed by wallet: personal, no analyst reads it.
 LEDGER_SETTLED = Topic(
     "city.ledger.settled.v1", key="wallet id", schema="ledger-settled.v1.json", writers=(LEDGER,)
 )
+# Signed tree heads, public anyway (the ledger's `GET /v1/checkpoint`): analysts read them.
 LEDGER_CHECKPOINTS = Topic(
     "city.ledger.checkpoints.v1",
     key='"chain"',
     schema="ledger-checkpoints.v1.json",
     partitions=1,
     writers=(LEDGER,),
+    analysts=True,
 )
 CONSENTS = Topic(
     "city.consents.v1",
@@ -169,7 +188,7 @@ def by_name(name: str) -> Topic:
 
 @dataclass(frozen=True)
 class Acl:
-    """One allowed operation of a service's Kafka principal (``User:<service>``)."""
+    """One allowed operation of a Kafka principal (``User:<principal>``, one of `PRINCIPALS`)."""
 
     resource: Literal["topic", "group"]
     name: str
@@ -177,16 +196,22 @@ class Acl:
     operation: Literal["Write", "Read", "Describe"]
 
 
-def acls(service: str) -> list[Acl]:
-    """What `service` may do on the broker: write its topics, read what it consumes (and its groups)."""
+def reads(principal: str, topic: Topic) -> bool:
+    """Whether `principal` consumes `topic`: a service among its readers, the analysts where it is theirs."""
+    return principal in topic.readers or (principal == ANALYST and topic.analysts)
+
+
+def acls(principal: str) -> list[Acl]:
+    """What `principal` may do on the broker: a service writes its topics and reads what it consumes, the
+    analysts read what is theirs; each reader also its consumer groups."""
     granted: list[Acl] = []
     for topic in ALL_TOPICS:
-        if service in topic.writers:
+        if principal in topic.writers:
             granted.append(Acl("topic", topic.name, "literal", "Write"))
-        if service in topic.readers:
+        if reads(principal, topic):
             granted.append(Acl("topic", topic.name, "literal", "Read"))
-        if service in topic.writers or service in topic.readers:
+        if principal in topic.writers or reads(principal, topic):
             granted.append(Acl("topic", topic.name, "literal", "Describe"))
-    if any(service in topic.readers for topic in ALL_TOPICS):
-        granted.append(Acl("group", CONSUMER_GROUPS[service], "prefixed", "Read"))
+    if any(reads(principal, topic) for topic in ALL_TOPICS):
+        granted.append(Acl("group", CONSUMER_GROUPS[principal], "prefixed", "Read"))
     return granted

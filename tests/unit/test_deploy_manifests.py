@@ -519,11 +519,14 @@ def test_asyncapi_mqtt_channels_describe_the_ingest_bridge(asyncapi: dict[str, A
 
 
 def test_kafka_users_and_compose_credentials_follow_the_registrys_acls(compose: dict[str, Any]) -> None:
-    """Each service's KafkaUser allows exactly what the topic registry says it writes and reads, and each
-    service runs as that user in Kubernetes and in docker-compose (whose `topics` job applies the same ACLs
-    with `smartcity topics acls`)."""
+    """Each principal's KafkaUser (every service's and the analysts') allows exactly what the topic registry
+    says it writes and reads, each service runs as its user in Kubernetes and in docker-compose, and no
+    process runs as the analysts (whose password the `topics` job gets with the services', to apply the same
+    ACLs with `smartcity topics acls`)."""
     users = {u["metadata"]["name"]: u for u in of_kind("KafkaUser", K8S / "kafka")}
-    assert set(users) == set(topics.SERVICES)
+    assert set(users) == set(topics.PRINCIPALS)
+    passwords = compose["services"]["topics"]["environment"]["SMARTCITY_KAFKA_PASSWORDS"]
+    assert set(json.loads(passwords)) == set(topics.PRINCIPALS)
     for service, user in users.items():
         assert user["metadata"]["labels"]["strimzi.io/cluster"] == "smartcity"
         assert user["spec"]["authentication"]["type"] == "scram-sha-512"
@@ -537,6 +540,18 @@ def test_kafka_users_and_compose_credentials_follow_the_registrys_acls(compose: 
             for acl in topics.acls(service)
         }
         assert declared == expected, service
+        if service == topics.ANALYST:
+            in_k8s = [
+                e.get("value")
+                for d in service_deployments().values()
+                for e in container_of(d).get("env", [])
+                if e["name"] == "KAFKA_SASL_USERNAME"
+            ]
+            in_compose = [
+                (c.get("environment") or {}).get("KAFKA_SASL_USERNAME") for c in compose["services"].values()
+            ]
+            assert service not in in_k8s + in_compose, "no process of the platform runs as the analysts"
+            continue
         env = {e["name"]: e for e in container_of(service_deployments()[service])["env"]}
         assert env["KAFKA_SASL_USERNAME"]["value"] == service
         assert compose["services"][service]["environment"]["KAFKA_SASL_USERNAME"] == service
