@@ -1,7 +1,10 @@
 """A person's request to erase their personal data, as every service it reaches checks it (no I/O).
 
-The person signs ``{"did", "action": "erase", "close_wallet"?, "issued_at", "sig"}`` with the key of the did
-whose data it names (a custodial person's is signed by the city with their key, once their PIN opened it).
+The person signs ``{"did", "action": "erase", "close_wallet"?, "aid_holder"?, "aid_holder_sig"?, "issued_at",
+"sig"}`` with the key of the did whose data it names (a custodial person's is signed by the city with their
+key, once their PIN opened it). Their AID holder key (`services.common.aid_holder`), which nothing on the chain
+links to their wallet, is named and signs first (``aid_holder_sig``, over the request without either
+signature) when its data should go too: the memos of the AID payments it made.
 Identity records it and passes the very same signed object on to ingest and the ledger, and each of them
 checks the signature itself: no service erases anything on another's word. Its id derives from the signed
 bytes, so the same request (however its signature is written) erases once, everywhere.
@@ -23,8 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from services.common import didkey, signing
 from services.common.consents import parse_time
 from services.common.http import Problem
+from services.common.signing import Keypair
 
 ACTION = "erase"
+HOLDER_SIG = "aid_holder_sig"
 RETRY_WINDOW_S = 30 * 86400
 """How long after it was signed the services take a person's erasure request: the month the city has to
 answer it (GDPR art. 12(3)), within which identity retries each service until it has erased."""
@@ -40,6 +45,14 @@ class ErasureError(ValueError):
         self.status, self.kind, self.detail = status, kind, detail
 
 
+def _did_key(value: str) -> str:
+    try:
+        didkey.decode(value)
+    except didkey.DidKeyError as exc:
+        raise ValueError(f"not an Ed25519 did:key: {exc}") from exc
+    return value
+
+
 class ErasureRequest(BaseModel):
     """A person asks the city to erase their personal data; signed by `did`."""
 
@@ -52,23 +65,44 @@ class ErasureRequest(BaseModel):
         description="A custodial person also closes their wallet: the city deletes its sealed copy of the key "
         "(funds left in it can no longer be spent). No effect on a self-held identity.",
     )
+    aid_holder: str | None = Field(
+        default=None,
+        description="The person's AID holder key, whose data is erased too; it signs (aid_holder_sig).",
+    )
+    aid_holder_sig: str | None = Field(
+        default=None,
+        description="base64url Ed25519 signature by aid_holder over the JCS bytes of the object without "
+        "aid_holder_sig and sig (it signs first; sig then covers it).",
+    )
     issued_at: str = Field(description="RFC 3339 UTC time the request was signed.")
     sig: str = Field(description="base64url Ed25519 signature over the JCS bytes of the object without sig.")
 
     @field_validator("did")
     @classmethod
     def _did(cls, value: str) -> str:
-        try:
-            didkey.decode(value)
-        except didkey.DidKeyError as exc:
-            raise ValueError(f"not an Ed25519 did:key: {exc}") from exc
-        return value
+        return _did_key(value)
+
+    @field_validator("aid_holder")
+    @classmethod
+    def _aid_holder(cls, value: str | None) -> str | None:
+        return None if value is None else _did_key(value)
 
     @field_validator("issued_at")
     @classmethod
     def _issued_at(cls, value: str) -> str:
         parse_time(value)
         return value
+
+
+def sign_request(
+    person: Keypair, request: Mapping[str, Any], holder: Keypair | None = None
+) -> dict[str, Any]:
+    """`request` (``did``, ``action``, ``issued_at``, ...) signed by `person`, and first by their AID `holder`
+    key when given (naming it)."""
+    if holder is None:
+        return person.sign(request)
+    named = {**request, "aid_holder": holder.did}
+    return person.sign(holder.sign(named, HOLDER_SIG, exclude=(signing.SIG_FIELD,)))
 
 
 def erasure_id(obj: Mapping[str, Any]) -> str:
@@ -87,6 +121,13 @@ def check_erasure(
         signing.verify(obj, "did")
     except signing.SignatureError as exc:
         raise ErasureError(400, "invalid-signature", f"not signed by did: {exc}") from exc
+    if (request.aid_holder is None) != (request.aid_holder_sig is None):
+        raise ErasureError(422, "invalid-request", "aid_holder and aid_holder_sig come together")
+    if request.aid_holder is not None:
+        try:
+            signing.verify_detached(obj, "aid_holder", HOLDER_SIG, exclude=(signing.SIG_FIELD,))
+        except signing.SignatureError as exc:
+            raise ErasureError(400, "invalid-signature", f"not signed by aid_holder: {exc}") from exc
     age = (now - parse_time(request.issued_at)).total_seconds()
     if age > max_age_s or -age > future_skew_s:
         raise ErasureError(

@@ -176,6 +176,11 @@ class TopicView:
         was refused (None if it was not: then it counts in `records_folded`)."""
         raise NotImplementedError
 
+    def _fold_record(self, key: bytes | None, raw: bytes | None) -> tuple[str, str | None]:
+        """`_fold` of a record's value; a view that needs the record's key too (to judge a tombstone, whose
+        value is None) overrides this."""
+        return self._fold(raw)
+
     def _run(self) -> None:
         if not self._catch_up:
             self._ready.set()
@@ -210,7 +215,7 @@ class TopicView:
     def _take(self, message: Message) -> None:
         """Fold one record in, or refuse it with the reason; never raises, so the thread goes on."""
         try:
-            outcome, reason = self._fold(message.value())
+            outcome, reason = self._fold_record(message.key(), message.value())
         except Exception as exc:  # a bug in the fold must not stop the records behind this one
             log.exception("%s view: folding the record at %s", self.topic.name, _where(message))
             outcome, reason = "failed", f"fold failed: {type(exc).__name__}: {exc}"

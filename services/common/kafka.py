@@ -54,8 +54,8 @@ POISON_ATTEMPTS = 3
 
 @dataclass(frozen=True)
 class OutgoingRecord:
-    """A record to produce: value is JSON-encoded (bytes are sent as they are), headers are CloudEvents
-    attributes (and an attestation, see `attested`)."""
+    """A record to produce: value is JSON-encoded (bytes are sent as they are, None is a tombstone: no value),
+    headers are CloudEvents attributes (and an attestation, see `attested`)."""
 
     topic: Topic
     key: str
@@ -185,7 +185,7 @@ class KafkaProducer:
                     record.topic.name,
                     key=record.key.encode(),
                     value=record.value
-                    if isinstance(record.value, bytes)
+                    if record.value is None or isinstance(record.value, bytes)
                     else events.encode_json(record.value),
                     headers=record.headers,
                     on_delivery=on_delivery,

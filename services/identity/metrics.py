@@ -24,6 +24,6 @@ CUSTODIAL_TRANSFERS = Counter(
 BINDING_CHANGES = Counter(
     "smartcity_identity_bindings",
     "Binding requests by outcome: bound, again (the wallet was bound already), limit, bound-elsewhere, or the "
-    "reason a request was refused.",
+    "reason a request was refused; and unbound: a binding removed by its person's erasure.",
     ["outcome"],
 )

@@ -129,7 +129,18 @@ class SelfRequest(Signed):
 
     did: str
     action: Literal["read-notices", "list-consents"]
+    aid_holder: str | None = Field(
+        default=None,
+        description="read-notices: the reader's AID holder key (services/common/aid_holder.py), so that notices "
+        "to their zone's AID holders reach them. Whether a key holds AID is public on the chain, so naming "
+        "another's tells the reader nothing new.",
+    )
     _did = field_validator("did")(_did_key)
+
+    @field_validator("aid_holder")
+    @classmethod
+    def _aid_holder(cls, value: str | None) -> str | None:
+        return None if value is None else _did_key(cls, value)
 
 
 class ResidentFacts(BaseModel):

@@ -4,7 +4,12 @@ Ingest follows ``city.reward-decisions.v1`` (the rewards worker's decisions) int
 reading (a redelivered decision changes nothing), keeping what a person needs to understand a decision (the
 outcome, the rewards by rule, the reasons, the policy version) and not the reading's values or zone. The
 person reads their own by signed read (`services.ingest.api.decisions`). A decision of a wallet taken before
-that wallet's erasure (`services.ingest.erasures`) is not stored again, should the topic deliver it again.
+that wallet's erasure (`services.ingest.erasures`) is not stored again, should the topic deliver it again; nor
+is one decided after the erasure on a reading accepted before it (it was in flight on city.readings.v1), even
+one dated a little ahead of the erasure (a device's clock may run ahead, `max_ahead_s`): a decision is kept
+for an erased wallet only if its reading is dated after the erasure and comes from a device registered after
+it, since the erasure revoked and erased every device the wallet owned. Readings of those devices arriving
+after the erasure are refused as revoked, and leave no row.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.common.consents import parse_time
 from services.common.events import rfc3339
 from services.common.kafka import IncomingRecord, Rejection
-from services.ingest.tables import erasures, reward_decisions
+from services.ingest.tables import devices, erasures, reward_decisions
 
 MAX_PAGE = 1000
 """Most decisions one read returns (a client asks again with ``before``)."""
@@ -90,7 +95,7 @@ class DecisionStore:
 
     async def keep(self, decisions: Sequence[tuple[Mapping[str, Any], datetime, int, int]]) -> int:
         """Store decisions (value, its reading's time, partition, offset) unless stored before or of a
-        wallet erased since the reading; how many were new."""
+        wallet erased since the reading or on a device of the wallet's erased then; how many were new."""
         if not decisions:
             return 0
         async with self.engine.begin() as conn:
@@ -104,6 +109,21 @@ class DecisionStore:
                         .group_by(erasures.c.did)
                     )
                 ).all()
+            )
+            # The devices the erasures erased (looked up only for a batch naming an erased wallet).
+            ids = {value["device_id"] for value, *_ in decisions if value["wallet"] in erased}
+            gone = (
+                set(
+                    (
+                        await conn.execute(
+                            select(devices.c.device_id).where(
+                                devices.c.device_id.in_(ids), devices.c.registration.has_key("erased_by")
+                            )
+                        )
+                    ).scalars()
+                )
+                if ids
+                else set()
             )
             rows = [
                 {
@@ -120,7 +140,8 @@ class DecisionStore:
                     "offset": offset,
                 }
                 for value, ts, partition, offset in decisions
-                if value["wallet"] not in erased or ts > erased[value["wallet"]]
+                if value["wallet"] not in erased
+                or (ts > erased[value["wallet"]] and value["device_id"] not in gone)
             ]
             if not rows:
                 return 0

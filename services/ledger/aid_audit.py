@@ -3,7 +3,9 @@
 Fed the chain's records in leaf order, it follows each grant from its signed ``grant`` command: transfers
 draw from it (``aid_draws``) only before it expires, from its own wallet and never beyond what is left; a
 ``revoke`` returns exactly what is left; an ``aid-expiry`` returns exactly what is left, only once the grant
-has expired, and names the grant's own expiry. The ledger enforces all of this when it settles; the audit
+has expired, and names the grant's own expiry. AID holder keys stay apart from wallets
+(`services.common.aid_holder`): no grant pays an account that held another currency, and no other currency
+moves to or from an account that holds grants. The ledger enforces all of this when it settles; the audit
 lets anyone check that it did, from the chain alone.
 """
 
@@ -34,6 +36,10 @@ class AidAudit:
 
     def __init__(self) -> None:
         self._open: dict[str, _OpenGrant] = {}
+        self._holders: set[str] = set()
+        """Every account granted AID so far."""
+        self._wallets: set[str] = set()
+        """Every account that held another currency so far."""
 
     def wallet_of(self, grant_id: str) -> str:
         """The wallet of an open grant; raises `AidDiscrepancy` if there is none."""
@@ -42,11 +48,13 @@ class AidAudit:
     def apply(self, record: Mapping[str, Any]) -> None:
         """Check one (authorisation-verified) record against the grants before it; raise `AidDiscrepancy`."""
         kind = record.get("type")
+        self._keep_holders_apart(record)
         if kind == ISSUER:
             command = record["command"]
             if command["command"] == "grant":
+                self._holders.add(command["holder"])
                 self._open[record["tx_id"]] = _OpenGrant(
-                    command["wallet"], command["amount"], parse_time(command["expires_at"])
+                    command["holder"], command["amount"], parse_time(command["expires_at"])
                 )
             elif command["command"] == "revoke":
                 self._close(command["grant_id"], _returned(record), "revoke")
@@ -59,6 +67,19 @@ class AidAudit:
             if parse_time(record["timestamp"]) < grant.expires_at:
                 raise AidDiscrepancy(f"returns grant {record['grant_id']} before it expires")
             self._close(record["grant_id"], _returned(record), "expiry")
+
+    def _keep_holders_apart(self, record: Mapping[str, Any]) -> None:
+        command = record.get("command") if record.get("type") == ISSUER else None
+        if command is not None and command["command"] == "grant" and command["holder"] in self._wallets:
+            raise AidDiscrepancy(f"grants AID to {command['holder']}, which held another currency")
+        for posting in record.get("postings", []):
+            if posting["currency"] == AID:
+                continue
+            if posting["account"] in self._holders:
+                raise AidDiscrepancy(
+                    f"moves {posting['currency']} to or from {posting['account']}, a grant holder"
+                )
+            self._wallets.add(posting["account"])
 
     def _draw(self, record: Mapping[str, Any]) -> None:
         transfer = record["transfer"]

@@ -42,7 +42,7 @@ def authorised_postings(record: Mapping[str, Any], grant_wallet: Callable[[str],
         if c["command"] == "fund":
             return _moves(TREASURY, POOLS[c["pool"]], c["currency"], c["amount"])
         if c["command"] == "grant":
-            return _moves(AID_POOL, c["wallet"], AID, c["amount"])
+            return _moves(AID_POOL, c["holder"], AID, c["amount"])
         if c["command"] == "revoke":
             # How much is left of the grant is the AID audit's to check.
             return _moves(grant_wallet(c["grant_id"]), AID_POOL, AID, _returned(record))

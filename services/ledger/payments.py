@@ -10,7 +10,11 @@ Currency rules:
   directory lists it as active and locally owned;
 - AID moves only to an active merchant the city verified (so its category is the city's finding, not a
   claim), of a category one of the sender's grants allows, before that grant expires; it is drawn from the grants that allow the category, soonest expiry first;
-- a merchant takes only the currencies it accepts.
+- a merchant takes only the currencies it accepts;
+- AID is granted to a person's AID holder key (`services.common.aid_holder`), never to their wallet, so the
+  public chain does not tell whose wallet receives AID: a grant to an account that ever held another
+  currency is refused, and an account holding grants moves nothing but AID (else anyone who knows a holder
+  key, which grants show, could make it look like a wallet, or block the person's next grant).
 """
 
 from __future__ import annotations
@@ -65,6 +69,10 @@ class Facts:
     issuer_keys: frozenset[str] = frozenset()
     grant: Grant | None = None
     """For a revoke: the grant it names."""
+    recipient_currencies: frozenset[str] = frozenset()
+    """The currencies the recipient's account (a transfer's `to`, a grant's holder) has ever held."""
+    aid_holders: frozenset[str] = frozenset()
+    """Which of the signer and the recipient have been granted AID."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,10 @@ def plan_transfer(transfer: Mapping[str, Any], facts: Facts, timestamp: str) -> 
     _check_nonce(nonce, facts.last_nonce)
     if sender == recipient:
         raise RejectedError("self-transfer", "a transfer moves money between two different accounts")
+    if currency != AID and (holders := facts.aid_holders & {sender, recipient}):
+        raise RejectedError(
+            "aid-holder-aid-only", f"{min(holders)} holds AID grants: it moves nothing but AID"
+        )
     for account in (sender, recipient):
         if account in facts.frozen:
             raise RejectedError("account-frozen", f"{account} is frozen")
@@ -193,9 +205,15 @@ def plan_command(command: Mapping[str, Any], facts: Facts, timestamp: str) -> Pl
         expires_at = parse_time(command["expires_at"])
         if expires_at <= facts.now:
             raise RejectedError("already-expired", "a grant must expire in the future")
+        if held := facts.recipient_currencies - {AID}:
+            raise RejectedError(
+                "holder-is-a-wallet",
+                f"{command['holder']} has held {', '.join(sorted(held))}: grant AID to the person's AID "
+                "holder key, which holds nothing else, so the chain does not tell whose wallet receives AID",
+            )
         amount = command["amount"]
-        postings = [Posting(AID_POOL, AID, -amount), Posting(command["wallet"], AID, amount)]
-        grant = Grant(tx_id, command["wallet"], amount, frozenset(command["categories"]), expires_at)
+        postings = [Posting(AID_POOL, AID, -amount), Posting(command["holder"], AID, amount)]
+        grant = Grant(tx_id, command["holder"], amount, frozenset(command["categories"]), expires_at)
         tx = build_transaction(ISSUER, tx_id, postings, timestamp, **body)
         return Planned(tx, issuer, nonce, new_grant=grant)
     if kind == "revoke":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,7 +46,12 @@ AUTHORITY_LOCK = int.from_bytes(
 )
 """Settlements hold it shared and authority changes exclusively, for their whole transaction: a role is never
 revoked between a settlement's check of it and that settlement's place in the chain, so the chain's order is
-the order in which roles were checked (what the verifier replays)."""
+the order in which roles were checked (what the verifier replays).
+
+A wallet's erasure holds it exclusively too, for the moment it records the erasure
+(`services.ledger.disclosures.DisclosureReads.erase_settled`): every settlement storing a disclosure holds it
+shared, so each one either stored before (and the erasure erases what it stored) or looks the wallet up after
+(and stores its disclosure erased)."""
 
 MAX_SEQ = 2**63 - 1
 WALLETS_LIKE = WALLET_PREFIX + "%"
@@ -104,6 +109,9 @@ class Submission:
     plan: Callable[[payments.Facts], payments.Planned]
     recipient: str | None = None
     grant_id: str | None = None
+    settled: Callable[[asyncpg.Connection, payments.Planned], Awaitable[None]] | None = None
+    """More writes in the database transaction that settles it (never on a retry): its memo's disclosure,
+    kept off the chain (`services.ledger.memos`)."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,9 @@ class LedgerStore:
         if not txs:
             return SettleOutcome()
         async with self.connection() as conn, conn.transaction():
-            held = await self._authority_in(conn) if any(tx.requires for tx in txs) else Authority()
+            # A reward rests on roles, so a batch with disclosures holds `AUTHORITY_LOCK` (which erasures rely on).
+            locks = any(tx.requires or tx.disclosure is not None for tx in txs)
+            held = await self._authority_in(conn) if locks else Authority()
             parties = sorted({p.account for tx in txs for p in tx.postings})
             frozen = await conn.fetch("SELECT account FROM frozen WHERE account = ANY($1::text[])", parties)
             return await self._settle_in(conn, txs, frozenset(r["account"] for r in frozen), held)
@@ -364,9 +374,14 @@ class LedgerStore:
         await conn.execute("INSERT INTO pending (seq) SELECT unnest($1::bigint[])", list(seqs.values()))
         disclosed = [(tx, tx.disclosure) for tx in outcome.settled if tx.disclosure is not None]
         if disclosed:
+            # The disclosure of a wallet erased before is stored erased (as of its erasure): one indexed lookup of
+            # the batch's wallets among the erasures, seen whole under `AUTHORITY_LOCK` (held since `settle` began).
             await conn.execute(
-                """INSERT INTO disclosures (tx_id, wallet, disclosure)
-                   SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])""",
+                """INSERT INTO disclosures (tx_id, wallet, disclosure, erased_at)
+                   SELECT u.tx_id, u.wallet, CASE WHEN e.at IS NULL THEN u.disclosure END, e.at
+                   FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(tx_id, wallet, disclosure)
+                   LEFT JOIN (SELECT wallet, max(erased_at) AS at FROM erasures
+                              WHERE wallet = ANY($2::text[]) GROUP BY wallet) e ON e.wallet = u.wallet""",
                 [tx.tx_id for tx, _ in disclosed],
                 [d.wallet for _, d in disclosed],
                 [d.json for _, d in disclosed],
@@ -422,6 +437,21 @@ class LedgerStore:
                     request.signer,
                 )
             ]
+            recipient_currencies: frozenset[str] = frozenset()
+            aid_holders: frozenset[str] = frozenset()
+            if request.recipient:
+                recipient_currencies = frozenset(
+                    r["currency"]
+                    for r in await conn.fetch(
+                        "SELECT currency FROM balances WHERE account = $1", request.recipient
+                    )
+                )
+                aid_holders = frozenset(
+                    r["wallet"]
+                    for r in await conn.fetch(
+                        "SELECT DISTINCT wallet FROM grants WHERE wallet = ANY($1::text[])", parties
+                    )
+                )
             grant = None
             if request.grant_id:
                 row = await conn.fetchrow(
@@ -436,12 +466,16 @@ class LedgerStore:
                 grants=grants,
                 issuer_keys=held.holders.get(Role.ISSUER, frozenset()),
                 grant=grant,
+                recipient_currencies=recipient_currencies,
+                aid_holders=aid_holders,
             )
             planned = request.plan(facts)
             outcome = await self._settle_in(conn, [planned.tx])
             if outcome.rejected:
                 raise outcome.rejected[0][1]
             await self._apply_effects(conn, planned)
+            if request.settled is not None:
+                await request.settled(conn, planned)
             seq = await conn.fetchval("SELECT seq FROM transactions WHERE tx_id = $1", request.tx_id)
         return Receipt(request.tx_id, seq, None, None, True)
 

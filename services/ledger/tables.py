@@ -17,6 +17,7 @@
 - ``authority`` and ``roles``: the root key and the role holders in force, the fold of the chain's authority
   records (`services.ledger.authority`), written in the transaction that settles each one.
 - ``disclosures``: each settled reward's evidence, off the chain (served to its wallet and to auditors).
+- ``memos``: the disclosures of transfers' and issuer commands' memo digests, off the chain (to parties, auditors).
 """
 
 from sqlalchemy import (
@@ -197,4 +198,20 @@ erasures = Table(
     Column("request", Text, nullable=False),  # the signed request, as JSON
     Column("disclosures", BigInteger, nullable=False),
     Column("erased_at", DateTime(timezone=True), nullable=False),
+    Column("memos", BigInteger, nullable=False, server_default="0"),
+    # The person's AID holder key, when their request named it (and it signed): its memos are erased too.
+    Column("aid_holder", String(64), nullable=True, index=True),
+)
+
+# The disclosure opening a settled transfer's or issuer command's memo_digest (`services.ledger.memos`), kept off
+# the chain with the wallets party to it: served only to them and to auditors; erasing a party's data empties
+# it and sets erased_at, and the chain, which holds only the digest, still verifies.
+memos = Table(
+    "memos",
+    metadata,
+    Column("tx_id", String(64), primary_key=True),
+    Column("parties", ARRAY(Text), nullable=False),
+    Column("disclosure", Text, nullable=True),  # base64url of [salt, "memo", text] (RFC 9901 disclosure)
+    Column("erased_at", DateTime(timezone=True), nullable=True),
+    Index("memos_parties", "parties", postgresql_using="gin"),
 )

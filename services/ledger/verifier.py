@@ -22,7 +22,8 @@ block from height 0:
    With an auditor's key (auditor mode) each reward's evidence is read too (``/v1/disclosures``, a signed
    read): it must open the reward's commitment, carry ingest's attestation, and the reward is recomputed
    from the disclosed reading and the policy, exactly (less only where a cap is full). An erased disclosure
-   leaves the public checks;
+   leaves the public checks. Likewise each transfer's or issuer command's memo the ledger keeps
+   (``/v1/memos``) must open the ``memo_digest`` its signed object commits to (`services.common.memos`);
 4. with ``--deep`` too (auditor mode): every device's signature on its reading, every owner's on its
    registration and every city device's on the receipt a reading carries (and that it binds that reading),
    which ingest checked and attested (the audit of ingest itself).
@@ -42,7 +43,7 @@ from typing import Any
 import httpx
 import orjson
 
-from services.common import merkle, receipts, signing
+from services.common import memos, merkle, receipts, signing
 from services.common.policy import Policy, PolicyError, parse_policy
 from services.common.roles import Role
 from services.common.signed_reads import SignedReadAuth
@@ -107,6 +108,18 @@ def authorise(items: list[tuple[bytes, Disclosed]], deep: bool) -> list[Found]:
     return found
 
 
+def _check_memo(signed: dict[str, Any], disclosure: Disclosed) -> None:
+    """In auditor mode, the memo the ledger keeps for a signed transfer or command (unless erased) opens the
+    ``memo_digest`` it signed; raises `memos.MemoError` (a ValueError) or `RejectedError`."""
+    if disclosure is None or disclosure.get("erased_at") is not None:
+        return
+    if memos.DIGEST_FIELD not in signed:
+        raise RejectedError(
+            "memo-without-digest", "the ledger keeps a memo its signed object commits to nothing"
+        )
+    memos.open_memo(disclosure[memos.DISCLOSURE_FIELD], signed[memos.DIGEST_FIELD])
+
+
 def _signers(record: dict[str, Any], disclosure: Disclosed, deep: bool) -> Found:
     kind = record.get("type")
     if kind == REWARD:
@@ -124,8 +137,10 @@ def _signers(record: dict[str, Any], disclosure: Disclosed, deep: bool) -> Found
         return Found(signers, dict(envelope["reading"]["values"]))
     if kind == payments.TRANSFER:
         signing.verify(record["transfer"], "from")
+        _check_memo(record["transfer"], disclosure)
     elif kind == payments.ISSUER:
         signing.verify(record["command"], "issuer")
+        _check_memo(record["command"], disclosure)
         return Found([(record["command"]["issuer"], Role.ISSUER)])
     elif kind == POLICY:
         policy = parse_published(record["policy"])
@@ -403,6 +418,8 @@ async def _authorised_chunks(
 
     async def check(start: int, leaves: list[bytes]) -> list[tuple[bytes, Found]]:
         disclosed = await _disclosures(client, start, start + len(leaves), auth) if auth else {}
+        if auth:  # a leaf is a reward's (evidence) or a transfer's or command's (memo), never both
+            disclosed |= await _disclosures(client, start, start + len(leaves), auth, "memos")
         items = [(leaf, disclosed.get(start + i)) for i, leaf in enumerate(leaves)]
         found = await pool.map(authorise, items, deep) if pool else authorise(items, deep)
         return list(zip(leaves, found, strict=True))
@@ -424,13 +441,14 @@ async def _authorised_chunks(
 
 
 async def _disclosures(
-    client: httpx.AsyncClient, start: int, end: int, auth: httpx.Auth
+    client: httpx.AsyncClient, start: int, end: int, auth: httpx.Auth, what: str = "disclosures"
 ) -> dict[int, Disclosed]:
-    """The disclosures of the rewards among leaves start..end-1, by leaf index (an auditor's signed read)."""
+    """The disclosures of the rewards (or with `what` "memos", the memos) among leaves start..end-1, by leaf
+    index (an auditor's signed read)."""
     found: dict[int, Disclosed] = {}
     while start < end:
-        page = (await _get(client, "/v1/disclosures", auth, start=start, end=end)).json()
-        for item in page["disclosures"]:
+        page = (await _get(client, f"/v1/{what}", auth, start=start, end=end)).json()
+        for item in page[what]:
             found[item.pop("leaf_index")] = item
         if page["next_start"] is None:
             break

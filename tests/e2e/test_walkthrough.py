@@ -1,10 +1,11 @@
 """End to end on `smartcity up`: one person without a phone walks through the city's services.
 
 A caseworker enrols them; the city grants them AID for food on the strength of a presentation of their
-resident credential (the chain shows why, and nothing more than was disclosed); they pay a verified food
-merchant with their PIN at a kiosk, and a pharmacy is refused; the merchant's balance and a verified inclusion
-proof show the payment; they forget their PIN and a caseworker resets it, their funds untouched; a shelter
-notice broadcast to everyone the city holds a wallet for reaches their kiosk inbox.
+resident credential (the chain shows why, and nothing more than was disclosed, and names only their AID holder
+key, never their wallet); they pay a verified food merchant with their PIN at a kiosk, and a pharmacy is
+refused; the merchant's balance and a verified inclusion proof show the payment; they forget their PIN and a
+caseworker resets it, their funds untouched; a shelter notice broadcast to everyone the city holds a wallet
+for reaches their kiosk inbox.
 """
 
 from __future__ import annotations
@@ -116,6 +117,9 @@ def test_a_person_without_a_phone_gets_aid_pays_at_a_kiosk_and_is_reached(
         )
         ok(http.post(f"{identity}/v1/credentials", json=order))
         kiosk = f"{identity}/v1/custodial-wallets/{person}"
+        # AID goes to the person's AID holder key, which the public chain cannot link to their wallet.
+        holder = ok(http.post(f"{kiosk}/aid-holder", json={"pin": PIN}))["aid_holder"]
+        assert holder != person
 
         # 2. At the kiosk the person presents that they live in the city and are an adult, nothing else; the
         # city verifies the presentation and grants food AID resting on it.
@@ -145,7 +149,7 @@ def test_a_person_without_a_phone_gets_aid_pays_at_a_kiosk_and_is_reached(
             {"command": "fund", "pool": "aid", "currency": "AID", "amount": 10 * FOOD_AID},
             {
                 "command": "grant",
-                "wallet": person,
+                "holder": holder,
                 "amount": FOOD_AID,
                 "categories": ["grocery"],
                 "expires_at": expires,
@@ -166,7 +170,8 @@ def test_a_person_without_a_phone_gets_aid_pays_at_a_kiosk_and_is_reached(
             grant = ok(http.post(f"{ledger}/v1/issuer/commands", json=body), 201)
         on_chain = ok(http.get(f"{ledger}/v1/transactions/{grant['tx_id']}"))
         assert on_chain["command"]["eligibility"] == eligibility
-        assert "Sam" not in json.dumps(on_chain) and "1970" not in json.dumps(on_chain)
+        for personal in ("Sam", "1970", person):
+            assert personal not in json.dumps(on_chain)
 
         # 3. A grocer and a pharmacy register in the directory and the city verifies both.
         for merchant, name, category in (
@@ -255,7 +260,8 @@ def test_a_person_without_a_phone_gets_aid_pays_at_a_kiosk_and_is_reached(
             [bytes.fromhex(h) for h in proof["audit_path"]],
             bytes.fromhex(checkpoint["root_hash"]),
         )
-        assert record["transfer"]["from"] == person and record["transfer"]["to"] == people.grocer.did
+        assert record["transfer"]["from"] == holder and record["transfer"]["to"] == people.grocer.did
+        assert person not in json.dumps(record)
 
         # 7. The person forgets their PIN; a caseworker resets it on the photo on record. Same did, same funds.
         reset = signed(
@@ -268,7 +274,8 @@ def test_a_person_without_a_phone_gets_aid_pays_at_a_kiosk_and_is_reached(
         ok(http.post(f"{kiosk}/pin-reset", json={"order": reset, "new_pin": NEW_PIN}), 201)
         assert http.post(f"{kiosk}/statement", json={"pin": PIN}).status_code == 403
         statement = ok(http.post(f"{kiosk}/statement", json={"pin": NEW_PIN}))
-        assert statement["did"] == person
+        assert statement["did"] == person and statement["aid_holder"] == holder
+        assert tx_id in [tx["tx_id"] for tx in statement["transactions"]]
         assert statement["balances"]["AID"] == FOOD_AID - 12_500_000
 
         # 8. A shelter's notice to everyone the city holds a wallet for reaches the person's kiosk inbox.

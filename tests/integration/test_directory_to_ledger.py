@@ -78,7 +78,7 @@ async def test_the_ledger_enforces_aid_at_a_merchant_registered_and_verified_in_
             {"command": "fund", "pool": "aid", "currency": "AID", "amount": 10_000},
             {
                 "command": "grant",
-                "wallet": citizen.did,
+                "holder": citizen.did,
                 "amount": 1_000,
                 "categories": ["food"],
                 "expires_at": "2099-01-01T00:00:00Z",

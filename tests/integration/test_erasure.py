@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -41,6 +42,7 @@ from tests.support.factories import (
     policy_publication,
     reward_records,
     signed_reward,
+    with_memo,
 )
 from tests.support.topics import unique_group
 from tests.support.waiting import until
@@ -52,9 +54,10 @@ PIN = "1357"
 
 @asynccontextmanager
 async def platform(
-    settings: PlatformSettings, caseworker: Keypair, sender: Keypair
+    settings: PlatformSettings, caseworker: Keypair, sender: Keypair, issuer: Keypair | None = None
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient, httpx.AsyncClient, str]]:
-    """The ledger and ingest served on ports, identity calling both; clients of the three and the ledger's key."""
+    """The ledger and ingest served on ports, identity calling both; clients of the three and the ledger's key.
+    `issuer` holds the ledger's issuer role."""
     ledger_key = Keypair.generate()
     ledger = create_ledger(
         settings,
@@ -64,6 +67,7 @@ async def platform(
             seal_interval_ms=50,
             verify_workers=0,
             genesis_roles=TEST_ROLES,
+            issuer_keys=issuer.did if issuer else "",
         ),
     )
     ingest = create_ingest(settings, IngestSettings(decisions_group=unique_group("ingest-erasure")))
@@ -275,3 +279,64 @@ async def test_a_kiosk_erasure_is_retried_until_every_service_has_done_it(
         ).status_code == 200
         assert status["request"]["did"] == did
         assert (await ledger.post("/v1/erasures", json=status["request"])).status_code == 200
+
+
+async def test_a_kiosk_erasure_names_the_aid_holder_key_so_its_memos_go_too(
+    platform_settings: PlatformSettings,
+) -> None:
+    """Nothing on the chain links a person's AID holder key to their wallet, so a request by the wallet alone
+    could not erase what the holder key is party to. At a kiosk identity signs the request with both keys; the
+    ledger erases the memos of both, and refuses a request naming a holder key that did not sign it."""
+    caseworker, sender, issuer = (Keypair.generate() for _ in range(3))
+    async with platform(platform_settings, caseworker, sender, issuer) as (identity, _, ledger, _key):
+        order = caseworker.sign({"issued_at": now_rfc3339(), "caseworker": caseworker.did, "action": "enrol"})
+        did = (await identity.post("/v1/custodial-wallets", json={"enrolment": order, "pin": PIN})).json()[
+            "did"
+        ]
+        opened = await identity.post(f"/v1/custodial-wallets/{did}/aid-holder", json={"pin": PIN})
+        holder = opened.json()["aid_holder"]
+        expires = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        commands = [
+            ({"command": "fund", "pool": "aid", "currency": "AID", "amount": 1000}, None),
+            (
+                {
+                    "command": "grant",
+                    "holder": holder,
+                    "amount": 400,
+                    "categories": ["food"],
+                    "expires_at": expires,
+                },
+                "family of four, shelter on Harbour Street",
+            ),
+            ({"command": "mint", "to": sender.did, "currency": "CITY", "amount": 5}, "a neighbour's memo"),
+        ]
+        granted = []
+        for nonce, (command, memo) in enumerate(commands, start=1):
+            body = with_memo(issuer, {**command, "issuer": issuer.did, "nonce": nonce}, memo)
+            answer = await ledger.post("/v1/issuer/commands", json=body)
+            assert answer.status_code == 201, answer.text
+            granted.append(answer.json()["tx_id"])
+        grant_memo = f"/v1/transactions/{granted[1]}/memo"
+        assert (await ledger.get(grant_memo, auth=AS_AUDITOR)).json()["memo"].startswith("family of four")
+
+        # Someone naming the holder key in their own request, without its signature, erases nothing of it.
+        mallory = Keypair.generate()
+        forged = mallory.sign(
+            {
+                "did": mallory.did,
+                "action": "erase",
+                "aid_holder": holder,
+                "aid_holder_sig": "A" * 86,
+                "issued_at": now_rfc3339(),
+            }
+        )
+        assert_problem(await ledger.post("/v1/erasures", json=forged), 400)
+        assert "memo" in (await ledger.get(grant_memo, auth=AS_AUDITOR)).json()
+
+        asked = await identity.post(f"/v1/custodial-wallets/{did}/erasure", json={"pin": PIN})
+        assert asked.status_code == 200, asked.text
+        assert asked.json()["request"]["aid_holder"] == holder
+        erased = (await ledger.get(grant_memo, auth=AS_AUDITOR)).json()
+        assert "memo" not in erased and erased["erased_at"]
+        kept = (await ledger.get(f"/v1/transactions/{granted[2]}/memo", auth=AS_AUDITOR)).json()
+        assert kept["memo"] == "a neighbour's memo"

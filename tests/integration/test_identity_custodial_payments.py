@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from services.common import embedded, signing
 from services.common.events import now_rfc3339
 from services.common.settings import PlatformSettings
+from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair, b64url_encode
 from services.identity.app import create_app as create_identity
 from services.identity.settings import IdentitySettings
@@ -112,13 +113,12 @@ async def test_a_custodial_holder_pays_with_their_pin_once_per_request_and_reads
             assert receipt["status"] in ("settled", "sealed") and len(receipt["tx_id"]) == 64
             record = (await chain.get(f"/v1/transactions/{receipt['tx_id']}")).json()
             transfer = record["transfer"]
-            assert (transfer["from"], transfer["to"], transfer["amount"], transfer["memo"]) == (
-                person,
-                bob.did,
-                250,
-                "lunch",
-            )
-            signing.verify(transfer, "from")  # the holder's own key signed it
+            assert (transfer["from"], transfer["to"], transfer["amount"]) == (person, bob.did, 250)
+            assert "lunch" not in str(record)  # the chain holds the memo's salted digest only
+            signing.verify(transfer, "from")  # the holder's own key signed it, the digest included
+            memo = await chain.get(f"/v1/transactions/{receipt['tx_id']}/memo", auth=SignedReadAuth(bob))
+            assert memo.status_code == 200, memo.text
+            assert memo.json()["memo"] == "lunch" and memo.json()["memo_digest"] == transfer["memo_digest"]
             assert await balance(chain, bob.did) == 250
             assert await balance(chain, person) == 750
 
@@ -129,6 +129,9 @@ async def test_a_custodial_holder_pays_with_their_pin_once_per_request_and_reads
             assert await balance(chain, person) == 750 and await balance(chain, bob.did) == 250
             # The same request id for another payment is refused, not taken for the first one.
             reused = assert_problem(await identity.post(pay, json=payment(bob.did, 1, "kiosk-1")), 409)
+            assert reused["type"].endswith("/request-id-reused")
+            other_memo = payment(bob.did, 250, "kiosk-1", memo="dinner")
+            reused = assert_problem(await identity.post(pay, json=other_memo), 409)
             assert reused["type"].endswith("/request-id-reused")
 
             # A wrong PIN pays nothing.

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from services.common import embedded, events, signing
+from services.common.aid_holder import aid_holder
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.identity.app import create_app as create_identity
@@ -60,9 +61,9 @@ async def kiosk(client: httpx.AsyncClient, did: str, pin: str) -> list[dict[str,
     return response.json()["notices"]
 
 
-async def inbox(client: httpx.AsyncClient, person: Keypair) -> list[dict[str, Any]]:
+async def inbox(client: httpx.AsyncClient, person: Keypair, **extra: Any) -> list[dict[str, Any]]:
     response = await client.post(
-        "/v1/notices/inbox", json=signed(person, did=person.did, action="read-notices")
+        "/v1/notices/inbox", json=signed(person, did=person.did, action="read-notices", **extra)
     )
     assert response.status_code == 200, response.text
     return response.json()["notices"]
@@ -237,15 +238,16 @@ async def test_bad_notices_are_422_problems_and_the_signature_covers_group_and_e
 async def test_a_notice_to_the_aid_holders_of_a_zone_reaches_those_the_ledger_says_hold_aid_there(
     platform_settings: PlatformSettings,
 ):
-    """The group is resolved at read time against the person's signed zone and the ledger's balances: a person
-    of the zone without AID, or with AID in another zone, does not see it; a self-held person does."""
+    """The group is resolved at read time against the person's signed zone and the ledger's balances of their
+    AID holder key: a person of the zone without AID, or with AID in another zone, does not see it; a self-held
+    person does when they name their AID holder key, and a grant to their wallet itself is not AID they hold."""
     issuer, roles = Keypair.generate(), Roles(*(Keypair.generate() for _ in range(4)))
     async with ledger(platform_settings, issuer) as chain:
         settings = identity_settings(roles.caseworker, str(chain.base_url)).model_copy(
             update={"notice_senders": [roles.notices.did]}
         )
         async with running(create_identity(platform_settings, settings)) as client:
-            zoned = {}
+            zoned, holders = {}, {}
             for name, zone in (("aided", "harbour"), ("unaided", "harbour"), ("elsewhere", "old-town")):
                 enrolment = signed(
                     roles.caseworker, caseworker=roles.caseworker.did, action="enrol", zone=zone
@@ -255,20 +257,30 @@ async def test_a_notice_to_the_aid_holders_of_a_zone_reaches_those_the_ledger_sa
                 )
                 assert enrolled.status_code == 201, enrolled.text
                 zoned[name] = enrolled.json()["did"]
+                opened = await client.post(
+                    f"/v1/custodial-wallets/{zoned[name]}/aid-holder", json={"pin": PIN}
+                )
+                assert opened.status_code == 200, opened.text
+                holders[name] = opened.json()["aid_holder"]
             self_held = Keypair.generate()
             registered = await client.post(
                 "/v1/identities", json=signed(self_held, did=self_held.did, zone="harbour")
             )
             assert registered.status_code == 201, registered.text
-            commands = [{"command": "fund", "pool": "aid", "currency": "AID", "amount": 4000}] + [
+            commands = [{"command": "fund", "pool": "aid", "currency": "AID", "amount": 5000}] + [
                 {
                     "command": "grant",
-                    "wallet": wallet,
+                    "holder": holder,
                     "amount": 1000,
                     "categories": ["food"],
                     "expires_at": at(datetime.now(UTC) + timedelta(days=7)),
                 }
-                for wallet in (zoned["aided"], zoned["elsewhere"], self_held.did)
+                for holder in (
+                    holders["aided"],
+                    holders["elsewhere"],
+                    aid_holder(self_held).did,
+                    zoned["unaided"],  # its wallet, not its AID holder key
+                )
             ]
             for nonce, command in enumerate(commands, start=1):
                 granted = await chain.post(
@@ -282,7 +294,9 @@ async def test_a_notice_to_the_aid_holders_of_a_zone_reaches_those_the_ledger_sa
             assert [n["notice_id"] for n in await kiosk(client, zoned["aided"], PIN)] == [harbour]
             assert await kiosk(client, zoned["unaided"], PIN) == []
             assert await kiosk(client, zoned["elsewhere"], PIN) == []
-            assert [n["group"] for n in await inbox(client, self_held)] == [{"aid_zone": "harbour"}]
+            assert await inbox(client, self_held) == []
+            named = await inbox(client, self_held, aid_holder=aid_holder(self_held).did)
+            assert [n["group"] for n in named] == [{"aid_zone": "harbour"}]
             for bad in (
                 {"aid_zone": "Harbour!"},
                 {"aid_zone": ""},

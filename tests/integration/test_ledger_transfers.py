@@ -15,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from services.common import topics
+from services.common.aid_holder import aid_holder
 from services.common.events import cloudevent_headers, now_rfc3339
 from services.common.kafka import KafkaProducer, OutgoingRecord, attested
 from services.common.settings import PlatformSettings
@@ -228,30 +229,43 @@ async def test_transfer_rules_issuer_commands_and_aid(
         assert await balance(client, alice.did) == 1000 - 100 - 5 - 5 - 1
         assert await balance(client, bob.did) == 106
 
-        # AID: granted out of the aid pool, spent only at merchants of the allowed categories.
+        # AID: granted out of the aid pool to a person's AID holder key, never to their wallet (a grant to an
+        # account that held another currency is refused), spent only at merchants of the allowed categories.
         await command(client, issuer.command("fund", pool="aid", currency="AID", amount=10_000))
+        to_wallet = issuer.command(
+            "grant", holder=alice.did, amount=500, categories=["food"], expires_at=in_seconds(3600)
+        )
+        refused = assert_problem(await client.post("/v1/issuer/commands", json=to_wallet), 422)
+        assert refused["type"].endswith("/holder-is-a-wallet")
+        alice_aid, bob_aid = aid_holder(alice), aid_holder(bob)
         grant = await command(
             client,
             issuer.command(
-                "grant", wallet=alice.did, amount=500, categories=["food"], expires_at=in_seconds(3600)
+                "grant", holder=alice_aid.did, amount=500, categories=["food"], expires_at=in_seconds(3600)
             ),
         )
-        assert await balance(client, alice.did, "AID") == 500
-        to_person = transfer(alice, bob.did, 10, 18, currency="AID")
+        # A grant holder moves AID alone: CITY to it, or from it, is refused.
+        city_to_holder = transfer(alice, alice_aid.did, 1, 18)
+        refused = assert_problem(await client.post("/v1/transfers", json=city_to_holder), 422)
+        assert refused["type"].endswith("/aid-holder-aid-only")
+        city_from_holder = transfer(alice_aid, bob.did, 1, 1)
+        assert_problem(await client.post("/v1/transfers", json=city_from_holder), 422)
+        assert await balance(client, alice_aid.did, "AID") == 500
+        to_person = transfer(alice_aid, bob.did, 10, 2, currency="AID")
         assert (
             "aid-merchants-only"
             in assert_problem(await client.post("/v1/transfers", json=to_person), 403)["type"]
         )
-        wrong_kind = transfer(alice, chain_store.did, 10, 19, currency="AID")
+        wrong_kind = transfer(alice_aid, chain_store.did, 10, 3, currency="AID")
         assert (
             "aid-not-allowed"
             in assert_problem(await client.post("/v1/transfers", json=wrong_kind), 403)["type"]
         )
         spend = await client.post(
-            "/v1/transfers", json=transfer(alice, local_food.did, 200, 20, currency="AID")
+            "/v1/transfers", json=transfer(alice_aid, local_food.did, 200, 4, currency="AID")
         )
         assert spend.status_code == 201, spend.text
-        too_much = transfer(alice, local_food.did, 400, 21, currency="AID")
+        too_much = transfer(alice_aid, local_food.did, 400, 5, currency="AID")
         assert (
             "insufficient-aid"
             in assert_problem(await client.post("/v1/transfers", json=too_much), 409)["type"]
@@ -261,7 +275,7 @@ async def test_transfer_rules_issuer_commands_and_aid(
 
         # Revoking returns the unspent rest; expiry does so by itself.
         await command(client, issuer.command("revoke", grant_id=grant["tx_id"]))
-        assert await balance(client, alice.did, "AID") == 0
+        assert await balance(client, alice_aid.did, "AID") == 0
         assert (
             "unknown-grant"
             in assert_problem(
@@ -273,18 +287,20 @@ async def test_transfer_rules_issuer_commands_and_aid(
         )
         await command(
             client,
-            issuer.command("grant", wallet=bob.did, amount=70, categories=["food"], expires_at=in_seconds(3)),
+            issuer.command(
+                "grant", holder=bob_aid.did, amount=70, categories=["food"], expires_at=in_seconds(3)
+            ),
         )
-        assert await balance(client, bob.did, "AID") == 70
+        assert await balance(client, bob_aid.did, "AID") == 70
 
         async def expired() -> bool:
-            return await balance(client, bob.did, "AID") == 0
+            return await balance(client, bob_aid.did, "AID") == 0
 
         await until(expired, "the expired grant to return to the aid pool")
         assert await balance(client, "city:aid-pool", "AID") == 10_000 - 200
-        history = (await client.get(f"/v1/accounts/{bob.did}/transactions", auth=SignedReadAuth(bob))).json()[
-            "transactions"
-        ]
+        history = (
+            await client.get(f"/v1/accounts/{bob_aid.did}/transactions", auth=SignedReadAuth(bob_aid))
+        ).json()["transactions"]
         assert history[0]["type"] == "aid-expiry" and history[0]["changes"] == {"AID": -70}
 
         # Everything is on a verifiable chain whose replay gives the API's balances.
@@ -397,7 +413,7 @@ async def test_merchant_facts_count_only_when_a_merchant_verifier_attests_them_w
             assert await conn.fetchval("SELECT active FROM merchants WHERE wallet = $1", grocer.did) is True
         await command(client, issuer.command("fund", pool="aid", currency="AID", amount=1000))
         grant = issuer.command(
-            "grant", wallet=alice.did, amount=100, categories=["grocery"], expires_at=in_seconds(3600)
+            "grant", holder=alice.did, amount=100, categories=["grocery"], expires_at=in_seconds(3600)
         )
         await command(client, grant)
         refused = assert_problem(

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from services.common import attestation, evidence, ids, receipts, signing
+from services.common import attestation, evidence, ids, memos, receipts, signing
 from services.common.events import now_rfc3339
 from services.common.kafka import OutgoingRecord, attested
 from services.common.policy import Policy, parse_policy
@@ -205,10 +205,22 @@ def merchant_verification(
 
 
 def signed_transfer(
-    sender: Keypair, to: str, amount: int, nonce: int, currency: str = "CITY"
+    sender: Keypair, to: str, amount: int, nonce: int, currency: str = "CITY", *, memo: str | None = None
 ) -> dict[str, Any]:
-    """A peer-to-peer transfer for the ledger (POST /v1/transfers), signed by its sender."""
-    return sender.sign({"from": sender.did, "to": to, "amount": amount, "currency": currency, "nonce": nonce})
+    """A peer-to-peer transfer for the ledger (POST /v1/transfers), signed by its sender (`with_memo`)."""
+    transfer = {"from": sender.did, "to": to, "amount": amount, "currency": currency, "nonce": nonce}
+    return with_memo(sender, transfer, memo)
+
+
+def with_memo(signer: Keypair, obj: Mapping[str, Any], memo: str | None) -> dict[str, Any]:
+    """The POST body of a transfer or issuer command `obj` signed by `signer`, with `memo` as the ledger takes it
+    (`services.common.memos`): the signed object commits to it (``memo_digest``), its disclosure goes beside it,
+    unsigned (``memo_disclosure``). Without a memo, just the signed object."""
+    if memo is None:
+        return signer.sign(obj)
+    commitment = memos.commit_memo(memo)
+    signed = signer.sign({**obj, memos.DIGEST_FIELD: commitment.digest})
+    return {**signed, memos.DISCLOSURE_FIELD: commitment.disclosure}
 
 
 _B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

@@ -44,7 +44,7 @@ def spend(grant: Grant, amount: int, nonce: int, at: datetime = NOW) -> dict[str
 
 
 def granted(amount: int = 500) -> dict[str, Any]:
-    return issued("grant", 1, wallet=ALICE.did, amount=amount, categories=["food"], expires_at=ts(EXPIRES))
+    return issued("grant", 1, holder=ALICE.did, amount=amount, categories=["food"], expires_at=ts(EXPIRES))
 
 
 def test_a_grant_spent_revoked_and_another_expired_passes() -> None:
@@ -53,7 +53,7 @@ def test_a_grant_spent_revoked_and_another_expired_passes() -> None:
     audit.apply(first)
     audit.apply(spend(grant_of(first, 500), 200, 1))
     audit.apply(issued("revoke", 2, grant=grant_of(first, 300), grant_id=first["tx_id"]))
-    second = issued("grant", 3, wallet=ALICE.did, amount=70, categories=["food"], expires_at=ts(EXPIRES))
+    second = issued("grant", 3, holder=ALICE.did, amount=70, categories=["food"], expires_at=ts(EXPIRES))
     audit.apply(second)
     audit.apply(payments.plan_expiry(grant_of(second, 70), ts(EXPIRES)).record)
 
@@ -104,7 +104,26 @@ def test_spending_beyond_a_grant_after_its_expiry_or_twice_closed_is_named() -> 
 
 def test_a_draw_on_another_wallets_grant_is_named() -> None:
     audit = AidAudit()
-    bobs = issued("grant", 1, wallet=BOB.did, amount=100, categories=["food"], expires_at=ts(EXPIRES))
+    bobs = issued("grant", 1, holder=BOB.did, amount=100, categories=["food"], expires_at=ts(EXPIRES))
     audit.apply(bobs)
     with pytest.raises(AidDiscrepancy, match="of another wallet"):
         audit.apply(spend(grant_of(bobs, 100, wallet=ALICE.did), 10, 1))
+
+
+def test_holder_keys_mixed_with_wallets_are_named() -> None:
+    """A grant to an account that held CITY, and CITY moved to a grant holder, are each named, however the
+    records reached the chain."""
+    city = payments.plan_transfer(
+        BOB.sign({"from": BOB.did, "to": ALICE.did, "amount": 5, "currency": "CITY", "nonce": 1}),
+        Facts(now=NOW),
+        ts(NOW),
+    ).tx.record
+    audit = AidAudit()
+    audit.apply(city)
+    with pytest.raises(AidDiscrepancy, match="which held another currency"):
+        audit.apply(granted())
+
+    audit = AidAudit()
+    audit.apply(granted())
+    with pytest.raises(AidDiscrepancy, match="a grant holder"):
+        audit.apply(city)

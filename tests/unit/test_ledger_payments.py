@@ -96,7 +96,7 @@ def test_issuer_commands() -> None:
         payments.plan_command(command("mint", to=ALICE.did, currency="AID", amount=5), facts, TS)
     expires = (NOW + timedelta(days=30)).isoformat().replace("+00:00", "Z")
     granted = payments.plan_command(
-        command("grant", wallet=ALICE.did, amount=70, categories=["food"], expires_at=expires), facts, TS
+        command("grant", holder=ALICE.did, amount=70, categories=["food"], expires_at=expires), facts, TS
     )
     assert granted.tx.postings == (Posting(AID_POOL, "AID", -70), Posting(ALICE.did, "AID", 70))
     assert granted.new_grant == Grant(
@@ -105,7 +105,7 @@ def test_issuer_commands() -> None:
     past = (NOW - timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
     with pytest.raises(RejectedError, match="already-expired"):
         payments.plan_command(
-            command("grant", wallet=ALICE.did, amount=1, categories=["food"], expires_at=past), facts, TS
+            command("grant", holder=ALICE.did, amount=1, categories=["food"], expires_at=past), facts, TS
         )
     revoke = command("revoke", grant_id="a" * 64)
     with pytest.raises(RejectedError, match="unknown-grant"):
@@ -125,3 +125,30 @@ def test_expiry_returns_the_rest_to_the_aid_pool_once_per_grant() -> None:
     tx = payments.plan_expiry(expired, TS)
     assert tx.postings == (Posting(ALICE.did, "AID", -25), Posting(AID_POOL, "AID", 25))
     assert tx.tx_id == payments.plan_expiry(expired, "2027-01-01T00:00:00Z").tx_id
+
+
+def test_aid_holder_keys_stay_apart_from_wallets() -> None:
+    """A grant to an account that held another currency is refused (it would name a wallet as receiving AID),
+    and an account holding grants moves AID alone, so nobody can make a holder key look like a wallet."""
+    facts = Facts(now=NOW, issuer_keys=frozenset({ISSUER.did}))
+    expires = (NOW + timedelta(days=30)).isoformat().replace("+00:00", "Z")
+    grant_to_alice = command("grant", holder=ALICE.did, amount=70, categories=["food"], expires_at=expires)
+    for held in ({"CITY"}, {"AID", "CREDIT"}):
+        wallet_facts = Facts(now=NOW, issuer_keys=facts.issuer_keys, recipient_currencies=frozenset(held))
+        with pytest.raises(RejectedError, match="holder-is-a-wallet"):
+            payments.plan_command(grant_to_alice, wallet_facts, TS)
+    holding_aid = Facts(now=NOW, issuer_keys=facts.issuer_keys, recipient_currencies=frozenset({"AID"}))
+    assert payments.plan_command(grant_to_alice, holding_aid, TS).new_grant is not None
+
+    alice_holds_grants = frozenset({ALICE.did})
+    rejected("aid-holder-aid-only", transfer(), Facts(now=NOW, aid_holders=alice_holds_grants))
+    rejected(
+        "aid-holder-aid-only", transfer(currency="CREDIT"), Facts(now=NOW, aid_holders=frozenset({BOB.did}))
+    )
+    spend = Facts(
+        now=NOW,
+        merchant=LOCAL_FOOD,
+        grants=[grant("g", 99, {"food"}, 1)],
+        aid_holders=alice_holds_grants,
+    )
+    assert payments.plan_transfer(transfer(5, "AID", SHOP.did), spend, TS).draws == (("g", 5),)

@@ -1,9 +1,11 @@
 """Bindings: a wallet bound to a person by a presentation of a resident credential, stored and published to
 ``city.bindings.v1``, where ingest follows it (a wallet earns rewards only once bound: the policy's
-``people``). See `services.common.bindings` for the request, the record and the person id."""
+``people``). See `services.common.bindings` for the request, the record and the person id; and for how a
+person's erasure removes their wallet's binding there (`publish_unbindings`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -100,6 +102,23 @@ async def _bind(request: Request, body: Any, response: Response) -> dict[str, An
     BINDING_CHANGES.labels("bound" if created else "again").inc()
     response.status_code = 201 if created else 200
     return {"binding": _record(row)}
+
+
+async def publish_unbindings(request: Request, removed: Sequence[Mapping[str, Any]]) -> None:
+    """Remove the bindings identity deleted on a person's erasure (each row's wallet and signed request) from
+    city.bindings.v1: the city key's signed unbinding, then, once the broker has it, a tombstone on the
+    wallet's key for compaction. Views drop a binding only on the signed unbinding (a tombstone carries no
+    signature: anyone able to write the topic could forge one), see `services.common.bindings`. Raises
+    `BrokerUnavailableError` (the erasure then does not commit, and is asked again)."""
+    producer: KafkaProducer = request.app.state.producer
+    city = request.app.state.city
+    for row in removed:
+        record = bindings.unbinding(city, row["wallet"], row["binding"], _now())
+        ce_id = signing.object_id(record["unbinding"])
+        headers = events.cloudevent_headers(BINDING_EVENT, EVENT_SOURCE, ce_id)
+        await producer.send(OutgoingRecord(BINDINGS, row["wallet"], record, headers))
+        await producer.send(OutgoingRecord(BINDINGS, row["wallet"], None))
+        BINDING_CHANGES.labels("unbound").inc()
 
 
 def _record(row: Any) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 A person without a phone cannot sign a ledger transfer; the city holds their key sealed under their PIN. When
 the PIN opens the wallet (`wallets._open_wallet`: the same lockout and uniform answers as every PIN route),
 identity signs the transfer exactly as a self-custodial wallet would and submits it to the ledger over HTTP.
-The ledger alone decides (funds, AID and CITY rules); its refusals are passed on with their own type.
+The ledger alone decides (funds, AID and CITY rules); its refusals are passed on with their own type. AID is
+paid from the person's AID holder key (`services.common.aid_holder`), derived from their wallet key once the
+PIN opened it, so the public chain never links their wallet to their AID; the statement shows both.
 
 Each payment carries the caller's ``request_id``: the signed transfer is stored under it before it is sent,
 so a retry (after a lost answer, a 503) resubmits the very same signed object, which the ledger settles at
@@ -22,7 +24,9 @@ from fastapi import APIRouter, Request, Response
 from pydantic import Field, StringConstraints, field_validator
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.common.aid_holder import AID, aid_holder
 from services.common.http import PROBLEM_BASE, Problem
+from services.common.memos import commit_memo, memo_text
 from services.common.signing import Keypair
 from services.identity import requests
 from services.identity.api.common import (
@@ -112,9 +116,13 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _unsigned(transfer: Mapping[str, Any]) -> dict[str, Any]:
-    """What a payment asks for: its transfer without the nonce identity chose and the signature."""
-    return {k: v for k, v in transfer.items() if k not in ("nonce", "sig")}
+def _asked(transfer: Mapping[str, Any]) -> dict[str, Any]:
+    """What a stored payment asked for: payer, payee, amount, currency and the memo's text (its commitment's
+    salt, the nonce identity chose and the signature aside)."""
+    asked = {k: transfer[k] for k in ("from", "to", "amount", "currency")}
+    if "memo_disclosure" in transfer:
+        asked["memo"] = memo_text(transfer["memo_disclosure"])
+    return asked
 
 
 @router.post(
@@ -128,24 +136,30 @@ def _unsigned(transfer: Mapping[str, Any]) -> dict[str, Any]:
 async def pay(did_value: str, request: Request, response: Response) -> dict[str, Any]:
     body = await _body(request, CustodialTransferBody)
     person, _ = await _open_wallet(request, did_value, body.pin)
+    payer = aid_holder(person) if body.currency == AID else person
     wanted: dict[str, Any] = {
-        "from": person.did,
+        "from": payer.did,
         "to": body.to,
         "amount": body.amount,
         "currency": body.currency,
     }
-    if body.memo is not None:
-        wanted["memo"] = body.memo
+    # The memo goes to the chain as a salted digest only; its disclosure travels beside the signed transfer
+    # (stored with it, so a retry sends the very same pair) and the ledger keeps it for the parties.
+    memo = commit_memo(body.memo) if body.memo is not None else None
     store = _store(request)
 
     def sign(nonce: int) -> dict[str, Any]:
-        return person.sign({**wanted, "nonce": nonce})
+        # One nonce sequence per person: the holder key's nonces are a rising part of it.
+        if memo is None:
+            return payer.sign({**wanted, "nonce": nonce})
+        signed = payer.sign({**wanted, "memo_digest": memo.digest, "nonce": nonce})
+        return {**signed, "memo_disclosure": memo.disclosure}
 
     try:
         row, _ = await store.custodial_transfer(person.did, body.request_id, sign, floor=_now_ms())
     except (SQLAlchemyError, OSError) as exc:
         raise _unavailable(request, exc) from exc
-    if _unsigned(row["transfer"]) != wanted:
+    if _asked(row["transfer"]) != (wanted if body.memo is None else {**wanted, "memo": body.memo}):
         raise Problem(
             409, "request-id-reused", f"request_id {body.request_id!r} names another payment of this wallet."
         )
@@ -201,20 +215,42 @@ async def _renonce(
 async def statement(did_value: str, request: Request) -> dict[str, Any]:
     body = await _body(request, PinBody)
     person, _ = await _open_wallet(request, did_value, body.pin)
-    ledger = _ledger(request)
+    holder = aid_holder(person)
+    ledger, size = _ledger(request), _settings(request).statement_size
     try:
-        account, history = await asyncio.gather(
-            # Signed as the holder: the PIN opened their key, so the kiosk reads as they would.
+        # Signed as the holder: the PIN opened their key, so the kiosk reads as they would.
+        wallet, aid, wallet_history, aid_history = await asyncio.gather(
             ledger.account(person.did, person),
-            ledger.transactions(person.did, _settings(request).statement_size, person),
+            ledger.account(holder.did, holder),
+            ledger.transactions(person.did, size, person),
+            ledger.transactions(holder.did, size, holder),
         )
     except ServiceUnavailableError as exc:
         raise _ledger_unavailable(request, exc) from exc
     except ServiceRefusedError as exc:
         raise _refused(exc) from exc
+    merged = sorted(
+        [*wallet_history["transactions"], *aid_history["transactions"]], key=lambda tx: -tx["seq"]
+    )
     return {
         "did": person.did,
-        "balances": account["balances"],
-        "transactions": history["transactions"],
-        "more": history.get("next_before") is not None,
+        "aid_holder": holder.did,
+        # AID is held by the AID holder key alone; the other currencies by the wallet.
+        "balances": {**wallet["balances"], AID: aid["balances"].get(AID, 0)},
+        "transactions": merged[:size],
+        "more": len(merged) > size
+        or any(h.get("next_before") is not None for h in (wallet_history, aid_history)),
     }
+
+
+@router.post(
+    "/custodial-wallets/{did_value}/aid-holder",
+    tags=["payments"],
+    summary="A custodial person's AID holder key, at a kiosk with their PIN: the account the city grants them "
+    "AID to, which the public chain cannot link to their wallet",
+    openapi_extra=_documented(PinBody),
+)
+async def custodial_aid_holder(did_value: str, request: Request) -> dict[str, Any]:
+    body = await _body(request, PinBody)
+    person, _ = await _open_wallet(request, did_value, body.pin)
+    return {"did": person.did, "aid_holder": aid_holder(person).did}

@@ -3,6 +3,7 @@ with their PIN (the city then signs the same request with their key); its status
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -10,9 +11,12 @@ from pydantic import Field
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.common import erasure
+from services.common.aid_holder import aid_holder
 from services.common.events import now_rfc3339
 from services.common.http import Problem, read_json_body
+from services.common.kafka import BrokerUnavailableError
 from services.common.signed_reads import authorise, signed_reader
+from services.identity.api.bindings import publish_unbindings
 from services.identity.api.common import PinBody, _body, _documented, _settings, _store, _unavailable
 from services.identity.api.wallets import _open_wallet
 from services.identity.erasures import erasure_status, forward
@@ -43,14 +47,17 @@ async def _erase(
     asked: erasure.ErasureRequest,
     request_id: str,
 ) -> dict[str, Any]:
-    """Record the checked request with identity's own erasure (once per request), forward it to ingest and the
-    ledger, and answer its status: 200 once complete, else 202."""
+    """Record the checked request with identity's own erasure (once per request), which removes the wallet's
+    binding from city.bindings.v1 too (`publish_unbindings`), forward it to ingest and the ledger, and answer
+    its status: 200 once complete, else 202 (503, nothing recorded, if the broker did not take the removal)."""
     store = _store(request)
     try:
-        row, _ = await store.record_erasure(request_id, asked.did, signed, asked.close_wallet)
+        row, _ = await store.record_erasure(
+            request_id, asked.did, signed, asked.close_wallet, partial(publish_unbindings, request)
+        )
         if row["completed_at"] is None:
             row = await forward(store, request.app.state.erasure_services, row)
-    except (SQLAlchemyError, OSError) as exc:
+    except (BrokerUnavailableError, SQLAlchemyError, OSError) as exc:
         raise _unavailable(request, exc) from exc
     response.status_code = 200 if row["completed_at"] else 202
     return erasure_status(row)
@@ -105,13 +112,15 @@ async def request_custodial_erasure(did_value: str, request: Request, response: 
     signed = (
         dict(ongoing["request"])
         if ongoing is not None
-        else person.sign(
+        else erasure.sign_request(
+            person,
             {
                 "did": person.did,
                 "action": erasure.ACTION,
                 "close_wallet": body.close_wallet,
                 "issued_at": now_rfc3339(),
-            }
+            },
+            aid_holder(person),  # the memos of their AID payments go too
         )
     )
     asked, request_id = erasure.checked(signed, max_age_s=erasure.RETRY_WINDOW_S)

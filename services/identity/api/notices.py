@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.common import events
+from services.common.aid_holder import AID
 from services.common.consents import parse_time
 from services.common.http import Problem
 from services.identity import requests
@@ -31,8 +32,6 @@ from services.identity.ledger_client import LedgerClient
 from services.identity.service_client import ServiceRefusedError, ServiceUnavailableError
 
 router = APIRouter(prefix="/v1")
-
-AID = "AID"
 
 
 def _notice_json(row: Any) -> dict[str, Any]:
@@ -51,10 +50,11 @@ def _notice_json(row: Any) -> dict[str, Any]:
     return notice
 
 
-async def _notices(request: Request, did_value: str) -> dict[str, Any]:
+async def _notices(request: Request, did_value: str, holder: str | None) -> dict[str, Any]:
     """`did_value`'s inbox now: their notices and their groups' notices, unexpired, newest first.
 
-    Whether they hold AID is the ledger's to say, asked only when a notice to their zone's AID holders waits.
+    Whether they hold AID is the ledger's to say of their AID holder key `holder` (none named: they hold none),
+    asked only when a notice to their zone's AID holders waits.
     Without an answer from the ledger the inbox still shows everything else, and says which groups it could
     not resolve (``unresolved``), rather than failing the person at a kiosk."""
     store, now = _store(request), _now()
@@ -63,7 +63,7 @@ async def _notices(request: Request, did_value: str) -> dict[str, Any]:
         zone = await store.aid_zone_waiting(did_value, now)
         if zone is not None:
             try:
-                holds_aid = await _holds_aid(request, did_value)
+                holds_aid = holder is not None and await _holds_aid(request, holder)
             except ServiceUnavailableError:
                 holds_aid = False
                 unresolved.append("aid_zone")
@@ -77,11 +77,11 @@ async def _notices(request: Request, did_value: str) -> dict[str, Any]:
     return inbox
 
 
-async def _holds_aid(request: Request, did_value: str) -> bool:
+async def _holds_aid(request: Request, holder: str) -> bool:
     ledger: LedgerClient = request.app.state.ledger
     try:
         # Read as identity itself (a balance reader of the ledger): a self-held wallet's key is not here.
-        account = await ledger.account(did_value, request.app.state.city)
+        account = await ledger.account(holder, request.app.state.city)
     except ServiceRefusedError as exc:
         if exc.status in (401, 403):
             # Not allowed to read balances (LEDGER_BALANCE_READERS lacks identity's key): the group is left
@@ -125,4 +125,4 @@ async def read_notices(request: Request) -> dict[str, Any]:
     query, _ = await _signed(request, requests.SelfRequest, "did")
     if query.action != "read-notices":
         raise Problem(422, "invalid-request", "action: must be read-notices.")
-    return await _notices(request, query.did)
+    return await _notices(request, query.did, query.aid_holder)

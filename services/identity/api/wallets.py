@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.common import didkey, events, sdjwt, signing
+from services.common.aid_holder import aid_holder
 from services.common.didkey import DidKeyError
 from services.common.http import Problem
 from services.common.signing import Keypair
@@ -221,5 +222,5 @@ async def present_custodial(did_value: str, request: Request) -> dict[str, Any]:
 )
 async def read_custodial_notices(did_value: str, request: Request) -> dict[str, Any]:
     body = await _body(request, PinBody)
-    await _open_wallet(request, did_value, body.pin)
-    return await _notices(request, did_value)
+    person, _ = await _open_wallet(request, did_value, body.pin)
+    return await _notices(request, did_value, aid_holder(person).did)

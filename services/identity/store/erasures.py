@@ -6,9 +6,10 @@ What identity erases of the did, and what it keeps (the README's "Erasure" says 
 - erased: the signed registration or enrolment and the zone (`identities`: the row keeps the did, its custody
   and when it registered); the credentials' SD-JWTs kept for a custodial holder (their name, birth date,
   address); notices addressed to the person; the person as subject of service records (the record stays,
-  anonymous, in the counts); the wallet's binding to a person (its presentation); the re-proof inside PIN
-  reset orders (a photo's hash or a credential); the photo on record of a custodial wallet, and with
-  ``close_wallet`` the wallet itself (the sealed key and its recovery copy);
+  anonymous, in the counts); the wallet's binding to a person (its presentation; on city.bindings.v1 too,
+  where identity writes the city's signed unbinding, then a tombstone: `services.common.bindings`); the
+  re-proof inside PIN reset orders (a photo's hash or a credential); the photo on record of a custodial
+  wallet, and with ``close_wallet`` the wallet itself (the sealed key and its recovery copy);
 - kept: consents and their receipts (the proof that past processing was allowed), the credentials' metadata
   (so the status list still answers for a credential someone may still hold), and the custodial transfers
   identity signed (the city's books, as on the chain).
@@ -16,16 +17,17 @@ What identity erases of the did, and what it keeps (the README's "Erasure" says 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, literal_column, select, update
+from sqlalchemy import delete, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from services.identity.tables import (
     bindings,
     credentials,
+    custodial_transfers,
     custodial_wallets,
     erasures,
     identities,
@@ -46,10 +48,19 @@ class ErasureRecords:
     engine: Any
 
     async def record_erasure(
-        self, request_id: str, did: str, request: Mapping[str, Any], close_wallet: bool
+        self,
+        request_id: str,
+        did: str,
+        request: Mapping[str, Any],
+        close_wallet: bool,
+        unbind: Callable[[Sequence[Mapping[str, Any]]], Awaitable[None]],
     ) -> tuple[Mapping[str, Any], bool]:
         """Record the request and erase identity's rows of `did` in one transaction, once per request: the
-        erasure's row, and whether this call recorded it."""
+        erasure's row, and whether this call recorded it.
+
+        `unbind` is given the bindings deleted (wallet, binding: the signed request), if any, and must publish
+        their removal: the transaction commits only if it returned (as a binding is stored only once
+        published), so a binding is never forgotten here and left standing on city.bindings.v1."""
         async with self.engine.begin() as conn:
             row = (
                 (
@@ -74,11 +85,33 @@ class ErasureRecords:
             await conn.execute(
                 update(service_records).where(service_records.c.subject == did).values(subject=None)
             )
-            await conn.execute(delete(bindings).where(bindings.c.wallet == did))
+            # The lock `bind` takes on the wallet: a binding being stored now is either seen here or stored after.
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:wallet, 13))"), {"wallet": did}
+            )
+            unbound = (
+                (
+                    await conn.execute(
+                        delete(bindings)
+                        .where(bindings.c.wallet == did)
+                        .returning(bindings.c.wallet, bindings.c.binding)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            if unbound:
+                await unbind(unbound)
             await conn.execute(
                 update(pin_resets)
                 .where(pin_resets.c.did == did)
                 .values(order=pin_resets.c.order.op("-")(literal_column("'proof'")))
+            )
+            # The memos of the payments identity signed for them: the chain and the books keep only the digests.
+            await conn.execute(
+                update(custodial_transfers)
+                .where(custodial_transfers.c.did == did)
+                .values(transfer=custodial_transfers.c.transfer.op("-")(literal_column("'memo_disclosure'")))
             )
             if close_wallet:
                 await conn.execute(delete(custodial_wallets).where(custodial_wallets.c.did == did))

@@ -1,6 +1,7 @@
 """Ledger HTTP routes for rewards' evidence, off the chain: a reward's disclosure for the wallet it paid or an
-auditor, and disclosures in leaf ranges for an auditor's replay (`smartcity verify --auditor-key`). Both are
-signed reads (`services.common.signed_reads`)."""
+auditor, and disclosures in leaf ranges for an auditor's replay (`smartcity verify --auditor-key`); and a
+transfer's or issuer command's memo for its parties or an auditor (`services.ledger.memos`). All are signed reads
+(`services.common.signed_reads`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from services.common.http import MAX_INT_PARAM, Problem
 from services.common.signed_reads import authorise, signed_reader
 from services.ledger.api.routes import auditors, get_store
 from services.ledger.disclosures import DisclosureReads
+from services.ledger.memos import MemoReads
 from services.ledger.store import NotFoundError, OutOfRangeError
 
 router = APIRouter(prefix="/v1", tags=["audit"])
@@ -41,6 +43,26 @@ async def transaction_disclosure(
 
 
 @router.get(
+    "/transactions/{tx_id}/memo",
+    summary="A transfer's or issuer command's memo, which its public record holds only as memo_digest: the "
+    "disclosure opening the digest and its text (a signed read by a party to it, or an auditor); erased_at "
+    "once a party's data was erased",
+)
+async def transaction_memo(
+    tx_id: str, request: Request, reader: str = Depends(signed_reader)
+) -> dict[str, Any]:
+    try:
+        parties, memo = await MemoReads(get_store(request)).of_transaction(tx_id)
+    except NotFoundError as exc:
+        raise Problem(404, "not-found", str(exc)) from exc
+    if reader not in parties and reader not in await auditors(get_store(request)):
+        raise Problem(
+            403, "read-forbidden", f"{reader} is not a party to transaction {tx_id}: its memo is personal."
+        )
+    return memo
+
+
+@router.get(
     "/disclosures",
     summary="The evidence of the rewards among leaves start <= i < end, in leaf order, each with its "
     "leaf_index (an auditor's signed read); next_start says where to ask again",
@@ -61,3 +83,24 @@ async def disclosures_in_range(
     except OutOfRangeError as exc:
         raise Problem(400, "out-of-range", str(exc)) from exc
     return {"disclosures": found, "next_start": next_start}
+
+
+@router.get(
+    "/memos",
+    summary="The memos of the transactions among leaves start <= i < end, in leaf order, each with its "
+    "leaf_index (an auditor's signed read, for `smartcity verify --auditor-key`); next_start says where to ask "
+    "again",
+)
+async def memos_in_range(
+    request: Request,
+    start: int = Query(..., ge=0, le=MAX_INT_PARAM),
+    end: int = Query(..., ge=1, le=MAX_INT_PARAM),
+    reader: str = Depends(signed_reader),
+) -> dict[str, Any]:
+    if reader not in await auditors(get_store(request)):
+        raise Problem(403, "read-forbidden", f"{reader} does not hold the auditor role: memos are personal.")
+    try:
+        found, next_start = await MemoReads(get_store(request)).of_leaves(start, end)
+    except OutOfRangeError as exc:
+        raise Problem(400, "out-of-range", str(exc)) from exc
+    return {"memos": found, "next_start": next_start}

@@ -8,13 +8,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from services.common import schemas, signing
+from services.common import memos, schemas, signing
 from services.common.events import now_rfc3339 as _now
 from services.common.http import MAX_INT_PARAM, Problem, read_json_body
 from services.common.roles import Role
 from services.common.signed_reads import authorise, signed_reader
 from services.ledger import payments
 from services.ledger.accounts import CITY, CURRENCIES, AccountError, Currency, check_account
+from services.ledger.memos import keeping
 from services.ledger.store import LedgerStore, NotFoundError, OutOfRangeError, Receipt, Submission
 from services.ledger.transactions import RejectedError
 
@@ -64,6 +65,8 @@ REJECTION_STATUS = {
     "self-transfer": 422,
     "already-expired": 422,
     "aid-by-grant-only": 422,
+    "holder-is-a-wallet": 422,
+    "aid-holder-aid-only": 422,
     "bad-postings": 422,
     "not-canonical": 422,
     "not-an-issuer": 403,
@@ -91,7 +94,26 @@ def body_doc(schema_file: str) -> dict[str, Any]:
 
 
 async def signed_body(request: Request, schema_file: str) -> dict[str, Any]:
+    return checked_body(await read_json_body(request, MAX_BODY_BYTES), schema_file)
+
+
+async def signed_body_and_memo(request: Request, schema_file: str) -> tuple[dict[str, Any], str | None]:
+    """A signed transfer or command and the disclosure of its memo (`services.common.memos`): the body's one
+    unsigned member ``memo_disclosure``, taken off before the schema and the signature are checked, then checked
+    against the signed ``memo_digest``. A plaintext memo, a digest without its disclosure (or the reverse), a
+    disclosure that does not open the digest or is not a memo's: 422, the problem type naming which."""
     body = await read_json_body(request, MAX_BODY_BYTES)
+    try:
+        signed, disclosure = memos.take_disclosure(body)
+        signed = checked_body(signed, schema_file)
+        memos.checked_memo(signed, disclosure)
+    except memos.MemoError as exc:
+        raise Problem(422, exc.kind, exc.detail) from exc
+    return signed, disclosure
+
+
+def checked_body(body: Any, schema_file: str) -> dict[str, Any]:
+    """`body` if its schema takes it and its signature is written canonically; else a 422 or 400 problem."""
     try:
         schemas.validate_against(schema_file, body)
     except schemas.SchemaError as exc:
@@ -271,7 +293,7 @@ async def consistency(
     openapi_extra=body_doc(TRANSFER_SCHEMA),
 )
 async def transfer(request: Request, response: Response) -> dict[str, Any]:
-    body = await signed_body(request, TRANSFER_SCHEMA)
+    body, memo = await signed_body_and_memo(request, TRANSFER_SCHEMA)
     now = _now()
     submission = Submission(
         signed=body,
@@ -280,6 +302,7 @@ async def transfer(request: Request, response: Response) -> dict[str, Any]:
         tx_id=payments.transfer_tx_id(body["from"], body["nonce"]),
         plan=lambda facts: payments.plan_transfer(body, facts, now),
         recipient=body["to"],
+        settled=None if memo is None else keeping(body, memo),
     )
     return await _submit(request, response, submission)
 
@@ -291,7 +314,7 @@ async def transfer(request: Request, response: Response) -> dict[str, Any]:
     openapi_extra=body_doc(COMMAND_SCHEMA),
 )
 async def issuer_command(request: Request, response: Response) -> dict[str, Any]:
-    body = await signed_body(request, COMMAND_SCHEMA)
+    body, memo = await signed_body_and_memo(request, COMMAND_SCHEMA)
     now = _now()
     submission = Submission(
         signed=body,
@@ -299,6 +322,8 @@ async def issuer_command(request: Request, response: Response) -> dict[str, Any]
         signer=body["issuer"],
         tx_id=payments.issuer_tx_id(body["issuer"], body["nonce"]),
         plan=lambda facts: payments.plan_command(body, facts, now),
+        recipient=body.get("holder"),
         grant_id=body.get("grant_id"),
+        settled=None if memo is None else keeping(body, memo),
     )
     return await _submit(request, response, submission)
