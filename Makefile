@@ -19,6 +19,7 @@ run: $(STAMP)
 	$(VENV)/bin/smartcity up
 
 test: $(STAMP)
+	@sh scripts/ensure-chromium.sh
 	$(PY) -m pytest -q
 
 test-unit: $(STAMP)

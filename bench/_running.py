@@ -24,6 +24,7 @@ PORT_ENVS = {
     "ledger": "LEDGER_PORT",
     "identity": "IDENTITY_PORT",
     "directory": "DIRECTORY_PORT",
+    "portal": "PORTAL_PORT",
 }
 
 

@@ -62,6 +62,8 @@ SERVICES = (
     ServiceSpec("ledger", 8103, "LEDGER_PORT"),
     ServiceSpec("rewards", 8102, "REWARDS_WEB_PORT", has_database=False),
     ServiceSpec("ingest", 8101, "INGEST_PORT"),
+    # Last: its pages call the others, through it.
+    ServiceSpec("portal", 8106, "PORTAL_PORT", has_database=False),
 )
 
 
@@ -265,6 +267,8 @@ def up(platform: PlatformSettings, simulate: bool = True, drain_timeout_s: float
                 "IDENTITY_ISSUERS": os.environ.get(
                     "IDENTITY_ISSUERS", json.dumps([development_order_key(data_dir).did])
                 ),
+                # The portal passes its pages' calls on to each service.
+                **{f"PORTAL_{s.name.upper()}_URL": s.url for s in SERVICES if s.name != "portal"},
             }
             platform = platform.model_copy(
                 update={"kafka_bootstrap_servers": bootstrap, "database_url": database_url}
@@ -278,6 +282,7 @@ def up(platform: PlatformSettings, simulate: bool = True, drain_timeout_s: float
                 )
             asyncio.run(_wait_ready(SERVICES, supervisor))
             say("services ready: " + ", ".join(f"{s.name} {s.url}" for s in SERVICES))
+            say(f"open the city's pages: {next(s.url for s in SERVICES if s.name == 'portal')}/")
             if simulate:
                 ingest_url = next(s.url for s in SERVICES if s.name == "ingest")
                 simulator_env = {**env, "SIMULATOR_INGEST_URL": ingest_url}

@@ -1,0 +1,39 @@
+// Calls to the services through the portal (/api/<service>/v1/...), their problem answers as errors.
+
+export class ApiError extends Error {
+  constructor(status, problem, retryAfter) {
+    const detail = problem?.detail ?? problem?.title ?? `HTTP ${status}`;
+    super(detail);
+    this.status = status;
+    this.problem = problem ?? {};
+    this.type = (problem?.type ?? "").split("/").pop();
+    this.retryAfter = retryAfter;
+  }
+}
+
+// `path` is the service's own path, query included ("/v1/accounts/did:key:z6Mk...?limit=10"); `headers` may
+// carry a signed read's signature (signing.js), which covers that path.
+export async function call(service, path, { method = "GET", body, headers = {} } = {}) {
+  const init = { method, headers: { accept: "application/json", ...headers } };
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(`/api/${service}${path}`, init);
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = { detail: text.slice(0, 200) };
+  }
+  if (!response.ok) throw new ApiError(response.status, data, response.headers.get("retry-after"));
+  return data;
+}
+
+// What to show a person for a failed call: the service's own words, and when to try again.
+export function explain(error) {
+  if (!(error instanceof ApiError)) return `Something went wrong: ${error.message}`;
+  const again = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : "";
+  return `${error.message}${again}`;
+}

@@ -1,0 +1,37 @@
+// Small DOM helpers: text is always set as text (never as HTML), so nothing a service returns can inject markup.
+
+export const $ = (selector) => document.querySelector(selector);
+
+export function element(tag, text, attributes = {}) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  return node;
+}
+
+export function fillRows(tbody, rows) {
+  tbody.replaceChildren(
+    ...rows.map((cells) => {
+      const row = element("tr");
+      cells.forEach((cell, i) => {
+        const node = i === 0 && cells.length === 2 ? element("th", null, { scope: "row" }) : element("td");
+        if (cell instanceof Node) node.append(cell);
+        else node.textContent = cell === undefined || cell === null ? "" : String(cell);
+        row.append(node);
+      });
+      return row;
+    }),
+  );
+}
+
+export function showStatus(node, kind, text) {
+  node.hidden = false;
+  node.className = `status ${kind}`;
+  node.textContent = text;
+}
+
+export function formatMicro(amount, currency) {
+  const sign = amount < 0 ? "−" : "";
+  const units = Math.abs(amount) / 1e6;
+  return `${sign}${units.toLocaleString("en", { maximumFractionDigits: 6 })} ${currency}`;
+}

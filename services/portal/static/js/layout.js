@@ -1,0 +1,33 @@
+// The header every page shares: the site's name and its pages, the current one marked for screen readers.
+
+const PAGES = [
+  ["home", "/", "Home"],
+  ["explorer", "/explorer.html", "Explorer"],
+  ["wallet", "/wallet.html", "Wallet"],
+  ["kiosk", "/kiosk.html", "Kiosk"],
+  ["impact", "/impact.html", "Impact"],
+  ["directory", "/directory.html", "Directory"],
+];
+
+const current = document.body.dataset.page;
+const header = document.createElement("header");
+header.className = "site";
+const brand = document.createElement("a");
+brand.className = "brand";
+brand.href = "/";
+brand.textContent = "Smart City";
+const nav = document.createElement("nav");
+nav.setAttribute("aria-label", "Pages");
+const list = document.createElement("ul");
+for (const [name, href, label] of PAGES) {
+  const item = document.createElement("li");
+  const link = document.createElement("a");
+  link.href = href;
+  link.textContent = label;
+  if (name === current) link.setAttribute("aria-current", "page");
+  item.append(link);
+  list.append(item);
+}
+nav.append(list);
+header.append(brand, nav);
+document.body.querySelector(".skip").after(header);
