@@ -5,6 +5,7 @@
 #   docker run --rm smartcity python -m services.ledger      (8103)
 #   docker run --rm smartcity python -m services.identity    (8104)
 #   docker run --rm smartcity python -m services.directory   (8105)
+#   docker run --rm smartcity python -m services.portal      (8106)
 #   docker run --rm smartcity smartcity topics create        (one-shot topic bootstrap)
 # The default command prints the CLI's help.
 
@@ -50,5 +51,5 @@ ENV PATH=/opt/venv/bin:$PATH \
 # current directory lands on the data volume rather than on the read-only root filesystem.
 WORKDIR /var/lib/smartcity
 USER 10001:10001
-EXPOSE 8101 8102 8103 8104 8105
+EXPOSE 8101 8102 8103 8104 8105 8106
 CMD ["smartcity", "--help"]

@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import psutil
@@ -117,3 +119,21 @@ class RunningPlatform:
                 self.process.wait(10)
         self.read_lines()
         return self.process.returncode
+
+
+@contextlib.contextmanager
+def fresh_platform(
+    *args: str, env: Mapping[str, str] | None = None, prefix: str = "smartcity-"
+) -> Iterator[RunningPlatform]:
+    """``smartcity up *args`` in a new data dir (a temporary one named from `prefix`), ready; on leaving,
+    stopped (it drains) and its data dir removed."""
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        running = RunningPlatform(data_dir, *args, env=env)
+        try:
+            running.wait_ready()
+            yield running
+        finally:
+            running.stop()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)

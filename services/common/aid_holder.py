@@ -1,31 +1,18 @@
 """The AID holder: the key a person receives and spends AID with, apart from their wallet.
 
-The chain is public, and a grant names the account it pays. Naming the person's wallet would tell anyone who
-knows that wallet (a neighbour they paid, a shop, a reward's public record) that they receive AID. So AID goes
-to a key of its own, derived from the wallet's secret for this one purpose: the chain shows grants to, and
-spends by, a did:key that nobody can link to the wallet without the wallet's secret. The person's wallet app
-(or, for a custodial wallet, identity when their PIN opens it) derives it again whenever they spend AID; the
-chain still shows every grant's amount, categories and eligibility, and every spend's signature, so the AID
-audit needs no personal data.
+The derivation is the SDK's (`smartcity_sdk.aid_holder`, where its reasons are written), so a wallet app and
+identity (for a custodial wallet, once the PIN opens it) derive the very same key; imported here under the
+names services use.
 
-Hand-written: the derivation is one keyed BLAKE2b of the seed (PyNaCl's), the whole of a single-purpose,
-non-hierarchical child key; a hierarchical scheme (SLIP-0010's hardened Ed25519 derivation) would do the same
-job with a dependency and a path format for one line.
+A holder key need not be derived: the chain's privacy asks of it only that nobody can link it to the wallet, and
+a key generated independently of the wallet's is as unlinkable. The portal's browser wallet has one such key
+(`services/portal/static/js/wallet-vault.js`): WebCrypto has no BLAKE2b and its wallet key is not extractable,
+so it generates an AID holder key with the wallet and keeps it in the wallet's encrypted backup. Derivation is
+what lets a wallet re-find its holder key from its seed alone; an independent key must be backed up beside it.
 """
 
 from __future__ import annotations
 
-from nacl import hash as nacl_hash
-from nacl.encoding import RawEncoder
+from smartcity_sdk.aid_holder import AID, aid_holder
 
-from services.common.signing import Keypair
-
-AID = "AID"
-"""The currency an AID holder key holds."""
-_PURPOSE = b"smartcity-aid-v1"  # BLAKE2b's personalisation: at most 16 bytes
-
-
-def aid_holder(wallet: Keypair) -> Keypair:
-    """The AID holder key of `wallet`: the same for the same wallet, unlinkable to it without its seed."""
-    seed = nacl_hash.blake2b(b"", key=wallet.seed, person=_PURPOSE, digest_size=32, encoder=RawEncoder)
-    return Keypair.from_seed(seed)
+__all__ = ["AID", "aid_holder"]

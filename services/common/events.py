@@ -1,27 +1,32 @@
-"""CloudEvents (binary mode) attributes carried as Kafka headers, and JSON encoding of values."""
+"""CloudEvents (binary mode) attributes carried as Kafka headers, and JSON encoding of values.
+
+Times are written as the SDK writes them (`smartcity_sdk.timestamps`: RFC 3339 UTC, milliseconds, ``Z``),
+imported here under the names services use."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from smartcity_sdk.timestamps import now_rfc3339, rfc3339
+
+__all__ = [
+    "CONTENT_TYPE",
+    "SPEC_VERSION",
+    "cloudevent_headers",
+    "decode_json",
+    "encode_json",
+    "headers_dict",
+    "now_rfc3339",
+    "rfc3339",
+]
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 _SPEC_VERSION_HEADER = ("ce_specversion", SPEC_VERSION.encode())
 _CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
-
-
-def now_rfc3339() -> str:
-    """The current UTC time as RFC 3339 with millisecond precision and a ``Z``."""
-    return rfc3339(datetime.now(UTC))
-
-
-def rfc3339(moment: datetime) -> str:
-    """An aware datetime in UTC as RFC 3339 with millisecond precision and a ``Z``."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def cloudevent_headers(

@@ -1,9 +1,9 @@
 """A fast RFC 8785 (JCS) canonicaliser, byte-identical to the reference ``rfc8785`` package (pure).
 
-The reference (`reference_bytes`, pure Python) costs ~30 µs for a reward with its evidence, and every signed
-object is canonicalised to sign or verify it. For JSON values (string keys) a compact JSON encoder with sorted
-keys gives the very same bytes, except in a few places, which this module detects and hands to the
-reference:
+The reference (`reference_bytes`: the SDK's `smartcity_sdk.jcs.canonical_bytes`, pure Python) costs ~30 µs
+for a reward with its evidence, and every signed object is canonicalised to sign or verify it. For JSON values
+(string keys) a compact JSON encoder with sorted keys gives the very same bytes, except in a few places, which
+this module detects and hands to the reference:
 
 - numbers: ES6 and Python/orjson print the same shortest round-trip digits, but they write ``12.0`` where JCS
   writes ``12`` and switch to exponents at other magnitudes; JCS also refuses integers beyond 2**53. A scan
@@ -29,21 +29,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-import rfc8785
+
+from smartcity_sdk.jcs import CanonicalizationError
+from smartcity_sdk.jcs import canonical_bytes as reference_bytes
+
+__all__ = ["CanonicalizationError", "canonical_bytes", "object_bytes", "reference_bytes"]
 
 _MAX_SAFE_INT_DIGITS = 15  # every integer of at most 15 digits is below 2**53
-
-
-class CanonicalizationError(ValueError):
-    """A value that has no RFC 8785 form (NaN, an integer beyond 2**53, a lone surrogate, a set, ...)."""
-
-
-def reference_bytes(value: Any) -> bytes:
-    """RFC 8785 bytes of a JSON value by the reference implementation; raises `CanonicalizationError`."""
-    try:
-        return rfc8785.dumps(value)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise CanonicalizationError(f"cannot canonicalize: {exc}") from exc
 
 
 class _Fallback(Exception):

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from services.common.signing import Keypair, b64url_decode, b64url_encode
+from services.common.signing import Keypair, b64url_encode
+from smartcity_sdk.signing import SEED_SIZE, parse_seed
 
 log = logging.getLogger(__name__)
 
-SECRET_SIZE = 32
+SECRET_SIZE = SEED_SIZE  # an Ed25519 seed and a SecretBox key alike: every secret here is 32 bytes
 
 
 class SecretKeyError(ValueError):
@@ -23,14 +24,12 @@ class SecretKeyError(ValueError):
 
 
 def parse_secret(text: str, name: str) -> bytes:
-    """The 32 bytes of a base64url (padding optional) secret; `name` says which, in errors."""
+    """The 32 bytes of a base64url (padding optional) secret, read as the SDK reads a key file; `name` says
+    which, in errors."""
     try:
-        secret = b64url_decode(text.strip())
+        return parse_seed(text, name)
     except ValueError as exc:
-        raise SecretKeyError(f"{name} is not base64url") from exc
-    if len(secret) != SECRET_SIZE:
-        raise SecretKeyError(f"{name} must be {SECRET_SIZE} bytes, got {len(secret)}")
-    return secret
+        raise SecretKeyError(str(exc)) from exc
 
 
 def load_secret(configured: SecretStr | None, path: Path) -> bytes:

@@ -14,9 +14,7 @@ JWT and the checks a verifier must make, in the order RFC 9901 section 7 gives t
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from jwcrypto.jws import JWS
 
 from services.common import didkey
 from services.common.signing import Keypair, b64url_decode, b64url_encode
+from smartcity_sdk.disclosures import digest, make_disclosure
 
 SD_JWT_TYP = "dc+sd-jwt"
 KB_JWT_TYP = "kb+jwt"
@@ -78,16 +77,6 @@ def sign_jwt(keypair: Keypair, header: Mapping[str, Any], payload: Mapping[str, 
     token = JWS(_json(payload))
     token.add_signature(_private_jwk(keypair), alg=ALG, protected=_json({**header, "alg": ALG}).decode())
     return token.serialize(compact=True)
-
-
-def digest(disclosure: str) -> str:
-    """The digest of a disclosure as it appears in ``_sd``: base64url SHA-256 of its ASCII text."""
-    return b64url_encode(hashlib.sha256(disclosure.encode("ascii")).digest())
-
-
-def make_disclosure(name: str, value: Any, salt: str | None = None) -> str:
-    """The disclosure of an object property: base64url of the JSON array [salt, name, value]."""
-    return b64url_encode(_json([salt or b64url_encode(secrets.token_bytes(16)), name, value]))
 
 
 def _decode_disclosure(disclosure: str) -> tuple[str, str, Any]:

@@ -2,18 +2,9 @@
 
 One scheme for every service. A reader signs the request line, nothing else, with Ed25519 (RFC 9421 §3.3.6)
 and names their did:key as ``keyid``; the service checks the signature and the time, then decides whether that
-did may read what was asked (the holder of the data, or a key holding a role: see `authorise`)::
-
-    GET /v1/accounts/did:key:z6Mk.../transactions?limit=10 HTTP/1.1
-    Signature-Input: sig=("@method" "@path" "@query");created=1767225600;keyid="did:key:z6Mk...";alg="ed25519"
-    Signature: sig=:<base64 of the 64-byte Ed25519 signature over the signature base>:
-
-The signature base (RFC 9421 §2.5) is, with ``\\n`` between lines and none at the end::
-
-    "@method": GET
-    "@path": /v1/accounts/did:key:z6Mk.../transactions
-    "@query": ?limit=10
-    "@signature-params": ("@method" "@path" "@query");created=1767225600;keyid="did:key:z6Mk...";alg="ed25519"
+did may read what was asked (the holder of the data, or a key holding a role: see `authorise`). Signing is the
+SDK's (`smartcity_sdk.signed_reads`, whose docstring shows the headers and the signature base; `sign_headers`,
+and `SignedReadAuth` for httpx), imported here under the names services use. What this side checks:
 
 - Covered components: at least ``@method``, ``@path`` and ``@query`` (``?`` alone when there is no query), as
   the client sent them (percent-encoding included); a client may cover more (``@authority``). Not
@@ -36,16 +27,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import http_sf
-import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Request
 from http_message_signatures import (
-    HTTPMessageSigner,
     HTTPMessageVerifier,
     HTTPSignatureKeyResolver,
     InvalidSignature,
@@ -54,12 +42,24 @@ from http_message_signatures import (
 
 from services.common import didkey
 from services.common.http import Problem
-from services.common.signing import Keypair
+from smartcity_sdk.signed_reads import COVERED, LABEL, Message, SignedReadAuth, sign_headers
 
-COVERED = ("@method", "@path", "@query")
-"""The components every signed read covers."""
-LABEL = "sig"
-"""The label `sign_headers` writes (a verifier takes any one label)."""
+__all__ = [
+    "ACCEPT_SIGNATURE",
+    "COVERED",
+    "DEFAULT_SKEW_S",
+    "LABEL",
+    "SignedReadAuth",
+    "SignedReadError",
+    "SignedReader",
+    "authorise",
+    "may_read",
+    "request_url",
+    "sign_headers",
+    "signed_reader",
+    "verify_read",
+]
+
 DEFAULT_SKEW_S = 300
 """How far ``created`` may be from the server's time, either way, in seconds."""
 ACCEPT_SIGNATURE = f'{LABEL}=("@method" "@path" "@query");created;keyid;alg="ed25519"'
@@ -78,15 +78,6 @@ class SignedReadError(ValueError):
         return Problem(401, self.kind, self.detail, headers={"Accept-Signature": ACCEPT_SIGNATURE})
 
 
-@dataclass(frozen=True)
-class _Message:
-    """The request as the signature library reads it: method, absolute URL, header lines (``items()``)."""
-
-    method: str
-    url: str
-    headers: Any
-
-
 class _DidKeys(HTTPSignatureKeyResolver):
     """A did:key keyid is its own public key."""
 
@@ -94,34 +85,7 @@ class _DidKeys(HTTPSignatureKeyResolver):
         return Ed25519PublicKey.from_public_bytes(didkey.decode(key_id))
 
     def resolve_private_key(self, key_id: str) -> Any:
-        raise NotImplementedError("signed reads sign with services.common.signing.Keypair")
-
-
-_SIGNER = HTTPMessageSigner(signature_algorithm=algorithms.ED25519)
-
-
-def sign_headers(key: Keypair, method: str, url: str, *, created: int | None = None) -> dict[str, str]:
-    """The ``Signature-Input`` and ``Signature`` headers of a signed read of `url` (absolute, as sent) by
-    `key`, created now unless `created` (seconds since the epoch) is given."""
-    message = _Message(method.upper(), url, {})
-    when = datetime.fromtimestamp(time.time() if created is None else created, UTC)
-    prepared = _SIGNER.prepare(
-        message, key_id=key.did, created=when, label=LABEL, covered_component_ids=COVERED
-    )
-    _SIGNER.apply(message, prepared, key.sign_bytes(prepared.signature_base))
-    return dict(message.headers)
-
-
-class SignedReadAuth(httpx.Auth):
-    """httpx authentication signing every request as a read by `key`:
-    ``httpx.AsyncClient(auth=SignedReadAuth(key))`` or ``client.get(url, auth=SignedReadAuth(key))``."""
-
-    def __init__(self, key: Keypair) -> None:
-        self.key = key
-
-    def auth_flow(self, request: httpx.Request) -> Any:
-        request.headers.update(sign_headers(self.key, request.method, str(request.url)))
-        yield request
+        raise NotImplementedError("signed reads sign with smartcity_sdk.signed_reads.sign_headers")
 
 
 def _fields(headers: Any) -> dict[str, str]:
@@ -186,7 +150,7 @@ def verify_read(
     # `created` is checked above against `now`; the library checks it again only against the wall clock.
     verifier.max_clock_skew = timedelta(seconds=skew_s + abs(time.time() - current))
     try:
-        verifier.verify(_Message(method, url, fields), max_age=None, require_components=COVERED)
+        verifier.verify(Message(method, url, fields), max_age=None, require_components=COVERED)
     except InvalidSignature as exc:
         raise SignedReadError("signature-invalid", f"the signature does not verify {exc}".strip()) from exc
     return params["keyid"]

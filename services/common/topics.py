@@ -19,8 +19,9 @@ INGEST, REWARDS_SERVICE, LEDGER, IDENTITY, DIRECTORY = "ingest", "rewards", "led
 SERVICES = (INGEST, REWARDS_SERVICE, LEDGER, IDENTITY, DIRECTORY)
 """The platform's services: the processes it runs, each as a Kafka user of its own."""
 ANALYST = "analyst"
-"""The analysts' Kafka user: no service (no process of ours runs as it), it reads with credentials of its
-own what is meant for analysts (`Topic.analysts`) and writes nothing."""
+"""The analysts' Kafka user: it reads what is meant for analysts (`Topic.analysts`) and writes nothing. Analysts'
+own tools read as it, and so does the portal (its impact page sums the zone statistics): no service whose
+ACLs reach personal topics."""
 PRINCIPALS = (*SERVICES, ANALYST)
 """Every Kafka user the platform creates, with its credentials and ACLs (``User:<principal>``)."""
 CONSUMER_GROUPS: dict[str, str] = {

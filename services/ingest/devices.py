@@ -6,6 +6,8 @@ sign it in turn, so nobody can bind a key they do not hold, nor to a wallet that
 1. the device signs the object without ``sig`` and ``device_sig``, into ``device_sig`` (proof of possession);
 2. the owner signs the whole object, ``device_sig`` included, into ``sig`` (the standard signed object).
 
+A device's app signs so with the SDK's `sign_registration` (`smartcity_sdk.ingest`), which this module names too.
+
 The signed object is kept as it was received: it travels with every reading of the device, so anyone
 downstream re-verifies the owner's ``sig`` as for any signed object, and can re-check the device's proof.
 
@@ -29,10 +31,13 @@ from typing import Any
 
 from services.common import didkey, kinds, schemas, signing
 from services.common.events import rfc3339
+from smartcity_sdk.ingest import DEVICE_SIG_FIELD
+from smartcity_sdk.ingest import (
+    sign_registration as sign_registration,  # the SDK's, still named here for callers
+)
 
 REGISTRATION_DEFINITION = "device_registration"
 SIGNER_FIELD = "owner"
-DEVICE_SIG_FIELD = "device_sig"
 # A registration is stored and copied into every envelope of its device's readings, so it may carry
 # nothing but these (the shared definition itself leaves room for more).
 FIELDS = frozenset(
@@ -109,14 +114,6 @@ class Device:
             "revoked_at": rfc3339(self.revoked_at) if self.revoked_at else None,
             "revocation": self.revocation,
         }
-
-
-def sign_registration(
-    owner: signing.Keypair, device: signing.Keypair, body: Mapping[str, Any]
-) -> dict[str, Any]:
-    """`body` signed as a registration: by `device` into ``device_sig``, then by `owner` into ``sig``."""
-    proven = device.sign(body, field=DEVICE_SIG_FIELD, exclude=(signing.SIG_FIELD,))
-    return owner.sign(proven)
 
 
 def check_registration(body: Any) -> None:

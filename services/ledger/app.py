@@ -31,10 +31,12 @@ from services.ledger import authority, merchant_facts, metrics
 from services.ledger.api.anchors import router as anchors_router
 from services.ledger.api.audit import router as audit_router
 from services.ledger.api.authority import router as authority_router
+from services.ledger.api.circulation import router as circulation_router
 from services.ledger.api.disclosures import router as disclosures_router
 from services.ledger.api.erasures import router as erasures_router
 from services.ledger.api.policies import router as policies_router
 from services.ledger.api.routes import router
+from services.ledger.circulation import CirculationReads
 from services.ledger.keys import bootstrap_authority, load_signing_key
 from services.ledger.payments import AID_EXPIRY
 from services.ledger.sealer import Sealer
@@ -161,6 +163,7 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
         keypair = load_signing_key(settings, platform.data_dir)
         async with database_and_producer(app, platform, SERVICE):
             app.state.store = store = LedgerStore(app.state.engine)
+            app.state.circulation = CirculationReads(store, settings.circulation_cache_s)
             # Signed reads of accounts (services.common.signed_reads): their time window, and the keys that may
             # read any balance besides the holder and the chain's auditors (development: identity's key).
             app.state.signed_read_skew_s = platform.signed_read_skew_s
@@ -251,6 +254,7 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
     app.include_router(policies_router)
     app.include_router(anchors_router)
     app.include_router(audit_router)
+    app.include_router(circulation_router)
     app.include_router(disclosures_router)
     app.include_router(erasures_router)
     return app

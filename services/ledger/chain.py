@@ -21,16 +21,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from services.common import didkey, signing
+from smartcity_sdk.proofs import HEADER_FIELDS
 
-HEADER_FIELDS: tuple[str, ...] = (
-    "height",
-    "previous_hash",
-    "tree_size",
-    "root_hash",
-    "timestamp",
-    "public_key",
-    "signature",
-)
 GENESIS_PREVIOUS_HASH = "0" * 64
 """``previous_hash`` of the block at height 0."""
 

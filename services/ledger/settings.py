@@ -62,6 +62,12 @@ class LedgerSettings(BaseSettings):
     aid_expiry_interval_s: float = Field(
         default=1.0, gt=0, description="How often unspent AID of expired grants returns to the aid pool."
     )
+    circulation_cache_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long the public circulation report (GET /v1/circulation) is kept before it is summed "
+        "again: a public request must not make the database scan months of postings each time.",
+    )
     consumers: int = Field(
         default=2,
         ge=1,

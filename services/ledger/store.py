@@ -803,6 +803,11 @@ class LedgerStore:
             rows = await conn.fetch("SELECT currency, balance FROM balances WHERE account = $1", account)
         return {r["currency"]: r["balance"] for r in rows}
 
+    async def last_nonce(self, signer: str) -> int:
+        """The last nonce the ledger accepted from `signer` (a transfer's sender or an issuer), 0 if none."""
+        async with self.connection() as conn:
+            return await conn.fetchval("SELECT nonce FROM nonces WHERE account = $1", signer) or 0
+
     async def top_wallets(self, currency: str, limit: int) -> list[tuple[str, int]]:
         """The wallets (system accounts left out) holding the most of `currency`."""
         async with self.connection() as conn:

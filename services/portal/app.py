@@ -1,4 +1,5 @@
-"""The portal app: its pages (`static/`), and their API calls passed on to the services (`proxy`)."""
+"""The portal app: its pages (`static/`), their API calls passed on to the services (`proxy`), and the impact
+page's zone figures, which the portal folds itself from the analysts' topic (`impact_feed`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 from services.common.http import create_app as create_service_app
+from services.common.settings import PlatformSettings
+from services.portal.impact_feed import impact_feed
+from services.portal.impact_feed import router as impact_router
 from services.portal.proxy import router
 from services.portal.settings import SERVICE, PortalSettings
 
@@ -28,9 +32,11 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(settings: PortalSettings | None = None) -> FastAPI:
-    """The portal app; its lifespan opens the HTTP client the proxy passes calls on with."""
+def create_app(settings: PortalSettings | None = None, platform: PlatformSettings | None = None) -> FastAPI:
+    """The portal app; its lifespan opens the HTTP client the proxy passes calls on with, and follows the zone
+    statistics of the impact page (on `platform`'s broker)."""
     settings = settings or PortalSettings()
+    platform = platform or PlatformSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,7 +44,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
             app.state.settings = settings
             app.state.upstreams = settings.upstreams()
             app.state.http = http
-            yield
+            async with impact_feed(app, settings, platform, http):
+                yield
 
     app = create_service_app(
         service=SERVICE,
@@ -58,5 +65,6 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         return response
 
     app.include_router(router)
+    app.include_router(impact_router)
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="pages")
     return app

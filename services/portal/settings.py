@@ -1,7 +1,9 @@
 """Portal settings (env prefix ``PORTAL_``)."""
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.topics import ANALYST, CONSUMER_GROUPS
 
 SERVICE = "portal"
 
@@ -25,6 +27,35 @@ class PortalSettings(BaseSettings):
         default=15.0, gt=0, description="How long a service may take to answer."
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest request body passed on.")
+    impact_client_id: str = Field(
+        default=f"{CONSUMER_GROUPS[ANALYST]}-portal-impact",
+        description="Kafka client id (and consumer group prefix) of the zone statistics the impact page reads: "
+        "the portal reads city.zone-stats.v1 as the analysts do, so it must start with their group prefix.",
+    )
+    impact_horizon_s: int = Field(
+        default=48 * 3600,
+        ge=24 * 3600,  # readings come up to a day late (the policy's quality.late_s): their windows too
+        description="How far behind a zone's newest window the impact fold still tells a window published again "
+        "from a new one (services.portal.impact); older windows are ignored.",
+    )
+    impact_policy_refresh_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the reward policy in force (its emission factors) is asked for.",
+    )
+    impact_start_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long one attempt to start reading the zone statistics may take."
+    )
+
+    @field_validator("impact_client_id")
+    @classmethod
+    def _an_analyst_group(cls, value: str) -> str:
+        # The broker's ACLs let the analyst principal use only groups of its prefix: fail at start, not later.
+        if not value.startswith(CONSUMER_GROUPS[ANALYST]):
+            raise ValueError(
+                f"must start with {CONSUMER_GROUPS[ANALYST]!r}, the analysts' consumer group prefix"
+            )
+        return value
 
     def upstreams(self) -> dict[str, str]:
         """Each service the pages may call, by the name in ``/api/<name>/...``, and its base URL."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from nacl import pwhash
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from bench._running import RunningPlatform
+from bench._running import RunningPlatform, fresh_platform
 from services.common.signing import Keypair
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -40,8 +39,6 @@ def city() -> CityKeys:
 
 @pytest.fixture(scope="session")
 def platform(city: CityKeys) -> Iterator[RunningPlatform]:
-    # Not under pytest's tmp dir (see tests/e2e/test_platform.py: the embedded PostgreSQL runs as its own user).
-    data_dir = Path(tempfile.mkdtemp(prefix="smartcity-browser-"))
     env = {
         "SIMULATOR_DEVICES": "40",
         "SIMULATOR_READINGS_PER_SECOND": "60",
@@ -52,15 +49,8 @@ def platform(city: CityKeys) -> Iterator[RunningPlatform]:
         "LEDGER_ISSUER_KEYS": city.issuer.did,
         "DIRECTORY_VERIFIER_KEYS": json.dumps([city.verifier.did]),
     }
-    try:
-        running = RunningPlatform(data_dir, env=env)
-        try:
-            running.wait_ready()
-            yield running
-        finally:
-            running.stop()
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with fresh_platform(env=env, prefix="smartcity-browser-") as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

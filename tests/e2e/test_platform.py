@@ -30,6 +30,7 @@ from services.common.signing import Keypair
 from services.ingest.devices import sign_registration
 from services.ledger.rewards import verify_disclosure
 from tests.support.bindings import bind_through_identity
+from tests.support.ingest import air_quality_readings
 
 pytestmark = pytest.mark.e2e
 
@@ -65,25 +66,6 @@ def _register(http: httpx.Client, platform: RunningPlatform, owner: Keypair, dev
     body = {"device_id": device.did, "owner": owner.did, "kind": "air_quality", "zone": "old-town"}
     response = http.post(f"{platform.url('ingest')}/v1/devices", json=sign_registration(owner, device, body))
     assert response.status_code == 201, response.text
-
-
-def _signed_readings(device: Keypair, count: int, first_seq: int = 1) -> list[dict]:
-    """`count` readings of `device` taken now (consent counts at a reading's own time)."""
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return [
-        device.sign(
-            {
-                "device_id": device.did,
-                "seq": seq,
-                "ts": now,
-                "kind": "air_quality",
-                "zone": "old-town",
-                # Plausible in the simulated fleet's zone (no outlier), never the same twice in a row (not stuck).
-                "values": {"pm2_5": 7.5 + seq % 4, "pm10": 14.0, "no2": 20.5},
-            }
-        )
-        for seq in range(first_seq, first_seq + count)
-    ]
 
 
 def _consent(subject: Keypair, action: str, category: str = "environment") -> dict:
@@ -183,11 +165,11 @@ def test_a_citizens_readings_settle_and_verify_end_to_end(platform: RunningPlatf
 
         # Ingest takes the owner's air quality readings only once they granted the city that data, and only
         # those taken since: consent counts at a reading's own time.
-        [before] = _signed_readings(device, 1)
+        [before] = air_quality_readings(device, 1)
         assert _verdict(http, platform, before) == "no_consent"
         time.sleep(0.01)
         _change_consent(http, platform, owner, "grant")
-        readings = _signed_readings(device, 5, first_seq=2)
+        readings = air_quality_readings(device, 5, first_seq=2)
         _accepted_within(CONSENT_BOUND_S, http, platform, readings[0])
         assert _verdict(http, platform, before) == "no_consent"  # taken before the grant: never
         forged = {**readings[0], "seq": 99}  # signature no longer matches
@@ -276,7 +258,7 @@ def test_bad_requests_get_problem_json(platform: RunningPlatform):
         bad_sig = owner.sign({"device_id": device.did, "owner": owner.did, "kind": "noise", "zone": "z"})
         bad_sig["zone"] = "elsewhere"
         assert 400 <= http.post(f"{ingest}/v1/devices", json=bad_sig).status_code < 500
-        unknown = _signed_readings(Keypair.generate(), 1)
+        unknown = air_quality_readings(Keypair.generate(), 1)
         result = http.post(f"{ingest}/v1/readings", json={"readings": unknown}).json()["results"][0]
         assert result["status"] == "rejected" and result["reason"]
 
@@ -285,23 +267,23 @@ def test_consent_granted_and_revoked_through_identity_is_obeyed_by_ingest(platfo
     owner, device = Keypair.generate(), Keypair.generate()
     with httpx.Client(timeout=10) as http:
         _register(http, platform, owner, device)
-        [first] = _signed_readings(device, 1)
+        [first] = air_quality_readings(device, 1)
         assert _verdict(http, platform, first) == "no_consent"
 
         _change_consent(http, platform, owner, "grant")
-        [granted] = _signed_readings(device, 1)
+        [granted] = air_quality_readings(device, 1)
         _accepted_within(CONSENT_BOUND_S, http, platform, granted)
         seq = iter(range(2, 10_000))
 
         _change_consent(http, platform, owner, "revoke")
         revoked_at = time.monotonic()
         while (
-            verdict := _verdict(http, platform, _signed_readings(device, 1, next(seq))[0])
+            verdict := _verdict(http, platform, air_quality_readings(device, 1, next(seq))[0])
         ) != "no_consent":
             assert verdict == "accepted", verdict
             assert time.monotonic() - revoked_at < CONSENT_BOUND_S, "the revocation did not reach ingest"
             time.sleep(0.05)
-        assert _verdict(http, platform, _signed_readings(device, 1, next(seq))[0]) == "no_consent"
+        assert _verdict(http, platform, air_quality_readings(device, 1, next(seq))[0]) == "no_consent"
 
 
 def test_a_killed_ledger_is_restarted_and_settlement_goes_on_verifiably(platform: RunningPlatform):
@@ -346,7 +328,7 @@ def test_ctrl_c_drains_what_was_accepted_and_the_next_run_continues_the_chain(pl
         _bind(platform, owner)
         _register(http, platform, owner, device)
         _change_consent(http, platform, owner, "grant")
-        readings = _signed_readings(device, 20)
+        readings = air_quality_readings(device, 20)
         _accepted_within(CONSENT_BOUND_S, http, platform, readings[0])
         response = http.post(f"{ingest}/v1/readings", json={"readings": readings[1:]})
         assert [r["status"] for r in response.json()["results"]] == ["accepted"] * 19

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from nacl import pwhash
 
-from bench._running import RunningPlatform
+from bench._running import RunningPlatform, fresh_platform
 from services.common import events, merkle, signing
 from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair
@@ -60,7 +57,6 @@ def people() -> People:
 
 @pytest.fixture(scope="module")
 def platform(people: People) -> Iterator[RunningPlatform]:
-    data_dir = Path(tempfile.mkdtemp(prefix="smartcity-walk-"))
     env = {
         "IDENTITY_CASEWORKERS": json.dumps([people.caseworker.did]),
         "IDENTITY_ISSUERS": json.dumps([people.issuer.did]),
@@ -70,15 +66,8 @@ def platform(people: People) -> Iterator[RunningPlatform]:
         "LEDGER_ISSUER_KEYS": people.issuer.did,
         "DIRECTORY_VERIFIER_KEYS": json.dumps([people.verifier.did]),
     }
-    try:
-        running = RunningPlatform(data_dir, "--no-simulate", env=env)
-        try:
-            running.wait_ready()
-            yield running
-        finally:
-            running.stop()
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with fresh_platform("--no-simulate", env=env, prefix="smartcity-walk-") as running:
+        yield running
 
 
 def signed(key: Keypair, **fields: Any) -> dict[str, Any]:

@@ -377,6 +377,36 @@ async def test_a_float_nonce_and_a_reencoded_signature_are_refused_and_the_origi
         assert await balance(client, bob.did, "CREDIT") == 10
 
 
+async def test_the_next_nonce_is_a_signed_read_of_the_holder_or_an_auditor(
+    platform_settings: PlatformSettings,
+) -> None:
+    issuer = Issuer()
+    alice, bob, stranger = Keypair.generate(), Keypair.generate(), Keypair.generate()
+    async with ledgers(platform_settings, issuer) as ([client], _ledger_key):
+        path = f"/v1/accounts/{alice.did}/nonce"
+        before = await client.get(path, auth=SignedReadAuth(alice))
+        assert before.status_code == 200, before.text
+        assert before.json() == {"wallet": alice.did, "last_nonce": 0, "next_nonce": 1}
+
+        await command(client, issuer.command("mint", to=alice.did, amount=1_000, currency="CREDIT"))
+        for nonce in (1, 5):  # nonces need only increase: the next is the last one + 1, not the count + 1
+            paid = await client.post("/v1/transfers", json=transfer(alice, bob.did, 10, nonce, "CREDIT"))
+            assert paid.status_code == 201, paid.text
+        for reader in (alice, AUDITOR):
+            answer = await client.get(path, auth=SignedReadAuth(reader))
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == {"wallet": alice.did, "last_nonce": 5, "next_nonce": 6}
+        nonce = (await client.get(path, auth=SignedReadAuth(alice))).json()["next_nonce"]
+        paid = await client.post("/v1/transfers", json=transfer(alice, bob.did, 10, nonce, "CREDIT"))
+        assert paid.status_code == 201, paid.text
+
+        # How often someone pays is personal: a stranger is refused, an unsigned read asked to sign.
+        assert assert_problem(await client.get(path, auth=SignedReadAuth(stranger)), 403)["type"].endswith(
+            "/read-forbidden"
+        )
+        assert assert_problem(await client.get(path), 401)["type"].endswith("/signature-required")
+
+
 async def test_merchant_facts_count_only_when_a_merchant_verifier_attests_them_with_a_real_date(
     platform_settings: PlatformSettings, kafka_bootstrap: str
 ) -> None:

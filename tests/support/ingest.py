@@ -56,3 +56,22 @@ def city_registration(
 ) -> dict:
     """A city device's registration (`device_class`, attesting readings of `kind`), signed by `operator`."""
     return registration(operator, device, kind=kind, zone=zone, **{"class": device_class})
+
+
+def air_quality_readings(device: Keypair, count: int, first_seq: int = 1) -> list[dict[str, Any]]:
+    """`count` air quality readings of `device` taken now (consent counts at a reading's own time), plausible in
+    the simulated fleet's zone (no outlier) and never the same twice in a row (not stuck)."""
+    now = now_rfc3339()
+    return [
+        device.sign(
+            {
+                "device_id": device.did,
+                "seq": seq,
+                "ts": now,
+                "kind": "air_quality",
+                "zone": "old-town",
+                "values": {"pm2_5": 7.5 + seq % 4, "pm10": 14.0, "no2": 20.5},
+            }
+        )
+        for seq in range(first_seq, first_seq + count)
+    ]

@@ -17,6 +17,7 @@ from services.common.events import cloudevent_headers
 from services.common.topics import ALL_TOPICS, PRIMARY_TOPICS
 from services.ingest.checks import Reason, Rejection
 from services.ingest.mqtt import ACKS_TOPIC, READINGS_TOPIC, ack
+from services.portal.settings import PortalSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -29,8 +30,15 @@ SERVICES: dict[str, tuple[int, str]] = {
     "ledger": (8103, "LEDGER_PORT"),
     "identity": (8104, "IDENTITY_PORT"),
     "directory": (8105, "DIRECTORY_PORT"),
+    "portal": (8106, "PORTAL_PORT"),
 }
-PROD_REPLICAS = {"ingest": 3, "rewards": 1, "ledger": 2, "identity": 2, "directory": 2}
+PROD_REPLICAS = {"ingest": 3, "rewards": 1, "ledger": 2, "identity": 2, "directory": 2, "portal": 2}
+WITH_DATABASE = {"ingest", "rewards", "ledger", "identity", "directory"}
+"""The services deployed with the PostgreSQL server (DATABASE_URL): all but the portal, which keeps nothing."""
+KAFKA_USERS = {**{service: service for service in topics.SERVICES}, "portal": topics.ANALYST}
+"""The Kafka user each service runs as: its own, except the portal, whose impact page reads as the analysts."""
+PORTAL_UPSTREAMS = set(PortalSettings().upstreams())
+"""The services the portal passes the pages' API calls on to (PORTAL_<SERVICE>_URL)."""
 
 
 def load_yaml(path: Path) -> Any:
@@ -67,6 +75,9 @@ def service_deployments() -> dict[str, dict[str, Any]]:
 def test_service_table_names_real_services() -> None:
     for name in SERVICES:
         assert (ROOT / "services" / name / "__init__.py").is_file(), name
+    assert WITH_DATABASE.issubset(SERVICES)
+    assert set(KAFKA_USERS) == set(SERVICES)
+    assert PORTAL_UPSTREAMS.issubset(set(SERVICES) - {"portal"})
 
 
 # --- Docker image -------------------------------------------------------------------------------------
@@ -112,13 +123,23 @@ def test_compose_runs_each_service_healthchecked_after_its_dependencies(
     assert str(service["environment"][port_env]) == str(port)
     assert service["environment"]["BIND_HOST"] == "0.0.0.0"
     assert service["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
-    assert service["environment"]["DATABASE_URL"].startswith("postgresql://")
     assert f"http://127.0.0.1:{port}/healthz" in " ".join(service["healthcheck"]["test"])
     assert f"127.0.0.1:{port}:{port}" in service["ports"]
     depends = {dep: cond["condition"] for dep, cond in service["depends_on"].items()}
     assert depends["kafka"] == "service_healthy"
-    assert depends["postgres"] == "service_healthy"
     assert depends["topics"] == "service_completed_successfully"
+    if name in WITH_DATABASE:
+        assert service["environment"]["DATABASE_URL"].startswith("postgresql://")
+        assert depends["postgres"] == "service_healthy"
+        assert depends["migrate"] == "service_completed_successfully"
+
+
+def test_compose_portal_passes_calls_to_the_healthy_services(compose: dict[str, Any]) -> None:
+    portal = compose["services"]["portal"]
+    depends = {dep: cond["condition"] for dep, cond in portal["depends_on"].items()}
+    for name in PORTAL_UPSTREAMS:
+        assert portal["environment"][f"PORTAL_{name.upper()}_URL"] == f"http://{name}:{SERVICES[name][0]}"
+        assert depends[name] == "service_healthy", name
 
 
 def test_compose_builds_one_image_and_creates_topics_before_the_services(compose: dict[str, Any]) -> None:
@@ -247,6 +268,19 @@ def test_k8s_deployment_is_probed_secured_and_scraped(name: str) -> None:
     for path in ("/tmp", "/var/lib/smartcity"):
         assert "emptyDir" in volumes[mounts[path]], (name, path)
     assert {"configMapRef": {"name": "smartcity-config"}} in container["envFrom"]
+    if name in WITH_DATABASE:
+        database = env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        assert database == {"name": "smartcity-secrets", "key": "DATABASE_URL"}, name
+    else:
+        assert "DATABASE_URL" not in env, name
+
+
+def test_k8s_portal_passes_calls_to_the_in_cluster_services() -> None:
+    env = {e["name"]: e for e in container_of(service_deployments()["portal"]).get("env", [])}
+    services = {s["metadata"]["name"]: s for s in of_kind("Service", K8S / "base")}
+    for name in PORTAL_UPSTREAMS:
+        (port,) = services[name]["spec"]["ports"]
+        assert env[f"PORTAL_{name.upper()}_URL"]["value"] == f"http://{name}:{port['port']}"
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -278,10 +312,12 @@ def test_k8s_secret_references_exist_in_the_secret_template() -> None:
         "DIRECTORY_PUBLISHER_KEY",
     }
     for workload in [*service_deployments().values(), *of_kind("Job", K8S / "base")]:
-        for env in container_of(workload).get("env", []):
+        workload_env = container_of(workload).get("env", [])
+        kafka_user = {e["name"]: e.get("value") for e in workload_env}.get("KAFKA_SASL_USERNAME")
+        for env in workload_env:
             ref = env.get("valueFrom", {}).get("secretKeyRef")
-            if ref and ref["name"] == workload["metadata"]["name"]:
-                # The Secret Strimzi's User Operator keeps the service's Kafka password in.
+            if ref and ref["name"] == kafka_user:
+                # The Secret Strimzi's User Operator keeps the Kafka password of the user the workload runs as in.
                 assert (env["name"], ref["key"], ref["optional"]) == ("KAFKA_SASL_PASSWORD", "password", True)
             elif ref:
                 assert ref["name"] == secret["metadata"]["name"]
@@ -475,7 +511,8 @@ def test_asyncapi_operations_name_services_and_each_topic_has_one_producer(async
         tagged |= services
         if operation["action"] == "send":
             senders.setdefault(channel["address"], set()).update(services)
-    assert set(SERVICES) <= tagged
+    # The services with a Kafka user of their own; the portal reads city.zone-stats.v1 as the analysts.
+    assert set(topics.SERVICES) <= tagged
     for topic in PRIMARY_TOPICS:
         assert len(senders.get(topic.name, set())) == 1, f"{topic.name} producers: {senders.get(topic.name)}"
 
@@ -520,14 +557,14 @@ def test_asyncapi_mqtt_channels_describe_the_ingest_bridge(asyncapi: dict[str, A
 
 def test_kafka_users_and_compose_credentials_follow_the_registrys_acls(compose: dict[str, Any]) -> None:
     """Each principal's KafkaUser (every service's and the analysts') allows exactly what the topic registry
-    says it writes and reads, each service runs as its user in Kubernetes and in docker-compose, and no
-    process runs as the analysts (whose password the `topics` job gets with the services', to apply the same
-    ACLs with `smartcity topics acls`)."""
+    says it writes and reads, and each service runs as its own user in Kubernetes and in docker-compose, but
+    the portal, which (alone) runs as the analysts, its impact page reading what is theirs. The `topics` job
+    gets every principal's password, to apply the same ACLs with `smartcity topics acls`."""
     users = {u["metadata"]["name"]: u for u in of_kind("KafkaUser", K8S / "kafka")}
     assert set(users) == set(topics.PRINCIPALS)
-    passwords = compose["services"]["topics"]["environment"]["SMARTCITY_KAFKA_PASSWORDS"]
-    assert set(json.loads(passwords)) == set(topics.PRINCIPALS)
-    for service, user in users.items():
+    passwords = json.loads(compose["services"]["topics"]["environment"]["SMARTCITY_KAFKA_PASSWORDS"])
+    assert set(passwords) == set(topics.PRINCIPALS)
+    for principal, user in users.items():
         assert user["metadata"]["labels"]["strimzi.io/cluster"] == "smartcity"
         assert user["spec"]["authentication"]["type"] == "scram-sha-512"
         declared = {
@@ -537,24 +574,28 @@ def test_kafka_users_and_compose_credentials_follow_the_registrys_acls(compose: 
         }
         expected = {
             (acl.resource, acl.name, "prefix" if acl.pattern == "prefixed" else "literal", acl.operation)
-            for acl in topics.acls(service)
+            for acl in topics.acls(principal)
         }
-        assert declared == expected, service
-        if service == topics.ANALYST:
-            in_k8s = [
-                e.get("value")
-                for d in service_deployments().values()
-                for e in container_of(d).get("env", [])
-                if e["name"] == "KAFKA_SASL_USERNAME"
-            ]
-            in_compose = [
-                (c.get("environment") or {}).get("KAFKA_SASL_USERNAME") for c in compose["services"].values()
-            ]
-            assert service not in in_k8s + in_compose, "no process of the platform runs as the analysts"
-            continue
-        env = {e["name"]: e for e in container_of(service_deployments()[service])["env"]}
-        assert env["KAFKA_SASL_USERNAME"]["value"] == service
-        assert compose["services"][service]["environment"]["KAFKA_SASL_USERNAME"] == service
+        assert declared == expected, principal
+
+    assert [name for name, user in KAFKA_USERS.items() if user == topics.ANALYST] == ["portal"]
+    assert PortalSettings().impact_client_id.startswith(topics.CONSUMER_GROUPS[topics.ANALYST])
+    in_k8s: dict[str, str] = {}
+    for name, deployment in service_deployments().items():
+        env = {e["name"]: e for e in container_of(deployment).get("env", [])}
+        in_k8s[name] = env["KAFKA_SASL_USERNAME"]["value"]
+        # Its password from the Secret Strimzi's User Operator keeps for that user.
+        ref = env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"]) == (in_k8s[name], "password"), name
+    assert in_k8s == KAFKA_USERS
+    in_compose: dict[str, str] = {}
+    for name, service in compose["services"].items():
+        env = service.get("environment") or {}
+        if name != "topics" and "KAFKA_SASL_USERNAME" in env:  # `topics` runs as the broker's administrator
+            in_compose[name] = env["KAFKA_SASL_USERNAME"]
+            # The same password as the one the `topics` job creates the user with.
+            assert env["KAFKA_SASL_PASSWORD"] == passwords[in_compose[name]], name
+    assert in_compose == KAFKA_USERS
     (kafka,) = of_kind("Kafka", K8S / "kafka")
     assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
     assert all(

@@ -1,5 +1,5 @@
-"""Memo commitments (`services.common.memos`): RFC 9901 disclosures and digests, against recorded vectors, and
-every way a body's memo is refused."""
+"""Memo commitments (`smartcity_sdk.memos`, which `services.common.memos` imports): RFC 9901 disclosures and
+digests, against recorded vectors, and every way a body's memo is refused (`services.common.memos`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from services.common import memos
-from services.common.memos import MemoError, checked_memo, commit_memo, memo_text, open_memo, take_disclosure
-from services.common.sdjwt import digest
-from services.common.signing import b64url_decode, b64url_encode
+from services.common import memos as ledger_memos
+from services.common.memos import checked_memo, take_disclosure
+from smartcity_sdk import memos
+from smartcity_sdk.disclosures import digest
+from smartcity_sdk.memos import MemoError, commit_memo, memo_text, open_memo
+from smartcity_sdk.signing import b64url_decode, b64url_encode
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "memos.json").read_text())
 
@@ -136,15 +138,15 @@ def test_a_body_pairs_a_signed_digest_with_its_disclosure() -> None:
     assert checked_memo(signed, memo.disclosure) == "lunch"
     assert checked_memo({"from": "a"}, None) is None
     for body, kind in (
-        ({"from": "a", "memo": "lunch"}, memos.PLAINTEXT),
-        ({"from": "a", "memo": "lunch", "memo_disclosure": memo.disclosure}, memos.PLAINTEXT),
+        ({"from": "a", "memo": "lunch"}, ledger_memos.PLAINTEXT),
+        ({"from": "a", "memo": "lunch", "memo_disclosure": memo.disclosure}, ledger_memos.PLAINTEXT),
     ):
         with pytest.raises(MemoError) as refused:
             take_disclosure(body)
         assert refused.value.kind == kind
     for signed_object, disclosure, kind in (
-        (signed, None, memos.DISCLOSURE_MISSING),
-        ({"from": "a"}, memo.disclosure, memos.DIGEST_MISSING),
+        (signed, None, ledger_memos.DISCLOSURE_MISSING),
+        ({"from": "a"}, memo.disclosure, ledger_memos.DIGEST_MISSING),
         ({**signed, "memo_digest": commit_memo("lunch").digest}, memo.disclosure, memos.MISMATCH),
     ):
         with pytest.raises(MemoError) as refused:

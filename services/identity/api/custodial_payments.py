@@ -42,6 +42,7 @@ from services.identity.ledger_client import LedgerClient
 from services.identity.metrics import CUSTODIAL_TRANSFERS
 from services.identity.service_client import ServiceRefusedError, ServiceUnavailableError
 from services.identity.store import SignTransfer
+from smartcity_sdk.memos import sign_with_memo
 
 log = logging.getLogger(__name__)
 
@@ -150,10 +151,7 @@ async def pay(did_value: str, request: Request, response: Response) -> dict[str,
 
     def sign(nonce: int) -> dict[str, Any]:
         # One nonce sequence per person: the holder key's nonces are a rising part of it.
-        if memo is None:
-            return payer.sign({**wanted, "nonce": nonce})
-        signed = payer.sign({**wanted, "memo_digest": memo.digest, "nonce": nonce})
-        return {**signed, "memo_disclosure": memo.disclosure}
+        return sign_with_memo(payer, {**wanted, "nonce": nonce}, memo)
 
     try:
         row, _ = await store.custodial_transfer(person.did, body.request_id, sign, floor=_now_ms())

@@ -33,14 +33,16 @@ async def auditors(store: LedgerStore) -> frozenset[str]:
     return (await store.authority()).holders.get(Role.AUDITOR, frozenset())
 
 
-async def _readable_account(request: Request, wallet: str, reader: str, *, balances_only: bool) -> str:
-    """`wallet` if `reader` (a signed read's did) may read it: its holder or an auditor, or for balances only
-    a balance reader (``LEDGER_BALANCE_READERS``); else a 403 problem."""
+async def _readable_account(
+    request: Request, wallet: str, reader: str, *, what: str, balances_only: bool = False
+) -> str:
+    """`wallet` if `reader` (a signed read's did) may read its `what`: its holder or an auditor, or for balances
+    only a balance reader (``LEDGER_BALANCE_READERS``); else a 403 problem."""
     account = _account(wallet)
     readers = await auditors(get_store(request))
     if balances_only:
         readers = readers | request.app.state.balance_readers
-    authorise(reader, account, readers, what="balances" if balances_only else "transactions")
+    authorise(reader, account, readers, what=what)
     return account
 
 
@@ -190,7 +192,9 @@ async def account(
     store: LedgerStore = Depends(get_store),
     reader: str = Depends(signed_reader),
 ) -> dict[str, Any]:
-    held = await store.balances(await _readable_account(request, wallet, reader, balances_only=True))
+    held = await store.balances(
+        await _readable_account(request, wallet, reader, what="balances", balances_only=True)
+    )
     return {"wallet": wallet, "balances": {currency: held.get(currency, 0) for currency in CURRENCIES}}
 
 
@@ -209,10 +213,24 @@ async def account_transactions(
     store: LedgerStore = Depends(get_store),
     reader: str = Depends(signed_reader),
 ) -> dict[str, Any]:
-    account = await _readable_account(request, wallet, reader, balances_only=False)
+    account = await _readable_account(request, wallet, reader, what="transactions")
     items = await store.account_transactions(account, limit, before)
     next_before = items[-1]["seq"] if len(items) == limit else None
     return {"transactions": items, "next_before": next_before}
+
+
+@router.get(
+    "/accounts/{wallet}/nonce",
+    summary="A signer's last accepted nonce and the next one to sign with (0 and 1 at first): a signed read by "
+    "its holder or an auditor",
+)
+async def account_nonce(
+    wallet: str, request: Request, reader: str = Depends(signed_reader)
+) -> dict[str, Any]:
+    # A signed read, as the balances are: the sequence of a wallet's nonces tells how often it pays.
+    account = await _readable_account(request, wallet, reader, what="nonce")
+    last = await get_store(request).last_nonce(account)
+    return {"wallet": wallet, "last_nonce": last, "next_nonce": last + 1}
 
 
 @router.get("/checkpoint", summary="The latest signed block header (signed tree head)")

@@ -19,7 +19,17 @@ export async function call(service, path, { method = "GET", body, headers = {} }
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(`/api/${service}${path}`, init);
+  return answered(await fetch(`/api/${service}${path}`, init));
+}
+
+// A call to the portal's own API (`/v1/...`, answered by the portal, not passed on to a service): the impact
+// page's zone figures.
+export async function callPortal(path) {
+  return answered(await fetch(path, { headers: { accept: "application/json" } }));
+}
+
+// An answer's JSON, or its problem as an ApiError.
+async function answered(response) {
   const text = await response.text();
   let data = null;
   try {
