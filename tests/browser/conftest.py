@@ -1,5 +1,8 @@
 """Browser tests: the portal's pages in a real headless Chromium (Debian's `chromium`, driven by Playwright from
-PyPI with the system browser's executable), on one `smartcity up` for the session with a small simulated fleet.
+PyPI with the system browser's executable), on one `smartcity up` with a small simulated fleet.
+
+The fixtures are package-scoped, not session-scoped: Playwright's sync API holds an event loop of its own while
+it runs, so it must be closed before the asyncio tests of the other packages run.
 
 `scripts/ensure-chromium.sh` (run by `make test`) installs the browser when it is missing. Each test leaves a
 screenshot of its page in ``docs/screenshots/``.
@@ -32,12 +35,12 @@ class CityKeys:
         self.notices = Keypair.generate()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def city() -> CityKeys:
     return CityKeys()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def platform(city: CityKeys) -> Iterator[RunningPlatform]:
     env = {
         "SIMULATOR_DEVICES": "40",
@@ -53,13 +56,13 @@ def platform(city: CityKeys) -> Iterator[RunningPlatform]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     executable = shutil.which("chromium")
     assert executable, "Debian's chromium is missing: `make test` installs it (scripts/ensure-chromium.sh)"
