@@ -1,7 +1,10 @@
 """The shapes of the platform's answers (``docs/api.md``), as TypedDicts: what a JSON answer is, typed, with no
-conversion cost. A key a service may leave out is ``NotRequired``."""
+conversion cost. A key a service may leave out is ``NotRequired``; a key always sent, possibly null, is
+``X | None``. Each mirrors a service's response model (``services/<service>/api/models.py``), key for key
+(``tests/unit/test_sdk_types.py``).
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: with it, Python 3.11's TypedDict cannot see ``NotRequired``, and
+``__required_keys__`` would name every key."""
 
 from typing import Any, NotRequired, TypedDict
 
@@ -153,6 +156,9 @@ class Notice(TypedDict):
 
 class Inbox(TypedDict):
     notices: list[Notice]
+    unresolved: NotRequired[list[str]]
+    """Groups the inbox could not resolve now (the ledger did not answer), e.g. ``aid_zone``: their notices may
+    be missing, so ask again later."""
 
 
 class VerifiedPresentation(TypedDict):
@@ -194,23 +200,31 @@ class AidHolder(TypedDict):
 # Directory
 
 
-class Merchant(TypedDict):
+class Facts(TypedDict):
+    """A merchant's facts: ``category`` and ``locally_owned`` are the city's findings once verified, else its
+    claims."""
+
     wallet: str
     name: str
     category: str
     locally_owned: bool
     verified: bool
     accepts: list[str]
-    active: bool
-    updated_at: str
-    registration: dict[str, Any]
-    registered_at: NotRequired[str]
     address: NotRequired[str]
     lat: NotRequired[float]
     lon: NotRequired[float]
     description: NotRequired[str]
     chain: NotRequired[str]
     hours: NotRequired[dict[str, list[str]]]
+
+
+class Merchant(Facts):
+    """A merchant, its signed registration and, once the city verified it, the signed verification."""
+
+    active: bool
+    updated_at: str
+    registration: dict[str, Any]
+    registered_at: str
     verification: NotRequired[dict[str, Any]]
 
 
@@ -228,7 +242,9 @@ class Score(TypedDict):
     total: float
 
 
-class SearchHit(Merchant):
+class SearchHit(Facts):
+    """A search result: the merchant's facts (not its registration), how far, whether open, and why it ranks."""
+
     distance_km: float | None
     open_now: bool | None
     score: Score

@@ -10,7 +10,8 @@ import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.common.embedded import postgres_url
@@ -25,6 +26,47 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
 )
 """Database errors that say the database failed, not the data: a consumer retries the batch they hit."""
+
+ERROR_TYPES: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    SQLAlchemyError,
+)
+"""What a database error is raised as; `is_unavailable` tells which of them say the database is unavailable."""
+
+UNAVAILABLE_SQLSTATES = ("08", "53300", "57P01", "57P02", "57P03")
+"""PostgreSQL error codes (or their class) of a database that cannot serve now: a connection exception, too many
+connections, a connection ended by an administrator or a crash, a server starting up or shutting down."""
+
+NOT_ACCEPTING_CONNECTIONS = "55000"
+"""The code of a connection refused by a database that takes none now (``ALLOW_CONNECTIONS false``)."""
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database could not be reached or dropped the connection (retry later), rather
+    than that a statement or its data is wrong: a socket error (connection refused, reset, timed out), the
+    pool's timeout, a connection lost mid-statement, or PostgreSQL refusing the connection. Follows the chain
+    as a traceback shows it: through SQLAlchemy's wrapper (``__cause__``) to asyncpg's error, and from an error
+    met while handling another (``__context__``: a transaction that cannot roll back on a connection lost
+    mid-statement) to that one. Bad input (an integer out of range, asyncpg's DataError) is never
+    unavailability."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, OSError | asyncpg.PostgresConnectionError | PoolTimeoutError):
+            return True
+        if isinstance(link, DBAPIError) and link.connection_invalidated:
+            return True
+        if isinstance(link, asyncpg.PostgresError):
+            state = str(link.sqlstate)
+            # SQLAlchemy's wrapper without a statement: its pool's connect was refused.
+            at_connect = isinstance(exc, DBAPIError) and exc.statement is None
+            if state.startswith(UNAVAILABLE_SQLSTATES) or (state == NOT_ACCEPTING_CONNECTIONS and at_connect):
+                return True
+        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
+    return False
 
 
 def server_url(settings: PlatformSettings) -> str:

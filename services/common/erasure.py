@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from services.common import didkey, signing
 from services.common.consents import parse_time
 from services.common.http import Problem
+from services.common.openapi import example_key, raw_body, signed_by
 from services.common.signing import Keypair
 
 ACTION = "erase"
@@ -147,17 +148,20 @@ def checked(body: Any, *, max_age_s: int) -> tuple[ErasureRequest, str]:
         raise Problem(exc.status, exc.kind, exc.detail) from exc
 
 
+EXAMPLE_REQUEST = sign_request(
+    example_key("alice"),
+    {"did": example_key("alice").did, "action": "erase", "issued_at": "2026-03-14T09:26:53Z"},
+)
+SIGNERS = (signed_by("did"), signed_by("aid_holder", signature=HOLDER_SIG, excludes=[signing.SIG_FIELD]))
+"""Who signs an erasure request: its did, and first its AID holder key when it names one."""
+
+
 def forwarded_request_body() -> dict[str, Any]:
-    """The OpenAPI request body of a service's ``POST /v1/erasures``: the person's signed request, as identity
-    forwards it."""
-    return {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    **ErasureRequest.model_json_schema(),
-                    "description": "The person's erasure request, signed by their did (as identity received it).",
-                }
-            }
-        },
-    }
+    """``openapi_extra`` of a service's ``POST /v1/erasures``: the person's signed request, as identity forwards
+    it."""
+    return raw_body(
+        ErasureRequest,
+        EXAMPLE_REQUEST,
+        signers=SIGNERS,
+        description="The person's erasure request, signed by their did (as identity received it).",
+    )

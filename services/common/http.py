@@ -10,17 +10,20 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common import db
 from services.common.kafka import BrokerUnavailableError, KafkaProducer
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
+from services.common.openapi import PROBLEM_BASE, PROBLEM_CONTENT_TYPE, answers, examples
+from services.common.openapi import install as install_openapi
 from services.common.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
@@ -29,8 +32,8 @@ MAX_INT_PARAM = 2**62
 """The largest integer any query or path parameter takes: every one is bounded, so a larger one is a 422, never
 an overflow in the database (a 500) nor a failure dressed as a 503."""
 
-PROBLEM_CONTENT_TYPE = "application/problem+json"
-PROBLEM_BASE = "https://smartcity.example/problems/"
+RETRY_AFTER_S = 5
+"""Retry-After of a 503 of a service that sets none (``<SERVICE>_RETRY_AFTER_S``)."""
 
 ReadinessCheck = Callable[[FastAPI], Awaitable[bool]]
 """A readiness check gets the app, whose ``state`` holds the resources the lifespan opened."""
@@ -86,8 +89,9 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if p != "body") or "body"
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Answer every error as problem JSON: 400 malformed JSON, 422 wrong types, never a bare 500."""
+def install_problem_handlers(app: FastAPI, retry_after_s: int = RETRY_AFTER_S) -> None:
+    """Answer every error as problem JSON: 400 malformed JSON, 422 wrong types, 503 with `retry_after_s` when
+    the database did not answer (wherever a route met it), never a bare 500."""
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -122,12 +126,40 @@ def install_problem_handlers(app: FastAPI) -> None:
             exc.status_code, kind, str(exc.detail), instance=request.url.path, headers=exc.headers
         )
 
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if not db.is_unavailable(exc):
+            raise exc  # a failure of the statement or its data, not of the database: the 500 below
+        return await _problem(request, unavailable(exc, retry_after_s))
+
+    for error in db.ERROR_TYPES:
+        app.add_exception_handler(error, _database)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             500, "internal-error", "An unexpected error occurred.", instance=request.url.path
         )
+
+
+class Health(BaseModel):
+    """The process is alive."""
+
+    model_config = examples({"status": "ok", "service": "ledger"})
+    status: Literal["ok"]
+    service: str
+
+
+class Readiness(BaseModel):
+    """Whether each of the service's checks answers (its broker, its database, its workers)."""
+
+    model_config = examples(
+        {"status": "ready", "service": "ledger", "checks": {"database": True, "broker": True}},
+        {"status": "not-ready", "service": "ledger", "checks": {"database": True, "broker": False}},
+    )
+    status: Literal["ready", "not-ready"]
+    service: str
+    checks: dict[str, bool]
 
 
 def create_app(
@@ -137,10 +169,13 @@ def create_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     readiness: Mapping[str, ReadinessCheck] | None = None,
     description: str = "",
+    retry_after_s: int = RETRY_AFTER_S,
 ) -> FastAPI:
-    """A FastAPI app with the platform's conventions; `readiness` checks back ``/readyz``."""
+    """A FastAPI app with the platform's conventions; `readiness` checks back ``/readyz``; `retry_after_s` is the
+    Retry-After of a 503 when the database did not answer."""
     app = FastAPI(title=f"smartcity {service}", version=version, description=description, lifespan=lifespan)
-    install_problem_handlers(app)
+    install_problem_handlers(app, retry_after_s)
+    install_openapi(app)
     checks = dict(readiness or {})
 
     @app.middleware("http")
@@ -154,10 +189,16 @@ def create_app(
         return response
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": service}
+    async def healthz() -> Health:
+        return Health(status="ok", service=service)
 
-    @app.get("/readyz", tags=["operations"], summary="Readiness: the broker and database answer")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: the broker and database answer",
+        response_model=Readiness,
+        responses=answers(Readiness, status=503, description="Not ready: the checks that fail are false"),
+    )
     async def readyz(request: Request) -> JSONResponse:
         results: dict[str, bool] = {}
         for name, check in checks.items():

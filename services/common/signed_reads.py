@@ -33,6 +33,8 @@ from typing import Any
 import http_sf
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Request
+from fastapi.openapi.models import APIKey
+from fastapi.security.base import SecurityBase
 from http_message_signatures import (
     HTTPMessageVerifier,
     HTTPSignatureKeyResolver,
@@ -42,6 +44,7 @@ from http_message_signatures import (
 
 from services.common import didkey
 from services.common.http import Problem
+from services.common.openapi import SIGNED_READ, SIGNED_READ_SCHEME
 from smartcity_sdk.signed_reads import COVERED, LABEL, Message, SignedReadAuth, sign_headers
 
 __all__ = [
@@ -164,11 +167,15 @@ def request_url(request: Request) -> str:
     return f"{url}?{query.decode('latin-1')}" if query else url
 
 
-class SignedReader:
+class SignedReader(SecurityBase):
     """A FastAPI dependency: the did:key that signed the request, else a 401 problem.
 
-    The allowed skew is ``app.state.signed_read_skew_s`` when the app sets it, else `DEFAULT_SKEW_S`.
+    The allowed skew is ``app.state.signed_read_skew_s`` when the app sets it, else `DEFAULT_SKEW_S`. A security
+    scheme: every operation that depends on it is documented as a signed read (`services.common.openapi`).
     """
+
+    model = APIKey.model_validate(SIGNED_READ_SCHEME)
+    scheme_name = SIGNED_READ
 
     async def __call__(self, request: Request) -> str:
         skew_s = getattr(request.app.state, "signed_read_skew_s", DEFAULT_SKEW_S)

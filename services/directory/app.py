@@ -43,6 +43,7 @@ def create_app(
         readiness={"database": database_ready, "broker": broker_ready},
         description="Local businesses: registered by their wallets, verified by the city, published to "
         "city.merchants.v1; local-first search and local alternatives to chains.",
+        retry_after_s=settings.retry_after_s,
     )
     app.include_router(router)
     return app

@@ -19,7 +19,9 @@ class DirectorySettings(BaseSettings):
     default_page_size: int = Field(default=50, ge=1)
     max_page_size: int = Field(default=200, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest request body accepted.")
-    retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503 when the broker is down.")
+    retry_after_s: int = Field(
+        default=5, ge=1, description="Retry-After of a 503: the broker or the database is down."
+    )
     publisher_key: SecretStr | None = Field(
         default=None,
         description="base64url 32-byte Ed25519 seed of the key attesting the merchants' facts the directory "

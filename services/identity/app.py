@@ -85,6 +85,7 @@ def create_app(platform: PlatformSettings | None = None, settings: IdentitySetti
         readiness={"database": database_ready, "broker": broker_ready},
         description="Sovereign identities (did:key), selective-disclosure credentials (SD-JWT), consent, "
         "notices and service records.",
+        retry_after_s=settings.retry_after_s,
     )
     for module in (
         wallets,

@@ -203,6 +203,7 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
         | ({"mqtt": mqtt_ready} if settings.mqtt_url else {}),
         description="Devices bound to wallets, and signed sensor readings (HTTP, MQTT) checked and published "
         "to Kafka.",
+        retry_after_s=settings.retry_after_s,
     )
     app.include_router(router)
     app.include_router(decisions_router)

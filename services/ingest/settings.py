@@ -69,7 +69,9 @@ class IngestSettings(BaseSettings):
         "(city.bindings.v1): the identity service's city key (IDENTITY_CITY_KEY). Empty: the did of "
         "<SMARTCITY_DATA_DIR>/identity/city.key (development).",
     )
-    retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503 when the broker is down.")
+    retry_after_s: int = Field(
+        default=5, ge=1, description="Retry-After of a 503: the broker or the database is down."
+    )
     decisions_group: str = Field(
         default="ingest-decisions",
         description="Consumer group following city.reward-decisions.v1 into the decisions people read.",

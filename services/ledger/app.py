@@ -24,6 +24,7 @@ from services.common.events import now_rfc3339
 from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
 from services.common.kafka import TRANSIENT_ERRORS, BatchConsumer, IncomingRecord, Rejection, ensure_topics
+from services.common.openapi import problems
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.workers import WorkerPool
@@ -46,6 +47,15 @@ from services.ledger.store import LedgerStore
 from services.ledger.transactions import GENESIS, RejectedError, genesis_transaction
 
 log = logging.getLogger(__name__)
+
+UNAVAILABLE = problems(
+    (
+        503,
+        "The database did not answer (database-unavailable): retry after Retry-After; a signed object sent again "
+        "settles once",
+    )
+)
+"""What every ledger route may answer (`services.common.http.install_problem_handlers`)."""
 
 LEDGER_TOPICS = (
     topics.REWARDS,
@@ -248,15 +258,19 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
         lifespan=lifespan,
         readiness={"database": database_ready, "broker": broker_ready, "workers": workers_ready},
         description="Settles rewards into signed blocks of an RFC 9162 Merkle chain; serves balances and proofs.",
+        retry_after_s=settings.retry_after_s,
     )
-    app.include_router(router)
-    app.include_router(authority_router)
-    app.include_router(policies_router)
-    app.include_router(anchors_router)
-    app.include_router(audit_router)
-    app.include_router(circulation_router)
-    app.include_router(disclosures_router)
-    app.include_router(erasures_router)
+    for routes in (
+        router,
+        authority_router,
+        policies_router,
+        anchors_router,
+        audit_router,
+        circulation_router,
+        disclosures_router,
+        erasures_router,
+    ):
+        app.include_router(routes, responses=UNAVAILABLE)
     return app
 
 

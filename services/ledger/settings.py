@@ -62,6 +62,12 @@ class LedgerSettings(BaseSettings):
     aid_expiry_interval_s: float = Field(
         default=1.0, gt=0, description="How often unspent AID of expired grants returns to the aid pool."
     )
+    retry_after_s: int = Field(
+        default=5,
+        ge=1,
+        description="Retry-After of a 503: the database did not answer (connection refused, "
+        "pool timeout, connection dropped).",
+    )
     circulation_cache_s: float = Field(
         default=30.0,
         ge=0,

@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field
 
 from services.common.events import rfc3339
 from services.common.months import month_of
+from services.common.openapi import examples
 from services.common.policy import Policy
 
 DEFAULT_HORIZON_S = 48 * 3600
@@ -203,8 +204,47 @@ class WindowOutcomes(BaseModel):
     too_old: int
 
 
+EXAMPLE_FIGURES = {
+    "kg_co2e_avoided": 1843.2,
+    "kwh_saved": 2210.5,
+    "kg_recycled": 932.0,
+    "km_cycled": 7420.3,
+    "km_walked": 3115.8,
+    "bike_trips": 1288,
+    "walk_trips": 904,
+    "transit_trips": 5120,
+    "readings": 48211,
+}
+
+
 class ZoneImpact(BaseModel):
     """``GET /v1/impact/zones``: the figures per zone and month, per month, and in all."""
+
+    model_config = examples(
+        {
+            "months": ["2026-03"],
+            "zones": [{"zone": "harbour", "month": "2026-03", **EXAMPLE_FIGURES}],
+            "by_month": [{"month": "2026-03", **EXAMPLE_FIGURES}],
+            "totals": EXAMPLE_FIGURES,
+            "policy": {
+                "version": "2026.12-3",
+                "hash": "97b0497d7d76f3017450555cc9059671986415be1c59dc27eef228bbad205b95",
+                "factors": [
+                    {
+                        "kind": "bike_trip",
+                        "value": "km",
+                        "unit": "km",
+                        "kg_co2e_per_unit": 0.17,
+                        "source": "EEA 2024, average car",
+                    }
+                ],
+            },
+            "k_anonymity": 5,
+            "windows": {"counted": 7210, "duplicate": 12, "suppressed": 381, "too_old": 0},
+            "caught_up": True,
+            "newest_window_end": "2026-03-14T09:27:00Z",
+        }
+    )
 
     months: list[str] = Field(description="The months covered, oldest first (YYYY-MM, UTC).")
     zones: list[ZoneMonthFigures] = Field(description="One per zone and month with windows shown.")

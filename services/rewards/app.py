@@ -65,6 +65,8 @@ from services.common.topics import READINGS
 from services.common.workers import WorkerPool
 from services.rewards.changelog import rebuild_state
 from services.rewards.engine import State, epoch
+from services.rewards.openapi import RewardsReadiness
+from services.rewards.openapi import document as openapi_document
 from services.rewards.processor import Outcome, handle_reading, header_value, zone_stats_record
 from services.rewards.publication import PolicyPublisher
 from services.rewards.readings import AcceptedReading, InvalidReading, parse_all
@@ -520,14 +522,18 @@ def create_app(
             "agent": progress.stuck(platform.consumer_stall_s) is None,
         }
         ready = all(checks.values())
-        body = {
-            "status": "ready" if ready else "not-ready",
-            "service": SERVICE,
-            "checks": checks,
-            "policy_version": policy_file.policy.version,
-            "policy_hash": policy_file.policy.hash,
-        }
-        return self.json(body, status=200 if ready else 503)
+        body = RewardsReadiness(
+            status="ready" if ready else "not-ready",
+            service=SERVICE,
+            checks=checks,
+            policy_version=policy_file.policy.version,
+            policy_hash=policy_file.policy.hash,
+        )
+        return self.json(body.model_dump(), status=200 if ready else 503)
+
+    @app.page("/openapi.json")
+    async def openapi(self: web.View, request: web.Request) -> web.Response:
+        return self.json(openapi_document())
 
     @app.page("/metrics")
     async def metrics(self: web.View, request: web.Request) -> web.Response:

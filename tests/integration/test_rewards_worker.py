@@ -30,6 +30,7 @@ from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair
 from services.common.topics import CONSENTS, READINGS, REWARD_DECISIONS, REWARDS, ZONE_STATS, Topic
 from services.ledger.rewards import verify_disclosure
+from services.rewards.openapi import document as openapi_document
 from tests.conftest import REPO_ROOT
 from tests.support import consents
 from tests.support.factories import INGEST
@@ -506,6 +507,7 @@ def test_health_readiness_and_metrics_answer(worker: Worker):
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "smartcity_rewards_batch_duration_seconds" in metrics.text
     assert "smartcity_rewards_faust_messages_received" in metrics.text  # Faust's own sensors
+    assert httpx.get(f"{worker.url}/openapi.json", timeout=5).json() == openapi_document()
 
 
 def test_the_worker_stops_cleanly_on_sigterm_with_its_offsets_committed(kafka_bootstrap: str, tmp_path: Path):

@@ -14,8 +14,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.common.didkey import DidKeyError, decode
 from services.common.http import MAX_INT_PARAM, Problem, read_json_body, unavailable
 from services.common.kafka import BrokerUnavailableError
+from services.common.openapi import answers, problems, raw_body, signed_by
 from services.common.signing import SignatureError
 from services.directory import hours, merchants
+from services.directory.api import models
 from services.directory.categories import CATEGORIES, categories_for, is_category
 from services.directory.merchants import (
     Merchant,
@@ -32,6 +34,8 @@ from services.directory.store import MerchantStore, SearchHit, StaleVerification
 
 router = APIRouter(prefix="/v1")
 
+UNAVAILABLE = (503, "The database or the broker did not answer: nothing was stored, retry after Retry-After")
+
 
 def _unavailable(request: Request, exc: Exception) -> Problem:
     settings: DirectorySettings = request.app.state.settings
@@ -43,13 +47,17 @@ def _unavailable(request: Request, exc: Exception) -> Problem:
     status_code=201,
     tags=["merchants"],
     summary="Register a merchant, or update it (signed by the merchant's wallet)",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": MerchantRegistration.model_json_schema()}},
-        }
+    response_model=models.Merchant,
+    response_model_exclude_unset=True,
+    responses={
+        **answers(models.Merchant, description="The merchant was registered before and is updated"),
+        **problems(
+            (400, "Malformed JSON, or not signed by its wallet (invalid-signature)"),
+            (409, "Older than the registration held (stale-registration)"),
+            UNAVAILABLE,
+        ),
     },
-    responses={200: {"description": "The merchant was registered before and is updated"}},
+    openapi_extra=raw_body(MerchantRegistration, models.REGISTRATION, signers=[signed_by("wallet")]),
 )
 async def register_merchant(request: Request, response: Response) -> dict[str, Any]:
     settings: DirectorySettings = request.app.state.settings
@@ -85,7 +93,14 @@ async def register_merchant(request: Request, response: Response) -> dict[str, A
     return merchant.as_json()
 
 
-@router.get("/merchants", tags=["merchants"], summary="Merchants by name, optionally of one category")
+@router.get(
+    "/merchants",
+    tags=["merchants"],
+    summary="Merchants by name, optionally of one category",
+    response_model=models.MerchantPage,
+    response_model_exclude_unset=True,
+    responses=problems(UNAVAILABLE),
+)
 async def list_merchants(
     request: Request,
     limit: Annotated[
@@ -109,7 +124,14 @@ async def list_merchants(
     return {"merchants": [m.as_json() for m in page], "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/merchants/{wallet}", tags=["merchants"], summary="A merchant by wallet")
+@router.get(
+    "/merchants/{wallet}",
+    tags=["merchants"],
+    summary="A merchant by wallet",
+    response_model=models.Merchant,
+    response_model_exclude_unset=True,
+    responses=problems((400, "Not an Ed25519 did:key"), (404, "No such merchant"), UNAVAILABLE),
+)
 async def get_merchant(wallet: str, request: Request) -> dict[str, Any]:
     try:
         decode(wallet)
@@ -125,7 +147,12 @@ async def get_merchant(wallet: str, request: Request) -> dict[str, Any]:
     return merchant.as_json()
 
 
-@router.get("/categories", tags=["merchants"], summary="The merchant categories and what they cover")
+@router.get(
+    "/categories",
+    tags=["merchants"],
+    summary="The merchant categories and what they cover",
+    response_model=models.Categories,
+)
 async def list_categories() -> dict[str, dict[str, str]]:
     return {"categories": CATEGORIES}
 
@@ -134,13 +161,16 @@ async def list_categories() -> dict[str, dict[str, str]]:
     "/merchants/{wallet}/verification",
     tags=["merchants"],
     summary="The city verifies a merchant's category and local ownership (signed by a directory-role key)",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": MerchantVerification.model_json_schema()}},
-        }
-    },
-    responses={403: {"description": "The signer does not hold the directory role"}},
+    response_model=models.Merchant,
+    response_model_exclude_unset=True,
+    responses=problems(
+        (400, "Malformed JSON, or not signed by its verifier (invalid-signature)"),
+        (403, "The signer does not hold the directory role (not-a-verifier)"),
+        (404, "No such merchant"),
+        (409, "About another registration, or older than the verification held (stale-verification)"),
+        UNAVAILABLE,
+    ),
+    openapi_extra=raw_body(MerchantVerification, models.VERIFICATION, signers=[signed_by("verifier")]),
 )
 async def verify_merchant(wallet: str, request: Request) -> dict[str, Any]:
     settings: DirectorySettings = request.app.state.settings
@@ -250,6 +280,9 @@ def _minute(settings: DirectorySettings, at: datetime | None) -> int:
     "/search",
     tags=["search"],
     summary="Local-first search: text (with typos), distance, category, currency, open now; score parts",
+    response_model=models.SearchResults,
+    response_model_exclude_unset=True,
+    responses=problems(UNAVAILABLE),
 )
 async def search(
     request: Request,
@@ -297,6 +330,15 @@ async def search(
     "/alternatives",
     tags=["search"],
     summary="Nearby locally owned merchants for what a person would otherwise buy from a chain",
+    response_model=models.Alternatives,
+    response_model_exclude_unset=True,
+    responses=problems(
+        (
+            404,
+            "Neither a chain in the directory, nor a category, nor a product (unknown-retailer-or-product)",
+        ),
+        UNAVAILABLE,
+    ),
 )
 async def alternatives(
     request: Request,

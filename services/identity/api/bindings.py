@@ -16,13 +16,17 @@ from services.common import bindings, events, sdjwt, signing
 from services.common.bindings import BindingError, check_binding
 from services.common.http import Problem, read_json_body
 from services.common.kafka import BrokerUnavailableError, KafkaProducer, OutgoingRecord
+from services.common.openapi import answers, problems, raw_body, signed_by
 from services.common.topics import BINDINGS
+from services.identity.api import models
 from services.identity.api.common import (
     BINDING_EVENT,
     EVENT_SOURCE,
+    PIN_PROBLEMS,
+    SIGNED,
+    UNAVAILABLE,
     PinBody,
     _body,
-    _documented,
     _now,
     _settings,
     _store,
@@ -34,6 +38,15 @@ from services.identity.metrics import BINDING_CHANGES
 from services.identity.store import BindingLimitError
 
 router = APIRouter(prefix="/v1")
+
+BOUND_BEFORE = answers(
+    models.BindingAnswer, description="The wallet was bound to this person before: its binding"
+)
+REFUSALS = (
+    409,
+    "The wallet is bound to another person (wallet-bound-elsewhere), the credential binds the most wallets "
+    "already (binding-limit), or it is revoked (credential-revoked)",
+)
 
 
 def _problem(exc: BindingError) -> Problem:
@@ -139,6 +152,15 @@ def _record(row: Any) -> dict[str, Any]:
     summary="Bind a wallet to a person: the wallet-signed presentation of a resident credential (key binding "
     "audience smartcity:bindings, nonce the wallet); published to city.bindings.v1. A wallet already bound "
     "answers 200 with its binding.",
+    response_model=models.BindingAnswer,
+    responses={**BOUND_BEFORE, **problems(SIGNED, REFUSALS, UNAVAILABLE)},
+    openapi_extra=raw_body(
+        "defs.v1.binding",
+        models.REQUESTS["binding"],
+        signers=[signed_by("wallet")],
+        description="Besides its shape, a 422 says why the presentation does not do (credential-expired, "
+        "not-a-resident-credential, invalid-presentation with reason).",
+    ),
 )
 async def bind_wallet(request: Request, response: Response) -> dict[str, Any]:
     body = await read_json_body(request, _settings(request).max_body_bytes)
@@ -151,7 +173,13 @@ async def bind_wallet(request: Request, response: Response) -> dict[str, Any]:
     tags=["bindings"],
     summary="Bind a custodial wallet to its holder at a kiosk, with their PIN: the city presents the credential "
     "it keeps for them and signs the request with their key",
-    openapi_extra=_documented(PinBody),
+    response_model=models.BindingAnswer,
+    responses={
+        **BOUND_BEFORE,
+        **PIN_PROBLEMS,
+        **problems((404, "The city keeps no valid credential for the did"), REFUSALS),
+    },
+    openapi_extra=raw_body(PinBody, models.PIN),
 )
 async def bind_custodial(did_value: str, request: Request, response: Response) -> dict[str, Any]:
     body = await _body(request, PinBody)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.common.bindings import RESIDENT_VCT as RESIDENT_VCT  # the credential type, re-exported
 from services.common.http import Problem, read_json_body, unavailable
+from services.common.openapi import problems
 from services.identity import requests
 from services.identity.requests import RequestError, Signed
 from services.identity.settings import IdentitySettings
@@ -78,19 +79,20 @@ async def _signed(
     return _check(request, model, body, signer, role, role_name), body
 
 
-def _documented(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI for a route that reads its body itself (signed objects must be verified as sent)."""
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
-
-    def inline(node: Any) -> Any:  # nested models' $refs point into $defs, which OpenAPI would not resolve
-        if isinstance(node, dict):
-            if "$ref" in node:
-                return inline(defs[node["$ref"].rsplit("/", 1)[-1]])
-            return {k: inline(v) for k, v in node.items()}
-        return [inline(v) for v in node] if isinstance(node, list) else node
-
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
+SIGNED = (400, "Not signed by the key it names (invalid-signature), or issued_at not recent (stale-request)")
+ROLE = (403, "The signer does not hold the role (forbidden)")
+UNAVAILABLE = 503
+PIN_PROBLEMS = problems(
+    (
+        403,
+        "The PIN does not open a wallet of this did (wrong-pin, with attempts_left); a did without one is "
+        "answered alike",
+    ),
+    (423, "Too many wrong PINs (wallet-locked, with locked_until)"),
+    UNAVAILABLE,
+)
+"""What every PIN route answers besides its own (`api.wallets._open_wallet`); its 422 (invalid-pin, invalid-did)
+is its body's."""
 
 
 class PinBody(BaseModel):

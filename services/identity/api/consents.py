@@ -14,13 +14,16 @@ from services.common import events, signing
 from services.common.consents import ConsentError, ConsentSignatureError, check_consent
 from services.common.http import Problem, read_json_body
 from services.common.kafka import BrokerUnavailableError, KafkaProducer, OutgoingRecord
+from services.common.openapi import problems, raw_body, signed_by
 from services.common.signing import Keypair
 from services.common.topics import CONSENTS
 from services.identity import anchoring, requests
+from services.identity.api import models
 from services.identity.api.common import (
     CONSENT_EVENT,
     EVENT_SOURCE,
-    _documented,
+    SIGNED,
+    UNAVAILABLE,
     _now,
     _settings,
     _signed,
@@ -56,6 +59,9 @@ def _consent_json(row: Any) -> dict[str, Any]:
     status_code=201,
     tags=["consents"],
     summary="Grant or revoke a data category to a grantee (signed by the subject); published to city.consents.v1",
+    response_model=models.ConsentChange,
+    responses=problems(SIGNED, (409, "Not newer than the consent stored (stale-consent)"), UNAVAILABLE),
+    openapi_extra=raw_body("defs.v1.consent", models.CONSENT, signers=[signed_by("subject")]),
 )
 async def change_consent(request: Request) -> dict[str, Any]:
     settings = _settings(request)
@@ -104,7 +110,12 @@ async def change_consent(request: Request) -> dict[str, Any]:
     "/consents/query",
     tags=["consents"],
     summary="A person lists their consents, each with its latest receipt (signed request)",
-    openapi_extra=_documented(requests.SelfRequest),
+    response_model=models.Consents,
+    response_model_exclude_unset=True,
+    responses=problems(SIGNED, UNAVAILABLE),
+    openapi_extra=raw_body(
+        requests.SelfRequest, models.REQUESTS["list-consents"], signers=[signed_by("did")]
+    ),
 )
 async def list_consents(request: Request) -> dict[str, Any]:
     query, _ = await _signed(request, requests.SelfRequest, "did")
@@ -133,7 +144,14 @@ class ReceiptProofRequest(requests.Signed):
     tags=["consents"],
     summary="A person's consent receipt with its anchor on the chain: the anchor's tx_id, the receipt's leaf "
     "index and inclusion path in the anchored batch (signed request); 409 until it is anchored",
-    openapi_extra=_documented(ReceiptProofRequest),
+    response_model=models.ReceiptProof,
+    responses=problems(
+        SIGNED,
+        (404, "No such consent receipt of the signer's"),
+        (409, "Not anchored yet (not-anchored-yet): ask again shortly"),
+        UNAVAILABLE,
+    ),
+    openapi_extra=raw_body(ReceiptProofRequest, models.REQUESTS["receipt-proof"], signers=[signed_by("did")]),
 )
 async def receipt_proof(request: Request) -> dict[str, Any]:
     query, _ = await _signed(request, ReceiptProofRequest, "did")

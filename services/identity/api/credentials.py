@@ -12,14 +12,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.common import events, sdjwt
 from services.common.http import Problem
+from services.common.openapi import answers, problems, raw_body, signed_by
 from services.common.signing import Keypair
 from services.identity import requests, statuslist
+from services.identity.api import models
 from services.identity.api.common import (
     RESIDENT_VCT,
+    ROLE,
+    SIGNED,
     STATUS_LIST,
+    UNAVAILABLE,
     VerifyBody,
     _body,
-    _documented,
     _now,
     _settings,
     _signed,
@@ -44,7 +48,17 @@ def _status_uri(settings: IdentitySettings) -> str:
     status_code=201,
     tags=["credentials"],
     summary="Issue a resident credential (SD-JWT VC) to a registered person (signed by an issuer-role key)",
-    openapi_extra=_documented(requests.CredentialOrder),
+    response_model=models.Credential,
+    responses=problems(
+        SIGNED,
+        ROLE,
+        (404, "The subject is not a registered identity"),
+        (409, "This order was carried out already (already-issued)"),
+        UNAVAILABLE,
+    ),
+    openapi_extra=raw_body(
+        requests.CredentialOrder, models.REQUESTS["credential"], signers=[signed_by("issuer")]
+    ),
 )
 async def issue_credential(request: Request) -> dict[str, Any]:
     settings = _settings(request)
@@ -99,7 +113,11 @@ async def issue_credential(request: Request) -> dict[str, Any]:
     "/credentials/{credential_id}/revocation",
     tags=["credentials"],
     summary="Revoke a credential (signed by an issuer-role key); verifiers refuse it from then on",
-    openapi_extra=_documented(requests.RevocationOrder),
+    response_model=models.Revocation,
+    responses=problems(SIGNED, ROLE, (404, "No such credential"), UNAVAILABLE),
+    openapi_extra=raw_body(
+        requests.RevocationOrder, models.REQUESTS["revocation"], signers=[signed_by("issuer")]
+    ),
 )
 async def revoke_credential(credential_id: str, request: Request) -> dict[str, Any]:
     settings = _settings(request)
@@ -125,6 +143,18 @@ async def revoke_credential(credential_id: str, request: Request) -> dict[str, A
     tags=["credentials"],
     summary="The signed status list (Token Status List JWT) of resident credentials: bit set = revoked",
     response_class=Response,
+    responses={
+        **answers(
+            {"type": "string", "description": "A compact JWS (typ statuslist+jwt) signed by the city's key."},
+            "eyJhbGciOiJFZERTQSIsInR5cCI6InN0YXR1c2xpc3Qrand0In0.eyJzdWIiOiJodHRwOi8vMTI3LjAuMC4xOjgxMDQvdjEv"
+            "c3RhdHVzLWxpc3RzL3Jlc2lkZW50IiwiaWF0IjoxNzczNDgwNDEzLCJ0dGwiOjYwLCJzdGF0dXNfbGlzdCI6eyJiaXRzIjox"
+            "LCJsc3QiOiJlTnJiWUFBQUFJRUFnUSJ9fQ.2Qb0v7m1H8Q7lXxG1yYkCq3wJ9rD0s6pQ4bT0uVnP5f8KzR1mS2tL7aB9cD4eF6"
+            "gH8iJ0kL2mN4oP6qR8sT0uA",
+            media_type="application/statuslist+jwt",
+            description="The Token Status List JWT",
+        ),
+        **problems(UNAVAILABLE),
+    },
 )
 async def status_list(request: Request) -> Response:
     settings = _settings(request)
@@ -146,7 +176,16 @@ async def status_list(request: Request) -> Response:
     "/presentations/verify",
     tags=["credentials"],
     summary="Verify a presentation (SD-JWT + key binding) and return exactly the claims it discloses",
-    openapi_extra=_documented(VerifyBody),
+    response_model=models.VerifiedPresentation,
+    responses=problems(
+        (
+            400,
+            "The presentation does not verify: presentation-<reason>, with reason (malformed, "
+            "untrusted-issuer, signature, expired, revoked, key-binding, wrong-nonce, wrong-audience, ...)",
+        ),
+        UNAVAILABLE,
+    ),
+    openapi_extra=raw_body(VerifyBody, models.REQUESTS["verify"]),
 )
 async def verify_presentation(request: Request) -> dict[str, Any]:
     settings = _settings(request)

@@ -27,12 +27,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.common.aid_holder import AID, aid_holder
 from services.common.http import PROBLEM_BASE, Problem
 from services.common.memos import commit_memo, memo_text
+from services.common.openapi import answers, problems, raw_body
 from services.common.signing import Keypair
 from services.identity import requests
+from services.identity.api import models
 from services.identity.api.common import (
+    PIN_PROBLEMS,
     PinBody,
     _body,
-    _documented,
     _settings,
     _store,
     _unavailable,
@@ -42,6 +44,7 @@ from services.identity.ledger_client import LedgerClient
 from services.identity.metrics import CUSTODIAL_TRANSFERS
 from services.identity.service_client import ServiceRefusedError, ServiceUnavailableError
 from services.identity.store import SignTransfer
+from services.ledger.api.models import Receipt
 from smartcity_sdk.memos import sign_with_memo
 
 log = logging.getLogger(__name__)
@@ -131,8 +134,26 @@ def _asked(transfer: Mapping[str, Any]) -> dict[str, Any]:
     status_code=201,
     tags=["payments"],
     summary="Pay from a custodial wallet with the holder's PIN: identity signs the transfer, the ledger decides",
-    openapi_extra=_documented(CustodialTransferBody),
-    responses={200: {"description": "This request_id was paid before: its receipt, nothing paid again"}},
+    response_model=Receipt,
+    responses={
+        **answers(Receipt, description="This request_id was paid before: its receipt, nothing paid again"),
+        **PIN_PROBLEMS,
+        **problems(
+            (400, "The ledger refused the transfer (its problem type)"),
+            (404, "The ledger refused the transfer (its problem type: unknown-grant)"),
+            (
+                409,
+                "request_id names another payment (request-id-reused), or the ledger refused it: "
+                "insufficient-funds, ...",
+            ),
+            (
+                503,
+                "The ledger did not answer (ledger-unavailable), or other payments of the wallet kept going "
+                "first (busy-wallet): retry with the same request_id",
+            ),
+        ),
+    },
+    openapi_extra=raw_body(CustodialTransferBody, models.REQUESTS["custodial-transfer"]),
 )
 async def pay(did_value: str, request: Request, response: Response) -> dict[str, Any]:
     body = await _body(request, CustodialTransferBody)
@@ -208,7 +229,12 @@ async def _renonce(
     "/custodial-wallets/{did_value}/statement",
     tags=["payments"],
     summary="A custodial holder's balances and latest transactions on the ledger, at a kiosk with their PIN",
-    openapi_extra=_documented(PinBody),
+    response_model=models.Statement,
+    responses={
+        **PIN_PROBLEMS,
+        **problems((503, "The database or the ledger did not answer (ledger-unavailable)")),
+    },
+    openapi_extra=raw_body(PinBody, models.PIN),
 )
 async def statement(did_value: str, request: Request) -> dict[str, Any]:
     body = await _body(request, PinBody)
@@ -246,7 +272,9 @@ async def statement(did_value: str, request: Request) -> dict[str, Any]:
     tags=["payments"],
     summary="A custodial person's AID holder key, at a kiosk with their PIN: the account the city grants them "
     "AID to, which the public chain cannot link to their wallet",
-    openapi_extra=_documented(PinBody),
+    response_model=models.AidHolder,
+    responses=PIN_PROBLEMS,
+    openapi_extra=raw_body(PinBody, models.PIN),
 )
 async def custodial_aid_holder(did_value: str, request: Request) -> dict[str, Any]:
     body = await _body(request, PinBody)

@@ -15,20 +15,35 @@ from services.common.aid_holder import aid_holder
 from services.common.events import now_rfc3339
 from services.common.http import Problem, read_json_body
 from services.common.kafka import BrokerUnavailableError
+from services.common.openapi import answers, problems, raw_body
 from services.common.signed_reads import authorise, signed_reader
+from services.identity.api import models
 from services.identity.api.bindings import publish_unbindings
-from services.identity.api.common import PinBody, _body, _documented, _settings, _store, _unavailable
+from services.identity.api.common import (
+    PIN_PROBLEMS,
+    SIGNED,
+    UNAVAILABLE,
+    PinBody,
+    _body,
+    _settings,
+    _store,
+    _unavailable,
+)
 from services.identity.api.wallets import _open_wallet
 from services.identity.erasures import erasure_status, forward
 from services.identity.store import CUSTODIAL
 
 router = APIRouter(prefix="/v1", tags=["erasures"])
 
-ANSWERS: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Completed: identity, ingest and the ledger each erased their part"},
-    202: {
-        "description": "Recorded and identity's part erased; ingest's or the ledger's is retried until done"
-    },
+ANSWERS = {
+    **answers(
+        models.Erasure, description="Completed: identity, ingest and the ledger each erased their part"
+    ),
+    **answers(
+        models.Erasure,
+        status=202,
+        description="Recorded and identity's part erased; ingest's or the ledger's is retried until done",
+    ),
 }
 
 
@@ -68,12 +83,16 @@ async def _erase(
     status_code=202,
     summary="A person asks the city to erase their personal data (signed by their did): identity's rows now, "
     "then ingest's and the ledger's; the chain keeps only commitments and still verifies",
-    openapi_extra=_documented(erasure.ErasureRequest),
+    response_model=models.Erasure,
     responses={
         **ANSWERS,
-        400: {"description": "Not signed by the did it names (or not in its one canonical text), or stale"},
-        409: {"description": "The did's key is held by the city: ask at a kiosk with the PIN"},
+        **problems(
+            SIGNED,
+            (409, "The did's key is held by the city (custodial-identity): ask at a kiosk with the PIN"),
+            (503, "The database or the broker did not answer: nothing was recorded"),
+        ),
     },
+    openapi_extra=raw_body(erasure.ErasureRequest, erasure.EXAMPLE_REQUEST, signers=erasure.SIGNERS),
 )
 async def request_erasure(request: Request, response: Response) -> dict[str, Any]:
     body = await read_json_body(request, _settings(request).max_body_bytes)
@@ -98,8 +117,9 @@ async def request_erasure(request: Request, response: Response) -> dict[str, Any
     tags=["identities"],
     summary="A custodial person asks for erasure at a kiosk with their PIN: the city signs their request with "
     "their key (an erasure still in progress is answered instead of a new one)",
-    openapi_extra=_documented(ErasureBody),
-    responses=ANSWERS,
+    response_model=models.Erasure,
+    responses={**ANSWERS, **PIN_PROBLEMS},
+    openapi_extra=raw_body(ErasureBody, models.REQUESTS["custodial-erasure"]),
 )
 async def request_custodial_erasure(did_value: str, request: Request, response: Response) -> dict[str, Any]:
     body = await _body(request, ErasureBody)
@@ -131,7 +151,10 @@ async def request_custodial_erasure(did_value: str, request: Request, response: 
     "/erasures/{request_id}",
     summary="An erasure's status: when identity, ingest and the ledger each completed; a signed read by the "
     "person who asked",
-    responses={403: {"description": "Not the person's signed read"}, 404: {"description": "No such request"}},
+    response_model=models.Erasure,
+    responses=problems(
+        (403, "Not the signed read of the person who asked"), (404, "No such request"), UNAVAILABLE
+    ),
 )
 async def erasure_of(
     request_id: str, request: Request, reader: str = Depends(signed_reader)

@@ -18,10 +18,14 @@ from services.common import events
 from services.common.aid_holder import AID
 from services.common.consents import parse_time
 from services.common.http import Problem
+from services.common.openapi import answers, problems, raw_body, signed_by
 from services.identity import requests
+from services.identity.api import models
 from services.identity.api.common import (
     NOTICE_PAGE,
-    _documented,
+    ROLE,
+    SIGNED,
+    UNAVAILABLE,
     _now,
     _settings,
     _signed,
@@ -96,8 +100,12 @@ async def _holds_aid(request: Request, holder: str) -> bool:
     status_code=201,
     tags=["notices"],
     summary="Post a notice to a person or a group (signed by a notices-role key)",
-    openapi_extra=_documented(requests.Notice),
-    responses={200: {"description": "The same signed notice was posted before"}},
+    response_model=models.NoticePosted,
+    responses={
+        **answers(models.NoticePosted, description="The same signed notice was posted before"),
+        **problems(SIGNED, ROLE, (404, "The recipient is not a registered identity"), UNAVAILABLE),
+    },
+    openapi_extra=raw_body(requests.Notice, models.NOTICE, signers=[signed_by("sender")]),
 )
 async def post_notice(request: Request, response: Response) -> dict[str, Any]:
     settings = _settings(request)
@@ -119,7 +127,10 @@ async def post_notice(request: Request, response: Response) -> dict[str, Any]:
     "/notices/inbox",
     tags=["notices"],
     summary="A person reads their notices and their groups' notices, unexpired, newest first (signed request)",
-    openapi_extra=_documented(requests.SelfRequest),
+    response_model=models.Inbox,
+    response_model_exclude_unset=True,
+    responses=problems(SIGNED, UNAVAILABLE),
+    openapi_extra=raw_body(requests.SelfRequest, models.REQUESTS["read-notices"], signers=[signed_by("did")]),
 )
 async def read_notices(request: Request) -> dict[str, Any]:
     query, _ = await _signed(request, requests.SelfRequest, "did")

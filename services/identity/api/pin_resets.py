@@ -13,12 +13,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.common import events, sdjwt
 from services.common.http import Problem
+from services.common.openapi import answers, problems, raw_body, signed_by
 from services.identity import custody, requests
+from services.identity.api import models
 from services.identity.api.common import (
     RESIDENT_VCT,
+    UNAVAILABLE,
     _body,
     _check,
-    _documented,
     _now,
     _settings,
     _store,
@@ -41,8 +43,24 @@ class PinResetBody(BaseModel):
     status_code=201,
     tags=["identities"],
     summary="A caseworker resets a custodial wallet's PIN on a re-proof of the person (photo or credential)",
-    openapi_extra=_documented(PinResetBody),
-    responses={200: {"description": "This order was carried out before: nothing changed again"}},
+    response_model=models.PinReset,
+    responses={
+        **answers(models.PinReset, description="This order was carried out before: nothing changed again"),
+        **problems(
+            (
+                400,
+                "The order is not signed by its caseworker or not recent, or the credential shown does not "
+                "verify (presentation-<reason>)",
+            ),
+            (403, "The signer is not a caseworker, or the re-proof does not match (proof-mismatch)"),
+            (404, "The city holds no wallet of the did"),
+            (409, "The wallet has no recovery copy (no-recovery-copy)"),
+            UNAVAILABLE,
+        ),
+    },
+    openapi_extra=raw_body(
+        PinResetBody, models.REQUESTS["pin-reset"], signers=[signed_by("caseworker", at="order")]
+    ),
 )
 async def reset_pin(did_value: str, request: Request, response: Response) -> dict[str, Any]:
     settings = _settings(request)

@@ -9,9 +9,12 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.common.http import Problem
+from services.common.openapi import answers, problems, raw_body, signed_by
 from services.identity import requests
+from services.identity.api import models
 from services.identity.api.common import (
-    _documented,
+    SIGNED,
+    UNAVAILABLE,
     _now,
     _settings,
     _signed,
@@ -27,8 +30,18 @@ router = APIRouter(prefix="/v1")
     status_code=201,
     tags=["service-records"],
     summary="A provider records a service given to a person who consented (signed by a provider-role key)",
-    openapi_extra=_documented(requests.ServiceRecord),
-    responses={200: {"description": "The same signed record was sent before"}},
+    response_model=models.ServiceRecorded,
+    responses={
+        **answers(models.ServiceRecorded, description="The same signed record was sent before"),
+        **problems(
+            SIGNED,
+            (403, "The signer is not a provider, or the subject has not granted services to it (no-consent)"),
+            UNAVAILABLE,
+        ),
+    },
+    openapi_extra=raw_body(
+        requests.ServiceRecord, models.REQUESTS["service-record"], signers=[signed_by("provider")]
+    ),
 )
 async def record_service(request: Request, response: Response) -> dict[str, Any]:
     settings = _settings(request)
@@ -57,6 +70,8 @@ async def record_service(request: Request, response: Response) -> dict[str, Any]
     "/service-records/counts",
     tags=["service-records"],
     summary="Services given per service and day: counts only, never who",
+    response_model=models.ServiceCounts,
+    responses=problems(UNAVAILABLE),
 )
 async def service_counts(
     request: Request,

@@ -15,15 +15,20 @@ from services.common import didkey, events, sdjwt, signing
 from services.common.aid_holder import aid_holder
 from services.common.didkey import DidKeyError
 from services.common.http import Problem
+from services.common.openapi import answers, problems, raw_body, signed_by
 from services.common.signing import Keypair
 from services.identity import custody, did, requests
+from services.identity.api import models
 from services.identity.api.common import (
+    PIN_PROBLEMS,
+    ROLE,
+    SIGNED,
+    UNAVAILABLE,
     CustodialPresentationBody,
     EnrolmentBody,
     PinBody,
     _body,
     _check,
-    _documented,
     _now,
     _settings,
     _signed,
@@ -45,6 +50,8 @@ router = APIRouter(prefix="/v1")
     "/identities/{did_value}",
     tags=["identities"],
     summary="Resolve a did:key to its public key and DID document",
+    response_model=models.Resolution,
+    responses=problems((400, "Not an Ed25519 did:key")),
 )
 async def resolve_identity(did_value: str) -> dict[str, Any]:
     try:
@@ -58,8 +65,11 @@ async def resolve_identity(did_value: str) -> dict[str, Any]:
     status_code=201,
     tags=["identities"],
     summary="Register a did:key the person controls (signed by that key)",
-    openapi_extra=_documented(requests.Registration),
-    responses={200: {"description": "Registered before"}},
+    response_model=models.Identity,
+    responses={**answers(models.Identity, description="Registered before"), **problems(SIGNED, UNAVAILABLE)},
+    openapi_extra=raw_body(
+        requests.Registration, models.REQUESTS["registration"], signers=[signed_by("did")]
+    ),
 )
 async def register_identity(request: Request, response: Response) -> dict[str, Any]:
     registration, body = await _signed(request, requests.Registration, "did")
@@ -78,7 +88,16 @@ async def register_identity(request: Request, response: Response) -> dict[str, A
     status_code=201,
     tags=["identities"],
     summary="A caseworker enrols a person into a custodial wallet opened by their PIN",
-    openapi_extra=_documented(EnrolmentBody),
+    response_model=models.Identity,
+    responses={
+        **answers(
+            models.Identity, description="The same enrolment order again: its wallet, not a second one"
+        ),
+        **problems(SIGNED, ROLE, UNAVAILABLE),
+    },
+    openapi_extra=raw_body(
+        EnrolmentBody, models.REQUESTS["enrolment"], signers=[signed_by("caseworker", at="enrolment")]
+    ),
 )
 async def enrol(request: Request, response: Response) -> dict[str, Any]:
     settings = _settings(request)
@@ -170,7 +189,9 @@ async def _open_wallet(
     "/custodial-wallets/{did_value}/export",
     tags=["identities"],
     summary="Take the key out to the person's own device; the city's copy is deleted",
-    openapi_extra=_documented(PinBody),
+    response_model=models.ExportedWallet,
+    responses=PIN_PROBLEMS,
+    openapi_extra=raw_body(PinBody, models.PIN),
 )
 async def export_wallet(did_value: str, request: Request) -> dict[str, Any]:
     body = await _body(request, PinBody)
@@ -200,7 +221,9 @@ async def _custodial_credential(request: Request, did_value: str, pin: str) -> t
     "/custodial-wallets/{did_value}/presentations",
     tags=["credentials"],
     summary="Present the custodial holder's credential, disclosing only the claims asked for",
-    openapi_extra=_documented(CustodialPresentationBody),
+    response_model=models.Presentation,
+    responses={**PIN_PROBLEMS, **problems((404, "The city keeps no valid credential for the did"))},
+    openapi_extra=raw_body(CustodialPresentationBody, models.REQUESTS["presentation"]),
 )
 async def present_custodial(did_value: str, request: Request) -> dict[str, Any]:
     body = await _body(request, CustodialPresentationBody)
@@ -218,7 +241,10 @@ async def present_custodial(did_value: str, request: Request) -> dict[str, Any]:
     "/custodial-wallets/{did_value}/notices",
     tags=["notices"],
     summary="Read a custodial person's notices at a kiosk, with their PIN",
-    openapi_extra=_documented(PinBody),
+    response_model=models.Inbox,
+    response_model_exclude_unset=True,
+    responses=PIN_PROBLEMS,
+    openapi_extra=raw_body(PinBody, models.PIN),
 )
 async def read_custodial_notices(did_value: str, request: Request) -> dict[str, Any]:
     body = await _body(request, PinBody)

@@ -8,13 +8,16 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.common.http import Problem
+from services.common.openapi import problems
 from services.common.signed_reads import authorise, signed_reader
-from services.ingest.api.routes import _check_did, _dependencies_answer
+from services.ingest.api import models
+from services.ingest.api.routes import INVALID_DID, UNAVAILABLE, _check_did, _dependencies_answer
 from services.ingest.decisions import MAX_PAGE, Cursor, CursorError, DecisionStore
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
 WHAT = "reward decisions"
+FORBIDDEN = (403, "The reader is neither the wallet nor a city operator")
 
 
 def _store(request: Request) -> DecisionStore:
@@ -26,10 +29,13 @@ def _store(request: Request) -> DecisionStore:
     summary="The reward decisions on the wallet's readings, newest first (by the reading's time): the outcome, "
     "the rewards by rule and the reasons a reading earned nothing or less; a signed read by the wallet's "
     "holder or a city operator",
-    responses={
-        401: {"description": "Not a signed read"},
-        403: {"description": "The reader is neither the wallet nor a city operator"},
-    },
+    response_model=models.Decisions,
+    response_model_exclude_unset=True,
+    responses=problems(
+        (400, "Not an Ed25519 did:key (invalid-did), or a cursor that is no next_before (invalid-cursor)"),
+        FORBIDDEN,
+        UNAVAILABLE,
+    ),
 )
 async def wallet_decisions(
     wallet: str,
@@ -58,11 +64,11 @@ async def wallet_decisions(
 @router.get(
     "/wallets/{wallet}/decisions/{reading_id}",
     summary="The reward decision on one reading of the wallet; a signed read by its holder or a city operator",
-    responses={
-        401: {"description": "Not a signed read"},
-        403: {"description": "The reader is neither the wallet nor a city operator"},
-        404: {"description": "No decision on that reading of the wallet (yet)"},
-    },
+    response_model=models.Decision,
+    response_model_exclude_unset=True,
+    responses=problems(
+        INVALID_DID, FORBIDDEN, (404, "No decision on that reading of the wallet (yet)"), UNAVAILABLE
+    ),
 )
 async def wallet_decision(
     wallet: str, reading_id: str, request: Request, reader: str = Depends(signed_reader)

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Request, Response
 
 from services.common import erasure
 from services.common.http import read_json_body
-from services.ingest.api.routes import _dependencies_answer
+from services.common.openapi import answers, problems
+from services.ingest.api import models
+from services.ingest.api.routes import UNAVAILABLE, _dependencies_answer
 from services.ingest.erasures import ErasureStore
 from services.ingest.settings import IngestSettings
 
@@ -21,10 +23,13 @@ router = APIRouter(prefix="/v1", tags=["erasures"])
     status_code=201,
     summary="Erase a person's data at ingest on their signed request: their devices are revoked and their "
     "registrations' personal details and their wallet's reward decisions are dropped",
-    openapi_extra={"requestBody": erasure.forwarded_request_body()},
+    openapi_extra=erasure.forwarded_request_body(),
+    response_model=models.Erasure,
     responses={
-        200: {"description": "The same request was done before: its answer"},
-        400: {"description": "Not signed by the did it names (or not in its one canonical text), or stale"},
+        **answers(models.Erasure, description="The same request was done before: its answer"),
+        **problems(
+            (400, "Not signed by the did it names (or not in its one canonical text), or stale"), UNAVAILABLE
+        ),
     },
 )
 async def erase(request: Request, response: Response) -> dict[str, Any]:

@@ -14,8 +14,10 @@ from services.common import kinds
 from services.common.didkey import DidKeyError, decode
 from services.common.http import MAX_INT_PARAM, Problem, read_json_body
 from services.common.kafka import BrokerUnavailableError
+from services.common.openapi import answers, problems, raw_body, signed_by
 from services.common.signed_reads import may_read, signed_reader
 from services.ingest import devices
+from services.ingest.api import models
 from services.ingest.checks import Rejection
 from services.ingest.metrics import DEVICE_REGISTRATIONS, DEVICE_REVOCATIONS
 from services.ingest.pipeline import (
@@ -31,50 +33,12 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1")
 
-_SIGNED = {"type": "object", "required": ["sig"], "additionalProperties": True}
-REGISTRATION_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                **_SIGNED,
-                "description": "A device registration proven by the device (device_sig) and signed by its "
-                "owner (sig) (defs.v1.json#/$defs/device_registration); with `replaces`, a key rotation; "
-                "with `class`, a city device, whose owner must be a city operator (INGEST_OPERATORS).",
-                "required": ["device_id", "owner", "kind", "zone", "device_sig", "sig"],
-            }
-        }
-    },
-}
-REVOCATION_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                **_SIGNED,
-                "description": "A revocation signed by revoked_by: the device's owner or a city operator.",
-                "required": ["device_id", "revoked_by", "revoked_at", "sig"],
-            }
-        }
-    },
-}
-READINGS_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["readings"],
-                "properties": {
-                    "readings": {
-                        "type": "array",
-                        "items": {**_SIGNED, "description": "A reading (defs.v1.json#/$defs/reading)."},
-                    }
-                },
-            }
-        }
-    },
-}
+UNAVAILABLE = (
+    503,
+    "The database or the broker did not answer, or the consent or binding view has not caught up: nothing was "
+    "done, retry after Retry-After",
+)
+INVALID_DID = (400, "Not an Ed25519 did:key (invalid-did)")
 
 
 def _retry_after(request: Request) -> dict[str, str]:
@@ -126,12 +90,29 @@ async def _dependencies_answer(request: Request) -> AsyncIterator[None]:
     tags=["devices"],
     summary="Register a device to its owner's wallet (proven by the device, signed by the owner), or rotate "
     "a device's key (`replaces`), or register a city device (`class`, by an operator); repeating it is harmless",
-    openapi_extra={"requestBody": REGISTRATION_BODY},
+    response_model=models.Device,
     responses={
-        200: {"description": "The same registration was stored before"},
-        403: {"description": "A city device (`class`) whose owner is not a city operator"},
-        409: {"description": "Registered differently, or `replaces` is not an active device of the owner"},
+        **answers(models.Device, description="The same registration was stored before"),
+        **problems(
+            (
+                400,
+                "Malformed JSON, or not proven by the device or not signed by the owner (invalid-signature)",
+            ),
+            (403, "A city device (`class`) whose owner is not a city operator (operator-required)"),
+            (409, "Registered differently, or `replaces` is not an active device of the owner"),
+            UNAVAILABLE,
+        ),
     },
+    openapi_extra=raw_body(
+        "defs.v1.device_registration",
+        models.REGISTRATION,
+        signers=[
+            signed_by("device_id", signature="device_sig", excludes=["sig"]),
+            signed_by("owner"),
+        ],
+        description="With `replaces`, a key rotation; with `class`, a city device, whose owner must be a city "
+        "operator (INGEST_OPERATORS).",
+    ),
 )
 async def register_device(request: Request, response: Response) -> dict[str, Any]:
     settings: IngestSettings = request.app.state.settings
@@ -176,6 +157,10 @@ async def register_device(request: Request, response: Response) -> dict[str, Any
     "/devices/{device_id}",
     tags=["devices"],
     summary="A registered device and its signed registration: a signed read by its owner or a city operator",
+    response_model=models.Device,
+    responses=problems(
+        INVALID_DID, (404, "No such device, or not the reader's (the same answer)"), UNAVAILABLE
+    ),
 )
 async def get_device(
     device_id: str, request: Request, reader: str = Depends(signed_reader)
@@ -209,6 +194,10 @@ def _check_did(did: str) -> None:
     tags=["devices"],
     summary="Registered devices: a signed read, of the reader's own devices; a city operator's, of any owner's "
     "or all",
+    response_model=models.Devices,
+    responses=problems(
+        INVALID_DID, (403, "Another owner's devices, and the reader is not a city operator"), UNAVAILABLE
+    ),
 )
 async def list_devices(
     request: Request,
@@ -234,6 +223,10 @@ async def list_devices(
     "/devices/{device_id}/history",
     tags=["devices"],
     summary="The device's chain of keys: every device it replaced and that replaced it, oldest first",
+    response_model=models.Devices,
+    responses=problems(
+        INVALID_DID, (404, "No such device, or not the reader's (the same answer)"), UNAVAILABLE
+    ),
 )
 async def device_history(
     device_id: str, request: Request, reader: str = Depends(signed_reader)
@@ -260,8 +253,18 @@ async def device_history(
     "/devices/{device_id}/revocation",
     tags=["devices"],
     summary="Revoke a device (signed by its owner or a city operator); its readings are refused from then on",
-    openapi_extra={"requestBody": REVOCATION_BODY},
-    responses={403: {"description": "The signer is neither the owner nor a city operator"}},
+    response_model=models.Device,
+    responses=problems(
+        INVALID_DID,
+        (
+            403,
+            "The signer is neither the owner nor a city operator, or the signature does not verify "
+            "(revocation-refused)",
+        ),
+        (404, "No such device"),
+        UNAVAILABLE,
+    ),
+    openapi_extra=raw_body(models.Revocation, models.REVOCATION, signers=[signed_by("revoked_by")]),
 )
 async def revoke_device(device_id: str, request: Request) -> dict[str, Any]:
     settings: IngestSettings = request.app.state.settings
@@ -283,7 +286,12 @@ async def revoke_device(device_id: str, request: Request) -> dict[str, Any]:
     return revoked.as_json()
 
 
-@router.get("/kinds", tags=["readings"], summary="The reading kinds: units and consent category of each")
+@router.get(
+    "/kinds",
+    tags=["readings"],
+    summary="The reading kinds: units and consent category of each",
+    response_model=models.Kinds,
+)
 async def list_kinds() -> dict[str, Any]:
     return {"kinds": [kind.as_json() for kind in kinds.registry().values()]}
 
@@ -293,12 +301,21 @@ async def list_kinds() -> dict[str, Any]:
     status_code=202,
     tags=["readings"],
     summary="Submit a batch of signed readings; each is accepted or rejected on its own",
-    openapi_extra={"requestBody": READINGS_BODY},
-    responses={
-        413: {"description": "The body or the batch is too large"},
-        429: {"description": "Every reading that passed the checks is over its device's rate limit"},
-        503: {"description": "The broker did not acknowledge; nothing was accepted, retry after Retry-After"},
-    },
+    response_model=models.ReadingsAnswer,
+    responses=problems(
+        (
+            429,
+            "Every reading that passed the checks is over its device's rate limit (rate-limited, with the "
+            "results): none was accepted",
+        ),
+        UNAVAILABLE,
+    ),
+    openapi_extra=raw_body(
+        models.ReadingsBatch,
+        {"readings": [models.READING]},
+        signers=[signed_by("device_id", at="readings[]")],
+        description="A batch too large (more readings than INGEST_MAX_BATCH_SIZE, batch-too-large) is a 413.",
+    ),
 )
 async def submit_readings(request: Request) -> dict[str, Any]:
     settings: IngestSettings = request.app.state.settings

@@ -9,8 +9,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from services.common.events import now_rfc3339 as _now
+from services.common.openapi import problems
 from services.ledger.anchors import SCHEMA, anchor_transaction
-from services.ledger.api.routes import answered, body_doc, get_store, rejection, signed_body
+from services.ledger.api import models
+from services.ledger.api.routes import (
+    BAD_SIGNATURE,
+    RECEIPT_AGAIN,
+    answered,
+    get_store,
+    rejection,
+    signed_body,
+    signed_object_body,
+)
 from services.ledger.store import LedgerStore, Receipt
 from services.ledger.transactions import RejectedError, Transaction
 
@@ -22,7 +32,16 @@ router = APIRouter(prefix="/v1", tags=["anchors"])
     status_code=201,
     summary="Anchor a batch of signed records on the chain (its Merkle root), signed by a key holding the role "
     "for their kind (consent receipts: consent-anchor); 200 with the original receipt for the same anchor again",
-    openapi_extra=body_doc(SCHEMA),
+    response_model=models.Receipt,
+    responses={
+        **RECEIPT_AGAIN,
+        **problems(
+            BAD_SIGNATURE,
+            (403, "The anchorer does not hold the role for the kind (role-not-held)"),
+            (409, "Refused by the chain's rules (malformed)"),
+        ),
+    },
+    openapi_extra=signed_object_body(SCHEMA, "anchorer", models.EXAMPLE_REQUESTS["anchor"]),
 )
 async def anchor(request: Request, response: Response) -> dict[str, Any]:
     body = await signed_body(request, SCHEMA)

@@ -3,13 +3,16 @@ signed read: balances are personal) and, public, each currency's totals as of a 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from services.common.http import MAX_INT_PARAM, Problem
+from services.common.openapi import answers, problems
 from services.common.signed_reads import signed_reader
+from services.ledger.api import models
 from services.ledger.api.routes import auditors, get_store
 from services.ledger.audit_reads import MAX_BALANCES, MAX_LEAVES, AuditReads
 from services.ledger.store import OutOfRangeError
@@ -28,7 +31,15 @@ def get_reads(request: Request) -> AuditReads:
     summary=f"The leaves start <= i < end, in order, at most {MAX_LEAVES}: one transaction record per line, "
     "its exact JCS bytes (hash a line to get its leaf hash)",
     response_class=Response,
-    responses={200: {"content": {NDJSON: {}}}},
+    responses={
+        **answers(
+            {"type": "string", "description": "One transaction record (models.TransactionRecord) per line."},
+            json.dumps(models.RECORD, separators=(",", ":"), sort_keys=True) + "\n",
+            media_type=NDJSON,
+            description="The records, one per line, each its exact JCS bytes",
+        ),
+        **problems((400, "A range out of the tree")),
+    },
 )
 async def leaves(
     start: int = Query(..., ge=0, le=MAX_INT_PARAM),
@@ -47,6 +58,10 @@ async def leaves(
     "/balances",
     summary="Every account's balances as of a tree size: what the postings of its first tree_size leaves sum to "
     "(an auditor's signed read)",
+    response_model=models.Balances,
+    responses=problems(
+        (400, "A tree size beyond the latest"), (403, "The reader does not hold the auditor role")
+    ),
 )
 async def balances(
     request: Request,
@@ -78,6 +93,8 @@ async def balances(
     "/totals",
     summary="Each currency's totals as of a tree size: what the accounts holding it hold together, and how many "
     "they are (public: no account is named)",
+    response_model=models.Totals,
+    responses=problems((400, "A tree size beyond the latest")),
 )
 async def totals(
     tree_size: int = Query(..., ge=1, le=MAX_INT_PARAM), reads: AuditReads = Depends(get_reads)

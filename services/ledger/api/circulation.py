@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from services.common.months import MAX_REPORT_MONTHS
+from services.common.openapi import examples
 from services.ledger.circulation import CirculationReads, CirculationReport
 
 router = APIRouter(prefix="/v1", tags=["circulation"])
@@ -31,6 +32,26 @@ class CirculationMonth(BaseModel):
 
 
 class Circulation(BaseModel):
+    model_config = examples(
+        {
+            "currency": "CITY",
+            "unit": "micro-CITY",
+            "tree_size": 4213,
+            "computed_at": "2026-03-14T09:26:53Z",
+            "months": [
+                {
+                    "month": "2026-03",
+                    "rewards": 3120,
+                    "paid": 1_560_000,
+                    "transfers": 412,
+                    "transferred": 980_000,
+                    "merchant_payments": 230,
+                    "to_local_merchants": 610_000,
+                    "local_share": 0.6224,
+                }
+            ],
+        }
+    )
     currency: Literal["CITY"] = "CITY"
     unit: Literal["micro-CITY"] = "micro-CITY"
     tree_size: int = Field(description="The figures sum the chain's first tree_size leaves (sealed only).")

@@ -10,7 +10,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.common.http import MAX_INT_PARAM, Problem
+from services.common.openapi import problems
 from services.common.signed_reads import authorise, signed_reader
+from services.ledger.api import models
 from services.ledger.api.routes import auditors, get_store
 from services.ledger.disclosures import DisclosureReads
 from services.ledger.memos import MemoReads
@@ -27,6 +29,11 @@ def get_disclosures(request: Request) -> DisclosureReads:
     "/transactions/{tx_id}/disclosure",
     summary="A reward's evidence, which its public record commits to: the salt, the readings envelope ingest "
     "attested and ingest's attestation (a signed read by the wallet it paid, or an auditor)",
+    response_model=models.Disclosure,
+    response_model_exclude_unset=True,
+    responses=problems(
+        (403, "The reader is not the wallet paid or an auditor"), (404, "No reward of that id with evidence")
+    ),
 )
 async def transaction_disclosure(
     tx_id: str,
@@ -47,6 +54,11 @@ async def transaction_disclosure(
     summary="A transfer's or issuer command's memo, which its public record holds only as memo_digest: the "
     "disclosure opening the digest and its text (a signed read by a party to it, or an auditor); erased_at "
     "once a party's data was erased",
+    response_model=models.Memo,
+    response_model_exclude_unset=True,
+    responses=problems(
+        (403, "The reader is not a party or an auditor"), (404, "No memo of that transaction")
+    ),
 )
 async def transaction_memo(
     tx_id: str, request: Request, reader: str = Depends(signed_reader)
@@ -66,6 +78,9 @@ async def transaction_memo(
     "/disclosures",
     summary="The evidence of the rewards among leaves start <= i < end, in leaf order, each with its "
     "leaf_index (an auditor's signed read); next_start says where to ask again",
+    response_model=models.Disclosures,
+    response_model_exclude_unset=True,
+    responses=problems((400, "A range out of the tree"), (403, "The reader does not hold the auditor role")),
 )
 async def disclosures_in_range(
     request: Request,
@@ -90,6 +105,9 @@ async def disclosures_in_range(
     summary="The memos of the transactions among leaves start <= i < end, in leaf order, each with its "
     "leaf_index (an auditor's signed read, for `smartcity verify --auditor-key`); next_start says where to ask "
     "again",
+    response_model=models.Memos,
+    response_model_exclude_unset=True,
+    responses=problems((400, "A range out of the tree"), (403, "The reader does not hold the auditor role")),
 )
 async def memos_in_range(
     request: Request,

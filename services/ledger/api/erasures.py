@@ -9,6 +9,8 @@ from fastapi import APIRouter, Request, Response
 
 from services.common import erasure
 from services.common.http import read_json_body
+from services.common.openapi import answers, problems
+from services.ledger.api import models
 from services.ledger.api.routes import get_store
 from services.ledger.erasures import Erasures
 
@@ -22,10 +24,12 @@ MAX_BODY_BYTES = 16 * 1024
     status_code=201,
     summary="Erase the evidence of the rewards that paid a wallet, on its holder's signed request; the chain "
     "keeps their commitments and still verifies",
-    openapi_extra={"requestBody": erasure.forwarded_request_body()},
+    openapi_extra=erasure.forwarded_request_body(),
+    response_model=models.Erasure,
+    response_model_exclude_unset=True,
     responses={
-        200: {"description": "The same request was done before: its answer"},
-        400: {"description": "Not signed by the did it names (or not in its one canonical text), or stale"},
+        **answers(models.Erasure, description="The same request was done before: its answer"),
+        **problems((400, "Not signed by the did it names (or not in its one canonical text), or stale")),
     },
 )
 async def erase(request: Request, response: Response) -> dict[str, Any]:

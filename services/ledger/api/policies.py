@@ -10,7 +10,16 @@ from fastapi.responses import Response
 
 from services.common.events import now_rfc3339 as _now
 from services.common.http import Problem
-from services.ledger.api.routes import answered, body_doc, get_store, rejection, signed_body
+from services.common.openapi import REF, answers, problems
+from services.ledger.api import models
+from services.ledger.api.routes import (
+    BAD_SIGNATURE,
+    answered,
+    get_store,
+    rejection,
+    signed_body,
+    signed_object_body,
+)
 from services.ledger.policies import policy_transaction
 from services.ledger.store import LedgerStore, NotFoundError
 from services.ledger.transactions import RejectedError
@@ -26,7 +35,16 @@ _HASH = re.compile(r"^[0-9a-f]{64}$")
     status_code=201,
     summary="Publish a reward policy to the chain: signed by a key holding the policy-publisher role (200 with "
     "the original receipt when the document is on the chain already)",
-    openapi_extra=body_doc(PUBLICATION_SCHEMA),
+    response_model=models.PolicyReceipt,
+    responses={
+        **answers(models.PolicyReceipt, description="The document is on the chain already: its receipt"),
+        **problems(
+            BAD_SIGNATURE,
+            (403, "The publisher does not hold the policy-publisher role"),
+            (409, "A conflict with the chain's policies"),
+        ),
+    },
+    openapi_extra=signed_object_body(PUBLICATION_SCHEMA, "publisher", models.EXAMPLE_REQUESTS["policy"]),
 )
 async def publish_policy(request: Request, response: Response) -> dict[str, Any]:
     body = await signed_body(request, PUBLICATION_SCHEMA)
@@ -38,7 +56,14 @@ async def publish_policy(request: Request, response: Response) -> dict[str, Any]
     return {**answered(response, receipt), "policy_hash": policy.hash, "version": policy.version}
 
 
-@router.get("/policies/{policy_hash}", summary="A reward policy on the chain, by its hash (the document)")
+@router.get(
+    "/policies/{policy_hash}",
+    summary="A reward policy on the chain, by its hash (the document)",
+    responses={
+        **answers({"$ref": REF + "policy.v1"}, models.POLICY.document, description="The policy document"),
+        **problems((400, "Not a policy hash"), (404, "No policy of that hash on the chain")),
+    },
+)
 async def policy(policy_hash: str, store: LedgerStore = Depends(get_store)) -> dict[str, Any]:
     if not _HASH.match(policy_hash):
         raise Problem(400, "invalid-policy-hash", f"{policy_hash!r} is not 64 lowercase hex digits")

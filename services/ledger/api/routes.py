@@ -11,10 +11,12 @@ from fastapi.responses import Response
 from services.common import memos, schemas, signing
 from services.common.events import now_rfc3339 as _now
 from services.common.http import MAX_INT_PARAM, Problem, read_json_body
+from services.common.openapi import answers, problems, raw_body, signed_by
 from services.common.roles import Role
 from services.common.signed_reads import authorise, signed_reader
 from services.ledger import payments
 from services.ledger.accounts import CITY, CURRENCIES, AccountError, Currency, check_account
+from services.ledger.api import models
 from services.ledger.memos import keeping
 from services.ledger.store import LedgerStore, NotFoundError, OutOfRangeError, Receipt, Submission
 from services.ledger.transactions import RejectedError
@@ -90,9 +92,21 @@ REJECTION_STATUS = {
 """HTTP status of each rejection code; the others (stale or reused nonce, funds, spent grant) are 409."""
 
 
-def body_doc(schema_file: str) -> dict[str, Any]:
-    schema = {"type": "object", "description": f"See schemas/{schema_file}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+MEMO_BESIDE = (
+    "With memo_digest, the body carries beside the signed object one unsigned member, memo_disclosure (the RFC "
+    '9901 disclosure base64url([salt, "memo", text]) opening the digest; services/common/memos.py).'
+)
+BAD_SIGNATURE = (400, "Malformed JSON, or a signature that does not verify or is not written canonically")
+RECEIPT_AGAIN = answers(
+    models.Receipt, description="The same object was settled before: its original receipt"
+)
+
+
+def signed_object_body(
+    schema_file: str, signer: str, example: dict[str, Any], **kwargs: Any
+) -> dict[str, Any]:
+    """``openapi_extra`` of a route taking a signed object of `schema_file` signed by the did in `signer`."""
+    return raw_body(schema_file, example, signers=[signed_by(signer, **kwargs)])
 
 
 async def signed_body(request: Request, schema_file: str) -> dict[str, Any]:
@@ -167,7 +181,12 @@ def _out_of_range(exc: OutOfRangeError) -> Problem:
     return Problem(400, "out-of-range", str(exc))
 
 
-@router.get("/accounts", summary="The wallets holding the most of a currency (an auditor's signed read)")
+@router.get(
+    "/accounts",
+    summary="The wallets holding the most of a currency (an auditor's signed read)",
+    response_model=models.TopAccounts,
+    responses=problems((403, "The reader does not hold the auditor role")),
+)
 async def top_accounts(
     limit: int = Query(10, ge=1, le=1000),
     currency: Currency = Query(CITY),
@@ -185,6 +204,10 @@ async def top_accounts(
 @router.get(
     "/accounts/{wallet}",
     summary="An account's balances (micro-units per currency): a signed read by its holder or an auditor",
+    response_model=models.Account,
+    responses=problems(
+        (400, "Not an account"), (403, "The reader is not the holder, an auditor or a balance reader")
+    ),
 )
 async def account(
     wallet: str,
@@ -202,6 +225,8 @@ async def account(
     "/accounts/{wallet}/transactions",
     summary="An account's transactions, newest first (leaf_index is null until sealed): a signed read by its "
     "holder or an auditor",
+    response_model=models.AccountTransactions,
+    responses=problems((400, "Not an account"), (403, "The reader is not the holder or an auditor")),
 )
 async def account_transactions(
     wallet: str,
@@ -223,6 +248,8 @@ async def account_transactions(
     "/accounts/{wallet}/nonce",
     summary="A signer's last accepted nonce and the next one to sign with (0 and 1 at first): a signed read by "
     "its holder or an auditor",
+    response_model=models.Nonce,
+    responses=problems((400, "Not an account"), (403, "The reader is not the holder or an auditor")),
 )
 async def account_nonce(
     wallet: str, request: Request, reader: str = Depends(signed_reader)
@@ -233,7 +260,12 @@ async def account_nonce(
     return {"wallet": wallet, "last_nonce": last, "next_nonce": last + 1}
 
 
-@router.get("/checkpoint", summary="The latest signed block header (signed tree head)")
+@router.get(
+    "/checkpoint",
+    summary="The latest signed block header (signed tree head)",
+    response_model=models.Checkpoint,
+    responses=problems((404, "No block has been sealed yet")),
+)
 async def checkpoint(store: LedgerStore = Depends(get_store)) -> dict[str, Any]:
     header = await store.latest_header()
     if header is None:
@@ -241,7 +273,12 @@ async def checkpoint(store: LedgerStore = Depends(get_store)) -> dict[str, Any]:
     return header.to_json()
 
 
-@router.get("/blocks/{height}", summary="A signed block header and the ids of its transactions in leaf order")
+@router.get(
+    "/blocks/{height}",
+    summary="A signed block header and the ids of its transactions in leaf order",
+    response_model=models.Block,
+    responses=problems((404, "No block of that height")),
+)
 async def block(
     height: int = Path(ge=0, le=MAX_INT_PARAM), store: LedgerStore = Depends(get_store)
 ) -> dict[str, Any]:
@@ -256,7 +293,10 @@ async def block(
     "/transactions/{tx_id}",
     summary="A transaction record: exactly the JSON whose JCS bytes are its Merkle leaf",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}}},
+    responses={
+        **answers(models.TransactionRecord, models.RECORD, media_type="application/json"),
+        **problems((400, "Not a transaction id"), (404, "No such transaction")),
+    },
 )
 async def transaction(tx_id: str, store: LedgerStore = Depends(get_store)) -> Response:
     try:
@@ -267,7 +307,14 @@ async def transaction(tx_id: str, store: LedgerStore = Depends(get_store)) -> Re
     return Response(content=record, media_type="application/json")
 
 
-@router.get("/transactions/{tx_id}/proof", summary="Inclusion proof of a sealed transaction")
+@router.get(
+    "/transactions/{tx_id}/proof",
+    summary="Inclusion proof of a sealed transaction",
+    response_model=models.InclusionProof,
+    responses=problems(
+        (400, "Not a transaction id, or a tree size beyond the latest"), (404, "No such sealed transaction")
+    ),
+)
 async def inclusion_proof(
     tx_id: str,
     tree_size: int | None = Query(
@@ -290,7 +337,10 @@ async def inclusion_proof(
 
 
 @router.get(
-    "/consistency", summary="Consistency proof between two tree sizes (1 <= first <= second <= latest)"
+    "/consistency",
+    summary="Consistency proof between two tree sizes (1 <= first <= second <= latest)",
+    response_model=models.ConsistencyProof,
+    responses=problems((400, "Sizes out of range")),
 )
 async def consistency(
     first: int = Query(ge=1, le=MAX_INT_PARAM),
@@ -308,7 +358,23 @@ async def consistency(
     "/transfers",
     status_code=201,
     summary="Pay from a wallet: a transfer signed by its sender (200 with the original receipt on a retry)",
-    openapi_extra=body_doc(TRANSFER_SCHEMA),
+    description=MEMO_BESIDE,
+    response_model=models.Receipt,
+    responses={
+        **RECEIPT_AGAIN,
+        **problems(
+            BAD_SIGNATURE,
+            (
+                403,
+                "A frozen account or a currency rule (CITY only to the community, AID only to verified "
+                "merchants of a granted category before expiry), each its own problem type",
+            ),
+            (409, "A used or stale nonce, or insufficient funds"),
+        ),
+    },
+    openapi_extra=signed_object_body(
+        TRANSFER_SCHEMA, "from", models.EXAMPLE_REQUESTS["transfer"], excludes=["memo_disclosure"]
+    ),
 )
 async def transfer(request: Request, response: Response) -> dict[str, Any]:
     body, memo = await signed_body_and_memo(request, TRANSFER_SCHEMA)
@@ -329,7 +395,20 @@ async def transfer(request: Request, response: Response) -> dict[str, Any]:
     "/issuer/commands",
     status_code=201,
     summary="An issuer command (mint, fund, grant, revoke, freeze, unfreeze) signed by an issuer key",
-    openapi_extra=body_doc(COMMAND_SCHEMA),
+    description=MEMO_BESIDE,
+    response_model=models.Receipt,
+    responses={
+        **RECEIPT_AGAIN,
+        **problems(
+            BAD_SIGNATURE,
+            (403, "The signer does not hold the issuer role (not-an-issuer), or a currency rule"),
+            (404, "An unknown grant (revoke)"),
+            (409, "A used or stale nonce, insufficient funds in a pool, a spent grant"),
+        ),
+    },
+    openapi_extra=signed_object_body(
+        COMMAND_SCHEMA, "issuer", models.EXAMPLE_REQUESTS["command"], excludes=["memo_disclosure"]
+    ),
 )
 async def issuer_command(request: Request, response: Response) -> dict[str, Any]:
     body, memo = await signed_body_and_memo(request, COMMAND_SCHEMA)
