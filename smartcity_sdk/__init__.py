@@ -19,6 +19,7 @@ from smartcity_sdk.identity import IdentityClient
 from smartcity_sdk.ingest import IngestClient
 from smartcity_sdk.ledger import AID, CITY, CREDIT, MICRO, LedgerClient
 from smartcity_sdk.memos import commit_memo, open_memo
+from smartcity_sdk.portal import PortalClient
 from smartcity_sdk.proofs import VerificationError, verify_checkpoint, verify_extends, verify_included
 from smartcity_sdk.signed_reads import SignedReadAuth
 from smartcity_sdk.signing import Keypair
@@ -33,6 +34,7 @@ __all__ = [
     "IngestClient",
     "Keypair",
     "LedgerClient",
+    "PortalClient",
     "ProblemError",
     "RetryPolicy",
     "SignedReadAuth",

@@ -9,6 +9,11 @@ came (a connection refused or reset, a timeout) and on 502 and 504 from a proxy,
 with full jitter: the call may have been carried out, and sending it again must not do it twice. Which calls
 are idempotent each client says; a GET always is, and so is a signed object the service keys by its signed
 bytes (a transfer: the same object is the same tx id, and the ledger answers it again with its receipt).
+
+Coverage. Each client method that sends one of a service's operations is marked with it (`operation`): the
+method and the path template of the service's OpenAPI document. `operations` lists a client's, and
+``tests/unit/test_sdk_coverage.py`` checks them against every service's document both ways: every operation has
+a method, and every marked method sends the request it names.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Self
+from typing import Any, NamedTuple, Self, TypeVar
 
 import httpx
 
@@ -46,6 +51,41 @@ class RetryPolicy:
     def backoff(self, retry: int) -> float:
         """The wait before retry number `retry` (1, 2, ...) when the service said nothing of when."""
         return random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2 ** (retry - 1)))
+
+
+class Operation(NamedTuple):
+    """An operation of a service's API, as its OpenAPI document names it."""
+
+    method: str
+    """``GET``, ``POST``, ..."""
+    path: str
+    """The path template, e.g. ``/v1/accounts/{wallet}/nonce``."""
+
+
+OPERATION_ATTRIBUTE = "__sdk_operation__"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def operation(method: str, path: str) -> Callable[[F], F]:
+    """Mark a client method as the SDK's call of the operation `method` `path` (the path template of the
+    service's OpenAPI document). Composite calls (a transfer that first reads its nonce, a transaction checked
+    against a checkpoint) are not marked: the calls they are made of are."""
+
+    def mark(function: F) -> F:
+        setattr(function, OPERATION_ATTRIBUTE, Operation(method.upper(), path))
+        return function
+
+    return mark
+
+
+def operations(client: type[ServiceClient]) -> dict[Operation, list[str]]:
+    """The operations `client`'s methods are marked with (`operation`), each with the names of its methods."""
+    found: dict[Operation, list[str]] = {}
+    for name in sorted(dir(client)):
+        marked = getattr(getattr(client, name), OPERATION_ATTRIBUTE, None)
+        if isinstance(marked, Operation):
+            found.setdefault(marked, []).append(name)
+    return found
 
 
 def json_object(**fields: Any) -> dict[str, Any]:

@@ -17,11 +17,15 @@ import pytest
 from services.common import jcs as services_jcs
 from services.common import signing as services_signing
 from services.common.aid_holder import aid_holder as services_aid_holder
+from services.common.bindings import AUDIENCE as BINDING_AUDIENCE
 from services.common.merkle import consistency_proof, inclusion_proof, root_from_leaf_hashes
 from services.common.signed_reads import verify_read
+from services.directory.merchants import registration_hash as services_registration_hash
+from services.identity.requests import SERVICE_RECORDS_CATEGORY
 from services.ledger import chain
-from smartcity_sdk import didkey, jcs, merkle, proofs, signing
+from smartcity_sdk import didkey, identity, jcs, merkle, proofs, signing
 from smartcity_sdk.aid_holder import aid_holder
+from smartcity_sdk.directory import registration_hash
 from smartcity_sdk.errors import ProblemError
 from smartcity_sdk.http import RetryPolicy, ServiceClient, retry_after_s
 from smartcity_sdk.ingest import sign_registration
@@ -118,6 +122,16 @@ def test_transfers_commands_and_registrations_are_signed_as_the_ledger_and_inges
     registration = sign_registration(sender, device, {"device_id": device.did, "owner": sender.did})
     services_signing.verify_detached(registration, "device_id", "device_sig", exclude=("sig",))
     services_signing.verify(registration, "owner")
+
+
+def test_a_verification_names_the_registration_as_the_directory_hashes_it_and_constants_are_the_services() -> (
+    None
+):
+    wallet = signing.Keypair.from_seed(SEED)
+    registration = wallet.sign({"wallet": wallet.did, "name": "Café ☕", "accepts": ["CITY"], "lat": 52.37})
+    assert registration_hash(registration) == services_registration_hash(registration)
+    assert identity.BINDING_AUDIENCE == BINDING_AUDIENCE
+    assert identity.SERVICE_RECORDS_CATEGORY == SERVICE_RECORDS_CATEGORY
 
 
 def test_the_aid_holder_is_the_services_one_and_keeps_the_wallets_class() -> None:

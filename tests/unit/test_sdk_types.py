@@ -16,7 +16,9 @@ from pydantic.fields import FieldInfo
 from services.directory.api import models as directory
 from services.identity.api import models as identity
 from services.ingest.api import models as ingest
+from services.ledger.api import circulation
 from services.ledger.api import models as ledger
+from services.portal import impact
 from smartcity_sdk import types
 
 MIRRORS: dict[Any, type[BaseModel]] = {
@@ -33,6 +35,20 @@ MIRRORS: dict[Any, type[BaseModel]] = {
     types.AccountTransactions: ledger.AccountTransactions,
     types.Nonce: ledger.Nonce,
     types.Memo: ledger.Memo,
+    types.PolicyReceipt: ledger.PolicyReceipt,
+    types.TopAccount: ledger.TopAccount,
+    types.TopAccounts: ledger.TopAccounts,
+    types.AccountBalances: ledger.AccountBalances,
+    types.Balances: ledger.Balances,
+    types.Authority: ledger.Authority,
+    types.Disclosure: ledger.Disclosure,
+    types.LeafDisclosure: ledger.LeafDisclosure,
+    types.Disclosures: ledger.Disclosures,
+    types.LeafMemo: ledger.LeafMemo,
+    types.Memos: ledger.Memos,
+    types.LedgerErasure: ledger.Erasure,
+    types.CirculationMonth: circulation.CirculationMonth,
+    types.Circulation: circulation.Circulation,
     # Identity
     types.Identity: identity.Identity,
     types.ConsentChange: identity.ConsentChange,
@@ -44,6 +60,19 @@ MIRRORS: dict[Any, type[BaseModel]] = {
     types.Erasure: identity.Erasure,
     types.Statement: identity.Statement,
     types.AidHolder: identity.AidHolder,
+    types.Resolution: identity.Resolution,
+    types.ExportedWallet: identity.ExportedWallet,
+    types.Presentation: identity.Presentation,
+    types.Credential: identity.Credential,
+    types.CredentialRevocation: identity.Revocation,
+    types.ReceiptProof: identity.ReceiptProof,
+    types.Binding: identity.Binding,
+    types.BindingAnswer: identity.BindingAnswer,
+    types.NoticePosted: identity.NoticePosted,
+    types.ServiceRecorded: identity.ServiceRecorded,
+    types.ServiceCount: identity.ServiceCount,
+    types.ServiceCounts: identity.ServiceCounts,
+    types.PinReset: identity.PinReset,
     # Directory
     types.Facts: directory.Facts,
     types.Merchant: directory.Merchant,
@@ -51,6 +80,7 @@ MIRRORS: dict[Any, type[BaseModel]] = {
     types.Score: directory.Score,
     types.SearchHit: directory.SearchHit,
     types.SearchResults: directory.SearchResults,
+    types.Alternatives: directory.Alternatives,
     types.Categories: directory.Categories,
     # Ingest
     types.Device: ingest.Device,
@@ -63,6 +93,15 @@ MIRRORS: dict[Any, type[BaseModel]] = {
     types.Decisions: ingest.Decisions,
     types.Kind: ingest.Kind,
     types.Kinds: ingest.Kinds,
+    types.IngestErasure: ingest.Erasure,
+    # Portal
+    types.Figures: impact.Figures,
+    types.MonthFigures: impact.MonthFigures,
+    types.ZoneMonthFigures: impact.ZoneMonthFigures,
+    types.Factor: impact.Factor,
+    types.PolicyUsed: impact.PolicyUsed,
+    types.WindowOutcomes: impact.WindowOutcomes,
+    types.ZoneImpact: impact.ZoneImpact,
 }
 """Each SDK TypedDict and the service's response model whose JSON it types."""
 
