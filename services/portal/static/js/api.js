@@ -47,3 +47,14 @@ export function explain(error) {
   const again = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : "";
   return `${error.message}${again}`;
 }
+
+// A transaction's inclusion proof, or null while the transaction is not sealed into a block yet (the ledger
+// answers 404 for a proof it cannot give yet; the caller has already read the transaction itself).
+export async function proofOnceSealed(txId, treeSize) {
+  try {
+    return await call("ledger", `/v1/transactions/${txId}/proof?tree_size=${treeSize}`);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return null;
+    throw error;
+  }
+}

@@ -1,7 +1,7 @@
 // The explorer: the latest signed checkpoint, the latest blocks, a transaction's inclusion proof and the
 // consistency of two checkpoints, each verified here (merkle.js) against the ledger's signature.
 
-import { ApiError, call, explain } from "./api.js";
+import { call, explain, proofOnceSealed } from "./api.js";
 import { $, element, fillRows, showStatus } from "./dom.js";
 import { hexDecode } from "./encoding.js";
 import { ProofError, verifyCheckpoint, verifyConsistency, verifyTransaction } from "./merkle.js";
@@ -47,7 +47,7 @@ async function showBlocks(latest) {
   for (let height = latest; height >= 0 && height > latest - BLOCKS_SHOWN; height -= 1) {
     const block = await call("ledger", `/v1/blocks/${height}`);
     const txs = element("ul");
-    txs.className = "mono";
+    txs.className = "mono tx-list";
     for (const txId of block.tx_ids.slice(0, 5)) {
       const item = element("li");
       const link = element("a", `${txId.slice(0, 16)}…`, { href: `#tx=${txId}`, "aria-label": `Verify transaction ${txId}` });
@@ -67,7 +67,11 @@ async function verifyTx(txId) {
   try {
     const record = await call("ledger", `/v1/transactions/${txId}`);
     const checkpoint = await call("ledger", "/v1/checkpoint");
-    const proof = await call("ledger", `/v1/transactions/${txId}/proof?tree_size=${checkpoint.tree_size}`);
+    const proof = await proofOnceSealed(txId, checkpoint.tree_size);
+    if (proof === null) {
+      showStatus(status, "info", "Not sealed into a block yet: try again in a moment.");
+      return;
+    }
     fillRows($("#tx-details tbody"), [
       ["Type", record.type],
       ["Leaf index", proof.leaf_index],
@@ -80,7 +84,6 @@ async function verifyTx(txId) {
     showStatus(status, "good", `verified: transaction ${txId.slice(0, 16)}… is leaf ${proof.leaf_index} of the ${proof.tree_size}-leaf tree the ledger signed at height ${checkpoint.height}.`);
   } catch (error) {
     if (error instanceof ProofError) showStatus(status, "bad", `not verified: ${error.message}`);
-    else if (error instanceof ApiError && error.status === 409) showStatus(status, "info", "Not sealed into a block yet: try again in a moment.");
     else showStatus(status, "bad", explain(error));
   }
 }

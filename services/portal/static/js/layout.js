@@ -31,3 +31,12 @@ for (const [name, href, label] of PAGES) {
 nav.append(list);
 header.append(brand, nav);
 document.body.querySelector(".skip").after(header);
+
+// A wide table scrolls in its own box on a phone: the box takes keyboard focus (so it can be scrolled without
+// a mouse) and is a named region, after its section's heading.
+for (const wrap of document.querySelectorAll(".table-wrap")) {
+  wrap.tabIndex = 0;
+  wrap.setAttribute("role", "region");
+  const heading = wrap.closest("section")?.querySelector("h2");
+  wrap.setAttribute("aria-label", heading ? `${heading.textContent} (table)` : "Table");
+}

@@ -1,7 +1,7 @@
 // Consents: one switch per category of the city's reading kinds, each change signed here; the city's
 // receipt, checked, and where it is anchored on the chain.
 
-import { ApiError, call } from "./api.js";
+import { ApiError, call, proofOnceSealed } from "./api.js";
 import { verifyKey } from "./didkey.js";
 import { $, element, showStatus } from "./dom.js";
 import { b64urlDecode, hexDecode } from "./encoding.js";
@@ -107,15 +107,14 @@ async function checkAnchor(node, receipt, receiptId, attempt) {
   }
   const link = element("a", short(proof.tx_id, 16), { href: `/explorer.html#tx=${proof.tx_id}`, class: "mono" });
   try {
-    await verifyAnchor(receipt, proof);
+    if (!(await verifyAnchor(receipt, proof))) {
+      node.replaceChildren("Anchored in transaction ", link, ", not sealed into a block yet.");
+      if (attempt < ANCHOR_RECHECKS) setTimeout(() => checkAnchor(node, receipt, receiptId, attempt + 1), ANCHOR_RECHECK_MS);
+      return;
+    }
     node.replaceChildren("Anchored on the chain in transaction ", link, ": proven in your browser against the ledger's signed checkpoint.");
     node.dataset.anchor = "proven";
   } catch (error) {
-    if (error instanceof ApiError && error.status === 409 && attempt < ANCHOR_RECHECKS) {
-      node.replaceChildren("Anchored in transaction ", link, ", not sealed into a block yet.");
-      setTimeout(() => checkAnchor(node, receipt, receiptId, attempt + 1), ANCHOR_RECHECK_MS);
-      return;
-    }
     node.replaceChildren("Anchored in transaction ", link, `, but not proven: ${error instanceof ProofError ? error.message : said(error)}`);
     node.dataset.anchor = "unproven";
   }
@@ -134,6 +133,8 @@ async function verifyAnchor(receipt, proof) {
   }
   await verifyInclusion(await leafHash(canonicalBytes(receipt)), proof.leaf_index, anchor.size, proof.audit_path.map(hexDecode), hexDecode(anchor.root));
   const checkpoint = await call("ledger", "/v1/checkpoint");
-  const inclusion = await call("ledger", `/v1/transactions/${proof.tx_id}/proof?tree_size=${checkpoint.tree_size}`);
+  const inclusion = await proofOnceSealed(proof.tx_id, checkpoint.tree_size);
+  if (inclusion === null) return false;
   await verifyTransaction(record, inclusion, checkpoint);
+  return true;
 }
