@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY
 
 from services.common import attestation, events
-from services.common.bindings import BindingView, binding_request
-from services.common.dead_letters import DeadLetterProducer
+from services.common.bindings import binding_request
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.topics import BINDINGS, READINGS
@@ -23,25 +20,11 @@ from services.rewards.readings import parse
 from tests.integration.test_poison_records import dlq_entry, produce
 from tests.support import consents, ingest
 from tests.support.asgi import running
-from tests.support.bindings import bind, binding_record, resident_credential
+from tests.support.bindings import bind, binding_record, binding_view, resident_credential
 from tests.support.topics import end_offsets, records_published_during, unique_group
 from tests.support.waiting import holds, until
 
 ISSUER = Keypair.generate()
-
-
-@asynccontextmanager
-async def binding_view(bootstrap: str, client_id: str) -> AsyncIterator[BindingView]:
-    """A started, caught-up binding view trusting `ISSUER`, dead-lettering what it refuses as ingest's does."""
-    dead_letters = DeadLetterProducer(bootstrap, client_id)
-    view = BindingView(bootstrap, [ISSUER.did], client_id=client_id, dead_letter=dead_letters)
-    try:
-        await asyncio.to_thread(view.start)
-        assert await asyncio.to_thread(view.wait_ready, 30)
-        yield view
-    finally:
-        await asyncio.to_thread(view.close)
-        await asyncio.to_thread(dead_letters.close)
 
 
 def refused(client: str) -> float:
@@ -79,7 +62,7 @@ async def test_forged_replayed_and_malformed_binding_records_are_dead_lettered_a
     ]
     client = unique_group("test-binding-view")
     since = await end_offsets(kafka_bootstrap, BINDINGS.dlq)
-    async with binding_view(kafka_bootstrap, client) as view:
+    async with binding_view(kafka_bootstrap, ISSUER.did, client) as view:
         before = refused(client)
         keys = [f"{bob.did}/{i}" for i in range(len(poison))]
         good = binding_record(ISSUER, good_wallet)

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import pytest
 from prometheus_client import REGISTRY
 
 from services.common import bindings, embedded
-from services.common.bindings import BindingView, binding_request, development_issuer
-from services.common.dead_letters import DeadLetterProducer
+from services.common.bindings import binding_request, development_issuer
 from services.common.events import now_rfc3339
 from services.common.kafka import KafkaProducer, OutgoingRecord
 from services.common.settings import PlatformSettings
@@ -25,24 +22,11 @@ from services.common.signing import Keypair
 from services.common.topics import BINDINGS
 from tests.integration.test_identity_api import identity_service, issue, register
 from tests.integration.test_poison_records import dlq_entry
+from tests.support.bindings import binding_view
 from tests.support.topics import end_offsets, records_published_during, unique_group
 from tests.support.waiting import holds, until
 
 pytestmark = pytest.mark.integration
-
-
-@asynccontextmanager
-async def binding_view(bootstrap: str, issuer: str, client_id: str) -> AsyncIterator[BindingView]:
-    """A started, caught-up binding view trusting `issuer`, dead-lettering what it refuses as ingest's does."""
-    dead_letters = DeadLetterProducer(bootstrap, client_id)
-    view = BindingView(bootstrap, [issuer], client_id=client_id, dead_letter=dead_letters)
-    try:
-        await asyncio.to_thread(view.start)
-        assert await asyncio.to_thread(view.wait_ready, 30)
-        yield view
-    finally:
-        await asyncio.to_thread(view.close)
-        await asyncio.to_thread(dead_letters.close)
 
 
 OUTCOMES = ("applied", "unbound", "tombstone", "void", "refused")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,15 @@ import httpx
 from fastapi import FastAPI
 
 from services.common import events, sdjwt
-from services.common.bindings import CITY_KEY_FILE, RESIDENT_VCT, Binding, binding_request, check_binding
+from services.common.bindings import (
+    CITY_KEY_FILE,
+    RESIDENT_VCT,
+    Binding,
+    BindingView,
+    binding_request,
+    check_binding,
+)
+from services.common.dead_letters import DeadLetterProducer
 from services.common.kafka import KafkaProducer, OutgoingRecord
 from services.common.keyfiles import load_keypair
 from services.common.signing import Keypair
@@ -91,3 +101,17 @@ async def bind(bootstrap: str, data_dir: Path, wallet: Keypair, *apps: FastAPI) 
         view = app.state.bindings
         await until(holds(lambda v=view: v.person_of(wallet.did) == record["person"]), "the binding seen")
     return record["person"]
+
+
+@asynccontextmanager
+async def binding_view(bootstrap: str, issuer: str, client_id: str) -> AsyncIterator[BindingView]:
+    """A started, caught-up binding view trusting `issuer`, dead-lettering what it refuses as ingest's does."""
+    dead_letters = DeadLetterProducer(bootstrap, client_id)
+    view = BindingView(bootstrap, [issuer], client_id=client_id, dead_letter=dead_letters)
+    try:
+        await asyncio.to_thread(view.start)
+        assert await asyncio.to_thread(view.wait_ready, 30)
+        yield view
+    finally:
+        await asyncio.to_thread(view.close)
+        await asyncio.to_thread(dead_letters.close)
