@@ -17,20 +17,23 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
 RUN python -m venv /opt/venv
 WORKDIR /app
-# The pinned dependencies first, in their own layer: they change far less often than the code.
+# The pinned dependencies first, in their own layer: they change far less often than the code. Only
+# [project].dependencies: no extra, so neither the embedded broker nor PostgreSQL (the `embedded` extra, for
+# development); the image is pointed at Kafka and PostgreSQL by KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL.
 COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
     && pip install --no-cache-dir -r /tmp/requirements.txt
 COPY README.md ./
 COPY services ./services
+COPY smartcity_sdk ./smartcity_sdk
 COPY schemas ./schemas
 # Editable install: `services` stays at /app/services next to /app/schemas, which is where
 # services/common/schemas.py looks for the JSON Schemas (repo root = parents[2] of that file).
 # It also installs the `smartcity` command. Byte-compiled now because the root filesystem is read-only
 # at run time on Kubernetes.
 RUN pip install --no-cache-dir --no-deps -e . \
-    && python -m compileall -q /app/services
+    && python -m compileall -q /app/services /app/smartcity_sdk
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="smartcity" \

