@@ -10,6 +10,17 @@ A message holds one reading, or ``{"readings": [...]}``. Messages from many devi
 pipeline batch (up to `mqtt_batch_size` readings or `mqtt_batch_wait_ms`), so MQTT gets the throughput
 of HTTP batches. A device that gets no ack (or "retry") sends the reading again: the sequence check makes
 that harmless.
+
+Several ingest instances split the readings between them: their bridges subscribe as one MQTT shared
+subscription group (``$share/<group>/...``, `mqtt_share_group`), and the broker hands each message to one
+bridge of the group; the delivered topic is still the device's own. Whichever instance takes a message, the
+device's sequence number and rate limit are checked in PostgreSQL under its row lock. The broker hands out
+messages, not devices: two messages a device sends without waiting for an ack may reach two instances and be
+checked at once, and if the later sequence number is published first, the earlier one is refused as a
+duplicate. A device that must not lose one sends its next message after the previous one's ack, or puts its
+readings in one message. The bridge speaks MQTT 5, in which a broker without shared subscriptions refuses
+the subscription (then the bridge stays unready and says why) rather than taking ``$share/...`` for a topic
+filter that no message matches.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
+from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.common.events import encode_json
@@ -45,6 +57,12 @@ class Received:
 
     topic_device: str
     reading: Any
+
+
+def readings_filter(prefix: str, share_group: str) -> str:
+    """The topic filter of every device's readings, in `share_group`'s shared subscription unless empty."""
+    readings = prefix + READINGS_TOPIC.format(device_id="+")
+    return f"$share/{share_group}/{readings}" if share_group else readings
 
 
 def parse_message(topic: str, payload: bytes, prefix: str, max_bytes: int) -> tuple[str, list[Any]] | None:
@@ -86,7 +104,8 @@ def topic_mismatch(received: Received) -> Rejection | None:
 
 
 class MqttBridge:
-    """Subscribes to every device's readings topic and answers on its acks topic."""
+    """Subscribes to every device's readings topic, as one of its share group, and answers on its acks
+    topic."""
 
     def __init__(self, pipeline: ReadingPipeline, settings: IngestSettings) -> None:
         assert settings.mqtt_url, "the bridge needs INGEST_MQTT_URL"
@@ -96,6 +115,7 @@ class MqttBridge:
         self.pipeline = pipeline
         self.settings = settings
         self.prefix = settings.mqtt_topic_prefix
+        self.subscription = readings_filter(self.prefix, settings.mqtt_share_group)
         self._queue: asyncio.Queue[Received] = asyncio.Queue(maxsize=settings.mqtt_batch_size * 4)
         self.connected = asyncio.Event()
 
@@ -105,9 +125,12 @@ class MqttBridge:
         while True:
             try:
                 async with aiomqtt.Client(
-                    self.hostname, self.port, identifier=f"smartcity-ingest-{uuid.uuid4().hex[:12]}"
+                    self.hostname,
+                    self.port,
+                    identifier=f"smartcity-ingest-{uuid.uuid4().hex[:12]}",
+                    protocol=aiomqtt.ProtocolVersion.V5,
                 ) as client:
-                    await client.subscribe(self.prefix + READINGS_TOPIC.format(device_id="+"), qos=1)
+                    await self._subscribe(client)
                     self.connected.set()
                     backoff = 0.5
                     # Either task failing (the connection dropped) stops the other: reconnect both.
@@ -125,6 +148,15 @@ class MqttBridge:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        """Subscribe to the readings; raises `aiomqtt.MqttError` with the broker's reason if it refuses."""
+        granted = await client.subscribe(self.subscription, qos=1)
+        refused = [code for code in granted if isinstance(code, ReasonCode) and code.is_failure]
+        if refused:
+            raise aiomqtt.MqttError(
+                f"the broker refused the subscription to {self.subscription}: {refused[0]}"
+            )
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:

@@ -4,6 +4,7 @@ publish the accepted readings and return only once the broker acknowledged every
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -26,7 +27,7 @@ from services.ingest.metrics import (
     READINGS_ACCEPTED,
     READINGS_REJECTED,
 )
-from services.ingest.ratelimit import RateLimiter
+from services.ingest.ratelimit import Bucket, RateLimit
 from services.ingest.store import DeviceStore
 
 
@@ -59,7 +60,7 @@ class ReadingPipeline:
         producer: KafkaProducer,
         executor: Executor,
         limits: Limits,
-        rate_limiter: RateLimiter,
+        rate_limit: RateLimit,
         consents: ConsentView,
         attestor: Keypair,
         consents_max_age_s: float = 5.0,
@@ -73,7 +74,8 @@ class ReadingPipeline:
         # it verifies.
         self.executor = executor
         self.limits = limits
-        self.rate_limiter = rate_limiter
+        # Counted in each device's locked sequence row, so the limit holds across instances.
+        self.rate_limit = rate_limit
         # What the owners grant the city, followed from city.consents.v1; an answer older than
         # `consents_max_age_s` could miss a revocation, so the batch is retried instead.
         self.consents = consents
@@ -89,10 +91,10 @@ class ReadingPipeline:
         """Per reading, in order, None if accepted or why it was rejected.
 
         Raises `BrokerUnavailableError` if the broker did not acknowledge every accepted reading (then
-        none is reported accepted, and no sequence number advanced), `ConsentsUnavailableError` (a
-        `BrokerUnavailableError`) if a reading passed the device checks but the consent view cannot say
-        whether its owner consents, and `RateLimitedError` if every reading that passed the other checks
-        is over its device's rate limit.
+        none is reported accepted, no sequence number advanced and no token was spent),
+        `ConsentsUnavailableError` (a `BrokerUnavailableError`) if a reading passed the device checks but
+        the consent view cannot say whether its owner consents, and `RateLimitedError` if every reading
+        that passed the other checks (the sequence check included) is over its device's rate limit.
         """
         BATCH_SIZE.observe(len(batch))
         received_at = now_rfc3339()
@@ -117,25 +119,20 @@ class ReadingPipeline:
         ):
             raise BindingsUnavailableError("the binding view has not caught up with city.bindings.v1")
         passing: list[int] = []
-        limited: list[str] = []
         for index, reading in enumerate(batch):
             if verdicts[index] is None:
-                # Before the rate limiter and the sequence step: a refused reading spends neither.
+                # Before the sequence step and the rate limit: a refused reading spends no token.
                 verdicts[index] = checks.check_consent(
                     reading, devices[reading["device_id"]], self.consents.allows_at
                 )
             if verdicts[index] is None:
-                if self.rate_limiter.take(reading["device_id"]):
-                    passing.append(index)
-                else:
-                    verdicts[index] = Rejection(Reason.RATE_LIMITED)
-                    limited.append(reading["device_id"])
-        if limited and not passing:
-            self._count(verdicts)
-            raise RateLimitedError(verdicts, min(self.rate_limiter.retry_after_s(d) for d in limited))
-        if passing:
-            await self._publish_new(batch, passing, verdicts, devices, received_at)
+                passing.append(index)
+        retry_after_s = (
+            await self._publish_new(batch, passing, verdicts, devices, received_at) if passing else None
+        )
         self._count(verdicts)
+        if retry_after_s is not None:
+            raise RateLimitedError(verdicts, retry_after_s)
         return verdicts
 
     async def _publish_new(
@@ -145,22 +142,62 @@ class ReadingPipeline:
         verdicts: list[Rejection | None],
         devices: dict[str, Device],
         received_at: str,
-    ) -> None:
-        """Publish the readings above their devices' last sequence numbers, then advance those (see
-        `services.ingest.sequences` for why in that order, under lock)."""
+    ) -> int | None:
+        """Publish the readings above their devices' last sequence numbers and within their rate limits, then
+        advance both (see `services.ingest.sequences` for why in that order, under lock). Returns, when some
+        were over their limit and none was published, the seconds until one of those devices may send again
+        (the caller's `RateLimitedError`); else None."""
         async with sequences.locked(self.engine, {batch[i]["device_id"] for i in passing}) as locked:
-            rejections, highest = checks.check_sequences(((i, batch[i]) for i in passing), locked.states)
+            highest, buckets, retry_after_s = self._admit(batch, passing, verdicts, locked)
             envelopes = []
             for index in passing:
-                verdicts[index] = rejections.get(index)
                 if verdicts[index] is None:
                     reading = batch[index]
                     device = devices[reading["device_id"]]
                     person = self.bindings.person_of(device.owner) if self.bindings is not None else None
                     envelopes.append(readings.envelope(reading, device, received_at, person))
             await self._publish(envelopes)
-            await locked.advance(highest)
+            await locked.advance(highest, buckets)
         READINGS_ACCEPTED.inc(len(envelopes))
+        return None if envelopes else retry_after_s
+
+    def _admit(
+        self,
+        batch: Sequence[Any],
+        passing: list[int],
+        verdicts: list[Rejection | None],
+        locked: sequences.LockedSequences,
+    ) -> tuple[dict[str, int], dict[str, Bucket], int | None]:
+        """Judge the `passing` readings one by one in batch order, setting their verdicts: each must be above
+        its device's last published sequence number and every one admitted before it, then take a token of
+        its device's bucket. One by one, so that a duplicate spends no token and a reading over the limit
+        raises no floor: the next reading is judged as if it had not been sent.
+
+        Returns per device the highest sequence number admitted and its bucket after the tokens spent, and
+        the seconds until one of the devices over their limit may send again (None: none was)."""
+        now = self.rate_limit.clock()
+        states = dict(locked.states)
+        buckets = dict(locked.buckets)
+        spent: dict[str, Bucket] = {}
+        highest: dict[str, int] = {}
+        limited: set[str] = set()
+        for index in passing:
+            reading = batch[index]
+            device_id = reading["device_id"]
+            rejections, admitted = checks.check_sequences([(index, reading)], states)
+            verdicts[index] = rejections.get(index)
+            if verdicts[index] is not None:
+                continue
+            bucket = self.rate_limit.take(buckets[device_id], now)
+            if bucket is None:
+                verdicts[index] = Rejection(Reason.RATE_LIMITED)
+                limited.add(device_id)
+                continue
+            buckets[device_id] = spent[device_id] = bucket
+            highest.update(admitted)
+            states[device_id] = dataclasses.replace(states[device_id], last_seq=reading["seq"])
+        retry_after_s = min((self.rate_limit.retry_after_s(buckets[d], now) for d in limited), default=None)
+        return highest, spent, retry_after_s
 
     @staticmethod
     def _count(verdicts: list[Rejection | None]) -> None:

@@ -30,7 +30,10 @@ class IngestSettings(BaseSettings):
         default=86_400.0, gt=0, description="How old a reading's ts may be (devices buffer while offline)."
     )
     device_rate_per_s: float = Field(
-        default=10.0, gt=0, description="Readings per second a device may send (per ingest instance)."
+        default=10.0,
+        gt=0,
+        description="Readings per second a device may send, counted across every ingest instance (in the "
+        "database).",
     )
     device_burst: float = Field(default=100.0, ge=1, description="Readings a device may send at once.")
     operators: list[str] = Field(
@@ -82,6 +85,14 @@ class IngestSettings(BaseSettings):
     )
     mqtt_topic_prefix: str = Field(
         default="", description="Prefix of the bridge's topics (before city/devices/...)."
+    )
+    mqtt_share_group: str = Field(
+        default="smartcity-ingest",
+        pattern=r"^[^/+#]*$",
+        description="MQTT shared subscription group of the bridges ($share/<group>/...): the broker hands "
+        "each message to one bridge of the group, so ingest instances split the devices' readings. Every "
+        "instance of one deployment uses the same group; empty: no sharing (each instance takes every "
+        "reading).",
     )
     mqtt_batch_size: int = Field(default=500, ge=1, description="Most MQTT readings checked as one batch.")
     mqtt_batch_wait_ms: int = Field(

@@ -1,6 +1,18 @@
 """The ingest service's tables."""
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, func
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
@@ -23,13 +35,18 @@ devices = Table(
     Column("revocation", JSONB, nullable=True),
 )
 
-# Per device, the highest sequence number published. Kept apart from `devices` (whose rows are cached) and
-# row-locked by each batch from its check until the broker acknowledged it (see services/ingest/sequences.py).
+# Per device, the highest sequence number published and the rate limit's token bucket. Kept apart from
+# `devices` (whose rows are cached) and row-locked by each batch from its check until the broker acknowledged
+# it (see services/ingest/sequences.py), so every ingest instance counts a device's readings in one bucket.
 device_sequences = Table(
     "device_sequences",
     metadata,
     Column("device_id", String(64), ForeignKey("devices.device_id"), primary_key=True),
     Column("last_seq", BigInteger, nullable=False),
+    # The bucket's tokens as counted at tokens_at (epoch seconds of an ingest instance's clock: see
+    # services/ingest/ratelimit.py); both null until the device's first reading is published: a full bucket.
+    Column("tokens", Double, nullable=True),
+    Column("tokens_at", Double, nullable=True),
 )
 
 # What the rewards worker decided for each reading (city.reward-decisions.v1), kept for the person whose wallet

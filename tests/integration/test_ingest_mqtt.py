@@ -1,13 +1,16 @@
-"""The MQTT bridge on the real Mosquitto (127.0.0.1:1883), with a topic prefix unique to each test: readings
-go through the same checks as HTTP ones and each gets its ack on the device's acks topic."""
+"""The MQTT bridge on the real Mosquitto (127.0.0.1:1883, 2.0: MQTT 5 shared subscriptions), with a topic
+prefix unique to each test: readings go through the same checks as HTTP ones and each gets its ack on the
+device's acks topic; two ingest instances' bridges split the readings between them."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiomqtt
 from fastapi import FastAPI
@@ -17,15 +20,21 @@ from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.topics import READINGS
 from services.ingest.app import create_app
+from services.ingest.checks import Rejection
 from services.ingest.settings import IngestSettings
 from tests.support import consents, ingest
 from tests.support.asgi import running
-from tests.support.topics import end_offsets, records_published_during
+from tests.support.topics import device_of, end_offsets, records_published_during
 
 MQTT_URL = "mqtt://127.0.0.1:1883"
 
 
-def _app(platform: PlatformSettings, prefix: str, consents_start_timeout_s: float = 5.0) -> FastAPI:
+def _app(
+    platform: PlatformSettings,
+    prefix: str,
+    consents_start_timeout_s: float = 5.0,
+    share_group: str = "smartcity-ingest",
+) -> FastAPI:
     return create_app(
         platform,
         IngestSettings(
@@ -33,8 +42,22 @@ def _app(platform: PlatformSettings, prefix: str, consents_start_timeout_s: floa
             mqtt_topic_prefix=prefix,
             mqtt_batch_wait_ms=5,
             consents_start_timeout_s=consents_start_timeout_s,
+            mqtt_share_group=share_group,
         ),
     )
+
+
+def _count_taken(app: FastAPI, taken: Counter[str]) -> None:
+    """Count in `taken` the readings `app`'s bridge hands its pipeline ("received") and the accepted ones."""
+    ingest_batch = app.state.pipeline.ingest
+
+    async def counting(batch: list[Any]) -> list[Rejection | None]:
+        taken["received"] += len(batch)
+        verdicts = await ingest_batch(batch)
+        taken["accepted"] += sum(verdict is None for verdict in verdicts)
+        return verdicts
+
+    app.state.pipeline.ingest = counting
 
 
 @asynccontextmanager
@@ -102,9 +125,7 @@ async def test_readings_over_mqtt_are_checked_published_and_acked(platform_setti
         (4, "accepted", ""),
         (None, "rejected", "invalid_reading"),
     ]
-    seqs = sorted(
-        json.loads(m.value())["reading"]["seq"] for m in published if m.key() == device.did.encode()
-    )
+    seqs = sorted(json.loads(m.value())["reading"]["seq"] for m in published if device_of(m) == device.did)
     assert seqs == [1, 4]
 
 
@@ -133,3 +154,42 @@ async def test_mqtt_readings_get_retry_when_the_broker_is_unreachable(platform_s
         await consents.grant(platform_settings.bootstrap_servers, owner, back)
         response = await http.post("/v1/readings", json={"readings": [ingest.reading(device, 1)]})
         assert response.json()["results"][0]["status"] == "accepted"
+
+
+async def test_two_instances_split_the_readings_each_taken_once(platform_settings: PlatformSettings):
+    prefix = f"t{uuid.uuid4().hex[:10]}/"
+    group = f"g{uuid.uuid4().hex[:10]}"  # this test's own: the Mosquitto is shared
+    owner, devices = Keypair.generate(), [Keypair.generate() for _ in range(20)]
+    bootstrap = platform_settings.bootstrap_servers
+    apps = [_app(platform_settings, prefix, share_group=group) for _ in range(2)]
+    taken: list[Counter[str]] = [Counter(), Counter()]
+    acks: list[dict] = []
+    async with running(apps[0]) as http, running(apps[1]), _device_link(prefix) as link:
+        for app, counter in zip(apps, taken, strict=True):
+            _count_taken(app, counter)
+        for device in devices:
+            assert (
+                await http.post("/v1/devices", json=ingest.registration(owner, device))
+            ).status_code == 201
+        await consents.grant(bootstrap, owner, *apps)
+        await asyncio.gather(*(app.state.mqtt.connected.wait() for app in apps))
+        start = await end_offsets(bootstrap, READINGS)
+        for seq in (1, 2):
+            # Each device sends its next reading once it has the previous one's ack (see services/ingest/mqtt.py).
+            for device in devices:
+                topic = f"{prefix}city/devices/{device.did}/readings"
+                await link.publish(topic, json.dumps(ingest.reading(device, seq)), qos=1)
+            acks += [ack for _topic, ack in await _acks(link, len(devices))]
+        published = await records_published_during(bootstrap, READINGS, start)
+
+    sent = 2 * len(devices)
+    assert [ack["status"] for ack in acks] == ["accepted"] * sent
+    # Each reading reached one instance (without sharing, both would have taken all 40), and each took some.
+    assert taken[0]["received"] + taken[1]["received"] == sent
+    assert taken[0]["accepted"] + taken[1]["accepted"] == sent
+    assert all(0 < counter["received"] < sent for counter in taken), taken
+    mine = [json.loads(m.value())["reading"] for m in published]
+    dids = {device.did for device in devices}
+    assert sorted((r["device_id"], r["seq"]) for r in mine if r["device_id"] in dids) == sorted(
+        (device.did, seq) for device in devices for seq in (1, 2)
+    )
