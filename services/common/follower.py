@@ -156,6 +156,12 @@ class TopicView:
         return self.ready and self.age_s <= max_age_s
 
     @property
+    def positions(self) -> dict[int, int]:
+        """Per partition followed, the offset after the last record folded in (0 before the first; empty
+        before `start`): how far the view has read, which `services.common.lag` holds against the end."""
+        return {p: self._positions.get(p, 0) for p in self._partitions}
+
+    @property
     def records_folded(self) -> int:
         """Records the fold accepted (applied or superseded)."""
         return self._records

@@ -7,10 +7,13 @@ import asyncio
 import json
 import logging
 import math
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,7 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.common import db
+from services.common import db, logs
 from services.common.kafka import BrokerUnavailableError, KafkaProducer
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
 from services.common.openapi import PROBLEM_BASE, PROBLEM_CONTENT_TYPE, answers, examples
@@ -34,6 +37,14 @@ an overflow in the database (a 500) nor a failure dressed as a 503."""
 
 RETRY_AFTER_S = 5
 """Retry-After of a 503 of a service that sets none (``<SERVICE>_RETRY_AFTER_S``)."""
+
+ACCESS_LOG = logging.getLogger("smartcity.access")
+"""The access log: one line per request (`log_access`)."""
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+"""What a caller's request id may be: a UUID, a trace id, a short token; no spaces, quotes or newlines."""
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+"""The operations endpoints, asked every few seconds by probes and scrapers: logged at DEBUG."""
 
 ReadinessCheck = Callable[[FastAPI], Awaitable[bool]]
 """A readiness check gets the app, whose ``state`` holds the resources the lifespan opened."""
@@ -136,9 +147,17 @@ def install_problem_handlers(app: FastAPI, retry_after_s: int = RETRY_AFTER_S) -
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Handled outside the middleware that stamps the request's id: it is named here, and answered.
+        request_id = getattr(request.state, "request_id", None)
+        log.exception(
+            "unhandled error on %s %s", request.method, request.url.path, extra={"request_id": request_id}
+        )
         return problem_response(
-            500, "internal-error", "An unexpected error occurred.", instance=request.url.path
+            500,
+            "internal-error",
+            "An unexpected error occurred.",
+            instance=request.url.path,
+            headers={REQUEST_ID_HEADER: request_id} if request_id else None,
         )
 
 
@@ -179,14 +198,25 @@ def create_app(
     checks = dict(readiness or {})
 
     @app.middleware("http")
-    async def _metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Every request's metrics, its id (`REQUEST_ID_HEADER`, answered back and stamped on what is logged
+        while it is handled) and its access log line; one middleware, since each layer costs every request."""
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_LATENCY.labels(service, request.method, path).observe(time.perf_counter() - started)
-        HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
-        return response
+        request.state.request_id = request_id = request_id_of(request.headers.get(REQUEST_ID_HEADER))
+        stamped = logs.REQUEST_ID.set(request_id)
+        status = 500  # what the client gets if the app raises past every handler
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers[REQUEST_ID_HEADER] = request_id
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            HTTP_LATENCY.labels(service, request.method, route).observe(elapsed)
+            HTTP_REQUESTS.labels(service, request.method, route, str(status)).inc()
+            log_access(request, status, elapsed, request_id)
+            logs.REQUEST_ID.reset(stamped)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> Health:
@@ -217,6 +247,44 @@ def create_app(
         return Response(payload, media_type=content_type)
 
     return app
+
+
+def request_id_of(sent: str | None) -> str:
+    """The id of a request: the caller's ``X-Request-ID`` if it is a plausible id (so one id follows a call
+    across services and proxies), else a new one. Anything else is replaced, never logged: a header is
+    the caller's text, and must not forge or break log lines."""
+    if sent is not None and _REQUEST_ID.fullmatch(sent):
+        return sent
+    return uuid.uuid4().hex
+
+
+def log_access(request: Request, status: int, elapsed_s: float, request_id: str) -> None:
+    """One structured line per request on ``smartcity.access``: method, path, status, duration, request id
+    and client address. Never the query string nor the body: they carry what people search for and send,
+    and a signed read's query is covered by its signature. Paths hold ids only (wallet did:keys, which are
+    pseudonymous public keys, device, transaction and request ids), percent-encoded again as sent, so that a
+    decoded newline cannot forge a line. Probes and scrapes (`QUIET_PATHS`) log at DEBUG, so that they do not
+    bury the requests people make."""
+    path = quote(request.scope["path"], safe="/:@!$&'()*+,;=~")
+    client = request.client.host if request.client else None
+    ACCESS_LOG.log(
+        logging.DEBUG if path in QUIET_PATHS else logging.INFO,
+        "%s %s %d %.1fms id=%s client=%s",
+        request.method,
+        path,
+        status,
+        elapsed_s * 1000,
+        request_id,
+        client,
+        extra={
+            "method": request.method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(elapsed_s * 1000, 3),
+            "request_id": request_id,
+            "client": client,
+        },
+    )
 
 
 def _reject_constant(name: str) -> Any:

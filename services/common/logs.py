@@ -1,13 +1,29 @@
-"""Structured logging: JSON lines in production (LOG_FORMAT=json), readable lines on a terminal."""
+"""Structured logging: JSON lines in production (LOG_FORMAT=json), readable lines on a terminal. A line logged
+while an HTTP request is handled carries the request's id (`REQUEST_ID`, set by `services.common.http`)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+"""The id of the HTTP request being handled in this context (None outside one)."""
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps a record logged while a request is handled with its id (``request_id``), so that every line a
+    request causes can be found from its access log line or from the id a client was answered."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = REQUEST_ID.get()
+        if request_id is not None and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,6 +56,7 @@ def configure_logging(service: str, log_format: str = "console", level: str = "I
         handler.setFormatter(
             logging.Formatter(f"%(asctime)s %(levelname)-7s {service} %(name)s: %(message)s", "%H:%M:%S")
         )
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

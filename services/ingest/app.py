@@ -22,6 +22,7 @@ from services.common.follower import TopicView
 from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
 from services.common.kafka import TRANSIENT_ERRORS, BatchConsumer
+from services.common.lag import LagMonitor
 from services.common.roles import Role, operator_key, service_key
 from services.common.settings import PlatformSettings
 from services.ingest.api.decisions import router as decisions_router
@@ -33,7 +34,7 @@ from services.ingest.decisions import DecisionFold, DecisionStore
 from services.ingest.erasures import ErasureStore
 from services.ingest.mqtt import MqttBridge
 from services.ingest.pipeline import ReadingPipeline
-from services.ingest.ratelimit import RateLimiter
+from services.ingest.ratelimit import RateLimit
 from services.ingest.settings import SERVICE, IngestSettings
 from services.ingest.store import DeviceStore
 
@@ -145,7 +146,7 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
                 app.state.producer,
                 executor,
                 Limits(settings.max_reading_bytes, settings.max_ahead_s, settings.max_age_s),
-                RateLimiter(settings.device_rate_per_s, settings.device_burst),
+                RateLimit(settings.device_rate_per_s, settings.device_burst),
                 app.state.consents,
                 service_key(settings.attestor_key, platform.data_dir, Role.INGEST_ATTESTOR),
                 settings.consents_max_age_s,
@@ -166,12 +167,20 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
                 transient=(*TRANSIENT_ERRORS, *DATABASE_ERRORS),
             )
             app.state.decisions_task = asyncio.create_task(decisions.run(), name="ingest-decisions")
+            # smartcity_consumer_lag of the decisions group and of both views, sampled on a thread of its own.
+            lag = LagMonitor(
+                platform.bootstrap_servers,
+                groups={settings.decisions_group: [topics.REWARD_DECISIONS]},
+                views=[app.state.consents, app.state.bindings],
+            )
+            lag.start()
             watchdog = asyncio.create_task(watch_decisions(app), name="ingest-decisions-watchdog")
             app.state.mqtt = MqttBridge(app.state.pipeline, settings) if settings.mqtt_url else None
             bridge = asyncio.create_task(app.state.mqtt.run()) if app.state.mqtt else None
             try:
                 yield
             finally:
+                await asyncio.to_thread(lag.close)
                 watchdog.cancel()
                 decisions.stop()
                 await asyncio.gather(app.state.decisions_task, return_exceptions=True)

@@ -24,6 +24,7 @@ from services.common.events import now_rfc3339
 from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
 from services.common.kafka import TRANSIENT_ERRORS, BatchConsumer, IncomingRecord, Rejection, ensure_topics
+from services.common.lag import LagMonitor
 from services.common.openapi import problems
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
@@ -187,8 +188,17 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
             app.state.verify_pool = pool = (
                 WorkerPool(settings.verify_workers) if settings.verify_workers else None
             )
+            # smartcity_consumer_lag of the settlement and merchants groups, sampled on a thread of its own.
+            lag = LagMonitor(
+                platform.bootstrap_servers,
+                groups={
+                    settings.consumer_group: [topics.REWARDS],
+                    settings.merchants_group: [topics.MERCHANTS],
+                },
+            )
             try:
                 await asyncio.to_thread(ensure_topics, platform.bootstrap_servers, LEDGER_TOPICS)
+                lag.start()
                 await open_chain(store, keypair, settings, platform.data_dir)
                 sealer = Sealer(store, producer, keypair, settings)
                 # Several members of one group share the partitions: while one waits for its database commit,
@@ -251,6 +261,7 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
                     task.cancel()
                 if pool is not None:
                     pool.shutdown()
+                await asyncio.to_thread(lag.close)
 
     app = create_service_app(
         service=SERVICE,

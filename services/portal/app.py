@@ -3,6 +3,7 @@ page's zone figures, which the portal folds itself from the analysts' topic (`im
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 from services.common.http import create_app as create_service_app
+from services.common.lag import LagMonitor
 from services.common.settings import PlatformSettings
 from services.portal.impact_feed import impact_feed
 from services.portal.impact_feed import router as impact_router
@@ -45,7 +47,13 @@ def create_app(settings: PortalSettings | None = None, platform: PlatformSetting
             app.state.upstreams = settings.upstreams()
             app.state.http = http
             async with impact_feed(app, settings, platform, http):
-                yield
+                # smartcity_consumer_lag of the impact page's view, sampled on a thread of its own.
+                lag = LagMonitor(platform.bootstrap_servers, views=[app.state.impact.view])
+                lag.start()
+                try:
+                    yield
+                finally:
+                    await asyncio.to_thread(lag.close)
 
     app = create_service_app(
         service=SERVICE,
