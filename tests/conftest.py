@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -56,8 +57,15 @@ def kafka_bootstrap(test_data_dir: Path) -> Iterator[str]:
             ensure_topics(url, ALL_TOPICS)
             yield url
         return
+    with embedded_broker(test_data_dir / "tansu.log") as url:
+        yield url
+
+
+@contextmanager
+def embedded_broker(log_path: Path) -> Iterator[str]:
+    """An embedded Tansu broker of its own, with every platform topic, stopped (by its PID) on leaving."""
     port = embedded.free_port()
-    process = embedded.start_broker(port, test_data_dir / "tansu.log")
+    process = embedded.start_broker(port, log_path)
     url = f"127.0.0.1:{port}"
     try:
         ensure_topics(url, ALL_TOPICS)

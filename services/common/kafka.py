@@ -61,6 +61,8 @@ class OutgoingRecord:
     key: str
     value: Any
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+    partition: int | None = None
+    """Where it goes when not where its key hashes to (a record every partition of a topic gets)."""
 
 
 def attested(keypair: Keypair, records: Sequence[OutgoingRecord]) -> list[OutgoingRecord]:
@@ -189,6 +191,7 @@ class KafkaProducer:
                     else events.encode_json(record.value),
                     headers=record.headers,
                     on_delivery=on_delivery,
+                    **({} if record.partition is None else {"partition": record.partition}),
                 )
                 return
             except BufferError:

@@ -78,9 +78,11 @@ class Topic:
         return {"cleanup.policy": self.cleanup_policy}
 
 
+# Keyed by the person the owner wallet is bound to, else by the owner wallet: everything a decision depends
+# on (the device's memory, the wallet's and the person's caps) is in one partition, so rewards scales out.
 READINGS = Topic(
     "city.readings.v1",
-    key="device id",
+    key="person, else owner wallet",
     schema="readings.v1.json",
     has_dlq=True,
     attested=True,
@@ -108,17 +110,42 @@ ZONE_STATS = Topic(
     writers=(REWARDS_SERVICE,),
     analysts=True,
 )
+# Rewards' second stage, keyed by zone: each readings partition's share of a zone's minute (values and device
+# ids: personal), and per readings partition how far its windows are closed (`services.rewards.zones`);
+# attested by the workers' rewards-oracle key, which the zone stage checks before it sums a share.
+ZONE_PARTIALS = Topic(
+    "city.zone-partials.v1",
+    key="zone",
+    schema="zone-partials.v1.json",
+    partitions=3,
+    has_dlq=True,
+    attested=True,
+    writers=(REWARDS_SERVICE,),
+    readers=(REWARDS_SERVICE,),
+)
 # Keyed and partitioned as READINGS: the decision on readings partition p goes to partition p. The worker
 # reads it back: it is the changelog its state is rebuilt from. Ingest keeps each decision for the person
 # whose wallet it names (a signed read). Personal (device, wallet, values): no analyst reads it.
 REWARD_DECISIONS = Topic(
     "city.reward-decisions.v1",
-    key="device id",
+    key="as its reading",
     schema="reward-decisions.v1.json",
     partitions=6,
     has_dlq=True,
     writers=(REWARDS_SERVICE,),
     readers=(REWARDS_SERVICE, INGEST),
+)
+# Partitioned as READINGS: the snapshots of readings partition p's decision state go to partition p, each
+# with the readings offset it covers (`services.rewards.snapshots`): a restart reads the latest and the
+# decisions after it, not the rebuild horizon's. Personal (devices, wallets, values).
+REWARDS_SNAPSHOTS = Topic(
+    "city.rewards-snapshots.v1",
+    key="app id + partition",
+    schema="rewards-snapshots.v1.json",
+    partitions=6,
+    cleanup_policy="compact",
+    writers=(REWARDS_SERVICE,),
+    readers=(REWARDS_SERVICE,),
 )
 # Keyed by wallet: personal, no analyst reads it.
 LEDGER_SETTLED = Topic(
@@ -169,7 +196,9 @@ PRIMARY_TOPICS: tuple[Topic, ...] = (
     READINGS,
     REWARDS,
     ZONE_STATS,
+    ZONE_PARTIALS,
     REWARD_DECISIONS,
+    REWARDS_SNAPSHOTS,
     LEDGER_SETTLED,
     LEDGER_CHECKPOINTS,
     CONSENTS,

@@ -33,11 +33,18 @@ def envelope(
     return value
 
 
+def partition_key(value: Mapping[str, Any]) -> str:
+    """The key of an envelope's record: the person its owner wallet is bound to, else the wallet. Everything
+    its decision depends on (its device's memory, the wallet's and the person's caps) is then in its
+    partition, and a device's readings stay in order (a device has one owner)."""
+    return value.get("person") or value["owner"]
+
+
 def outgoing_record(value: Mapping[str, Any]) -> OutgoingRecord:
-    """The record of an envelope: keyed by device id (per-device order), CloudEvent id = reading id."""
+    """The record of an envelope: keyed by `partition_key`, CloudEvent id = reading id."""
     return OutgoingRecord(
         topic=READINGS,
-        key=value["reading"]["device_id"],
+        key=partition_key(value),
         value=value,
         headers=cloudevent_headers(EVENT_TYPE, EVENT_SOURCE, value["reading_id"], time=value["received_at"]),
     )

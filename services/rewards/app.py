@@ -9,16 +9,19 @@ Delivery guarantee: at least once, with idempotent effects (each reward paid exa
   first the decisions (and DLQ records), then the rewards. Only then does it ack the batch's events.
   Faust commits a partition's offset only up to the first event not acked, so a crash, a kill or a stop
   mid-batch leaves those readings uncommitted, and they are consumed again after the restart.
-- The state the decisions depend on (caps per device-hour and wallet-day, stuck-sensor and burst memory,
-  the zone windows, the recent decisions) is rebuilt after every start and rebalance from the decisions
-  topic (`services.rewards.changelog`), which is its changelog. Because decisions are acknowledged before
-  any reward they imply, a reading that paid is always found decided, and gets the same rewards again:
-  same ids, same amounts. The ledger's unique reward id makes the resend a no-op.
+- The state the decisions depend on (caps per device-hour, wallet-day and person-day, stuck-sensor and burst
+  memory, the zone windows, the recent decisions) is kept per readings partition: readings are keyed by
+  person, else wallet, so a decision depends on its partition's state only, and workers that split the
+  partitions decide as one. It is rebuilt after every start and rebalance from the partition's latest
+  snapshot and the decisions after it (`services.rewards.snapshots`, `services.rewards.changelog`). Because
+  decisions are acknowledged before any reward they imply, a reading that paid is always found decided, and
+  gets the same rewards again: same ids, same amounts. The ledger's unique reward id makes the resend a no-op.
+- Zone statistics span partitions: each partition's closed windows go to the zone stage
+  (`services.rewards.zone_stage`), keyed by zone, which sums them once every partition has closed them.
 - Why not Faust tables: a table's changelog is written key by key, apart from the rewards, so after a kill
   it may hold part of a batch's effects and replayed readings would be decided against a state that
-  already counts them (a cap hit twice). A table must also be keyed like the stream (by device), while
-  wallet caps and zone statistics span every device. And Faust refuses table writes inside a
-  ``take`` batch. One decision record per reading is the changelog that avoids all three.
+  already counts them (a cap hit twice). And Faust refuses table writes inside a ``take`` batch. One
+  decision record per reading is the changelog that avoids both; a snapshot per partition bounds the replay.
 - Not exactly-once: Faust's ``exactly_once`` needs Kafka transactions and idempotent producers, which the
   embedded broker (Tansu) does not provide; Faust's own issue tracker advises against that mode anyway.
 - Not ``Stream.take``: it acks a batch in a ``finally`` clause, that is even when handling it raised.
@@ -42,7 +45,7 @@ from collections import Counter as CounterOf
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,26 +54,30 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from faust import web
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.types import TP
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from services.common import attestation, liveness
 from services.common.consents import ConsentView
 from services.common.dead_letters import DeadLetterProducer
 from services.common.kafka import KafkaProducer, OutgoingRecord, attested, client_security
+from services.common.lag import LagMonitor, run_with_faust
 from services.common.metrics import DLQ_RECORDS, exposition
 from services.common.policy import Policy, PolicyError, load_policy
 from services.common.roles import Role, service_key
 from services.common.settings import PlatformSettings
-from services.common.topics import READINGS
+from services.common.topics import READINGS, ZONE_PARTIALS
 from services.common.workers import WorkerPool
-from services.rewards.changelog import rebuild_state
+from services.rewards import snapshots, zones
+from services.rewards.changelog import rebuild_partitions
 from services.rewards.engine import State, epoch
 from services.rewards.openapi import RewardsReadiness
 from services.rewards.openapi import document as openapi_document
-from services.rewards.processor import Outcome, handle_reading, header_value, zone_stats_record
+from services.rewards.processor import Outcome, handle_reading, header_value
 from services.rewards.publication import PolicyPublisher
 from services.rewards.readings import AcceptedReading, InvalidReading, parse_all
 from services.rewards.settings import SERVICE, RewardsSettings
+from services.rewards.zone_stage import install_zone_stage
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +115,17 @@ LATENCY_SECONDS = Histogram(
 LAG = Gauge(
     "smartcity_rewards_consumer_lag",
     "Readings behind the end of their partition, as of the last batch.",
+    ["partition"],
+)
+RECOVERY_RECORDS = Gauge(
+    "smartcity_rewards_recovery_records",
+    "Decisions records read to rebuild a readings partition's state at its last recovery (after its "
+    "snapshot, if it had one): bounded by what was decided in a snapshot interval.",
+    ["partition"],
+)
+RECOVERY_SNAPSHOT = Gauge(
+    "smartcity_rewards_recovery_from_snapshot",
+    "1 if a readings partition's state was last recovered from its snapshot, 0 from the rebuild horizon.",
     ["partition"],
 )
 POLICY_INFO = Gauge("smartcity_rewards_policy_info", "The policy version in force (value 1).", ["version"])
@@ -193,11 +211,26 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 
 @dataclass
-class Engine:
-    """The worker's state, and whether it must be rebuilt from the decisions topic before the next batch."""
+class Held:
+    """A readings partition's state, the last readings offset decided on it, and when it was last snapshot."""
 
     state: State
+    offset: int = -1
+    snapshot_at: float = 0.0
+    decided: int = 0  # readings decided since the last snapshot
+
+
+@dataclass
+class Engine:
+    """The state of each readings partition the worker holds, the partitions assigned to it, and whether
+    they must be rebuilt before the next batch. Each partition's decisions depend on its own state only: a
+    worker holding every partition decides as several holding a share each."""
+
+    held: dict[int, Held] = field(default_factory=dict)
+    assigned: set[int] = field(default_factory=set)
     stale: bool = True
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    in_flight: deque[asyncio.Task[None]] = field(default_factory=deque)
 
 
 def create_app(
@@ -210,7 +243,7 @@ def create_app(
     platform = platform or PlatformSettings()
     settings = settings or RewardsSettings()
     policy_file = PolicyFile.open(settings.policy_path)
-    engine = Engine(State(recent_limit=settings.recent_decisions))
+    engine = Engine()
     session_timeout_s = platform.kafka_session_timeout_ms / 1000
     datadir = platform.data_dir / SERVICE
     datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates datadir itself, but not its parents
@@ -275,6 +308,12 @@ def create_app(
         dead_letter=consent_dead_letters,
         history_s=settings.consent_history_s,
     )
+    # smartcity_consumer_lag (services/common/lag.py) of the worker's group, on every topic its agents consume,
+    # and of its consent view: sampled on a thread from the worker's start until just before it shuts down.
+    lag = LagMonitor(
+        platform.bootstrap_servers, groups={settings.app_id: [READINGS, ZONE_PARTIALS]}, views=[consents]
+    )
+    run_with_faust(app, lag)
     consents_following: list[bool] = []  # [True] once the view follows the topic
 
     @app.on_before_shutdown.connect
@@ -329,33 +368,57 @@ def create_app(
                 backoff_s = min(backoff_s * 2, 5.0)
             pending = failed
 
-    async def rebuild() -> None:
+    def rebuild(partitions: list[int]) -> dict[int, Held]:
+        """The states of `partitions`: each from its latest snapshot and the decisions after it, or from
+        the rebuild horizon's decisions (blocking I/O)."""
         now = time.time()
-        engine.state = await asyncio.to_thread(
-            rebuild_state,
+        found = snapshots.latest(
+            platform.bootstrap_servers, settings.app_id, partitions, settings.recent_decisions
+        )
+        rebuilt = rebuild_partitions(
             platform.bootstrap_servers,
             app_id=settings.app_id,
+            partitions=partitions,
             since=now - settings.rebuild_horizon_s,
             now=now,
             recent_limit=settings.recent_decisions,
+            snapshots=found,
+            recent_s=settings.snapshot_recent_s,
             dead_letter=changelog_dead_letters,
         )
+        for partition, done in rebuilt.items():
+            RECOVERY_RECORDS.labels(str(partition)).set(done.records)
+            RECOVERY_SNAPSHOT.labels(str(partition)).set(1 if partition in found else 0)
+        return {p: Held(done.state, done.offset, now) for p, done in rebuilt.items()}
+
+    async def ensure_rebuilt(partitions: set[int] | frozenset[int] = frozenset()) -> None:
+        """Rebuild the assigned partitions (and `partitions`) if a rebalance made them stale or they are not
+        held; the caller holds `engine.lock`."""
+        wanted = engine.assigned | partitions
+        if not engine.stale and wanted <= engine.held.keys():
+            return
+        while engine.in_flight:  # our own decisions must be on the topic before reading it back
+            await engine.in_flight.popleft()
+        engine.held = await asyncio.to_thread(rebuild, sorted(wanted))
         engine.stale = False
 
     async def finish(
         stream: faust.StreamT,
         events: Sequence[Any],
         outcomes: Sequence[Outcome],
+        snapshot_records: Sequence[OutgoingRecord],
         earlier_decided: asyncio.Event,
         decided: asyncio.Event,
         started: float,
     ) -> None:
         """Publish a decided batch: its decisions, then (once every earlier batch's decisions are
-        acknowledged too) its rewards; then ack its readings."""
+        acknowledged too) its snapshots and rewards; then ack its readings."""
         await publish([record for outcome in outcomes for record in outcome.records])
-        # A replayed reading's rewards rest on an earlier batch's decision: that must be durable first.
+        # A replayed reading's rewards rest on an earlier batch's decision, and a snapshot covers every
+        # decision before it: those must be durable first.
         await earlier_decided.wait()
         decided.set()
+        await publish(snapshot_records)
         rewards = [record for outcome in outcomes for record in outcome.reward_records]
         await publish(attested(oracle, rewards) if rewards else [])
         for event in events:
@@ -382,51 +445,67 @@ def create_app(
 
     async def decide_batches(stream: faust.StreamT, verified: asyncio.Queue[Verifying]) -> None:
         """Decide the verified batches in the order they were taken, and publish them in a pipeline."""
-        in_flight: deque[asyncio.Task[None]] = deque()
+        in_flight = engine.in_flight
         decided = asyncio.Event()
         decided.set()
         try:
             while True:
                 events, verifying, started = await verified.get()
                 parsed = await verifying
-                if engine.stale:
-                    while in_flight:  # our own decisions must be on the topic before reading it back
-                        await in_flight.popleft()
-                    await rebuild()
                 policy = policy_file.policy
                 await publisher.ensure(policy)  # no reward names a policy the chain does not hold
                 # Every consent change on the topic by now is known: a revocation signed before a reading's
                 # time is never missed because the reading overtook it (retried until the view answers).
                 while not await consents_synced():
                     await asyncio.sleep(1.0)
-                now = time.time()
-                outcomes = [
-                    handle_reading(
-                        event.message.value,
-                        key=event.message.key,
-                        partition=event.message.partition,
-                        offset=event.message.offset,
-                        headers=event.message.headers,
-                        policy=policy,
-                        state=engine.state,
-                        consumer=settings.app_id,
-                        attestors=attestors,
-                        evidence_key=oracle.seed,
-                        now=now,
-                        parsed=reading,
-                        consents=consents.at,
+                async with engine.lock:
+                    await ensure_rebuilt({event.message.partition for event in events})
+                    now = time.time()
+                    outcomes = []
+                    for event, reading in zip(events, parsed, strict=True):
+                        held = engine.held[event.message.partition]
+                        outcomes.append(
+                            handle_reading(
+                                event.message.value,
+                                key=event.message.key,
+                                partition=event.message.partition,
+                                offset=event.message.offset,
+                                headers=event.message.headers,
+                                policy=policy,
+                                state=held.state,
+                                consumer=settings.app_id,
+                                attestors=attestors,
+                                evidence_key=oracle.seed,
+                                now=now,
+                                parsed=reading,
+                                consents=consents.at,
+                            )
+                        )
+                        held.offset = max(held.offset, event.message.offset)
+                        held.decided += 1
+                    snapshot_records = due_snapshots(now)
+                    earlier, decided = decided, asyncio.Event()
+                    in_flight.append(
+                        asyncio.ensure_future(
+                            finish(stream, events, outcomes, snapshot_records, earlier, decided, started)
+                        )
                     )
-                    for event, reading in zip(events, parsed, strict=True)
-                ]
-                earlier, decided = decided, asyncio.Event()
-                in_flight.append(
-                    asyncio.ensure_future(finish(stream, events, outcomes, earlier, decided, started))
-                )
                 while in_flight and (len(in_flight) > MAX_BATCHES_IN_FLIGHT or in_flight[0].done()):
                     await in_flight.popleft()
         finally:
             for task in in_flight:
                 task.cancel()
+            in_flight.clear()
+
+    def due_snapshots(now: float) -> list[OutgoingRecord]:
+        """The snapshots of the partitions that decided something and were last snapshot an interval ago,
+        captured now (right after a batch was decided: each covers exactly the readings up to its offset)."""
+        records = []
+        for partition, held in sorted(engine.held.items()):
+            if held.decided and held.snapshot_at + settings.snapshot_interval_s <= now:
+                records.append(snapshots.record(settings.app_id, partition, held.offset, now, held.state))
+                held.snapshot_at, held.decided = now, 0
+        return records
 
     @app.agent(readings_topic, name="rewards")
     async def reward_readings(stream: faust.StreamT) -> None:
@@ -468,23 +547,27 @@ def create_app(
                 verified.get_nowait()[1].cancel()
 
     @app.timer(interval=1.0)
-    async def publish_zone_stats() -> None:
-        if engine.stale:
-            return  # the windows are about to be rebuilt
-        now = time.time()
-        state = engine.state
-        windows = [
-            (window, window.touched)
-            for window in state.closable(now, settings.zone_stats_grace_s, settings.zone_stats_idle_s)
-        ]
-        if windows:
-            records = [zone_stats_record(window) for window, _ in windows]
-            await publish(records)
-            for (window, touched), record in zip(windows, records, strict=True):
-                # Readings that arrived while publishing make the window news again (unless it is final).
-                window.dirty = window.touched != touched
-                window.shown = window.shown or not record.value["suppressed"]
-        state.prune(now)
+    async def publish_zone_partials() -> None:
+        """Send each held partition's closed windows to the zone stage, then its marker (after them: the
+        zone stage must have a partition's shares before it hears that its windows are closed)."""
+        if not engine.assigned and not engine.held:
+            return  # no partition yet
+        grace, idle = settings.zone_stats_grace_s, settings.zone_stats_idle_s
+        async with engine.lock:
+            await ensure_rebuilt()
+            now = time.time()
+            partials, markers = [], []
+            for partition, held in sorted(engine.held.items()):
+                for window in held.state.closable(now, grace, idle):
+                    partials.append(zones.partial_record(window, partition, settings.app_id))
+                    window.dirty = False  # readings that come meanwhile make it news again
+                highwater = app.consumer.highwater(TP(READINGS.name, partition))
+                caught_up = highwater is not None and held.offset + 1 >= highwater
+                closed = held.state.closed_through(now, grace, idle, caught_up)
+                markers.extend(zones.marker_records(partition, closed, settings.app_id))
+                held.state.prune(now)
+        await publish(attested(oracle, partials) if partials else [])
+        await publish(attested(oracle, markers) if markers else [])
 
     @app.timer(interval=1.0)
     async def watch() -> None:
@@ -494,13 +577,21 @@ def create_app(
     async def reload_policy() -> None:
         await asyncio.to_thread(policy_file.reload)
 
+    zone_stage = install_zone_stage(app, publish, settings, oracle.did)
+
     @app.on_rebalance_complete.connect
     async def on_rebalance_complete(sender: faust.App, **kwargs: Any) -> None:
-        # Partitions may have moved: their decisions must be read back before the next batch.
+        # Partitions may have moved: their decisions must be read back before the next batch (a batch in
+        # hand was cancelled, its decisions maybe applied but not published), and the zone stage's shares
+        # are delivered again.
         engine.stale = True
-        assigned = sorted(tp.partition for tp in sender.consumer.assignment() if tp.topic == READINGS.name)
+        engine.assigned = {tp.partition for tp in sender.consumer.assignment() if tp.topic == READINGS.name}
+        zone_stage.forget()
         log.info(
-            "consumer group %s: %s partitions %s assigned here", settings.app_id, READINGS.name, assigned
+            "consumer group %s: %s partitions %s assigned here",
+            settings.app_id,
+            READINGS.name,
+            sorted(engine.assigned),
         )
 
     @app.page("/healthz")

@@ -1,7 +1,8 @@
-"""Rebuilding the engine's state from ``city.reward-decisions.v1``, the worker's changelog (blocking I/O).
+"""Rebuilding the engine's state of readings partitions from ``city.reward-decisions.v1``, the worker's
+changelog, after their snapshots (`services.rewards.snapshots`) where there are (blocking I/O).
 
 Every decision is published before the rewards it implies, so the decisions on the topic are a superset of
-the decisions whose effects exist. Applying them again (in the order the broker stamped them) gives back
+the decisions whose effects exist. Applying them again (in offset order per partition) gives back
 the caps, stuck-sensor and burst memory, the zone windows and the recent decisions by reading id; the
 readings the dead worker had decided but not committed are then recognised as decided, and get the same
 rewards again, which the ledger settles once. A decision that cannot be read back (not JSON, the wrong shape)
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -22,6 +25,7 @@ from services.common.events import decode_json
 from services.common.kafka import client_security, dlq_record_of
 from services.common.topics import REWARD_DECISIONS
 from services.rewards.engine import Decision, State, epoch
+from services.rewards.snapshots import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +36,9 @@ class UnreadableDecisionError(ValueError):
     """A decisions record that is not a decision: the message says why (the DLQ reason)."""
 
 
-def _decision_of(raw: bytes | None, app_id: str) -> Decision | None:
-    """The decision `raw` holds if app `app_id` made it (None for another app's); raises
-    `UnreadableDecisionError`."""
+def _decision_of(raw: bytes | None, app_id: str, partition: int) -> tuple[Decision, int] | None:
+    """The decision `raw` holds and the offset of the reading it decides, if app `app_id` made it on
+    readings partition `partition` (None for another app's); raises `UnreadableDecisionError`."""
     try:
         value = decode_json(raw)
     except ValueError as exc:
@@ -43,26 +47,34 @@ def _decision_of(raw: bytes | None, app_id: str) -> Decision | None:
         schemas.validate(REWARD_DECISIONS, value)
     except schemas.SchemaError as exc:
         raise UnreadableDecisionError(f"schema: {exc}") from exc
-    if value["decided_by"] != app_id:
+    if value["decided_by"] != app_id or value["partition"] != partition:
         return None
     try:  # the schema's pattern lets through days that do not exist
         epoch(value["ts"])
     except ValueError as exc:
         raise UnreadableDecisionError(f"impossible-date: ts {value['ts']!r}: {exc}") from exc
-    return Decision.from_json(value)
+    return Decision.from_json(value), value["offset"]
 
 
-def rebuild_state(
+def rebuild_partitions(
     bootstrap_servers: str,
     *,
     app_id: str,
+    partitions: list[int],
     since: float,
     now: float,
     recent_limit: int,
+    snapshots: Mapping[int, Snapshot] | None = None,
+    recent_s: float = 30.0,
     dead_letter: DeadLetter | None = None,
-) -> State:
-    """A state with every decision of app `app_id` published since `since` (epoch seconds, broker time)
-    applied. Other apps' decisions (another deployment, a canary, a test) are not this app's history."""
+) -> dict[int, Rebuilt]:
+    """The state of each readings partition of `partitions`: its snapshot (`services.rewards.snapshots`) with
+    the decisions after it applied (and those of the `recent_s` before it known by reading id), or, without one, every decision of app `app_id` published since `since`
+    (epoch seconds, broker time) applied. Decisions of partition p are on partition p of the decisions topic
+    (keyed and partitioned as the readings), and name it; other apps' decisions (another deployment, a
+    canary, a test) are not this app's history."""
+    snapshots = snapshots or {}
+    starts = {p: snapshots[p].captured_at - recent_s if p in snapshots else since for p in partitions}
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap_servers,
@@ -73,18 +85,27 @@ def rebuild_state(
         }
     )
     try:
-        messages = _read_all(consumer, since)
+        messages = _read(consumer, starts)
     finally:
         consumer.close()
-    messages.sort(key=lambda m: (m.timestamp()[1], m.partition(), m.offset()))
-    state = State(recent_limit=recent_limit)
-    applied = 0
+    rebuilt = {
+        p: Rebuilt(snapshots[p].state, snapshots[p].offset, 0)
+        if p in snapshots
+        else Rebuilt(State(recent_limit=recent_limit), -1, 0)
+        for p in partitions
+    }
     for message in messages:
+        target = rebuilt[message.partition()]
+        target.records += 1
         try:
-            decision = _decision_of(message.value(), app_id)
-            if decision is not None:
-                state.apply(decision, now)
-                applied += 1
+            decision = _decision_of(message.value(), app_id, message.partition())
+            if decision is None:
+                continue
+            decision, offset = decision
+            if offset <= target.offset:
+                target.state.remember(decision)  # in the snapshot already: known by reading id only
+            else:
+                target.state.apply(decision, now)
         except (UnreadableDecisionError, ValueError, KeyError, TypeError) as exc:
             reason = (
                 str(exc) if isinstance(exc, UnreadableDecisionError) else f"fold: {type(exc).__name__}: {exc}"
@@ -94,30 +115,48 @@ def rebuild_state(
             )
             if dead_letter is not None:
                 dead_letter(dlq_record_of(REWARD_DECISIONS, message, reason, app_id))
-    log.info("rebuilt the rewards state of %s from %d decisions", app_id, applied)
-    return state
+    for partition, done in sorted(rebuilt.items()):
+        log.info(
+            "rebuilt the rewards state of %s partition %d from %s and %d decisions records",
+            app_id,
+            partition,
+            f"its snapshot at offset {done.offset}" if partition in snapshots else "the horizon",
+            done.records,
+        )
+    return rebuilt
 
 
-def _read_all(consumer: Consumer, since: float) -> list[Message]:
-    """Every record of the decisions topic from the first one stamped at or after `since` to the end.
+@dataclass
+class Rebuilt:
+    """A partition's rebuilt state, the readings offset its snapshot covered (-1: none), and how many
+    decisions records were read to rebuild it."""
+
+    state: State
+    offset: int
+    records: int
+
+
+def _read(consumer: Consumer, starts: Mapping[int, float]) -> list[Message]:
+    """Every record of the decisions topic's partitions `starts` from the first one stamped at or after their
+    start (epoch seconds) to the end, each partition in offset order.
 
     The end is where the consumer reports end-of-partition, not the listed high watermark: the embedded
     broker lists the start of a partition's last batch plus one as its end, which would leave that
     batch out.
     """
     name = REWARD_DECISIONS.name
-    metadata = consumer.list_topics(name, timeout=TIMEOUT_S).topics[name]
-    partitions = sorted(metadata.partitions)
+    if not starts:
+        return []
     try:
         found = consumer.offsets_for_times(
-            [TopicPartition(name, p, int(since * 1000)) for p in partitions], timeout=TIMEOUT_S
+            [TopicPartition(name, p, int(since * 1000)) for p, since in starts.items()], timeout=TIMEOUT_S
         )
-        starts = {tp.partition: tp.offset for tp in found if tp.offset >= 0}  # -1: nothing that recent
+        positions = {tp.partition: tp.offset for tp in found if tp.offset >= 0}  # -1: nothing that recent
     except KafkaException as exc:
         log.warning("no offsets by time on %s (%s): reading it from the beginning", name, exc)
-        starts = dict.fromkeys(partitions, OFFSET_BEGINNING)
-    consumer.assign([TopicPartition(name, p, offset) for p, offset in starts.items()])
-    pending = set(starts)
+        positions = dict.fromkeys(starts, OFFSET_BEGINNING)
+    consumer.assign([TopicPartition(name, p, offset) for p, offset in positions.items()])
+    pending = set(positions)
     messages: list[Message] = []
     deadline = time.monotonic() + TIMEOUT_S
     while pending:

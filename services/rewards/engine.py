@@ -2,7 +2,8 @@
 
 `decide` judges a reading against the policy and the `State` (caps, stuck sensors, impossible values,
 outliers against the zone's median and MAD in the reading's minute, bursts, clock skew, lateness, behaviour no
-city device attested) and returns a `Decision`: the payments per rule, and the reason for everything not paid.
+city device attested). The worker keeps a state per readings partition, so the zone's minute is the
+partition's share of it (`services.rewards.zones` sums the shares for publication) and returns a `Decision`: the payments per rule, and the reason for everything not paid.
 `State.apply` folds a decision into the state. The state is a pure function of the sequence of decisions
 applied, which is what makes it durable: the worker publishes every decision to ``city.reward-decisions.v1``
 before any reward it implies, and a restarted worker rebuilds the state by applying the decisions read back
@@ -78,6 +79,10 @@ BURST_MEMORY = (
 MAX_CLOCK_SKEW_S = 900  # a reading's time may be this much ahead of when ingest received it
 KEEP_HOURS = 48  # device caps kept this many hours behind the latest reading time
 KEEP_DAYS = 2  # wallet caps kept this many days behind it
+WINDOW_KEEP_S = 120.0
+"""Windows sent to the zone stage are kept this long behind the latest reading time (or the clock): for the
+outlier check of readings a little late. Later ones find no window (not judged), and the zone stage has
+published theirs already. Short, since a partition's snapshot holds every window kept."""
 
 
 @lru_cache(maxsize=65536)
@@ -225,6 +230,32 @@ class ZoneWindow:
         self.dirty = True
         self.touched = now
 
+    def as_partial(self, partition: int) -> dict[str, Any]:
+        """The ``city.zone-partials.v1`` value of this window as readings partition `partition` holds it: its
+        whole content so far (a later partial of the same window replaces it at the zone stage)."""
+        return {
+            "zone": self.zone,
+            "kind": self.kind,
+            "window_start": self.start,
+            "partition": partition,
+            "k": self.k,
+            "count": self.count,
+            "values": {name: list(values) for name, values in self.values.items()},
+            "devices": sorted(self.devices),
+            "value_devices": {name: sorted(devices) for name, devices in self.value_devices.items()},
+        }
+
+    def merge(self, partial: Mapping[str, Any]) -> None:
+        """Add a partition's partial (`as_partial`) to this window: what the zone stage publishes sums every
+        readings partition's share of the zone's minute."""
+        self.count += partial["count"]
+        self.k = partial["k"]
+        self.devices.update(partial["devices"])
+        for name, values in partial["values"].items():
+            self.values[name].extend(values)
+        for name, devices in partial["value_devices"].items():
+            self.value_devices[name].update(devices)
+
     def robust(self, name: str) -> tuple[int, float, float]:
         """(n, median, MAD) of the window's sample of value `name`."""
         sample = self.sample.get(name, [])
@@ -303,18 +334,26 @@ class State:
         self.person_wallets: dict[tuple[str, int], list[str]] = {}
         self.windows: dict[tuple[str, str, int], ZoneWindow] = {}
         self.watermark = 0.0  # the latest reading time applied
+        self.touched = 0.0  # wall clock of the latest decision applied (only decides when windows close)
 
-    def apply(self, decision: Decision, now: float = 0.0) -> None:
-        """Fold `decision` into the state; a decision already applied is ignored."""
+    def remember(self, decision: Decision) -> bool:
+        """Know `decision` by its reading id (a redelivery gets it again); False if it was known already."""
         if decision.reading_id in self.recent:
-            return
+            return False
         self.recent[decision.reading_id] = decision
         if len(self.recent) > self.recent_limit:
             self.recent.popitem(last=False)
+        return True
+
+    def apply(self, decision: Decision, now: float = 0.0) -> None:
+        """Fold `decision` into the state; a decision already applied is ignored."""
+        if not self.remember(decision):
+            return
         if any(reason.code == STALE_SEQUENCE for reason in decision.reasons):
             return  # a replayed old reading: nothing about the device changes
         at = decision.at
         self.watermark = max(self.watermark, at)
+        self.touched = max(self.touched, now)
         device = self.devices.get(decision.device_id)
         if device is None:
             device = self.devices[decision.device_id] = Device(max_seq=decision.seq)
@@ -358,7 +397,21 @@ class State:
             if due <= self.watermark or (due <= now and window.touched + idle_s <= now):
                 yield window
 
-    def prune(self, now: float, keep_s: float = 600.0) -> None:
+    def closed_through(self, now: float, grace_s: float, idle_s: float, caught_up: bool) -> float:
+        """The reading time before which every window of this state is closed (`closable` yielded it, or
+        it will not get readings but late ones): the watermark less the grace, or, once no decision came
+        for `idle_s` and its partition has nothing more to read (`caught_up`), the clock less the grace (a
+        quiet partition holds no window open; one with a backlog does, as its backlog may be old readings).
+        A window still open holds it back to its start."""
+        closed = self.watermark - grace_s
+        if caught_up and self.touched + idle_s <= now:
+            closed = max(closed, now - grace_s)
+        for window in self.windows.values():
+            if window.dirty:
+                closed = min(closed, float(window.start))
+        return closed
+
+    def prune(self, now: float, keep_s: float = WINDOW_KEEP_S) -> None:
         """Forget what no decision should need any more: published windows, hours and days long past.
 
         Hours and days are kept well behind the latest reading time: readings of one partition may be

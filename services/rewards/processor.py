@@ -23,15 +23,14 @@ from services.common.events import cloudevent_headers
 from services.common.ids import reward_id
 from services.common.kafka import OutgoingRecord, dlq_record
 from services.common.policy import CURRENCY, Policy
-from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS, ZONE_STATS
-from services.rewards.engine import Decision, State, ZoneWindow, decide
+from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS
+from services.rewards.engine import Decision, State, decide
 from services.rewards.readings import AcceptedReading, InvalidReading, parse
 
 log = logging.getLogger(__name__)
 
 REWARD_EVENT_TYPE = "city.reward.v1"
 DECISION_EVENT_TYPE = "city.reward-decision.v1"
-ZONE_STATS_EVENT_TYPE = "city.zone-stats.v1"
 EVENT_SOURCE = "smartcity/rewards"
 INTERNAL_ERROR = "internal-error"
 
@@ -108,7 +107,7 @@ def handle_reading(
             for rule, amount in decision.payments
         )
         return Outcome(
-            records=(decision_record(decision, partition, offset, consumer),),
+            records=(decision_record(decision, partition, offset, consumer, key),),
             rewards=rewards,
             decision=decision,
             received_at=reading.received_at,
@@ -182,12 +181,17 @@ def reward(
     return {"reward": public, "disclosure": disclosure}
 
 
-def decision_record(decision: Decision, partition: int, offset: int, decided_by: str) -> OutgoingRecord:
-    """The ``city.reward-decisions.v1`` record of a decision by app `decided_by`: keyed by device, a
-    CloudEvent whose id is the reading id and whose time is the reading's."""
+def decision_record(
+    decision: Decision, partition: int, offset: int, decided_by: str, key: bytes | None = None
+) -> OutgoingRecord:
+    """The ``city.reward-decisions.v1`` record of a decision by app `decided_by` on the reading at `offset` of
+    readings partition `partition`: keyed as the reading (`key`; its wallet without one) and on the same
+    partition number (the changelog of that partition's state), a CloudEvent whose id is the reading id and
+    whose time is the reading's."""
     return OutgoingRecord(
         topic=REWARD_DECISIONS,
-        key=decision.device_id,
+        partition=partition,
+        key=key.decode(errors="replace") if key else decision.wallet,
         value={**decision.as_json(partition, offset), "decided_by": decided_by},
         headers=cloudevent_headers(DECISION_EVENT_TYPE, EVENT_SOURCE, decision.reading_id, decision.ts),
     )
@@ -204,18 +208,6 @@ def reward_record(reward: dict[str, Any]) -> OutgoingRecord:
         key=public["wallet"],
         value=reward,
         headers=cloudevent_headers(REWARD_EVENT_TYPE, EVENT_SOURCE, public["reward_id"], public["earned_at"]),
-    )
-
-
-def zone_stats_record(window: ZoneWindow) -> OutgoingRecord:
-    """The ``city.zone-stats.v1`` record of a window; the event id names the zone, kind and window."""
-    summary = window.summary()
-    event_id = f"{window.zone}/{window.kind}/{summary['window_start']}"
-    return OutgoingRecord(
-        topic=ZONE_STATS,
-        key=window.zone,
-        value=summary,
-        headers=cloudevent_headers(ZONE_STATS_EVENT_TYPE, EVENT_SOURCE, event_id, summary["window_end"]),
     )
 
 

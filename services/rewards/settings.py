@@ -19,9 +19,8 @@ class RewardsSettings(BaseSettings):
     app_id: str = Field(
         default="smartcity-rewards",
         min_length=1,
-        description="Faust app id: the worker's consumer group (one worker per group: wallet caps and zone "
-        "statistics span all partitions), the 'consumer' named in DLQ records, and the prefix of Faust's own "
-        "topics.",
+        description="Faust app id: the workers' consumer group (any number of workers share its partitions "
+        "and decide as one), the 'consumer' named in DLQ records, and the prefix of Faust's own topics.",
     )
     oracle_key: SecretStr | None = Field(
         default=None,
@@ -70,8 +69,20 @@ class RewardsSettings(BaseSettings):
     rebuild_horizon_s: float = Field(
         default=25 * 3600,
         gt=0,
-        description="How far back (broker time) the state is rebuilt from city.reward-decisions.v1 after a "
-        "start or a rebalance: the longest cap window (a day) and some.",
+        description="How far back (broker time) a partition's state is rebuilt from city.reward-decisions.v1 "
+        "after a start or a rebalance when it has no snapshot: the longest cap window (a day) and some.",
+    )
+    snapshot_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the state of each readings partition that decided something is written to "
+        "city.rewards-snapshots.v1: a restart reads its latest snapshot and the decisions since.",
+    )
+    snapshot_recent_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How far before a snapshot's capture a restart reads the decisions back, to know them by "
+        "reading id (a redelivery from before the last commit): longer than the commit interval, by far.",
     )
     zone_stats_grace_s: float = Field(
         default=5.0, ge=0, description="How long after its end a minute's window still takes late readings."
@@ -79,7 +90,13 @@ class RewardsSettings(BaseSettings):
     zone_stats_idle_s: float = Field(
         default=2.0,
         ge=0,
-        description="A window whose end has passed by the clock is published once idle for this long.",
+        description="A window whose end has passed by the clock is closed once idle for this long.",
+    )
+    zone_stats_max_wait_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long after its end the zone stage waits for every readings partition to close a "
+        "window before publishing it with what came (a partition no worker holds).",
     )
     consent_history_s: float = Field(
         default=3 * 86400,

@@ -4,7 +4,7 @@ PyPI with the system browser's executable), on one `smartcity up` with a small s
 The fixtures are package-scoped, not session-scoped: Playwright's sync API holds an event loop of its own while
 it runs, so it must be closed before the asyncio tests of the other packages run.
 
-`scripts/ensure-chromium.sh` (run by `make test`) installs the browser when it is missing. Each test leaves a
+`scripts/ensure-test-tools.sh` (run by `make test`) installs the browser when it is missing. Each test leaves a
 screenshot of its page in ``docs/screenshots/``.
 """
 
@@ -65,7 +65,7 @@ def playwright() -> Iterator[Playwright]:
 @pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is missing: `make test` installs it (scripts/ensure-chromium.sh)"
+    assert executable, "Debian's chromium is missing: `make test` installs it (scripts/ensure-test-tools.sh)"
     browser = playwright.chromium.launch(executable_path=executable, headless=True)
     try:
         yield browser

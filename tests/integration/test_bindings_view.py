@@ -21,7 +21,7 @@ from tests.integration.test_poison_records import dlq_entry, produce
 from tests.support import consents, ingest
 from tests.support.asgi import running
 from tests.support.bindings import bind, binding_record, binding_view, resident_credential
-from tests.support.topics import end_offsets, records_published_during, unique_group
+from tests.support.topics import device_of, end_offsets, records_published_during, unique_group
 from tests.support.waiting import holds, until
 
 ISSUER = Keypair.generate()
@@ -110,7 +110,7 @@ async def test_ingest_names_the_bound_person_in_the_envelope_it_attests(platform
 
     async def mine() -> list | None:
         published = await records_published_during(bootstrap, READINGS, start)
-        found = [m for m in published if m.key() == device.did.encode()]
+        found = [m for m in published if device_of(m) == device.did]
         return found if len(found) == 2 else None
 
     first, second = sorted(

@@ -20,7 +20,7 @@ from services.ingest.app import create_app
 from services.ingest.checks import Reason
 from tests.support import consents, ingest
 from tests.support.asgi import running
-from tests.support.topics import end_offsets, records_published_during
+from tests.support.topics import device_of, end_offsets, records_published_during
 
 
 async def _verdict(client: httpx.AsyncClient, reading: dict) -> str:
@@ -75,9 +75,7 @@ async def test_no_consent_then_grant_then_revocation_within_5s_on_two_instances(
 
     assert 'smartcity_ingest_readings_rejected_total{reason="no_consent"}' in metrics
     published = await records_published_during(bootstrap, READINGS, start)
-    seqs = sorted(
-        json.loads(m.value())["reading"]["seq"] for m in published if m.key() == device.did.encode()
-    )
+    seqs = sorted(json.loads(m.value())["reading"]["seq"] for m in published if device_of(m) == device.did)
     # Exactly the readings answered "accepted" reached the topic; none refused for want of consent did.
     assert seqs == accepted
 

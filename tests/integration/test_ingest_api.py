@@ -20,7 +20,7 @@ from services.ingest.devices import sign_registration
 from services.ingest.settings import IngestSettings
 from tests.support import consents
 from tests.support.asgi import assert_problem, running
-from tests.support.topics import end_offsets, records_published_during
+from tests.support.topics import device_of, end_offsets, records_published_during
 
 # Without a broker the consent view cannot start: don't let startup wait long for it.
 UNREACHABLE = IngestSettings(consents_start_timeout_s=1)
@@ -139,13 +139,14 @@ async def test_a_mixed_batch_publishes_exactly_the_good_readings(platform_settin
     assert reasons[5].startswith("kind_mismatch: ") and reasons[6].startswith("zone_mismatch: ")
     assert response.json()["accepted"] == 2 and response.json()["rejected"] == 6
 
-    mine = [m for m in published if m.key() in {device.did.encode(), stranger.did.encode()}]
+    mine = [m for m in published if device_of(m) in {device.did, stranger.did}]
     assert len(mine) == 2
     envelopes = []
     for message in mine:
         envelope = json.loads(message.value())
         schemas.validate(READINGS, envelope)
-        assert message.key() == device.did.encode()
+        assert device_of(message) == device.did
+        assert message.key() == envelope["owner"].encode()  # keyed by the owner (bound to no person)
         headers = headers_dict(message.headers())
         assert headers["ce_type"] == "city.reading.v1"
         assert headers["ce_source"] == "smartcity/ingest"

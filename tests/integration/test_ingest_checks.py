@@ -16,7 +16,7 @@ from services.ingest.checks import Reason
 from services.ingest.settings import IngestSettings
 from tests.support import consents, ingest
 from tests.support.asgi import assert_problem, running
-from tests.support.topics import end_offsets, records_published_during
+from tests.support.topics import device_of, end_offsets, records_published_during
 
 RECEIPT_REASONS = {
     Reason.BAD_RECEIPT_SIGNATURE,
@@ -89,7 +89,7 @@ async def test_each_rejection_reason_is_named_and_counted(platform_settings: Pla
     )
     assert results[Reason.INVALID_READING]["reason"].startswith("invalid_reading: seq: ")
     assert ingest.accepted() - accepted_before == 2
-    mine = [json.loads(m.value())["reading"] for m in published if m.key() == device.did.encode()]
+    mine = [json.loads(m.value())["reading"] for m in published if device_of(m) == device.did]
     assert sorted(mine, key=lambda r: r["seq"]) == good
 
 

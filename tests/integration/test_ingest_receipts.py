@@ -23,7 +23,7 @@ from services.simulator.run import register
 from tests.support import consents, ingest
 from tests.support.asgi import assert_problem, running
 from tests.support.factories import receipted, reencoded
-from tests.support.topics import end_offsets, records_published_during
+from tests.support.topics import device_of, end_offsets, records_published_during
 
 DROPOFF = "recycling_dropoff"
 
@@ -120,7 +120,7 @@ async def test_forged_and_misplaced_receipts_are_refused_beside_the_good_atteste
         assert counted[reason] == 1, reason
     assert "transit_checkin" in results[Reason.ATTESTER_MISMATCH]["reason"]
     assert results[Reason.INVALID_READING]["reason"].startswith("invalid_reading: receipt")
-    mine = [json.loads(m.value())["reading"] for m in published if m.key() == citizen.did.encode()]
+    mine = [json.loads(m.value())["reading"] for m in published if device_of(m) == citizen.did]
     assert sorted(mine, key=lambda r: r["seq"]) == [attested, batch["citizen only"]]
 
 

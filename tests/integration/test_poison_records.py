@@ -38,7 +38,7 @@ from services.common.topics import CONSENTS, MERCHANTS, REWARD_DECISIONS, Topic
 from services.ingest.app import create_app as create_ingest
 from services.ledger.app import create_app as create_ledger
 from services.ledger.settings import LedgerSettings
-from services.rewards.changelog import rebuild_state
+from services.rewards.changelog import rebuild_partitions
 from services.rewards.engine import Decision
 from tests.support.asgi import running
 from tests.support.consents import consent
@@ -423,15 +423,17 @@ async def test_a_decision_the_rebuild_cannot_read_is_dead_lettered_and_the_one_b
     )
     dead_letters = DeadLetterProducer(kafka_bootstrap, client_id=app_id)
     try:
-        state = await asyncio.to_thread(
-            rebuild_state,
+        rebuilt = await asyncio.to_thread(
+            rebuild_partitions,
             kafka_bootstrap,
             app_id=app_id,
+            partitions=[0],
             since=started,
             now=datetime.now(UTC).timestamp(),
             recent_limit=100,
             dead_letter=dead_letters,
         )
+        state = rebuilt[0].state
         entry, size = await dlq_entry(kafka_bootstrap, REWARD_DECISIONS, since, device.did, app_id)
     finally:
         dead_letters.close()

@@ -29,6 +29,7 @@ from services.common.settings import PlatformSettings
 from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair
 from services.common.topics import CONSENTS, READINGS, REWARD_DECISIONS, REWARDS, ZONE_STATS, Topic
+from services.ingest.readings import partition_key
 from services.ledger.rewards import verify_disclosure
 from services.rewards.openapi import document as openapi_document
 from tests.conftest import REPO_ROOT
@@ -159,7 +160,7 @@ class Publisher:
         """Publish an attested reading, its owner's standing consent to its category first (the worker
         decides on the consent in force at the reading's time)."""
         self.consent(device.owner, kinds.category(device.kind))
-        self.publish(device.did, attestation.encode(envelope), label, envelope["reading_id"])
+        self.publish(partition_key(envelope), attestation.encode(envelope), label, envelope["reading_id"])
 
     def consent(self, owner: Keypair, category: str) -> None:
         """Grant the city `category` for `owner` since long ago (once), acknowledged before what follows."""
@@ -347,7 +348,7 @@ def test_readings_an_outsider_writes_to_the_topic_are_dead_lettered_and_the_good
     def arrived(messages: list[Message]) -> bool:
         dead = [m for m in messages if m.topic() == READINGS.dlq.name and m.key().decode() == outsider.did]
         decided = [
-            m for m in messages if m.topic() == REWARD_DECISIONS.name and m.key().decode() == honest.did
+            m for m in messages if m.topic() == REWARD_DECISIONS.name and m.key().decode() == honest.owner.did
         ]
         return len(dead) >= 10 and len(decided) >= 1
 
@@ -360,8 +361,8 @@ def test_readings_an_outsider_writes_to_the_topic_are_dead_lettered_and_the_good
     assert sorted(d["reason"].split(":")[0] for d in dead) == ["unattested"] * 5 + ["untrusted-attestor"] * 5
     owners = {m.key().decode() for m in messages if m.topic() == REWARDS.name}
     assert honest.owner.did in owners and outsider.owner.did not in owners
-    decided = {m.key().decode() for m in messages if m.topic() == REWARD_DECISIONS.name}
-    assert outsider.did not in decided
+    decided = {json.loads(m.value())["device_id"] for m in messages if m.topic() == REWARD_DECISIONS.name}
+    assert honest.did in decided and outsider.did not in decided
 
 
 def test_a_5_mb_reading_is_dead_lettered_small_and_the_readings_beside_it_decided(
@@ -378,7 +379,7 @@ def test_a_5_mb_reading_is_dead_lettered_small_and_the_readings_beside_it_decide
     publisher.flush()
 
     def arrived(messages: list[Message]) -> bool:
-        mine = [m for m in messages if m.key().decode() == device.did]
+        mine = [m for m in messages if m.key().decode() in (device.did, device.owner.did)]
         return (
             sum(m.topic() == READINGS.dlq.name for m in mine) >= 1
             and sum(m.topic() == REWARD_DECISIONS.name for m in mine) >= 2
@@ -387,7 +388,7 @@ def test_a_5_mb_reading_is_dead_lettered_small_and_the_readings_beside_it_decide
     messages = [
         m
         for m in consume(kafka_bootstrap, [READINGS.dlq, REWARD_DECISIONS], arrived)
-        if m.key().decode() == device.did
+        if m.key().decode() in (device.did, device.owner.did)
     ]
     [dead] = [json.loads(m.value()) for m in messages if m.topic() == READINGS.dlq.name]
     assert (dead["value_size"], dead["value_truncated"]) == (len(huge), True)
@@ -407,7 +408,7 @@ def test_a_reading_of_an_impossible_date_is_dead_lettered_and_the_readings_besid
     publisher.flush()
 
     def arrived(messages: list[Message]) -> bool:
-        mine = [m for m in messages if m.key().decode() == device.did]
+        mine = [m for m in messages if m.key().decode() in (device.did, device.owner.did)]
         return any(m.topic() == READINGS.dlq.name for m in mine) and any(
             m.topic() == REWARD_DECISIONS.name for m in mine
         )
@@ -415,7 +416,7 @@ def test_a_reading_of_an_impossible_date_is_dead_lettered_and_the_readings_besid
     messages = [
         m
         for m in consume(kafka_bootstrap, [READINGS.dlq, REWARD_DECISIONS], arrived)
-        if m.key().decode() == device.did
+        if m.key().decode() in (device.did, device.owner.did)
     ]
     [dead] = [json.loads(m.value()) for m in messages if m.topic() == READINGS.dlq.name]
     assert (dead["partition"], dead["offset"]) == publisher.positions["impossible"]
@@ -453,7 +454,7 @@ def test_a_dead_verification_process_loses_no_reading(kafka_bootstrap: str, tmp_
 
         def of_device(topic: Topic, count: int) -> list[dict[str, Any]]:
             def mine(messages: list[Message]) -> list[Message]:
-                return [m for m in messages if m.key().decode() == device.did]
+                return [m for m in messages if m.key().decode() in (device.did, device.owner.did)]
 
             return [
                 json.loads(m.value())
@@ -623,9 +624,9 @@ class DecisionCounter:
 
     def poll(self) -> int:
         for message in self.consumer.consume(5000, 0.05):
-            if not message.error() and message.key().decode() in self.devices:
+            if not message.error() and _is_json(message.value()):
                 value = json.loads(message.value())
-                if value["decided_by"] == self.app_id:
+                if value.get("decided_by") == self.app_id and value["device_id"] in self.devices:
                     self.reading_ids.append(value["reading_id"])
         return len(self.reading_ids)
 
@@ -795,8 +796,10 @@ def test_each_rule_cap_and_quality_check_decides_with_its_reason(kafka_bootstrap
         cases["too-late"] = [late]
         publisher.publish_envelope(buffered, late, "too-late")
         # The zone's windows are recent (the worker keeps the last minutes' windows for outlier checks),
-        # in a minute that is over (so its statistics get published).
+        # in a minute that is over (so its statistics get published). A reading is judged against its
+        # partition's share of the zone's minute (`engine`): one owner's devices, one partition.
         outliers = f"z-{uuid.uuid4().hex[:8]}"
+        operator = Keypair.generate()
         minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=2)
 
         def in_minute(seconds: float) -> str:
@@ -808,12 +811,19 @@ def test_each_rule_cap_and_quality_check_decides_with_its_reason(kafka_bootstrap
 
         for i in range(20):
             values = {"pm2_5": 8.0 + i % 5, "pm10": 20.0 + i % 3}
-            send("zone", Device(zone=outliers), 1, 0, at=in_minute(i), values=values)
+            send("zone", Device(owner=operator, zone=outliers), 1, 0, at=in_minute(i), values=values)
         publisher.flush()
         ids = {e["reading_id"] for envelopes in cases.values() for e in envelopes}
         decisions = consume_decisions(kafka_bootstrap, ids)
         # Judged against the zone's readings once they are decided (they may be on other partitions).
-        send("outlier", Device(zone=outliers), 1, 0, at=in_minute(30), values={"pm2_5": 95.0, "pm10": 21.0})
+        send(
+            "outlier",
+            Device(owner=operator, zone=outliers),
+            1,
+            0,
+            at=in_minute(30),
+            values={"pm2_5": 95.0, "pm10": 21.0},
+        )
         publisher.flush()
         decisions.update(consume_decisions(kafka_bootstrap, {cases["outlier"][0]["reading_id"]}))
 

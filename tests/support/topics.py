@@ -91,3 +91,12 @@ async def values_with_keys(
     """The JSON values of `topic`'s records keyed by one of `keys`, read from the beginning until `count` of
     them arrived (or the deadline passed: the caller asserts what it got)."""
     return await asyncio.to_thread(_values_with_keys, bootstrap, topic, keys, count, deadline_s)
+
+
+def device_of(message: Message) -> str | None:
+    """The device id of a ``city.readings.v1`` record (its key names the owner's person or wallet, not the
+    device); None for a record that is not a readings envelope (poison other tests put on the topic)."""
+    try:
+        return json.loads(message.value())["reading"]["device_id"]
+    except (ValueError, TypeError, KeyError):
+        return None

@@ -18,6 +18,7 @@ from services.common.topics import ALL_TOPICS, PRIMARY_TOPICS
 from services.ingest.checks import Reason, Rejection
 from services.ingest.mqtt import ACKS_TOPIC, READINGS_TOPIC, ack
 from services.portal.settings import PortalSettings
+from tests.support.k8s import kustomize
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -347,6 +348,16 @@ def test_kustomization_files_exist(path: Path) -> None:
         assert target.is_file() or (target / "kustomization.yaml").is_file(), f"{path}: {entry} is missing"
 
 
+@pytest.mark.parametrize("path", kustomizations(), ids=lambda p: str(p.parent.relative_to(K8S)))
+def test_kustomization_renders(path: Path) -> None:
+    """What `kubectl apply -k` would send: every kustomization builds, and into the namespace smartcity."""
+    objects = kustomize(path.parent)
+    assert objects
+    for doc in objects:
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"].get("namespace") == "smartcity", (doc["kind"], doc["metadata"]["name"])
+
+
 def test_prod_overlay_scales_and_protects_the_services() -> None:
     prod = K8S / "overlays" / "prod"
     replicas = {r["name"]: r["count"] for r in load_yaml(prod / "kustomization.yaml")["replicas"]}
@@ -361,11 +372,31 @@ def test_prod_overlay_scales_and_protects_the_services() -> None:
     assert hpa["spec"]["minReplicas"] == PROD_REPLICAS["ingest"]
 
 
-def test_the_rewards_worker_never_runs_twice() -> None:
-    # Wallet caps and zone statistics span all partitions: two workers would each enforce them on a share.
+def test_rewards_and_settlement_scale_on_their_consumer_lag_up_to_their_partitions() -> None:
+    # Rewards workers of one group decide as one (tests/integration/test_rewards_scale_out.py): they roll
+    # and scale out; no more pods than the partitions of the topic each consumes (more would idle).
     (deployment,) = [d for d in of_kind("Deployment", K8S / "base") if d["metadata"]["name"] == "rewards"]
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    deployments = {d["metadata"]["name"]: d for d in of_kind("Deployment", K8S / "base")}
+    scaled = {s["metadata"]["name"]: s for s in of_kind("ScaledObject", K8S / "overlays" / "prod")}
+    auths = {a["metadata"]["name"]: a for a in of_kind("TriggerAuthentication", K8S / "overlays" / "prod")}
+    expected = {"rewards": (topics.READINGS, "smartcity-rewards"), "ledger": (topics.REWARDS, "ledger")}
+    assert set(scaled) == set(expected)
+    for name, (topic, group) in expected.items():
+        spec = scaled[name]["spec"]
+        assert spec["scaleTargetRef"]["name"] == name
+        assert spec["minReplicaCount"] == PROD_REPLICAS[name] and spec["maxReplicaCount"] == topic.partitions
+        (trigger,) = spec["triggers"]
+        assert trigger["type"] == "kafka"
+        assert (trigger["metadata"]["topic"], trigger["metadata"]["consumerGroup"]) == (topic.name, group)
+        # The scaler logs in as the service's own Kafka user, with the password its pods read.
+        auth = auths[trigger["authenticationRef"]["name"]]["spec"]
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        (username,) = auth["env"]
+        assert username["containerName"] == name and username["name"] == "KAFKA_SASL_USERNAME"
+        (password,) = auth["secretTargetRef"]
+        assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == password["name"]
 
 
 def test_dev_overlay_runs_one_replica_each() -> None:

@@ -43,12 +43,14 @@ def test_envelope_fits_the_topic_schema_and_carries_the_signed_registration():
     assert envelope["received_at"] == "2026-11-21T10:00:01.000Z"
 
 
-def test_record_is_keyed_by_device_with_cloudevent_headers():
+def test_record_is_keyed_by_the_owners_person_else_the_owner_with_cloudevent_headers():
     device, owner = Keypair.generate(), Keypair.generate()
+    bound = readings.envelope(_reading(device), _device(device, owner), "2026-11-21T10:00:01.000Z", "ab" * 32)
+    assert readings.outgoing_record(bound).key == "ab" * 32  # a person's wallets decide in one partition
     envelope = readings.envelope(_reading(device), _device(device, owner), "2026-11-21T10:00:01.000Z")
     record = readings.outgoing_record(envelope)
     assert record.topic is READINGS
-    assert record.key == device.did
+    assert record.key == owner.did
     assert record.value == envelope
     headers = headers_dict(record.headers)
     assert headers == {

@@ -12,8 +12,8 @@ from services.common.signing import Keypair
 from services.common.topics import REWARD_DECISIONS, ZONE_STATS
 from services.rewards import engine
 from services.rewards.engine import Decision, State, decide
-from services.rewards.processor import zone_stats_record
 from services.rewards.readings import AcceptedReading, accept
+from services.rewards.zones import zone_stats_record
 from tests.unit.test_rewards_samples import Device, policy_document
 
 POLICY = parse_policy(policy_document("t1"))
@@ -317,32 +317,6 @@ def test_a_window_is_published_once_over_and_again_only_with_news():
     run(fresh, reading(Device(), 1, 10))
     run(fresh, reading(Device(), 1, 130))
     assert [w.start for w in fresh.closable(now=0, grace_s=5, idle_s=2)] == [START.timestamp()]
-
-
-def test_a_window_shown_with_its_values_is_final_so_a_late_reading_cannot_be_told_by_difference():
-    state = State()
-    for i in range(5):
-        run(state, reading(Device(), 1, 10 + i), UNCAPPED)
-    end = START.timestamp() + 60
-    (window,) = state.closable(now=end + 10, grace_s=5, idle_s=2)
-    assert zone_stats_record(window).value["suppressed"] is False
-    window.dirty, window.shown = False, True  # as the publisher leaves it
-    state.apply(decide(reading(Device(), 1, 20), UNCAPPED, state), now=end + 20)  # one person's late reading
-    assert window.count == 6  # still used for decisions (outliers) ...
-    assert list(state.closable(now=end + 60, grace_s=5, idle_s=2)) == []  # ... never published again
-    state.prune(now=end + 10_000)
-    assert state.windows == {}  # and forgotten in time, news or not
-
-    # A window published suppressed showed nothing: when late readings bring it to k devices it is shown.
-    sparse = State()
-    for i in range(4):
-        run(sparse, reading(Device(), 1, 10 + i), UNCAPPED)
-    (window,) = sparse.closable(now=end + 10, grace_s=5, idle_s=2)
-    assert zone_stats_record(window).value["suppressed"] is True
-    window.dirty = False
-    sparse.apply(decide(reading(Device(), 1, 20), UNCAPPED, sparse), now=end + 20)
-    assert list(sparse.closable(now=end + 30, grace_s=5, idle_s=2)) == [window]
-    assert zone_stats_record(window).value["devices"] == 5
 
 
 def test_prune_forgets_published_windows_and_past_caps():

@@ -26,6 +26,8 @@ def test_compacted_topics_are_the_ones_of_the_design():
         "city.consents.v1",
         "city.bindings.v1",
         "city.merchants.v1",
+        # The rewards worker's per-partition state snapshots, folded by key like every compacted topic.
+        "city.rewards-snapshots.v1",
     }
 
 

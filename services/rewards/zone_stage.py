@@ -1,0 +1,116 @@
+"""The zone stage's agent: ``city.zone-partials.v1`` (keyed by zone) in, ``city.zone-stats.v1`` out.
+
+The sums are `services.rewards.zones.ZoneStage`'s; this wires it to Faust. A share's record is acknowledged
+only once its window is published, so a worker that dies holding a window's shares gets them all again; a
+marker or a late share is acknowledged at once. A record that is not a partial or a marker attested by the
+workers' rewards-oracle key (a forged share would move the published statistics) goes to
+``city.zone-partials.dlq.v1`` with the reason, and the records beside it are summed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import faust
+from prometheus_client import Counter
+
+from services.common import attestation, schemas
+from services.common.events import decode_json
+from services.common.kafka import OutgoingRecord, dlq_record
+from services.common.metrics import DLQ_RECORDS
+from services.common.topics import READINGS, ZONE_PARTIALS
+from services.rewards.engine import WINDOW_S
+from services.rewards.processor import header_value
+from services.rewards.settings import RewardsSettings
+from services.rewards.zones import ZoneStage, zone_stats_record
+
+log = logging.getLogger(__name__)
+
+ZONE_WINDOWS_PUBLISHED = Counter(
+    "smartcity_rewards_zone_windows_published_total",
+    "Zone windows published on city.zone-stats.v1, by how (complete: every readings partition closed it; "
+    "waited: published after the longest wait with what came).",
+    ["how"],
+)
+ZONE_LATE_SHARES = Counter(
+    "smartcity_rewards_zone_late_shares_total",
+    "Shares of a zone window that came after it was published with its values (final), left out.",
+)
+
+
+def install_zone_stage(
+    app: faust.App,
+    publish: Callable[[Sequence[OutgoingRecord]], Awaitable[None]],
+    settings: RewardsSettings,
+    oracle: str,
+) -> ZoneStage:
+    """Add the zone stage's agent to `app`, summing the shares the workers' key `oracle` (a did:key) attested;
+    returns its stage (to `forget` on a rebalance)."""
+    stage = ZoneStage(READINGS.partitions, max_wait_s=settings.zone_stats_max_wait_s)
+    topic = app.topic(
+        ZONE_PARTIALS.name, partitions=ZONE_PARTIALS.partitions, key_serializer="raw", value_serializer="raw"
+    )
+
+    @app.agent(topic, name="zone-stage")
+    async def zone_stage(stream: faust.StreamT) -> None:
+        async for events in stream.noack_take(1000, within=0.5):
+            done, dead = [], []
+            for event in events:
+                message = event.message
+                try:
+                    value = _verified(
+                        message.value, header_value(message.headers, attestation.HEADER), oracle
+                    )
+                except (ValueError, schemas.SchemaError) as exc:
+                    dead.append(
+                        dlq_record(
+                            ZONE_PARTIALS,
+                            key=message.key,
+                            raw=message.value,
+                            partition=message.partition,
+                            offset=message.offset,
+                            reason=str(exc),
+                            consumer=settings.app_id,
+                        )
+                    )
+                    done.append(event)
+                    continue
+                if value["app_id"] != settings.app_id:
+                    done.append(event)  # another app's (a canary, a test): not this stage's to sum
+                    continue
+                late = stage.late
+                done.extend(stage.take(value, event, time.time()))
+                ZONE_LATE_SHARES.inc(stage.late - late)
+            if dead:
+                await publish(dead)
+                DLQ_RECORDS.labels(ZONE_PARTIALS.name, settings.app_id).inc(len(dead))
+            now = time.time()
+            through = stage.complete_through()
+            due = stage.due(now)
+            records = [zone_stats_record(window) for window, _ in due]
+            await publish(records)
+            for (window, pending), record in zip(due, records, strict=True):
+                complete = through is not None and through >= window.start + WINDOW_S
+                ZONE_WINDOWS_PUBLISHED.labels("complete" if complete else "waited").inc()
+                done.extend(stage.published(pending, record.value))
+            stage.prune(now)
+            for event in done:
+                await stream.ack(event)
+
+    return stage
+
+
+def _verified(raw: bytes | None, header: bytes | None, oracle: str) -> dict[str, Any]:
+    """The partial or marker `raw` holds, attested by `oracle`; raises `ValueError` (an `AttestationError`
+    naming its code, or the reason it is not one) or `SchemaError`."""
+    if raw is None:
+        raise ValueError("not a zone partial: no value")
+    signer = attestation.verify_header(header, ZONE_PARTIALS.name, raw).signer
+    if signer != oracle:
+        raise attestation.AttestationError("untrusted-attestor", f"{signer} is not the rewards oracle")
+    value = decode_json(raw)
+    schemas.validate(ZONE_PARTIALS, value)
+    return value

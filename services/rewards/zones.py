@@ -1,0 +1,165 @@
+"""The zone statistics' second stage (pure): every readings partition's share of a zone's minute, summed.
+
+Readings are partitioned by person (or wallet), so a zone's readings of a minute are spread over every readings
+partition, and each worker holds the windows of its partitions only. A worker therefore publishes no statistic
+itself: for each window of readings partition p that closes (`State.closable`) it sends p's whole share so far
+(`ZoneWindow.as_partial`) to ``city.zone-partials.v1``, keyed by zone, and every second a marker to each
+partition of that topic saying how far p's windows are closed (`State.closed_through`). The zone stage, keyed by
+zone, keeps the latest share of each readings partition per window and publishes the window's sum on
+``city.zone-stats.v1`` once every readings partition's marker has passed the window's end: it is complete
+whatever the number of workers and however their partitions are spread, so any number of workers publishes
+what one does. A window not complete `max_wait_s` after its first share came (a partition no worker holds) is published
+with what came by then.
+
+As before, a window published with its values is final: a later share (late readings) is left out, since the
+difference of two publications would show those readings. A window published suppressed (under k devices) is
+published again when more come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.common.events import cloudevent_headers
+from services.common.kafka import OutgoingRecord
+from services.common.topics import ZONE_PARTIALS, ZONE_STATS
+from services.rewards.engine import WINDOW_S, ZoneWindow
+
+EVENT_SOURCE = "smartcity/rewards"
+PARTIAL_EVENT_TYPE = "city.zone-partial.v1"
+ZONE_STATS_EVENT_TYPE = "city.zone-stats.v1"
+MARKER_KEY = "closed-through"
+
+WindowKey = tuple[str, str, int]
+
+
+def partial_record(window: ZoneWindow, partition: int, app_id: str) -> OutgoingRecord:
+    """The ``city.zone-partials.v1`` record of app `app_id`'s readings partition `partition`'s share of
+    `window`."""
+    return OutgoingRecord(
+        topic=ZONE_PARTIALS,
+        key=window.zone,
+        value={"app_id": app_id, **window.as_partial(partition)},
+        headers=cloudevent_headers(
+            PARTIAL_EVENT_TYPE, EVENT_SOURCE, f"{window.zone}/{window.kind}/{window.start}/{partition}"
+        ),
+    )
+
+
+def marker_records(partition: int, closed_through: float, app_id: str) -> list[OutgoingRecord]:
+    """The marker of app `app_id`'s readings partition `partition`, one to each partition of
+    ``city.zone-partials.v1`` (every zone stage needs every readings partition's)."""
+    value = {"app_id": app_id, "partition": partition, "closed_through": closed_through}
+    headers = cloudevent_headers(PARTIAL_EVENT_TYPE, EVENT_SOURCE, f"{partition}/{closed_through}")
+    return [
+        OutgoingRecord(topic=ZONE_PARTIALS, key=MARKER_KEY, value=value, headers=headers, partition=target)
+        for target in range(ZONE_PARTIALS.partitions)
+    ]
+
+
+def zone_stats_record(window: ZoneWindow) -> OutgoingRecord:
+    """The ``city.zone-stats.v1`` record of a window; the event id names the zone, kind and window."""
+    summary = window.summary()
+    event_id = f"{window.zone}/{window.kind}/{summary['window_start']}"
+    return OutgoingRecord(
+        topic=ZONE_STATS,
+        key=window.zone,
+        value=summary,
+        headers=cloudevent_headers(ZONE_STATS_EVENT_TYPE, EVENT_SOURCE, event_id, summary["window_end"]),
+    )
+
+
+def is_marker(value: Mapping[str, Any]) -> bool:
+    return "closed_through" in value
+
+
+@dataclass
+class Pending:
+    """A window at the zone stage: the latest share of each readings partition, and the records that brought
+    them (acknowledged once the window is published)."""
+
+    first_seen: float  # wall clock of its first share (the longest wait counts from it)
+    shares: dict[int, Mapping[str, Any]] = field(default_factory=dict)
+    events: list[Any] = field(default_factory=list)
+    dirty: bool = False
+    shown: bool = False
+
+    def window(self, key: WindowKey) -> ZoneWindow:
+        zone, kind, start = key
+        window = ZoneWindow(zone, kind, start)
+        for partition in sorted(self.shares):
+            window.merge(self.shares[partition])
+        return window
+
+
+class ZoneStage:
+    """Sums the readings partitions' shares of each zone window and says when a window is complete."""
+
+    def __init__(self, sources: int, max_wait_s: float = 60.0, keep_s: float = 600.0) -> None:
+        self.sources = sources  # readings partitions
+        self.max_wait_s = max_wait_s
+        self.keep_s = keep_s
+        self.closed: dict[int, float] = {}  # readings partition -> its latest marker
+        self.pending: dict[WindowKey, Pending] = {}
+        self.late = 0  # shares of windows already final, left out
+
+    def take(self, value: Mapping[str, Any], event: Any = None, now: float = 0.0) -> list[Any]:
+        """Fold a partial or a marker; returns the events done with at once (markers, late shares): the
+        caller acknowledges them. A share's event is held until its window is published (`due`)."""
+        if is_marker(value):
+            partition = value["partition"]
+            # The latest holds, even lower: old readings of a backlog reopen a partition's past windows.
+            self.closed[partition] = value["closed_through"]
+            return [event]
+        key = (value["zone"], value["kind"], value["window_start"])
+        pending = self.pending.setdefault(key, Pending(now))
+        if pending.shown:
+            self.late += 1
+            return [event]
+        pending.shares[value["partition"]] = value
+        pending.events.append(event)
+        pending.dirty = True
+        return []
+
+    def complete_through(self) -> float | None:
+        """The time every readings partition's windows are closed up to; None until each has said."""
+        if len(self.closed) < self.sources:
+            return None
+        return min(self.closed.values())
+
+    def due(self, now: float) -> list[tuple[ZoneWindow, Pending]]:
+        """The windows to publish now (complete, or waited for long enough), in time order; the caller
+        publishes each, then calls `published`."""
+        through = self.complete_through()
+        out = []
+        for key in sorted(self.pending, key=lambda k: (k[2], k[0], k[1])):
+            pending = self.pending[key]
+            if not pending.dirty:
+                continue
+            if (
+                through is not None and through >= key[2] + WINDOW_S
+            ) or pending.first_seen + self.max_wait_s <= now:
+                out.append((pending.window(key), pending))
+        return out
+
+    @staticmethod
+    def published(pending: Pending, summary: Mapping[str, Any]) -> list[Any]:
+        """Mark a window published with `summary`; returns the events now done with."""
+        pending.dirty = False
+        pending.shown = not summary["suppressed"]
+        events, pending.events = pending.events, []
+        return events
+
+    def prune(self, now: float) -> None:
+        """Forget windows published long ago (their events are acknowledged)."""
+        horizon = now - self.keep_s
+        for key, pending in list(self.pending.items()):
+            if not pending.dirty and key[2] + WINDOW_S < horizon:
+                del self.pending[key]
+
+    def forget(self) -> None:
+        """Drop every window (after a rebalance its unacknowledged shares are delivered again); the markers
+        stay (every readings partition's owner sends one every second)."""
+        self.pending.clear()

@@ -1,0 +1,120 @@
+"""The zone stage (pure): each readings partition's share of a zone's minute, summed once every partition has
+closed the minute; a window shown is final; the longest wait; and the partition states' closing bounds."""
+
+from __future__ import annotations
+
+from services.common import schemas
+from services.common.topics import ZONE_PARTIALS, ZONE_STATS
+from services.rewards.engine import State, ZoneWindow
+from services.rewards.zones import ZoneStage, marker_records, partial_record, zone_stats_record
+from tests.unit.test_rewards_engine import START, UNCAPPED, reading, run
+from tests.unit.test_rewards_samples import Device
+
+MINUTE = int(START.timestamp())
+END = MINUTE + 60
+
+
+def shares(devices_per_partition: list[int]) -> tuple[list[State], ZoneWindow]:
+    """A state per readings partition, each with its devices' readings of the minute, and the window one
+    state holding them all has (what one worker deciding every partition in one state would publish)."""
+    states, everything = [], State()
+    for count in devices_per_partition:
+        state = State()
+        for i, device in enumerate(Device() for _ in range(count)):
+            for target in (state, everything):
+                run(target, reading(device, 1, 10 + i, pm2_5=float(i), pm10=20.0 + i), UNCAPPED)
+        states.append(state)
+    (whole,) = everything.windows.values()
+    return states, whole
+
+
+def partials_of(states: list[State]) -> list[dict]:
+    out = []
+    for partition, state in enumerate(states):
+        for window in state.windows.values():
+            value = partial_record(window, partition, "app").value
+            schemas.validate(ZONE_PARTIALS, value)
+            out.append(value)
+    return out
+
+
+def marker(partition: int, closed_through: float) -> dict:
+    value = marker_records(partition, closed_through, "app")[0].value
+    schemas.validate(ZONE_PARTIALS, value)
+    return value
+
+
+def test_the_shares_of_every_partition_sum_to_the_window_one_state_holds():
+    states, whole = shares([3, 0, 4])
+    stage = ZoneStage(sources=3)
+    for value in partials_of(states):
+        assert stage.take(value, event=f"share {value['partition']}", now=100.0) == []  # held until published
+    assert stage.due(now=101.0) == []  # no partition has said it closed the minute
+    for partition in range(3):
+        assert stage.take(marker(partition, END + 1), event=f"marker {partition}") == [f"marker {partition}"]
+    ((window, pending),) = stage.due(now=101.0)
+    published = zone_stats_record(window).value
+    schemas.validate(ZONE_STATS, published)
+    assert published == zone_stats_record(whole).value and published["devices"] == 7
+    assert sorted(stage.published(pending, published)) == ["share 0", "share 2"]
+
+
+def test_a_window_waits_for_the_slowest_partition_and_a_later_share_replaces_the_earlier():
+    states, _ = shares([3, 3])
+    stage = ZoneStage(sources=2)
+    first, second = partials_of(states)
+    stage.take(first, "a", now=100.0)
+    stage.take(marker(0, END + 30), "m0")
+    stage.take(marker(1, END - 1), "m1")  # partition 1 still holds the minute open
+    assert stage.due(now=101.0) == []
+    stage.take(second, "b", now=101.0)
+    stage.take({**second, "count": 1, "values": {"pm2_5": [1.0], "pm10": [2.0]}}, "b2", now=101.5)
+    stage.take(marker(1, END), "m1")
+    ((window, _),) = stage.due(now=102.0)
+    assert window.count == 3 + 1  # partition 1's latest share replaced its first
+
+
+def test_a_window_shown_is_final_and_one_published_suppressed_is_shown_when_more_come():
+    states, _ = shares([3, 2])
+    stage = ZoneStage(sources=2)
+    first, second = partials_of(states)
+    stage.take(first, "a", now=100.0)
+    for partition in range(2):
+        stage.take(marker(partition, END), f"m{partition}")
+    ((window, pending),) = stage.due(now=100.0)
+    summary = zone_stats_record(window).value
+    assert summary["suppressed"] is True  # 3 devices, k = 5
+    assert stage.published(pending, summary) == ["a"]
+    stage.take(second, "b", now=101.0)  # partition 1's share came late: now 5 devices
+    ((window, pending),) = stage.due(now=101.0)
+    summary = zone_stats_record(window).value
+    assert summary["suppressed"] is False and summary["devices"] == 5
+    assert stage.published(pending, summary) == ["b"]
+    # Shown: a later share would tell the late readings apart by difference, so it is left out.
+    assert stage.take({**second, "count": 9}, "late", now=102.0) == ["late"] and stage.late == 1
+    assert stage.due(now=102.0) == []
+
+
+def test_a_window_a_partition_never_closes_is_published_after_the_longest_wait_from_its_first_share():
+    states, _ = shares([5])
+    stage = ZoneStage(sources=2, max_wait_s=60)
+    (value,) = partials_of(states)
+    stage.take(value, "a", now=10_000.0)  # old readings: their end is long past by the clock
+    stage.take(marker(0, END))
+    assert stage.due(now=10_059.0) == []  # partition 1 has said nothing: the wait counts from the share
+    ((window, _),) = stage.due(now=10_060.0)
+    assert window.count == 5
+
+
+def test_a_partition_closes_its_windows_by_its_readings_or_by_the_clock_once_quiet_and_caught_up():
+    state = State()
+    run(state, reading(Device(), 1, 10), UNCAPPED)
+    state.touched = 1_000.0
+    (window,) = state.windows.values()
+    # Open: it holds the bound at its start, whatever the clock.
+    assert state.closed_through(now=END + 100, grace_s=5, idle_s=2, caught_up=True) == MINUTE
+    window.dirty = False  # sent
+    assert state.closed_through(now=500.0, grace_s=5, idle_s=2, caught_up=True) == state.watermark - 5
+    # Quiet and nothing more to read: the clock less the grace. With a backlog: the readings' time only.
+    assert state.closed_through(now=END + 100, grace_s=5, idle_s=2, caught_up=True) == END + 95
+    assert state.closed_through(now=END + 100, grace_s=5, idle_s=2, caught_up=False) == state.watermark - 5
