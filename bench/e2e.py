@@ -1,0 +1,347 @@
+"""End to end: signed readings posted to ingest, decided by rewards, settled and sealed by the ledger, with one
+and with two rewards workers, beside the bare Ed25519 verify rate measured in the same run.
+
+Each leg runs ``smartcity up --no-simulate --rewards-workers N`` in a data dir of its own (embedded broker and
+PostgreSQL, every service), then:
+
+1. registers DEVICES devices of OWNERS owners over ingest's API (each owner's consent granted first), under a
+   policy that pays every reading (the city's, without its people section, caps out of reach), so that every
+   reading accepted is a reward to settle;
+2. a load generator in this process (CLIENTS concurrent HTTP clients, batches of BATCH pre-signed readings,
+   back to back) drives ingest for DURATION_S;
+3. a consumer of ``city.ledger.settled.v1`` notes when each reward's settlement was published (the block
+   sealed), to the end of the load and then until the backlog is settled (or DRAIN_S passes);
+4. it prints readings accepted and settled per second, p50/p99 from a reading's post to its reward's sealed
+   settlement, CPU per reading of each stage (its processes, children included: ingest, rewards, ledger,
+   broker, PostgreSQL, and this load generator), and which stage spent most.
+
+``BENCH_E2E_DURATION_S`` (60), ``BENCH_E2E_WORKERS`` ("1,2"), ``BENCH_E2E_READINGS`` (the most pre-signed,
+300000) change the run; ``BENCH_E2E_RATE`` offers readings at that rate (open loop) instead of as fast as
+ingest takes them, which measures the latency below saturation (at saturation it measures the queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psutil
+import yaml
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+
+from bench._running import fresh_platform
+from bench.ingest import _grant_consents, _register, _verify_baseline
+from services.common import events
+from services.common.events import encode_json
+from services.common.ids import reading_id, reward_id
+from services.common.signing import Keypair
+from services.common.topics import LEDGER_SETTLED
+from services.ingest.devices import sign_registration
+from services.ledger.transactions import REWARD, derive_tx_id
+
+DURATION_S = float(os.environ.get("BENCH_E2E_DURATION_S", "60"))
+WORKERS = [int(n) for n in os.environ.get("BENCH_E2E_WORKERS", "1,2").split(",")]
+MAX_READINGS = int(os.environ.get("BENCH_E2E_READINGS", "300000"))
+RATE = float(os.environ.get("BENCH_E2E_RATE", "0"))  # readings/s offered; 0: as fast as ingest takes them
+DEVICES = 3000
+OWNERS = 600
+ZONES = 12
+BATCH = 500
+CLIENTS = 4
+DRAIN_S = 90.0
+RULE = "data.air_quality"
+POLICY = Path(__file__).resolve().parents[1] / "services" / "rewards" / "policies" / "city.yaml"
+STAGES = ("ingest", "rewards", "ledger", "broker", "postgres", "load generator")
+
+
+@dataclass
+class Leg:
+    """What one leg measured."""
+
+    workers: int
+    accepted: int = 0
+    seconds: float = 0.0
+    settled_in_load: int = 0
+    settled: int = 0
+    settled_seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+    wall: float = 0.0  # seconds the CPU figures span
+
+
+def _policy(directory: Path) -> Path:
+    """The city's policy paying every reading: no people section (the bench's wallets are bound to no one),
+    caps out of reach."""
+    document = yaml.safe_load(POLICY.read_text())
+    document.pop("people", None)
+    document["version"] = "bench-e2e"
+    document["caps"] = {"device_per_hour": 10**12, "wallet_per_day": 10**12}
+    path = directory / "policy.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def _fleet() -> tuple[list[tuple[Keypair, Keypair, str]], list[dict]]:
+    owners = [Keypair.generate() for _ in range(OWNERS)]
+    devices = [(Keypair.generate(), owners[i % OWNERS], f"zone-{i % ZONES}") for i in range(DEVICES)]
+    registrations = [
+        sign_registration(
+            owner, key, {"device_id": key.did, "owner": owner.did, "kind": "air_quality", "zone": zone}
+        )
+        for key, owner, zone in devices
+    ]
+    return devices, registrations
+
+
+def _readings(devices: list[tuple[Keypair, Keypair, str]], count: int) -> list[list[bytes]]:
+    """Per client, its batches (encoded request bodies): its own devices in turn, each device's readings in
+    sequence, their times spread as if sent at 6,000 a second from now on (no burst, none stuck)."""
+    per_client = [devices[c::CLIENTS] for c in range(CLIENTS)]
+    start = datetime.now(UTC)
+    out: list[list[bytes]] = [[] for _ in range(CLIENTS)]
+    seqs: dict[str, int] = defaultdict(int)
+    for n in range(count // BATCH):
+        client = n % CLIENTS
+        mine = per_client[client]
+        batch = []
+        for i in range(BATCH):
+            key, _, zone = mine[(len(out[client]) * BATCH + i) % len(mine)]
+            seqs[key.did] += 1
+            ts = start + timedelta(seconds=(n * BATCH + i) / 6000)
+            batch.append(
+                key.sign(
+                    {
+                        "device_id": key.did,
+                        "seq": seqs[key.did],
+                        "ts": events.rfc3339(ts),
+                        "kind": "air_quality",
+                        "zone": zone,
+                        "values": {"pm2_5": 7.5 + (n + i) % 10, "pm10": 14.0 + i % 7, "no2": 20.5},
+                    }
+                )
+            )
+        out[client].append(encode_json({"readings": batch}))
+    return out
+
+
+class Settlements:
+    """Follows ``city.ledger.settled.v1`` from its end: when each transaction's settlement was published."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.at: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": "bench-e2e-settled", "enable.auto.commit": False}
+        )
+        name = LEDGER_SETTLED.name
+        self._consumer.assign([TopicPartition(name, p, OFFSET_END) for p in range(LEDGER_SETTLED.partitions)])
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            for message in self._consumer.consume(10000, 0.2):
+                if message.error() is None:
+                    tx = events.decode_json(message.value())["tx_id"]
+                    self.at.setdefault(tx, message.timestamp()[1] / 1000)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._consumer.close()
+
+
+def _processes(root: int, data_dir: Path) -> dict[str, list[psutil.Process]]:
+    """The platform's processes by stage (children included), and this one. The embedded PostgreSQL
+    detaches from ``smartcity up``: its server is found by its data dir."""
+    stages: dict[str, list[psutil.Process]] = defaultdict(list)
+    for process in psutil.process_iter():
+        try:
+            if process.name() == "postgres" and str(data_dir) in " ".join(process.cmdline()):
+                stages["postgres"].append(process)
+                stages["postgres"].extend(process.children(recursive=True))
+        except psutil.Error:
+            continue
+    for process in psutil.Process(root).children(recursive=True):
+        try:
+            line = " ".join(process.cmdline())
+        except psutil.Error:
+            continue
+        for stage, marker in (
+            ("ingest", "services.ingest"),
+            ("rewards", "services.rewards"),
+            ("ledger", "services.ledger"),
+            ("broker", "tansu"),
+            ("postgres", "postgres"),
+        ):
+            if marker in line:
+                stages[stage].append(process)
+                stages[stage].extend(process.children(recursive=True))
+                break
+    stages["load generator"].append(psutil.Process())
+    return stages
+
+
+def _cpu(stages: dict[str, list[psutil.Process]]) -> dict[str, float]:
+    out = {}
+    for stage, processes in stages.items():
+        total = 0.0
+        for process in {p.pid: p for p in processes}.values():
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        out[stage] = total
+    return out
+
+
+async def _drive(url: str, per_client: list[list[bytes]], sent: dict[int, float]) -> tuple[int, float]:
+    """Post every client's batches back to back for DURATION_S; (readings accepted, seconds). `sent` gets
+    when each batch (by its index in its client's list, times CLIENTS plus the client) was posted."""
+    accepted = [0]
+    rejected: list[dict] = []
+    started = time.monotonic()
+    deadline = started + DURATION_S
+
+    async def client_loop(client: int, bodies: list[bytes]) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            for index, body in enumerate(bodies):
+                if time.monotonic() > deadline:
+                    return
+                if RATE:  # open loop: batch n is due n batches' worth of readings after the start
+                    await asyncio.sleep(
+                        max(0.0, started + (index * CLIENTS + client) * BATCH / RATE - time.monotonic())
+                    )
+                sent[index * CLIENTS + client] = time.time()
+                response = await http.post(
+                    "/v1/readings", content=body, headers={"content-type": "application/json"}
+                )
+                if response.status_code != 202:
+                    raise RuntimeError(f"ingest answered {response.status_code}: {response.text[:300]}")
+                answer = response.json()
+                accepted[0] += answer["accepted"]
+                if answer["rejected"] and not rejected:
+                    rejected.append(answer)
+
+    await asyncio.gather(*(client_loop(c, bodies) for c, bodies in enumerate(per_client)))
+    if rejected:
+        print(f"  (ingest rejected readings, e.g. {str(rejected[0])[:400]})")
+    return accepted[0], time.monotonic() - started
+
+
+def _leg(workers: int, devices: list, registrations: list[dict]) -> tuple[Leg, list[list[bytes]]]:
+    leg = Leg(workers)
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as scratch:
+        env = {"REWARDS_POLICY_PATH": str(_policy(Path(scratch))), "LOG_LEVEL": "WARNING"}
+        args = ("--no-simulate", "--rewards-workers", str(workers), "--drain-timeout", "0")
+        with fresh_platform(*args, env=env, prefix="bench-e2e-") as platform:
+            bootstrap = next(
+                line.split("broker: ", 1)[1].split()[0] for line in platform.seen if "broker: " in line
+            )
+            asyncio.run(_grant_consents(bootstrap, {owner for _, owner, _ in devices}))
+            asyncio.run(_register(platform.url("ingest"), registrations))
+            # Taken after the grants (a reading is decided on the consent in force at its time); fresh sequence
+            # numbers for each leg's platform.
+            bodies = _readings(devices, MAX_READINGS)
+            settlements = Settlements(bootstrap)
+            stages = _processes(platform.process.pid, platform.data_dir)
+            before, began = _cpu(stages), time.monotonic()
+            sent: dict[int, float] = {}
+            leg.accepted, leg.seconds = asyncio.run(_drive(platform.url("ingest"), bodies, sent))
+            load_end = time.time()
+            expected = _reward_ids(bodies, sent)
+            deadline = time.monotonic() + DRAIN_S
+            while time.monotonic() < deadline and len(expected.keys() & settlements.at.keys()) < leg.accepted:
+                time.sleep(0.5)
+            settlements.close()
+            after, leg.wall = _cpu(stages), time.monotonic() - began
+        settled = {rid: at for rid, at in settlements.at.items() if rid in expected}
+        leg.settled = len(settled)
+        leg.settled_in_load = sum(1 for at in settled.values() if at <= load_end)
+        first = min(sent.values())
+        leg.settled_seconds = (max(settled.values()) - first) if settled else 0.0
+        leg.latencies = [at - expected[rid] for rid, at in settled.items()]
+        # CPU over the whole leg's work: the load and the drain of what it left, per reading settled.
+        leg.cpu = {stage: after[stage] - before[stage] for stage in before}
+    return leg, bodies
+
+
+def _reward_ids(bodies: list[list[bytes]], sent: dict[int, float]) -> dict[str, float]:
+    """The ledger transaction id of every reading's reward, with when the reading's batch was posted."""
+    out = {}
+    for client, batches in enumerate(bodies):
+        for index, body in enumerate(batches):
+            at = sent.get(index * CLIENTS + client)
+            if at is None:
+                continue
+            for reading in events.decode_json(body)["readings"]:
+                reward = reward_id(reading_id(reading["device_id"], reading["seq"]), RULE)
+                out[derive_tx_id(REWARD, reward)] = at
+    return out
+
+
+def _print(legs: list[Leg], verify_rate: float) -> None:
+    print(f"  {'rewards workers':<50}" + "".join(f"{leg.workers:>14}" for leg in legs))
+    rows = [
+        ("readings accepted /s (load)", [leg.accepted / leg.seconds for leg in legs], "{:>14,.0f}"),
+        (
+            "readings settled /s (first post to last seal)",
+            [leg.settled / leg.settled_seconds if leg.settled_seconds else 0.0 for leg in legs],
+            "{:>14,.0f}",
+        ),
+        ("settled during the load /s", [leg.settled_in_load / leg.seconds for leg in legs], "{:>14,.0f}"),
+        ("settled of accepted", [leg.settled / max(1, leg.accepted) for leg in legs], "{:>14.1%}"),
+    ]
+    for label, values, fmt in rows:
+        print(f"  {label:<50}" + "".join(fmt.format(v) for v in values))
+    for q, name in ((49, "p50"), (98, "p99")):
+        values = [
+            statistics.quantiles(leg.latencies, n=100)[q] if len(leg.latencies) > 1 else 0.0 for leg in legs
+        ]
+        print(
+            f"  {'post -> sealed settlement ' + name + ' (s)':<50}" + "".join(f"{v:>14.2f}" for v in values)
+        )
+    for stage in STAGES:
+        values = [leg.cpu.get(stage, 0.0) / max(1, leg.settled) * 1e6 for leg in legs]
+        print(f"  {'CPU µs per reading settled: ' + stage:<50}" + "".join(f"{v:>14,.0f}" for v in values))
+    busy = [sum(leg.cpu.values()) / leg.wall if leg.wall else 0.0 for leg in legs]
+    print(f"  {'cores busy (every stage, load and drain)':<50}" + "".join(f"{v:>14.2f}" for v in busy))
+    print(f"  {'cores on this machine':<50}{psutil.cpu_count():>14}")
+    for leg in legs:
+        busiest = max((s for s in STAGES if s != "load generator"), key=lambda s: leg.cpu.get(s, 0.0))
+        total = sum(leg.cpu.values()) / max(1, leg.settled) * 1e6
+        print(f"  {leg.workers} worker(s): {total:,.0f} µs CPU per reading in all; most spent by {busiest}")
+    print(f"  {'baseline: bare Ed25519 verify (PyNaCl, 1 thread)':<50}{verify_rate:>14,.0f} /s")
+    if len(legs) == 2 and legs[0].settled_seconds and legs[1].settled_seconds:
+        ratio = (legs[1].settled / legs[1].settled_seconds) / (legs[0].settled / legs[0].settled_seconds)
+        print(f"  {'settled /s, 2 workers over 1':<50}{ratio:>14.2f}")
+    print(
+        "  targets: 5,000 readings/s settled, p99 < 2 s; 2 workers >= 1.6 x 1 when rewards is the bottleneck"
+    )
+
+
+def main() -> None:
+    print(
+        f"e2e: ingest -> rewards -> ledger, {DURATION_S:.0f} s of load, {DEVICES} devices, batches of {BATCH}"
+    )
+    devices, registrations = _fleet()
+    legs = []
+    for workers in WORKERS:
+        leg, bodies = _leg(workers, devices, registrations)
+        legs.append(leg)
+    verify_rate = _verify_baseline([r for r in events.decode_json(bodies[0][0])["readings"]])
+    _print(legs, verify_rate)
+
+
+if __name__ == "__main__":
+    main()
