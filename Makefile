@@ -20,7 +20,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	@sh scripts/ensure-test-tools.sh
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

@@ -122,7 +122,8 @@ def test_the_decision_record_goes_out_before_the_rewards_keyed_and_partitioned_l
     outcome = handle(raw(envelope))
     (record,) = outcome.records
     assert record.topic == REWARD_DECISIONS
-    assert record.key == device.did
+    # Keyed as its reading and on its partition number: the changelog of that partition's state.
+    assert (record.key, record.partition) == ("device-key", 3)
     schemas.validate(REWARD_DECISIONS, record.value)
     assert record.value["outcome"] == "rewarded"
     assert record.value["policy_version"] == "v7"
