@@ -76,6 +76,7 @@ class Leg:
     latencies: list[float] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
     busy: float = 0.0  # cores the platform and the load generator kept busy during the load
+    restarts: list[str] = field(default_factory=list)  # services `smartcity up` restarted meanwhile
 
 
 def _policy(directory: Path) -> Path:
@@ -269,6 +270,8 @@ def _leg(workers: int, devices: list, registrations: list[dict]) -> tuple[Leg, l
                 time.sleep(0.5)
             settlements.close()
             after = _cpu(stages)
+            platform.read_lines()
+            leg.restarts = [line for line in platform.seen if "exited with" in line]
         settled = {rid: at for rid, at in settlements.at.items() if rid in expected}
         leg.settled = len(settled)
         leg.settled_in_load = sum(1 for at in settled.values() if at <= load_end)
@@ -327,6 +330,9 @@ def _print(legs: list[Leg], verify_rate: float) -> None:
         busiest = max((s for s in STAGES if s != "load generator"), key=lambda s: leg.cpu.get(s, 0.0))
         total = sum(leg.cpu.values()) / max(1, leg.settled) * 1e6
         print(f"  {leg.workers} worker(s): {total:,.0f} µs CPU per reading in all; most spent by {busiest}")
+    for leg in legs:
+        for line in leg.restarts:  # a restarted process's CPU before it exited is not counted
+            print(f"  {leg.workers} worker(s): {line.strip()}")
     print(f"  {'baseline: bare Ed25519 verify (PyNaCl, 1 thread)':<50}{verify_rate:>14,.0f} /s")
     if len(legs) == 2 and legs[0].settled_seconds and legs[1].settled_seconds:
         ratio = (legs[1].settled / legs[1].settled_seconds) / (legs[0].settled / legs[0].settled_seconds)
