@@ -86,10 +86,11 @@ def start_worker(
     workdir: Path,
     policy: Path | None = None,
     app_id: str | None = None,
+    ready: bool = True,
     **extra_env: str,
 ) -> Worker:
-    """Start ``python -m services.rewards`` (in its own consumer group unless `app_id` names one) and
-    wait until /readyz says ready."""
+    """Start ``python -m services.rewards`` (in its own consumer group unless `app_id` names one) and, if
+    `ready`, wait until /readyz says ready."""
     port = embedded.free_port()
     app_id = app_id or unique_group("rewards-it")
     log_path = workdir / f"{app_id}-{port}.log"
@@ -115,7 +116,7 @@ def start_worker(
         )
     worker = Worker(process, app_id, f"http://127.0.0.1:{port}", log_path, workdir / "data")
     deadline = time.monotonic() + DEADLINE_S
-    while True:
+    while ready:
         if process.poll() is not None:
             pytest.fail(f"the worker exited with {process.returncode}:\n{worker.log()}")
         try:
@@ -127,6 +128,7 @@ def start_worker(
             worker.stop()
             pytest.fail(f"the worker was not ready within {DEADLINE_S}s:\n{worker.log()}")
         time.sleep(0.2)
+    return worker
 
 
 @pytest.fixture
@@ -549,6 +551,7 @@ def test_a_worker_whose_agent_commits_nothing_exits_to_be_restarted(kafka_bootst
     worker = start_worker(
         kafka_bootstrap,
         tmp_path,
+        ready=False,  # it may be stuck (other tests' readings in hand) before it ever says ready
         REWARDS_LEDGER_URL=f"http://127.0.0.1:{embedded.free_port()}",  # nobody listens there
         CONSUMER_STALL_S="2",
     )
@@ -670,7 +673,7 @@ def test_a_worker_killed_mid_stream_neither_loses_nor_doubles_a_reward(
                 publisher.publish_envelope(device, envelope(device, seq), f"{device.did}/{seq}")
         publisher.flush()
         deadline = time.monotonic() + DEADLINE_S
-        while counter.poll() < total // 4:
+        while counter.poll() == 0:  # killed at its first decisions: well before it decided all
             assert time.monotonic() < deadline, worker.log()
         worker.process.kill()  # SIGKILL: no stop, no commit, batches in flight
         worker.process.wait(10)
