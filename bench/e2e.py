@@ -39,7 +39,7 @@ import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bench._running import fresh_platform
-from bench.ingest import _grant_consents, _register, _verify_baseline
+from bench.ingest import grant_consents, register_devices, verify_rate_baseline
 from services.common import events
 from services.common.events import encode_json
 from services.common.ids import reading_id, reward_id
@@ -252,8 +252,8 @@ def _leg(workers: int, devices: list, registrations: list[dict]) -> tuple[Leg, l
             bootstrap = next(
                 line.split("broker: ", 1)[1].split()[0] for line in platform.seen if "broker: " in line
             )
-            asyncio.run(_grant_consents(bootstrap, {owner for _, owner, _ in devices}))
-            asyncio.run(_register(platform.url("ingest"), registrations))
+            asyncio.run(grant_consents(bootstrap, {owner for _, owner, _ in devices}))
+            asyncio.run(register_devices(platform.url("ingest"), registrations))
             # Taken after the grants (a reading is decided on the consent in force at its time); fresh sequence
             # numbers for each leg's platform.
             bodies = _readings(devices, MAX_READINGS)
@@ -351,7 +351,7 @@ def main() -> None:
     for workers in WORKERS:
         leg, bodies = _leg(workers, devices, registrations)
         legs.append(leg)
-    verify_rate = _verify_baseline([r for r in events.decode_json(bodies[0][0])["readings"]])
+    verify_rate = verify_rate_baseline(events.decode_json(bodies[0][0])["readings"])
     _print(legs, verify_rate)
 
 

@@ -103,7 +103,7 @@ async def _wait_ready(url: str, process: subprocess.Popen) -> None:
     raise RuntimeError("ingest did not get ready")
 
 
-async def _register(url: str, registrations: list[dict]) -> None:
+async def register_devices(url: str, registrations: list[dict]) -> None:
     gate = asyncio.Semaphore(16)
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
 
@@ -138,7 +138,7 @@ async def _post_all(url: str, per_client: list[list[bytes]]) -> tuple[float, int
     return time.perf_counter() - started, totals[0], totals[1], latencies
 
 
-def _verify_baseline(batch: list[dict]) -> float:
+def verify_rate_baseline(batch: list[dict]) -> float:
     items = [
         (
             VerifyKey(didkey.decode(r["device_id"])),
@@ -195,7 +195,7 @@ def _produce_baseline(bootstrap: str, all_readings: list[dict], registrations: d
     return len(values) / elapsed
 
 
-async def _grant_consents(bootstrap: str, owners: set[Keypair]) -> None:
+async def grant_consents(bootstrap: str, owners: set[Keypair]) -> None:
     """Every owner grants the city their environment data (air quality), on city.consents.v1, before ingest
     starts: its consent view reads them at startup, and ingest refuses readings without them."""
     producer = KafkaProducer(bootstrap, client_id="bench-consents")
@@ -231,14 +231,14 @@ async def _run(workdir: Path, bootstrap: str, database_url: str) -> None:
     devices, registrations = _fleet()
     batches = _batches(devices, READINGS // BATCH + WARMUP_BATCHES * CLIENTS)
     bodies = [[encode_json({"readings": b}) for b in client] for client in batches]
-    await _grant_consents(bootstrap, {owner for _key, owner in devices})
+    await grant_consents(bootstrap, {owner for _key, owner in devices})
     with (workdir / "ingest.log").open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "services.ingest"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
     try:
         await _wait_ready(url, process)
-        await _register(url, registrations)
+        await register_devices(url, registrations)
         await _post_all(url, [client[:WARMUP_BATCHES] for client in bodies])
         elapsed, accepted, rejected, latencies = await _post_all(
             url, [client[WARMUP_BATCHES:] for client in bodies]
@@ -247,7 +247,7 @@ async def _run(workdir: Path, bootstrap: str, database_url: str) -> None:
         process.terminate()
         process.wait(30)
     all_readings = [r for client in batches for batch in client[WARMUP_BATCHES:] for r in batch]
-    verify_rate = _verify_baseline(batches[0][0])
+    verify_rate = verify_rate_baseline(batches[0][0])
     produce_rate = _produce_baseline(bootstrap, all_readings, {r["device_id"]: r for r in registrations})
     rate = accepted / elapsed
     quantiles = statistics.quantiles(latencies, n=100)

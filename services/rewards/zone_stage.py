@@ -22,7 +22,6 @@ from services.common.events import decode_json
 from services.common.kafka import OutgoingRecord, dlq_record
 from services.common.metrics import DLQ_RECORDS
 from services.common.topics import READINGS, ZONE_PARTIALS
-from services.rewards.engine import WINDOW_S
 from services.rewards.processor import header_value
 from services.rewards.settings import RewardsSettings
 from services.rewards.zones import ZoneStage, zone_stats_record
@@ -88,13 +87,11 @@ def install_zone_stage(
                 await publish(dead)
                 DLQ_RECORDS.labels(ZONE_PARTIALS.name, settings.app_id).inc(len(dead))
             now = time.time()
-            through = stage.complete_through()
             due = stage.due(now)
             records = [zone_stats_record(window) for window, _ in due]
             await publish(records)
             for (window, pending), record in zip(due, records, strict=True):
-                complete = through is not None and through >= window.start + WINDOW_S
-                ZONE_WINDOWS_PUBLISHED.labels("complete" if complete else "waited").inc()
+                ZONE_WINDOWS_PUBLISHED.labels("complete" if stage.complete(window.start) else "waited").inc()
                 done.extend(stage.published(pending, record.value))
             stage.prune(now)
             for event in done:

@@ -132,17 +132,19 @@ class ZoneStage:
     def due(self, now: float) -> list[tuple[ZoneWindow, Pending]]:
         """The windows to publish now (complete, or waited for long enough), in time order; the caller
         publishes each, then calls `published`."""
-        through = self.complete_through()
         out = []
         for key in sorted(self.pending, key=lambda k: (k[2], k[0], k[1])):
             pending = self.pending[key]
             if not pending.dirty:
                 continue
-            if (
-                through is not None and through >= key[2] + WINDOW_S
-            ) or pending.first_seen + self.max_wait_s <= now:
+            if self.complete(key[2]) or pending.first_seen + self.max_wait_s <= now:
                 out.append((pending.window(key), pending))
         return out
+
+    def complete(self, start: int) -> bool:
+        """Whether every readings partition has closed the window starting at `start`."""
+        through = self.complete_through()
+        return through is not None and through >= start + WINDOW_S
 
     @staticmethod
     def published(pending: Pending, summary: Mapping[str, Any]) -> list[Any]:
