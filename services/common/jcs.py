@@ -8,7 +8,8 @@ this module detects and hands to the reference:
 - numbers: ES6 and Python/orjson print the same shortest round-trip digits, but they write ``12.0`` where JCS
   writes ``12`` and switch to exponents at other magnitudes; JCS also refuses integers beyond 2**53. A scan
   of the output for such numbers (`_SUSPECT_NUMBER`) finds those cases; a string that merely looks like one
-  only costs the slower path;
+  only costs the slower path. Integral floats below 2**53 (sensor values such as ``14.0``, common) are
+  written as the integers they equal and encoded again, which costs a walk of the value, not the reference;
 - keys outside ASCII, which JCS orders by UTF-16 code units rather than code points;
 - NaN, infinities and non-JSON types (the reference raises the error).
 
@@ -36,6 +37,7 @@ from smartcity_sdk.jcs import canonical_bytes as reference_bytes
 __all__ = ["CanonicalizationError", "canonical_bytes", "object_bytes", "reference_bytes"]
 
 _MAX_SAFE_INT_DIGITS = 15  # every integer of at most 15 digits is below 2**53
+_EXACT_INTEGRAL_FLOAT = 2.0**53
 
 
 class _Fallback(Exception):
@@ -73,11 +75,36 @@ def canonical_bytes(value: Any) -> bytes:
         data = orjson.dumps(value, option=_ORJSON_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError: a lone surrogate, an unknown type, an integer beyond 64 bits
         return reference_bytes(value)  # raises the reference's error, or agrees with it
+    suspect = b"null" in data or _SUSPECT_NUMBER.search(data) is not None
+    if suspect and _has_integral_float(value):
+        return canonical_bytes(_integral_floats_as_ints(value))
     if b"null" in data:
         return _standard_library_bytes(value)  # a NaN or an infinity, or a plain null
-    if not data.isascii() or data[0] in _NUMBER_START or _SUSPECT_NUMBER.search(data):
+    if not data.isascii() or data[0] in _NUMBER_START or suspect:
         return reference_bytes(value)
     return data
+
+
+def _is_integral(value: Any) -> bool:
+    return type(value) is float and value.is_integer() and abs(value) < _EXACT_INTEGRAL_FLOAT
+
+
+def _has_integral_float(value: Any) -> bool:
+    if type(value) is dict:
+        return any(_has_integral_float(v) for v in value.values())
+    if type(value) is list:
+        return any(_has_integral_float(v) for v in value)
+    return _is_integral(value)
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    # JCS writes an integral float as the integer (12.0 -> 12, -0.0 -> 0); below 2**53 the integer's
+    # digits are the float's shortest round-trip digits, so the int encodes to the very bytes.
+    if type(value) is dict:
+        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_integral_floats_as_ints(v) for v in value]
+    return int(value) if _is_integral(value) else value
 
 
 def object_bytes(members: Mapping[str, Any], encoded: Mapping[str, bytes]) -> bytes:

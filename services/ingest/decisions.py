@@ -87,17 +87,20 @@ async def lock_wallets(conn: AsyncConnection, wallets: Sequence[str], *, exclusi
     )
 
 
+_KEEP = insert(reward_decisions).on_conflict_do_nothing(index_elements=[reward_decisions.c.reading_id])
+
+
 class DecisionStore:
     """The decisions table."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def keep(self, decisions: Sequence[tuple[Mapping[str, Any], datetime, int, int]]) -> int:
+    async def keep(self, decisions: Sequence[tuple[Mapping[str, Any], datetime, int, int]]) -> None:
         """Store decisions (value, its reading's time, partition, offset) unless stored before or of a
-        wallet erased since the reading or on a device of the wallet's erased then; how many were new."""
+        wallet erased since the reading or on a device of the wallet's erased then."""
         if not decisions:
-            return 0
+            return
         async with self.engine.begin() as conn:
             wallets = [value["wallet"] for value, *_ in decisions]
             await lock_wallets(conn, wallets, exclusive=False)
@@ -143,14 +146,10 @@ class DecisionStore:
                 if value["wallet"] not in erased
                 or (ts > erased[value["wallet"]] and value["device_id"] not in gone)
             ]
-            if not rows:
-                return 0
-            result = await conn.execute(
-                insert(reward_decisions)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=[reward_decisions.c.reading_id])
-            )
-            return result.rowcount
+            if rows:
+                # Parameters apart from the statement: it is compiled once and cached, where a statement
+                # holding a batch's values is compiled again for every batch (a fifth of ingest's CPU).
+                await conn.execute(_KEEP, rows)
 
     async def of_wallet(
         self, wallet: str, before: Cursor | None, limit: int

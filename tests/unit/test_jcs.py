@@ -34,6 +34,10 @@ EDGE_FLOATS = [
     -0.0,
     0.0,
     12.0,
+    -14.0,
+    2.0**53 - 1,
+    -(2.0**53) + 1,
+    1e15,
     1 / 3,
     99999999999999.98,
     sys.float_info.max,
@@ -52,6 +56,19 @@ def test_random_numbers_match_the_reference() -> None:
         integer = rng.randint(-(2**53) + 1, 2**53 - 1)
         value = {"f": number, "i": integer, "n": [number, integer]}
         assert jcs.canonical_bytes(value) == rfc8785.dumps(value)
+
+
+def test_integral_floats_beside_nulls_and_nesting_match_the_reference_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    values = [
+        {"values": {"pm2_5": 14.0, "pm10": 7.5, "no2": -0.0}, "person": None, "seq": 3},
+        {"a": [1.0, [2.0, {"b": 3.0}]], "s": "12.0"},
+        [100.0, None, 0.5],
+    ]
+    expected = [rfc8785.dumps(value) for value in values]
+    monkeypatch.setattr(jcs, "reference_bytes", None)  # sensor values such as 14.0 take the fast path
+    assert [jcs.canonical_bytes(value) for value in values] == expected
 
 
 def test_strings_keys_and_nesting_match_the_reference() -> None:
