@@ -150,7 +150,7 @@ async def caught_up(platform: RunningPlatform, bootstrap: str, timeout_s: float)
     """Wait until every service is ready and both stages have no backlog (three checks in a row); return the
     backlogs last seen."""
     stages = {
-        "readings not decided (backlog)": (READINGS, RewardsSettings().app_id),
+        "readings records not decided (backlog)": (READINGS, RewardsSettings().app_id),
         "rewards not settled (backlog)": (REWARDS, LedgerSettings().consumer_group),
     }
     deadline = time.monotonic() + timeout_s

@@ -18,6 +18,8 @@ PostgreSQL, every service), then:
 ``BENCH_E2E_DURATION_S`` (60), ``BENCH_E2E_WORKERS`` ("1,2"), ``BENCH_E2E_READINGS`` (the most pre-signed,
 300000) change the run; ``BENCH_E2E_RATE`` offers readings at that rate (open loop) instead of as fast as
 ingest takes them, which measures the latency below saturation (at saturation it measures the queue).
+``READINGS_PER_RECORD`` (the platform's setting, 100 by default) reaches every service of the leg: 1 measures
+the pipeline with one reading a ``city.readings.v1`` record.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from bench.ingest import grant_consents, register_devices, verify_rate_baseline
 from services.common import events
 from services.common.events import encode_json
 from services.common.ids import reading_id, reward_id
+from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.topics import LEDGER_SETTLED
 from services.ingest.devices import sign_registration
@@ -344,7 +347,8 @@ def _print(legs: list[Leg], verify_rate: float) -> None:
 
 def main() -> None:
     print(
-        f"e2e: ingest -> rewards -> ledger, {DURATION_S:.0f} s of load, {DEVICES} devices, batches of {BATCH}"
+        f"e2e: ingest -> rewards -> ledger, {DURATION_S:.0f} s of load, {DEVICES} devices, batches of {BATCH}, "
+        f"up to {PlatformSettings().readings_per_record} readings a city.readings.v1 record"
     )
     devices, registrations = _fleet()
     legs = []

@@ -30,7 +30,11 @@ _CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
 
 
 def cloudevent_headers(
-    event_type: str, source: str, event_id: str | None = None, time: str | None = None
+    event_type: str,
+    source: str,
+    event_id: str | None = None,
+    time: str | None = None,
+    content_type: str = CONTENT_TYPE,
 ) -> list[tuple[str, bytes]]:
     """Kafka headers of a binary-mode CloudEvent."""
     return [
@@ -39,7 +43,7 @@ def cloudevent_headers(
         ("ce_type", event_type.encode()),
         ("ce_source", source.encode()),
         ("ce_time", (time or now_rfc3339()).encode()),
-        _CONTENT_TYPE_HEADER,
+        _CONTENT_TYPE_HEADER if content_type == CONTENT_TYPE else ("content-type", content_type.encode()),
     ]
 
 

@@ -39,6 +39,14 @@ class PlatformSettings(BaseSettings):
         default=6000, description="Consumer-group session timeout; joins take about half of it."
     )
     kafka_send_timeout_s: float = Field(default=10.0, description="Deadline for a broker acknowledgement.")
+    readings_per_record: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Most readings ingest puts in one city.readings.v1 record (a batch record: an envelope a "
+        "line under one attestation), and what the rewards worker sizes its batches by. More spares the broker "
+        "and the rewards worker their per-record costs; 1 keeps one reading a record.",
+    )
     consumer_stall_s: float = Field(
         default=120.0,
         gt=0,

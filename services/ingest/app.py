@@ -151,6 +151,7 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
                 service_key(settings.attestor_key, platform.data_dir, Role.INGEST_ATTESTOR),
                 settings.consents_max_age_s,
                 app.state.bindings,
+                platform.readings_per_record,
             )
             # People's reward decisions (city.reward-decisions.v1), kept for their signed reads; a record it
             # cannot keep goes to the topic's DLQ with the reason, and the consumer goes on.

@@ -65,6 +65,7 @@ class ReadingPipeline:
         attestor: Keypair,
         consents_max_age_s: float = 5.0,
         bindings: BindingView | None = None,
+        per_record: int = 1,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -86,6 +87,9 @@ class ReadingPipeline:
         # Signs each published batch: ingest's word that its readings passed registration, consent and
         # sequence checks (the devices' own signatures stay inside, for auditors).
         self.attestor = attestor
+        # Readings a record carries (`readings.batch_records`); 1: one a record, as consumers before batch
+        # records expect.
+        self.per_record = per_record
 
     async def ingest(self, batch: Sequence[Any]) -> list[Rejection | None]:
         """Per reading, in order, None if accepted or why it was rejected.
@@ -209,7 +213,11 @@ class ReadingPipeline:
         if not envelopes:
             return
         started = time.perf_counter()
-        records = attested(self.attestor, [readings.outgoing_record(e) for e in envelopes])
+        records = (
+            attested(self.attestor, [readings.outgoing_record(e) for e in envelopes])
+            if self.per_record == 1
+            else readings.batch_records(self.attestor, envelopes, self.per_record)
+        )
         errors = await self.producer.send_batch(records)
         PUBLISH_LATENCY.observe(time.perf_counter() - started)
         failed = [error for error in errors if error]

@@ -3,17 +3,24 @@ with the registration that binds its device to a wallet, and the CloudEvents hea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from services.common.events import cloudevent_headers
+from aiokafka.partitioner import murmur2
+
+from services.common import attestation
+from services.common.events import CONTENT_TYPE, cloudevent_headers
 from services.common.ids import reading_id
 from services.common.kafka import OutgoingRecord
+from services.common.signing import Keypair
 from services.common.topics import READINGS
 from services.ingest.devices import Device
 
 EVENT_TYPE = "city.reading.v1"
+BATCH_EVENT_TYPE = "city.readings-batch.v1"
 EVENT_SOURCE = "smartcity/ingest"
+NDJSON = "application/x-ndjson"
+"""The content type of a batch record: newline-delimited JSON, an envelope a line."""
 
 
 def envelope(
@@ -48,3 +55,41 @@ def outgoing_record(value: Mapping[str, Any]) -> OutgoingRecord:
         value=value,
         headers=cloudevent_headers(EVENT_TYPE, EVENT_SOURCE, value["reading_id"], time=value["received_at"]),
     )
+
+
+def partition_of(key: str, partitions: int = READINGS.partitions) -> int:
+    """The partition a key hashes to: Kafka's default partitioner (murmur2, as the producer's
+    ``murmur2_random`` and the Java client), so a batch record lands where each of its readings would."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def batch_records(
+    keypair: Keypair, envelopes: Sequence[Mapping[str, Any]], per_record: int
+) -> list[OutgoingRecord]:
+    """The envelopes as batch records (`services.common.attestation`: one envelope's JCS bytes a line, one
+    statement a record, signed by `keypair`): those of one partition together, in order, at most `per_record`
+    a record. A record is keyed by its first envelope's `partition_key` and sent to the partition they all
+    hash to; its CloudEvent id is its first reading's id."""
+    by_partition: dict[int, list[Mapping[str, Any]]] = {}
+    for value in envelopes:
+        by_partition.setdefault(partition_of(partition_key(value)), []).append(value)
+    records = []
+    for partition, values in sorted(by_partition.items()):
+        for start in range(0, len(values), per_record):
+            chunk = values[start : start + per_record]
+            lines = [attestation.encode(value) for value in chunk]
+            first = chunk[0]
+            headers = cloudevent_headers(
+                BATCH_EVENT_TYPE if len(lines) > 1 else EVENT_TYPE,
+                EVENT_SOURCE,
+                first["reading_id"],
+                time=first["received_at"],
+                content_type=NDJSON if len(lines) > 1 else CONTENT_TYPE,
+            )
+            headers.append(
+                (attestation.HEADER, attestation.attest_record(keypair, READINGS.name, lines).encode())
+            )
+            records.append(
+                OutgoingRecord(READINGS, partition_key(first), b"\n".join(lines), headers, partition)
+            )
+    return records

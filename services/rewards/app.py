@@ -75,7 +75,7 @@ from services.rewards.openapi import RewardsReadiness
 from services.rewards.openapi import document as openapi_document
 from services.rewards.processor import Outcome, handle_reading, header_value
 from services.rewards.publication import PolicyPublisher
-from services.rewards.readings import AcceptedReading, InvalidReading, parse_all
+from services.rewards.readings import ParsedRecord, parse_all, record_key
 from services.rewards.settings import SERVICE, RewardsSettings
 from services.rewards.zone_stage import install_zone_stage
 
@@ -138,7 +138,7 @@ MAX_BATCHES_IN_FLIGHT = 4
 MAX_BATCHES_VERIFYING = 2
 BROKER_CHECK_TIMEOUT_S = 2.0
 
-Verifying = tuple[Sequence[Any], "asyncio.Future[Sequence[AcceptedReading | InvalidReading | None]]", float]
+Verifying = tuple[Sequence[Any], "asyncio.Future[Sequence[ParsedRecord]]", float]
 """A batch taken: its events, the check of their signatures under way, and when it was taken."""
 
 
@@ -429,19 +429,17 @@ def create_app(
         BATCH_SIZE.observe(len(events))
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def verify(
-        values: list[tuple[bytes | None, bytes | None]],
-    ) -> Sequence[AcceptedReading | InvalidReading | None]:
-        """`parse_all` of (value, attestation header) pairs on the worker processes; None for each reading
-        `handle_reading` is to parse itself (there are no worker processes, or they failed on this batch)."""
+    async def verify(values: list[tuple[bytes | None, bytes | None]]) -> Sequence[ParsedRecord]:
+        """`parse_all` of (value, attestation header) pairs, on the worker processes if there are any (and they
+        did not fail on this batch), else here."""
         if pool is not None:
             try:
                 return await pool.map(parse_all, values, attestors)
             except BrokenProcessPool:
-                log.warning("a verification process died; checking %d readings here", len(values))
+                log.warning("a verification process died; checking %d records here", len(values))
             except Exception:
-                log.exception("verification failed; checking %d readings here", len(values))
-        return [None] * len(values)
+                log.exception("verification failed; checking %d records here", len(values))
+        return parse_all(values, attestors)
 
     async def decide_batches(stream: faust.StreamT, verified: asyncio.Queue[Verifying]) -> None:
         """Decide the verified batches in the order they were taken, and publish them in a pipeline."""
@@ -462,27 +460,29 @@ def create_app(
                     await ensure_rebuilt({event.message.partition for event in events})
                     now = time.time()
                     outcomes = []
-                    for event, reading in zip(events, parsed, strict=True):
-                        held = engine.held[event.message.partition]
-                        outcomes.append(
-                            handle_reading(
-                                event.message.value,
-                                key=event.message.key,
-                                partition=event.message.partition,
-                                offset=event.message.offset,
-                                headers=event.message.headers,
-                                policy=policy,
-                                state=held.state,
-                                consumer=settings.app_id,
-                                attestors=attestors,
-                                evidence_key=oracle.seed,
-                                now=now,
-                                parsed=reading,
-                                consents=consents.at,
+                    for event, lines in zip(events, parsed, strict=True):
+                        message = event.message
+                        held = engine.held[message.partition]
+                        for raw, reading in lines:
+                            outcomes.append(
+                                handle_reading(
+                                    raw,
+                                    key=record_key(message.key, lines, reading),
+                                    partition=message.partition,
+                                    offset=message.offset,
+                                    headers=message.headers,
+                                    policy=policy,
+                                    state=held.state,
+                                    consumer=settings.app_id,
+                                    attestors=attestors,
+                                    evidence_key=oracle.seed,
+                                    now=now,
+                                    parsed=reading,
+                                    consents=consents.at,
+                                )
                             )
-                        )
-                        held.offset = max(held.offset, event.message.offset)
-                        held.decided += 1
+                        held.offset = max(held.offset, message.offset)
+                        held.decided += len(lines)
                     snapshot_records = due_snapshots(now)
                     earlier, decided = decided, asyncio.Event()
                     in_flight.append(
@@ -517,7 +517,9 @@ def create_app(
         decider = asyncio.ensure_future(decide_batches(stream, verified))
         progress.committed()  # (re)started: what an earlier run held is consumed again
         try:
-            async for events in stream.noack_take(settings.batch_size, within=settings.batch_wait_s):
+            # batch_size counts readings: a batch record carries up to readings_per_record of them.
+            take = max(1, settings.batch_size // platform.readings_per_record)
+            async for events in stream.noack_take(take, within=settings.batch_wait_s):
                 progress.took(len(events))
                 started = time.perf_counter()
                 verifying = asyncio.ensure_future(

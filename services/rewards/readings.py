@@ -69,38 +69,54 @@ class AcceptedReading:
         return self.reading["ts"]
 
 
+ParsedRecord = list[tuple[bytes, AcceptedReading | InvalidReading]]
+"""A readings record's readings (one, or a batch record's lines), each with its bytes: accepted, or why not."""
+
+
 def parse(raw: bytes | None, header: str | bytes | None, attestors: Collection[str]) -> AcceptedReading:
-    """Check the attestation (`header`, by one of `attestors`) of the raw value of a readings record, then
-    decode and accept it; raises `InvalidReading`."""
+    """`parse_record` of a record that must carry one reading: the reading, or raises `InvalidReading`."""
+    parsed = parse_record(raw, header, attestors)
+    if len(parsed) != 1:
+        raise InvalidReading(MALFORMED_JSON, f"a record of {len(parsed)} readings where one was expected")
+    [(_, reading)] = parsed
+    if isinstance(reading, InvalidReading):
+        raise reading
+    return reading
+
+
+def parse_record(raw: bytes | None, header: str | bytes | None, attestors: Collection[str]) -> ParsedRecord:
+    """Each reading of a readings record (one, or a batch record's lines), with its bytes: accepted, or the
+    `InvalidReading` saying why not. A record whose attestation fails, or whose signer does not hold the
+    ingest-attestor role, is one `InvalidReading` for the whole value."""
+    value = raw or b""
     try:
-        attested_by = attestation.parse(header)
-        attested = attestation.verify(attested_by, READINGS.name, raw or b"")
+        lines = attestation.verify_record(header, READINGS.name, value)
     except attestation.AttestationError as exc:
-        raise InvalidReading(exc.code, exc.detail) from exc
-    if attested.signer not in attestors:
-        raise InvalidReading(UNTRUSTED_ATTESTOR, f"{attested.signer} does not hold the ingest-attestor role")
-    try:
-        envelope = events.decode_json(raw)
-    except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise InvalidReading(MALFORMED_JSON, str(exc)) from exc
-    return accept(envelope, attested_by, raw)
+        return [(value, InvalidReading(exc.code, exc.detail))]
+    signer = lines[0][1]["signer"]
+    if signer not in attestors:
+        return [
+            (value, InvalidReading(UNTRUSTED_ATTESTOR, f"{signer} does not hold the ingest-attestor role"))
+        ]
+    parsed: ParsedRecord = []
+    for line, attested_by in lines:
+        try:
+            parsed.append((line, accept(events.decode_json(line), attested_by, line)))
+        except InvalidReading as exc:
+            parsed.append((line, exc))
+        except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+            parsed.append((line, InvalidReading(MALFORMED_JSON, str(exc))))
+    return parsed
 
 
 def parse_all(
     records: Iterable[tuple[bytes | None, str | bytes | None]], attestors: Collection[str]
-) -> list[AcceptedReading | InvalidReading]:
-    """`parse` of each (raw value, attestation header), in order, with the `InvalidReading` in place of a
-    record that fails.
+) -> list[ParsedRecord]:
+    """`parse_record` of each (raw value, attestation header), in order.
 
     CPU-bound and free of I/O: the worker runs it in other processes.
     """
-    parsed: list[AcceptedReading | InvalidReading] = []
-    for raw, header in records:
-        try:
-            parsed.append(parse(raw, header, attestors))
-        except InvalidReading as exc:
-            parsed.append(exc)
-    return parsed
+    return [parse_record(raw, header, attestors) for raw, header in records]
 
 
 def accept(envelope: Any, attested_by: Mapping[str, Any], raw: bytes | None = None) -> AcceptedReading:
@@ -133,3 +149,13 @@ def accept(envelope: Any, attested_by: Mapping[str, Any], raw: bytes | None = No
         person=envelope.get("person"),
         envelope=raw if raw is not None else attestation.encode(envelope),
     )
+
+
+def record_key(
+    key: bytes | None, lines: ParsedRecord, reading: AcceptedReading | InvalidReading
+) -> bytes | None:
+    """The key a reading's decision (or DLQ record) is keyed by: its record's key, or in a batch record (whose
+    key is its first reading's) the accepted reading's own: the person its owner is bound to, else the owner."""
+    if len(lines) == 1 or isinstance(reading, InvalidReading):
+        return key
+    return (reading.person or reading.owner).encode()

@@ -194,7 +194,7 @@ async def _drain(bootstrap: str, restarts: Restarts, timeout_s: float) -> bool:
     reading is left the rewards topic is complete. Services that exit meanwhile are restarted.
     """
     stages = (
-        (READINGS, RewardsSettings().app_id, "readings to decide"),
+        (READINGS, RewardsSettings().app_id, "readings records to decide"),
         (REWARDS, LedgerSettings().consumer_group, "rewards to settle"),
     )
     deadline = time.monotonic() + timeout_s

@@ -4,11 +4,10 @@ to city.readings.v1, bad bodies, and a 503 when the broker does not acknowledge.
 from __future__ import annotations
 
 import hashlib
-import json
 
 from prometheus_client import REGISTRY
 
-from services.common import embedded, schemas
+from services.common import attestation, embedded, schemas
 from services.common.events import headers_dict, now_rfc3339
 from services.common.roles import operator_key
 from services.common.settings import PlatformSettings
@@ -17,10 +16,11 @@ from services.common.signing import Keypair
 from services.common.topics import READINGS
 from services.ingest.app import create_app
 from services.ingest.devices import sign_registration
+from services.ingest.readings import partition_of
 from services.ingest.settings import IngestSettings
 from tests.support import consents
 from tests.support.asgi import assert_problem, running
-from tests.support.topics import device_of, end_offsets, records_published_during
+from tests.support.topics import end_offsets, readings_published_during
 
 # Without a broker the consent view cannot start: don't let startup wait long for it.
 UNREACHABLE = IngestSettings(consents_start_timeout_s=1)
@@ -125,7 +125,7 @@ async def test_a_mixed_batch_publishes_exactly_the_good_readings(platform_settin
         response = await client.post("/v1/readings", json={"readings": batch})
         assert response.status_code == 202, response.text
         results = response.json()["results"]
-        published = await records_published_during(bootstrap, READINGS, start)
+        published = await readings_published_during(bootstrap, start)
         metrics = (await client.get("/metrics")).text
 
     assert [r["index"] for r in results] == list(range(len(batch)))
@@ -139,20 +139,27 @@ async def test_a_mixed_batch_publishes_exactly_the_good_readings(platform_settin
     assert reasons[5].startswith("kind_mismatch: ") and reasons[6].startswith("zone_mismatch: ")
     assert response.json()["accepted"] == 2 and response.json()["rejected"] == 6
 
-    mine = [m for m in published if device_of(m) in {device.did, stranger.did}]
+    # The two good readings of one device (one owner, one partition): one batch record of two lines under
+    # ingest's attestation, keyed by the owner (bound to no person), an envelope a line.
+    mine = [p for p in published if p.reading["device_id"] in {device.did, stranger.did}]
     assert len(mine) == 2
+    (message,) = {id(p.message): p.message for p in mine}.values()
+    assert message.key() == owner.did.encode()
+    assert message.partition() == partition_of(owner.did)
+    headers = headers_dict(message.headers())
+    assert headers["ce_type"] == "city.readings-batch.v1"
+    assert headers["ce_source"] == "smartcity/ingest"
+    assert headers["ce_specversion"] == "1.0"
+    assert headers["content-type"] == "application/x-ndjson"
+    assert message.value() == b"\n".join(p.line for p in mine)
+    assert headers["ce_id"] == mine[0].envelope["reading_id"]
     envelopes = []
-    for message in mine:
-        envelope = json.loads(message.value())
+    for index, published_reading in enumerate(mine):
+        envelope = published_reading.envelope
         schemas.validate(READINGS, envelope)
-        assert device_of(message) == device.did
-        assert message.key() == envelope["owner"].encode()  # keyed by the owner (bound to no person)
-        headers = headers_dict(message.headers())
-        assert headers["ce_type"] == "city.reading.v1"
-        assert headers["ce_source"] == "smartcity/ingest"
-        assert headers["ce_specversion"] == "1.0"
-        assert headers["ce_id"] == envelope["reading_id"]
-        assert headers["content-type"] == "application/json"
+        assert published_reading.line == attestation.encode(envelope)
+        assert published_reading.attestation["index"] == index
+        assert attestation.verify(published_reading.attestation, READINGS.name, published_reading.line)
         assert envelope["owner"] == owner.did
         assert envelope["registration"] == _registration(owner, device)
         envelopes.append(envelope)
@@ -165,6 +172,34 @@ async def test_a_mixed_batch_publishes_exactly_the_good_readings(platform_settin
     assert _sample("smartcity_ingest_readings_accepted_total") - accepted_before == 2
     assert _sample("smartcity_ingest_readings_rejected_total", reason="bad_signature") - bad_sig_before == 1
     assert "smartcity_ingest_batch_size_bucket" in metrics and "smartcity_ingest_publish_seconds" in metrics
+
+
+async def test_one_reading_a_record_when_readings_per_record_is_1(platform_settings: PlatformSettings):
+    owner, device = Keypair.generate(), Keypair.generate()
+    bootstrap = platform_settings.bootstrap_servers
+    app = create_app(platform_settings.model_copy(update={"readings_per_record": 1}))
+    async with running(app) as client:
+        assert (await client.post("/v1/devices", json=_registration(owner, device))).status_code == 201
+        await consents.grant(bootstrap, owner, app)
+        start = await end_offsets(bootstrap, READINGS)
+        response = await client.post(
+            "/v1/readings", json={"readings": [_reading(device, 1), _reading(device, 2)]}
+        )
+        assert response.json()["accepted"] == 2, response.text
+        published = await readings_published_during(bootstrap, start)
+
+    mine = [p for p in published if p.reading["device_id"] == device.did]
+    assert [p.reading["seq"] for p in mine] == [1, 2]
+    for published_reading in mine:
+        message, envelope = published_reading.message, published_reading.envelope
+        assert message.value() == published_reading.line == attestation.encode(envelope)
+        headers = headers_dict(message.headers())
+        assert (headers["ce_type"], headers["content-type"]) == ("city.reading.v1", "application/json")
+        assert headers["ce_id"] == envelope["reading_id"]
+        assert message.key() == owner.did.encode()
+    # One statement for the request's readings, each record with its own path.
+    statements = [attestation.statement_of(p.attestation) for p in mine]
+    assert statements[0] == statements[1] and statements[0]["size"] == 2
 
 
 async def test_bodies_that_are_not_a_batch_get_a_problem(platform_settings: PlatformSettings):

@@ -4,7 +4,6 @@ limit (429)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 from services.common.events import rfc3339
@@ -16,7 +15,7 @@ from services.ingest.checks import Reason
 from services.ingest.settings import IngestSettings
 from tests.support import consents, ingest
 from tests.support.asgi import assert_problem, running
-from tests.support.topics import device_of, end_offsets, records_published_during
+from tests.support.topics import end_offsets, readings_published_during
 
 RECEIPT_REASONS = {
     Reason.BAD_RECEIPT_SIGNATURE,
@@ -71,7 +70,7 @@ async def test_each_rejection_reason_is_named_and_counted(platform_settings: Pla
         start = await end_offsets(platform_settings.bootstrap_servers, READINGS)
         response = await client.post("/v1/readings", json={"readings": list(batch.values())})
         assert response.status_code == 202, response.text
-        published = await records_published_during(platform_settings.bootstrap_servers, READINGS, start)
+        published = await readings_published_during(platform_settings.bootstrap_servers, start)
         metrics = (await client.get("/metrics")).text
 
     results = dict(zip(batch, response.json()["results"], strict=True))
@@ -89,7 +88,7 @@ async def test_each_rejection_reason_is_named_and_counted(platform_settings: Pla
     )
     assert results[Reason.INVALID_READING]["reason"].startswith("invalid_reading: seq: ")
     assert ingest.accepted() - accepted_before == 2
-    mine = [json.loads(m.value())["reading"] for m in published if device_of(m) == device.did]
+    mine = [p.reading for p in published if p.reading["device_id"] == device.did]
     assert sorted(mine, key=lambda r: r["seq"]) == good
 
 

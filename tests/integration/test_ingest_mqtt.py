@@ -24,7 +24,7 @@ from services.ingest.checks import Rejection
 from services.ingest.settings import IngestSettings
 from tests.support import consents, ingest
 from tests.support.asgi import running
-from tests.support.topics import device_of, end_offsets, records_published_during
+from tests.support.topics import end_offsets, readings_published_during
 
 MQTT_URL = "mqtt://127.0.0.1:1883"
 
@@ -115,7 +115,7 @@ async def test_readings_over_mqtt_are_checked_published_and_acked(platform_setti
         await link.publish(readings_topic, json.dumps(batch), qos=1)
         await link.publish(readings_topic, b"{not json", qos=1)
         acks = [ack for _topic, ack in await _acks(link, 6)]
-        published = await records_published_during(bootstrap, READINGS, start)
+        published = await readings_published_during(bootstrap, start)
 
     assert [(a["seq"], a["status"], (a["reason"] or "").split(":")[0]) for a in acks] == [
         (1, "rejected", "duplicate"),
@@ -125,7 +125,7 @@ async def test_readings_over_mqtt_are_checked_published_and_acked(platform_setti
         (4, "accepted", ""),
         (None, "rejected", "invalid_reading"),
     ]
-    seqs = sorted(json.loads(m.value())["reading"]["seq"] for m in published if device_of(m) == device.did)
+    seqs = sorted(p.reading["seq"] for p in published if p.reading["device_id"] == device.did)
     assert seqs == [1, 4]
 
 
@@ -180,7 +180,7 @@ async def test_two_instances_split_the_readings_each_taken_once(platform_setting
                 topic = f"{prefix}city/devices/{device.did}/readings"
                 await link.publish(topic, json.dumps(ingest.reading(device, seq)), qos=1)
             acks += [ack for _topic, ack in await _acks(link, len(devices))]
-        published = await records_published_during(bootstrap, READINGS, start)
+        published = await readings_published_during(bootstrap, start)
 
     sent = 2 * len(devices)
     assert [ack["status"] for ack in acks] == ["accepted"] * sent
@@ -188,7 +188,7 @@ async def test_two_instances_split_the_readings_each_taken_once(platform_setting
     assert taken[0]["received"] + taken[1]["received"] == sent
     assert taken[0]["accepted"] + taken[1]["accepted"] == sent
     assert all(0 < counter["received"] < sent for counter in taken), taken
-    mine = [json.loads(m.value())["reading"] for m in published]
+    mine = [p.reading for p in published]
     dids = {device.did for device in devices}
     assert sorted((r["device_id"], r["seq"]) for r in mine if r["device_id"] in dids) == sorted(
         (device.did, seq) for device in devices for seq in (1, 2)

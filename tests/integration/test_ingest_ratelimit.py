@@ -5,8 +5,6 @@ acknowledge gives its tokens back."""
 
 from __future__ import annotations
 
-import json
-
 import httpx
 from prometheus_client import REGISTRY
 
@@ -19,7 +17,7 @@ from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
 from tests.support import consents, ingest
 from tests.support.asgi import assert_problem, running
-from tests.support.topics import end_offsets, records_published_during
+from tests.support.topics import end_offsets, readings_published_during
 
 BURST = 4
 LIMITS = IngestSettings(device_rate_per_s=0.01, device_burst=BURST)
@@ -38,10 +36,8 @@ def _statuses(response: httpx.Response) -> list[str]:
 async def _published_seqs(bootstrap: str, start: dict[int, int], device: Keypair) -> list[int]:
     """The sequence numbers of `device`'s readings published since `start` (found by their value, whatever
     the records are keyed by)."""
-    readings = (
-        json.loads(m.value())["reading"] for m in await records_published_during(bootstrap, READINGS, start)
-    )
-    return sorted(reading["seq"] for reading in readings if reading["device_id"] == device.did)
+    published = await readings_published_during(bootstrap, start)
+    return sorted(p.reading["seq"] for p in published if p.reading["device_id"] == device.did)
 
 
 async def test_two_instances_limit_a_device_at_the_burst_in_total(platform_settings: PlatformSettings):

@@ -6,7 +6,6 @@ its receipt (ingest's attestation covers it), and bad input is a 4xx, never a 50
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from services.common import kinds
@@ -23,7 +22,7 @@ from services.simulator.run import register
 from tests.support import consents, ingest
 from tests.support.asgi import assert_problem, running
 from tests.support.factories import receipted, reencoded
-from tests.support.topics import device_of, end_offsets, records_published_during
+from tests.support.topics import end_offsets, readings_published_during
 
 DROPOFF = "recycling_dropoff"
 
@@ -103,7 +102,7 @@ async def test_forged_and_misplaced_receipts_are_refused_beside_the_good_atteste
         response = await client.post("/v1/readings", json={"readings": list(batch.values())})
         assert response.status_code == 202, response.text
         counted = {reason: ingest.rejected(reason) - before[reason] for reason in reasons}
-        published = await records_published_during(platform_settings.bootstrap_servers, READINGS, start)
+        published = await readings_published_during(platform_settings.bootstrap_servers, start)
 
         # Bad input is answered, never a 500: a receipt of the wrong type, a device id that is no string.
         odd = await client.post(
@@ -120,7 +119,7 @@ async def test_forged_and_misplaced_receipts_are_refused_beside_the_good_atteste
         assert counted[reason] == 1, reason
     assert "transit_checkin" in results[Reason.ATTESTER_MISMATCH]["reason"]
     assert results[Reason.INVALID_READING]["reason"].startswith("invalid_reading: receipt")
-    mine = [json.loads(m.value())["reading"] for m in published if device_of(m) == citizen.did]
+    mine = [p.reading for p in published if p.reading["device_id"] == citizen.did]
     assert sorted(mine, key=lambda r: r["seq"]) == [attested, batch["citizen only"]]
 
 

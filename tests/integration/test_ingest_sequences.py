@@ -5,7 +5,6 @@ advances nothing, so its retry is accepted."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 from services.common import embedded
 from services.common.settings import PlatformSettings
@@ -15,7 +14,7 @@ from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
 from tests.support import consents, ingest
 from tests.support.asgi import assert_problem, running
-from tests.support.topics import device_of, end_offsets, records_published_during
+from tests.support.topics import end_offsets, readings_published_during
 
 
 def _statuses(response) -> list[str]:
@@ -24,8 +23,8 @@ def _statuses(response) -> list[str]:
 
 
 async def _published_seqs(bootstrap: str, start: dict[int, int], device: Keypair) -> list[int]:
-    published = await records_published_during(bootstrap, READINGS, start)
-    return sorted(json.loads(m.value())["reading"]["seq"] for m in published if device_of(m) == device.did)
+    published = await readings_published_during(bootstrap, start)
+    return sorted(p.reading["seq"] for p in published if p.reading["device_id"] == device.did)
 
 
 async def test_a_retried_batch_gets_duplicate_across_restarts_and_instances(
@@ -75,8 +74,8 @@ async def test_concurrent_copies_on_two_instances_publish_once(platform_settings
     assert all(
         sorted(statuses) == ["accepted", "duplicate", "duplicate", "duplicate"] for statuses in per_reading
     )
-    published = await records_published_during(bootstrap, READINGS, start)
-    mine = [m for m in published if device_of(m) in {d.did for d in devices}]
+    published = await readings_published_during(bootstrap, start)
+    mine = [p for p in published if p.reading["device_id"] in {d.did for d in devices}]
     assert len(mine) == len(batch["readings"])
 
 

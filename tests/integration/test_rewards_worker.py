@@ -988,3 +988,76 @@ def test_the_worker_does_not_start_with_a_bad_policy(kafka_bootstrap: str, tmp_p
     )
     assert result.returncode == 2
     assert f"no usable reward policy: {policy} does not fit policy.v1.json" in result.stdout + result.stderr
+
+
+def test_a_batch_record_is_decided_line_by_line_and_a_forged_one_is_refused_whole(
+    worker: Worker, kafka_bootstrap: str
+):
+    devices = [Device() for _ in range(3)]
+    publisher = Publisher(kafka_bootstrap)
+    for device in devices:
+        publisher.consent(device.owner, kinds.category(device.kind))
+    good = [devices[n % 2].envelope(1 + n // 2) for n in range(6)]
+    misnamed = {**devices[0].envelope(9), "reading_id": "0" * 64}  # attested, but not a reading ingest makes
+    honest = [attestation.encode(e) for e in [*good[:3], misnamed, *good[3:]]]
+    forged_lines = [attestation.encode(devices[2].envelope(seq)) for seq in (1, 2, 3)]
+    attested_forged = attestation.attest_record(INGEST, READINGS.name, forged_lines)
+    forged_lines[1] = attestation.encode({**json.loads(forged_lines[1]), "owner": Keypair.generate().did})
+    mallory = Keypair.generate()
+    outsider_lines = [attestation.encode(devices[2].envelope(seq)) for seq in (4, 5)]
+    records = {
+        "honest": (honest, attestation.attest_record(INGEST, READINGS.name, honest)),
+        "forged": (forged_lines, attested_forged),
+        "outsider": (outsider_lines, attestation.attest_record(mallory, READINGS.name, outsider_lines)),
+    }
+    batch_key = f"batch-{uuid.uuid4().hex}"
+    for label, (lines, header) in records.items():
+        headers = cloudevent_headers("city.readings-batch.v1", "smartcity/ingest", f"{label}-{batch_key}")
+        headers.append((attestation.HEADER, header.encode()))
+        publisher.producer.produce(READINGS.name, key=batch_key, value=b"\n".join(lines), headers=headers)
+    publisher.flush()
+
+    owners = {device.owner.did for device in devices}
+    good_ids = {e["reading_id"] for e in good}
+
+    def ours(messages: list[Message]) -> tuple[list[Message], list[Message], list[Message]]:
+        rewards = [m for m in messages if m.topic() == REWARDS.name and m.key().decode() in owners]
+        decisions = [
+            m
+            for m in messages
+            if m.topic() == REWARD_DECISIONS.name and json.loads(m.value()).get("reading_id") in good_ids
+        ]
+        dead = [m for m in messages if m.topic() == READINGS.dlq.name and m.key().decode() == batch_key]
+        return rewards, decisions, dead
+
+    def all_arrived(messages: list[Message]) -> bool:
+        rewards, decisions, dead = ours(messages)
+        return len(rewards) >= len(good) and len(decisions) >= len(good) and len(dead) >= 3
+
+    rewards, decisions, dead = ours(
+        consume(kafka_bootstrap, [REWARDS, REWARD_DECISIONS, READINGS.dlq], all_arrived)
+    )
+
+    # Each good line earned once; its evidence is its own line under its own attestation, which the ledger
+    # checks alone (`verify_disclosure`), like a single record's.
+    by_reading = {json.loads(m.value())["reward"]["reading_id"]: json.loads(m.value()) for m in rewards}
+    assert len(rewards) == len(good) and set(by_reading) == good_ids
+    for envelope in good:
+        value = by_reading[envelope["reading_id"]]
+        opened, ingest = verify_disclosure(value["reward"], value["disclosure"])
+        assert opened == envelope and ingest == INGEST.did
+        assert value["disclosure"]["attestation"]["size"] == len(honest)
+    # Each decision is keyed by its own reading's owner, not by the record's key.
+    assert sorted(m.key().decode() for m in decisions) == sorted(e["owner"] for e in good)
+
+    # The misnamed line went to the DLQ alone; the forged and the outsider's records, whole.
+    reasons = {}
+    for message in dead:
+        value = json.loads(message.value())
+        schemas.validate(READINGS.dlq, value)
+        reasons[value["value"]] = value["reason"].split(":")[0]
+    assert reasons == {
+        honest[3].decode(): "reading-id",
+        b"\n".join(forged_lines).decode(): "not-attested",
+        b"\n".join(outsider_lines).decode(): "untrusted-attestor",
+    }

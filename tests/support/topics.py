@@ -6,11 +6,13 @@ import asyncio
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
-from services.common.topics import Topic
+from services.common import attestation
+from services.common.topics import READINGS, Topic
 
 
 def unique_group(prefix: str) -> str:
@@ -61,6 +63,40 @@ async def records_published_during(bootstrap: str, topic: Topic, start: dict[int
     """Every record of `topic` from the `start` offsets to the current end (records acknowledged so far)."""
     end = await asyncio.to_thread(_end_offsets, bootstrap, topic)
     return await asyncio.to_thread(_read_between, bootstrap, topic, start, end)
+
+
+@dataclass(frozen=True)
+class PublishedReading:
+    """One reading of a ``city.readings.v1`` record (a batch record holds several)."""
+
+    envelope: dict[str, Any]
+    line: bytes
+    """Its bytes, as attested."""
+    attestation: dict[str, Any]
+    """Its own attestation (index and path within its record's statement), as the rewards worker gives it on."""
+    message: Message
+    """The record carrying it."""
+
+    @property
+    def reading(self) -> dict[str, Any]:
+        return self.envelope["reading"]
+
+
+async def readings_published_during(bootstrap: str, start: dict[int, int]) -> list[PublishedReading]:
+    """Every reading of the ``city.readings.v1`` records from the `start` offsets to the current end, each
+    checked against its record's attestation (whoever signed it); poison other tests put on the topic (records
+    that are not attested readings) is left out."""
+    published = []
+    for message in await records_published_during(bootstrap, READINGS, start):
+        try:
+            header = dict(message.headers() or []).get(attestation.HEADER)
+            lines = attestation.verify_record(header, READINGS.name, message.value() or b"")
+            published.extend(
+                PublishedReading(json.loads(line), line, attested, message) for line, attested in lines
+            )
+        except (attestation.AttestationError, ValueError):
+            continue
+    return published
 
 
 async def end_offsets(bootstrap: str, topic: Topic) -> dict[int, int]:

@@ -125,3 +125,72 @@ def test_proven_nodes_let_neighbours_stop_early_and_never_let_a_stranger_in(size
             moved = {**header, "index": (index + 1) % size}
             with pytest.raises(AttestationError):
                 attestation.verify(moved, "t", values[index])
+
+
+# --- batch records: several values, one a line, under one statement ----------------------------------
+
+
+@pytest.mark.parametrize("n", [2, 3, 7, 64])
+def test_a_batch_records_lines_come_back_each_with_an_attestation_that_verifies_alone(n: int) -> None:
+    key = Keypair.generate()
+    lines = _values(n)
+    header = attestation.attest_record(key, TOPIC, lines)
+    verified = attestation.verify_record(header, TOPIC, b"\n".join(lines))
+    assert [line for line, _ in verified] == lines
+    for index, (line, own) in enumerate(verified):
+        assert own["index"] == index and own["size"] == n
+        assert attestation.verify(own, TOPIC, line).signer == key.did  # as a single record's would
+
+
+def test_a_record_of_one_line_is_a_single_record_and_a_values_own_newlines_are_not_lines() -> None:
+    key = Keypair.generate()
+    [one] = _values(1)
+    header = attestation.attest_record(key, TOPIC, [one])
+    assert header == attestation.attest(key, TOPIC, [one])[0]  # byte for byte (Ed25519 is deterministic)
+    assert attestation.verify_record(header, TOPIC, one) == [(one, json.loads(header))]
+    pretty = json.dumps({"a": 1, "b": [2, 3]}, indent=2).encode()  # attested alone, newlines and all
+    [header] = attestation.attest(key, TOPIC, [pretty])
+    assert attestation.verify_record(header, TOPIC, pretty) == [(pretty, json.loads(header))]
+    # One value of a larger batch keeps its own path even if it spans lines.
+    values = [pretty, *_values(2)]
+    headers = attestation.attest(key, TOPIC, values)
+    assert [line for line, _ in attestation.verify_record(headers[0], TOPIC, pretty)] == [pretty]
+
+
+def test_a_tampered_reordered_shortened_or_moved_batch_record_is_refused_whole() -> None:
+    key = Keypair.generate()
+    lines = _values(5)
+    header = attestation.attest_record(key, TOPIC, lines)
+    tampered = [*lines[:2], attestation.encode({"n": 2, "text": "forged"}), *lines[3:]]
+    cases = {
+        "tampered": (header, TOPIC, b"\n".join(tampered)),
+        "reordered": (header, TOPIC, b"\n".join([lines[1], lines[0], *lines[2:]])),
+        "shortened": (header, TOPIC, b"\n".join(lines[:4])),
+        "lengthened": (header, TOPIC, b"\n".join([*lines, lines[0]])),
+        "moved": (header, "city.rewards.v1", b"\n".join(lines)),
+        "resigned by another key": (
+            json.dumps({**json.loads(header), "signer": Keypair.generate().did}),
+            TOPIC,
+            b"\n".join(lines),
+        ),
+        "unattested": (None, TOPIC, b"\n".join(lines)),
+    }
+    for case, (text, topic, value) in cases.items():
+        with pytest.raises(AttestationError) as caught:
+            attestation.verify_record(text, topic, value)
+        assert caught.value.code in {
+            "not-attested",
+            "wrong-topic",
+            "bad-attestation-signature",
+            "unattested",
+        }, case
+    # The honest record beside them still verifies.
+    assert len(attestation.verify_record(header, TOPIC, b"\n".join(lines))) == 5
+
+
+def test_a_batch_record_refuses_a_line_that_holds_a_newline_and_an_empty_batch() -> None:
+    key = Keypair.generate()
+    with pytest.raises(ValueError):
+        attestation.attest_record(key, TOPIC, [b'{"a":1}', b'{"b":\n2}'])
+    with pytest.raises(ValueError):
+        attestation.attest_record(key, TOPIC, [])

@@ -1,8 +1,9 @@
 """The ingest service's records: reading ids, envelopes and CloudEvents headers."""
 
+import json
 from datetime import UTC, datetime
 
-from services.common import ids, schemas
+from services.common import attestation, ids, schemas
 from services.common.events import headers_dict
 from services.common.signing import Keypair
 from services.common.topics import READINGS
@@ -61,3 +62,46 @@ def test_record_is_keyed_by_the_owners_person_else_the_owner_with_cloudevent_hea
         "ce_time": "2026-11-21T10:00:01.000Z",
         "content-type": "application/json",
     }
+
+
+def test_batch_records_group_a_partitions_envelopes_in_order_under_one_attestation_each():
+    attestor = Keypair.generate()
+    owners = [Keypair.generate() for _ in range(6)]
+    envelopes = []
+    for n in range(40):
+        device, owner = Keypair.generate(), owners[n % len(owners)]
+        envelopes.append(
+            readings.envelope(
+                _reading(device, seq=n + 1), _device(device, owner), f"2026-11-21T10:00:{n:02d}.000Z"
+            )
+        )
+    records = readings.batch_records(attestor, envelopes, per_record=4)
+
+    seen = []
+    for record in records:
+        lines = attestation.verify_record(
+            dict(record.headers)[attestation.HEADER], READINGS.name, record.value
+        )
+        values = [json.loads(line) for line, _ in lines]
+        assert [line for line, _ in lines] == [attestation.encode(v) for v in values]  # JCS, one a line
+        assert 1 <= len(values) <= 4
+        assert {readings.partition_of(readings.partition_key(v)) for v in values} == {record.partition}
+        assert record.key == readings.partition_key(values[0])
+        headers = headers_dict(record.headers)
+        assert headers["ce_id"] == values[0]["reading_id"]
+        if len(values) > 1:
+            assert headers["ce_type"] == readings.BATCH_EVENT_TYPE
+            assert headers["content-type"] == readings.NDJSON
+        seen.extend(values)
+    assert sorted(seen, key=envelopes.index) == envelopes  # every envelope once
+    for partition in {r.partition for r in records}:  # and in order within a partition
+        mine = [v for r in records if r.partition == partition for v in map(json.loads, r.value.split(b"\n"))]
+        assert mine == sorted(mine, key=envelopes.index)
+    assert len(records) < len(envelopes) / 2
+
+
+def test_partition_of_is_kafkas_default_partitioner():
+    # Reference values of the Java client's murmur2 partitioner (Kafka's DefaultPartitionerTest and
+    # librdkafka's murmur2 test vectors), over 12 partitions.
+    assert readings.partition_of("", 12) == (0x106E08D9 & 0x7FFFFFFF) % 12
+    assert readings.partition_of("kafka", 12) == (0xD067CF64 & 0x7FFFFFFF) % 12

@@ -87,14 +87,24 @@ async def test_readings_checked_in_a_worker_come_back_accepted_or_with_the_reaso
     pairs = [(r.value, dict(r.headers)[attestation.HEADER]) for r in records]
     pairs[1] = (json.dumps({**forged, "owner": Keypair.generate().did}).encode(), pairs[1][1])
     pairs[2] = (b"{not json", attestation.attest(INGEST, READINGS.name, [b"{not json"])[0])
+    # A batch record: two readings under one statement, the second not a reading at all.
+    lines = [attestation.encode(device.envelope(3)), b'{"not":"a reading"}']
+    pairs.append((b"\n".join(lines), attestation.attest_record(INGEST, READINGS.name, lines)))
     pool = WorkerPool(workers=1)
     try:
-        accepted, rejected, empty = await pool.map(parse_all, pairs, frozenset({INGEST.did}))
+        [[(_, accepted)], [(_, rejected)], [(_, empty)], batch] = await pool.map(
+            parse_all, pairs, frozenset({INGEST.did})
+        )
     finally:
         pool.shutdown()
     assert isinstance(accepted, AcceptedReading) and accepted.reading == good["reading"]
     assert isinstance(rejected, InvalidReading) and rejected.reason == "not-attested"
     assert isinstance(empty, InvalidReading) and empty.reason == MALFORMED_JSON
+    [(first_line, first), (second_line, second)] = batch
+    assert (first_line, second_line) == tuple(lines)
+    assert isinstance(first, AcceptedReading) and first.reading["seq"] == 3 and first.envelope == lines[0]
+    assert attestation.verify(first.attestation, READINGS.name, lines[0]).signer == INGEST.did  # alone
+    assert isinstance(second, InvalidReading) and second.reason == "schema"
 
 
 OWNER = """
