@@ -503,7 +503,7 @@ def create_app(
         records = []
         for partition, held in sorted(engine.held.items()):
             if held.decided and held.snapshot_at + settings.snapshot_interval_s <= now:
-                records.append(snapshots.record(settings.app_id, partition, held.offset, now, held.state))
+                records.extend(snapshots.records(settings.app_id, partition, held.offset, now, held.state))
                 held.snapshot_at, held.decided = now, 0
         return records
 

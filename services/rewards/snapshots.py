@@ -3,7 +3,7 @@
 After a start or a rebalance a worker needs, for each readings partition it takes, the state its decisions
 depend on. Replaying the partition's decisions of the rebuild horizon (25 h) reads a number of records that
 grows with traffic: 1.5 billion at a million devices. Instead the worker writes the state of each partition
-it decides to ``city.rewards-snapshots.v1`` every `interval` (`dump`), captured right after a batch is decided,
+it decides to ``city.rewards-snapshots.v1`` every `interval` (`dump`, in parts: `records`), captured right after a batch is decided,
 with the highest readings offset it covers and the capture time, and published only once that batch's
 decisions are acknowledged. A restart reads the partition's latest snapshot (`latest`) and then only the
 decisions stamped since its capture (less ``REWARDS_SNAPSHOT_RECENT_S``, 30 s): those above its offset are applied, those at or below
@@ -29,7 +29,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from services.common import schemas
-from services.common.events import cloudevent_headers, decode_json
+from services.common.events import cloudevent_headers, decode_json, encode_json
 from services.common.kafka import OutgoingRecord, client_security
 from services.common.topics import REWARDS_SNAPSHOTS
 from services.rewards.engine import OUTLIER_SAMPLE, Device, State, ZoneWindow
@@ -38,8 +38,12 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_EVENT_TYPE = "city.rewards-snapshot.v1"
 EVENT_SOURCE = "smartcity/rewards"
-LOOKBACK = 64
-"""Records read back from a snapshots partition's end to find this app's latest (other apps share it)."""
+LOOKBACK = 512
+"""Records read back from a snapshots partition's end to find this app's latest (other apps share it): enough
+for a snapshot of a few hundred parts (`PART_CHARS` each)."""
+PART_CHARS = 256 * 1024
+"""Most characters of a state's JSON text in one snapshot record: a record stays under the broker's 1 MB limit
+even if every character were escaped again inside the record's JSON string."""
 TIMEOUT_S = 10.0
 
 
@@ -96,21 +100,53 @@ def load(value: Mapping[str, Any], recent_limit: int) -> State:
     return state
 
 
-def record(app_id: str, partition: int, offset: int, captured_at: float, state: State) -> OutgoingRecord:
-    """The snapshot record of readings partition `partition`'s state, to the same partition number."""
-    return OutgoingRecord(
-        topic=REWARDS_SNAPSHOTS,
-        key=f"{app_id}/{partition}",
-        value={
-            "app_id": app_id,
-            "partition": partition,
-            "offset": offset,
-            "captured_at": captured_at,
-            "state": dump(state),
-        },
-        headers=cloudevent_headers(SNAPSHOT_EVENT_TYPE, EVENT_SOURCE, f"{app_id}/{partition}/{offset}"),
-        partition=partition,
-    )
+def records(
+    app_id: str, partition: int, offset: int, captured_at: float, state: State, part_chars: int = PART_CHARS
+) -> list[OutgoingRecord]:
+    """The snapshot of readings partition `partition`'s state, to the same partition number: its JSON text in
+    parts of at most `part_chars` characters, one record each, in order (a state grows with the devices and
+    windows a partition holds, past what one record may carry)."""
+    text = encode_json(dump(state)).decode()
+    pieces = [text[i : i + part_chars] for i in range(0, len(text), part_chars)] or [""]
+    return [
+        OutgoingRecord(
+            topic=REWARDS_SNAPSHOTS,
+            key=f"{app_id}/{partition}/{index}",  # a key a part: compaction keeps every part of the latest
+            value={
+                "app_id": app_id,
+                "partition": partition,
+                "offset": offset,
+                "captured_at": captured_at,
+                "part": index,
+                "parts": len(pieces),
+                "state": piece,
+            },
+            headers=cloudevent_headers(
+                SNAPSHOT_EVENT_TYPE, EVENT_SOURCE, f"{app_id}/{partition}/{offset}/{index}"
+            ),
+            partition=partition,
+        )
+        for index, piece in enumerate(pieces)
+    ]
+
+
+def assemble(values: list[Mapping[str, Any]]) -> dict[int, Mapping[str, Any]]:
+    """The latest complete snapshot of each partition among `values` (one app's snapshot parts, in topic
+    order), as ``{"offset", "captured_at", "state": <the state's JSON object>}``: every part of it there, each
+    once. A snapshot missing a part (cut off by the read-back) is passed over for an earlier one."""
+    parts: dict[tuple[int, int, float, int], dict[int, str]] = {}
+    for value in values:
+        key = (value["partition"], value["offset"], value["captured_at"], value["parts"])
+        parts.setdefault(key, {})[value["part"]] = value["state"]
+    out: dict[int, Mapping[str, Any]] = {}
+    for (partition, offset, captured_at, count), found in parts.items():
+        if set(found) != set(range(count)) or (
+            partition in out and out[partition]["captured_at"] > captured_at
+        ):
+            continue
+        text = "".join(found[index] for index in range(count))
+        out[partition] = {"offset": offset, "captured_at": captured_at, "state": text}
+    return out
 
 
 def latest(
@@ -128,7 +164,7 @@ def latest(
             "enable.partition.eof": True,
         }
     )
-    found: dict[int, Mapping[str, Any]] = {}
+    ours: list[Mapping[str, Any]] = []
     try:
         name = REWARDS_SNAPSHOTS.name
         starts = []
@@ -150,13 +186,13 @@ def latest(
                     continue
                 value = _snapshot_of(message.value(), app_id, message.partition())
                 if value is not None:
-                    found[message.partition()] = value
+                    ours.append(value)
     finally:
         consumer.close()
     out = {}
-    for partition, value in found.items():
+    for partition, value in assemble(ours).items():
         try:
-            state = load(value["state"], recent_limit)
+            state = load(decode_json(value["state"].encode()), recent_limit)
         except (KeyError, TypeError, ValueError) as exc:
             log.warning(
                 "snapshot of partition %d does not load (%s): rebuilt from the horizon", partition, exc
