@@ -184,16 +184,23 @@ def test_two_workers_decide_exactly_as_one_caps_and_zone_statistics_included(bro
                 counted[decision["zone"], start.replace("+00:00", "Z")] += 1
         expected = len(counted)
 
-        def ours(messages: list[Message]) -> list[dict[str, Any]]:
-            return [json.loads(m.value()) for m in messages if m.key().decode() in ZONES]
+        def windows(messages: list[Message]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+            out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for message in messages:
+                if message.key().decode() in ZONES:
+                    value = json.loads(message.value())
+                    out.setdefault((value["zone"], value["window_start"]), []).append(value)
+            return out
 
-        stats = ours(consume(broker, [ZONE_STATS], lambda ms: len(ours(ms)) >= 2 * expected, deadline_s=90))
-        by_window: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for value in stats:
-            by_window.setdefault((value["zone"], value["window_start"]), []).append(value)
-        assert set(by_window) == set(counted)
+        def both_groups_published(messages: list[Message]) -> bool:
+            found = windows(messages)
+            return all(len(found.get(window, [])) >= 2 for window in counted)
+
+        by_window = windows(consume(broker, [ZONE_STATS], both_groups_published, deadline_s=90))
+        assert len(by_window) == expected and set(by_window) == set(counted)
         for window, published in by_window.items():
-            assert len(published) == 2 and published[0] == published[1], window
+            # Once by each group; a rebalance may publish a window again (at least once), never otherwise.
+            assert len(published) >= 2 and all(p == published[0] for p in published), window
             assert published[0]["suppressed"] is False and published[0]["count"] == counted[window]
     finally:
         for worker in (one, *pair):
