@@ -30,7 +30,8 @@ import statistics
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,7 +48,7 @@ from services.common.events import encode_json
 from services.common.ids import reading_id, reward_id
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
-from services.common.topics import LEDGER_SETTLED
+from services.common.topics import LEDGER_SETTLED, REWARD_DECISIONS
 from services.ingest.devices import sign_registration
 from services.ledger.transactions import REWARD, derive_tx_id
 
@@ -80,6 +81,7 @@ class Leg:
     cpu: dict[str, float] = field(default_factory=dict)
     busy: float = 0.0  # cores the platform and the load generator kept busy during the load
     restarts: list[str] = field(default_factory=list)  # services `smartcity up` restarted meanwhile
+    unsettled: Counter[str] = field(default_factory=Counter)  # why accepted readings earned nothing to settle
 
 
 def _policy(directory: Path) -> Path:
@@ -272,6 +274,7 @@ def _leg(workers: int, devices: list, registrations: list[dict]) -> tuple[Leg, l
             while time.monotonic() < deadline and len(expected.keys() & settlements.at.keys()) < leg.accepted:
                 time.sleep(0.5)
             settlements.close()
+            leg.unsettled = _why_unsettled(bootstrap, bodies, sent, settlements.at.keys())
             after = _cpu(stages)
             platform.read_lines()
             leg.restarts = [line for line in platform.seen if "exited with" in line]
@@ -284,6 +287,45 @@ def _leg(workers: int, devices: list, registrations: list[dict]) -> tuple[Leg, l
         # CPU over the whole leg's work: the load and the drain of what it left, per reading settled.
         leg.cpu = {stage: after[stage] - before[stage] for stage in before}
     return leg, bodies
+
+
+def _why_unsettled(
+    bootstrap: str, bodies: list[list[bytes]], sent: dict[int, float], settled: Collection[str]
+) -> Counter[str]:
+    """Why the readings posted whose rewards were not settled earned none: their decisions' outcome and first
+    reason on ``city.reward-decisions.v1`` (read from the beginning of the leg's fresh platform), or "no
+    decision" (rejected by ingest, or not decided in time)."""
+    missing = {}
+    for client, batches in enumerate(bodies):
+        for index, body in enumerate(batches):
+            if index * CLIENTS + client in sent:
+                for reading in events.decode_json(body)["readings"]:
+                    rid = reading_id(reading["device_id"], reading["seq"])
+                    if derive_tx_id(REWARD, reward_id(rid, RULE)) not in settled:
+                        missing[rid] = "no decision"
+    if not missing:
+        return Counter()
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "bench-e2e-why", "enable.partition.eof": True}
+    )
+    partitions = range(REWARD_DECISIONS.partitions)
+    consumer.assign([TopicPartition(REWARD_DECISIONS.name, p, OFFSET_BEGINNING) for p in partitions])
+    ended: set[int] = set()
+    try:
+        while len(ended) < len(partitions):
+            for message in consumer.consume(10000, 1.0):
+                if message.error() is not None:
+                    ended.add(message.partition())
+                    continue
+                decision = events.decode_json(message.value())
+                if decision["reading_id"] in missing:
+                    reasons = decision["reasons"]
+                    missing[decision["reading_id"]] = f"{decision['outcome']}" + (
+                        f": {reasons[0]['code']}" if reasons else ""
+                    )
+    finally:
+        consumer.close()
+    return Counter(missing.values())
 
 
 def _reward_ids(bodies: list[list[bytes]], sent: dict[int, float]) -> dict[str, float]:
@@ -334,6 +376,8 @@ def _print(legs: list[Leg], verify_rate: float) -> None:
         total = sum(leg.cpu.values()) / max(1, leg.settled) * 1e6
         print(f"  {leg.workers} worker(s): {total:,.0f} µs CPU per reading in all; most spent by {busiest}")
     for leg in legs:
+        for why, count in leg.unsettled.most_common():
+            print(f"  {leg.workers} worker(s): {count:,} reading(s) posted and not settled: {why}")
         for line in leg.restarts:  # a restarted process's CPU before it exited is not counted
             print(f"  {leg.workers} worker(s): {line.strip()}")
     print(f"  {'baseline: bare Ed25519 verify (PyNaCl, 1 thread)':<50}{verify_rate:>14,.0f} /s")
