@@ -140,11 +140,11 @@ def attest_record(keypair: Keypair, topic: str, lines: Sequence[bytes]) -> str:
     """The attestation header of a batch record whose value is `lines` (JCS bytes) joined by newlines: one
     statement about exactly those lines. Raises ValueError for no lines, too many, or a line holding a
     newline."""
+    if not 0 < len(lines) <= MAX_BATCH:
+        raise ValueError(f"a batch record holds 1 to {MAX_BATCH} lines")
     if any(b"\n" in line for line in lines):
         raise ValueError("a line of a batch record must not hold a newline")
-    tree = levels([merkle.leaf_hash(line) for line in lines]) if lines else []
-    if len(lines) > MAX_BATCH or not tree:
-        raise ValueError(f"a batch record holds 1 to {MAX_BATCH} lines")
+    tree = levels([merkle.leaf_hash(line) for line in lines])
     return orjson.dumps(
         {**_statement(keypair, topic, tree[-1][0], len(lines)), "index": 0, "path": ""}
     ).decode()
