@@ -18,7 +18,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -84,9 +84,7 @@ def attested(keypair: Keypair, records: Sequence[OutgoingRecord]) -> list[Outgoi
         ):
             record = records[i]
             headers = [(k, v) for k, v in record.headers if k != attestation.HEADER]
-            out[i] = OutgoingRecord(
-                record.topic, record.key, value, [*headers, (attestation.HEADER, header.encode())]
-            )
+            out[i] = replace(record, value=value, headers=[*headers, (attestation.HEADER, header.encode())])
     return out
 
 

@@ -560,14 +560,14 @@ def create_app(
             now = time.time()
             partials, markers = [], []
             for partition, held in sorted(engine.held.items()):
-                for window in held.state.closable(now, grace, idle):
-                    partials.append(zones.partial_record(window, partition, settings.app_id))
-                    window.dirty = False  # readings that come meanwhile make it news again
                 highwater = app.consumer.highwater(TP(READINGS.name, partition))
                 caught_up = highwater is not None and held.offset + 1 >= highwater
+                for window in held.state.closable(now, grace, idle, caught_up):
+                    partials.append(zones.partial_record(window, partition, settings.app_id))
+                    window.dirty = False  # readings that come meanwhile make it news again
                 closed = held.state.closed_through(now, grace, idle, caught_up)
                 markers.extend(zones.marker_records(partition, closed, settings.app_id))
-                held.state.prune(now)
+                held.state.prune()
         await publish(attested(oracle, partials) if partials else [])
         await publish(attested(oracle, markers) if markers else [])
 

@@ -387,14 +387,16 @@ class State:
                 window = self.windows[key] = ZoneWindow(decision.zone, decision.kind, start)
             window.add(decision.values, now, decision.device_id, decision.k_anonymity)
 
-    def closable(self, now: float, grace_s: float, idle_s: float) -> Iterator[ZoneWindow]:
-        """Windows with news to publish: over (their end plus `grace_s` passed in readings' time), or
-        ended by the clock and idle for `idle_s` (the last readings of a quiet zone, or replayed data)."""
+    def closable(self, now: float, grace_s: float, idle_s: float, caught_up: bool) -> Iterator[ZoneWindow]:
+        """Windows with news to publish: over (their end plus `grace_s` passed in readings' time), or, once
+        its partition has nothing more to read (`caught_up`), ended by the clock and idle for `idle_s` (the
+        last readings of a quiet zone). A partition with a backlog closes windows by readings' time only, so
+        a window's share is the same however fast or often its partition is read (one worker or several)."""
         for window in list(self.windows.values()):
             if not window.dirty or window.shown:
                 continue
             due = window.start + WINDOW_S + grace_s
-            if due <= self.watermark or (due <= now and window.touched + idle_s <= now):
+            if due <= self.watermark or (caught_up and due <= now and window.touched + idle_s <= now):
                 yield window
 
     def closed_through(self, now: float, grace_s: float, idle_s: float, caught_up: bool) -> float:
@@ -411,14 +413,16 @@ class State:
                 closed = min(closed, float(window.start))
         return closed
 
-    def prune(self, now: float, keep_s: float = WINDOW_KEEP_S) -> None:
+    def prune(self, keep_s: float = WINDOW_KEEP_S) -> None:
         """Forget what no decision should need any more: published windows, hours and days long past.
 
-        Hours and days are kept well behind the latest reading time: readings of one partition may be
-        hours behind another's (a backlog, a new consumer group), and a cap forgotten too early would pay
-        its readings again.
+        Everything is kept by readings' time, not the clock's: a window of a backlog hours old, once sent,
+        may still get readings of its partition, and forgetting it would start it again from them alone
+        (its next share would replace the whole one). Hours and days are kept well behind the latest reading
+        time: readings of one partition may be hours behind another's (a backlog, a new consumer group), and
+        a cap forgotten too early would pay its readings again.
         """
-        horizon = max(self.watermark, now) - keep_s
+        horizon = self.watermark - keep_s
         for key, window in list(self.windows.items()):
             if (not window.dirty or window.shown) and window.start + WINDOW_S < horizon:
                 del self.windows[key]

@@ -81,7 +81,7 @@ def install_zone_stage(
                     done.append(event)  # another app's (a canary, a test): not this stage's to sum
                     continue
                 late = stage.late
-                done.extend(stage.take(value, event, time.time()))
+                done.extend(stage.take(value, event, time.time(), message.partition))
                 ZONE_LATE_SHARES.inc(stage.late - late)
             if dead:
                 await publish(dead)
@@ -91,8 +91,13 @@ def install_zone_stage(
             records = [zone_stats_record(window) for window, _ in due]
             await publish(records)
             for (window, pending), record in zip(due, records, strict=True):
-                ZONE_WINDOWS_PUBLISHED.labels("complete" if stage.complete(window.start) else "waited").inc()
-                done.extend(stage.published(pending, record.value))
+                how = (
+                    "complete"
+                    if stage.complete((window.zone, window.kind, window.start), pending)
+                    else "waited"
+                )
+                ZONE_WINDOWS_PUBLISHED.labels(how).inc()
+                done.extend(stage.published(pending, record.value, now))
             stage.prune(now)
             for event in done:
                 await stream.ack(event)

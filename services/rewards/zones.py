@@ -6,7 +6,8 @@ itself: for each window of readings partition p that closes (`State.closable`) i
 (`ZoneWindow.as_partial`) to ``city.zone-partials.v1``, keyed by zone, and every second a marker to each
 partition of that topic saying how far p's windows are closed (`State.closed_through`). The zone stage, keyed by
 zone, keeps the latest share of each readings partition per window and publishes the window's sum on
-``city.zone-stats.v1`` once every readings partition's marker has passed the window's end: it is complete
+``city.zone-stats.v1`` once every readings partition's marker, sent after the window's first share, has passed
+the window's end (`ZoneStage`): it is complete
 whatever the number of workers and however their partitions are spread, so any number of workers publishes
 what one does. A window not complete `max_wait_s` after its first share came (a partition no worker holds) is published
 with what came by then.
@@ -81,10 +82,13 @@ class Pending:
     them (acknowledged once the window is published)."""
 
     first_seen: float  # wall clock of its first share (the longest wait counts from it)
+    lane: int  # the zone-partials partition its shares come on
+    first_taken: int  # the stage's count of records taken at its first share
     shares: dict[int, Mapping[str, Any]] = field(default_factory=dict)
     events: list[Any] = field(default_factory=list)
     dirty: bool = False
     shown: bool = False
+    published_at: float | None = None  # wall clock of its latest publication
 
     def window(self, key: WindowKey) -> ZoneWindow:
         zone, kind, start = key
@@ -95,26 +99,36 @@ class Pending:
 
 
 class ZoneStage:
-    """Sums the readings partitions' shares of each zone window and says when a window is complete."""
+    """Sums the readings partitions' shares of each zone window and says when a window is complete.
+
+    Records come on lanes (the partitions of ``city.zone-partials.v1``): a window's shares all come on its
+    zone's lane, and every readings partition's marker on every lane, in the order they were sent. A window is
+    complete once every readings partition's marker that came on its lane after the window's first share says
+    it closed the window. After, not before: a marker sent before a backlog reached its partition says its
+    quiet partition is closed up to the clock, while readings of the window wait there unread.
+    """
 
     def __init__(self, sources: int, max_wait_s: float = 60.0, keep_s: float = 600.0) -> None:
         self.sources = sources  # readings partitions
         self.max_wait_s = max_wait_s
         self.keep_s = keep_s
-        self.closed: dict[int, float] = {}  # readings partition -> its latest marker
+        self.taken = 0  # records taken so far: each marker and window is stamped with its place
+        # Per lane, readings partition -> its latest marker there: (closed through, taken when).
+        self.closed: dict[int, dict[int, tuple[float, int]]] = {}
         self.pending: dict[WindowKey, Pending] = {}
         self.late = 0  # shares of windows already final, left out
 
-    def take(self, value: Mapping[str, Any], event: Any = None, now: float = 0.0) -> list[Any]:
-        """Fold a partial or a marker; returns the events done with at once (markers, late shares): the
-        caller acknowledges them. A share's event is held until its window is published (`due`)."""
+    def take(self, value: Mapping[str, Any], event: Any = None, now: float = 0.0, lane: int = 0) -> list[Any]:
+        """Fold a partial or a marker that came on `lane`; returns the events done with at once (markers, late
+        shares): the caller acknowledges them. A share's event is held until its window is published
+        (`due`)."""
+        self.taken += 1
         if is_marker(value):
-            partition = value["partition"]
             # The latest holds, even lower: old readings of a backlog reopen a partition's past windows.
-            self.closed[partition] = value["closed_through"]
+            self.closed.setdefault(lane, {})[value["partition"]] = (value["closed_through"], self.taken)
             return [event]
         key = (value["zone"], value["kind"], value["window_start"])
-        pending = self.pending.setdefault(key, Pending(now))
+        pending = self.pending.setdefault(key, Pending(now, lane, self.taken))
         if pending.shown:
             self.late += 1
             return [event]
@@ -122,12 +136,6 @@ class ZoneStage:
         pending.events.append(event)
         pending.dirty = True
         return []
-
-    def complete_through(self) -> float | None:
-        """The time every readings partition's windows are closed up to; None until each has said."""
-        if len(self.closed) < self.sources:
-            return None
-        return min(self.closed.values())
 
     def due(self, now: float) -> list[tuple[ZoneWindow, Pending]]:
         """The windows to publish now (complete, or waited for long enough), in time order; the caller
@@ -137,31 +145,46 @@ class ZoneStage:
             pending = self.pending[key]
             if not pending.dirty:
                 continue
-            if self.complete(key[2]) or pending.first_seen + self.max_wait_s <= now:
+            if self.complete(key, pending) or pending.first_seen + self.max_wait_s <= now:
                 out.append((pending.window(key), pending))
         return out
 
-    def complete(self, start: int) -> bool:
-        """Whether every readings partition has closed the window starting at `start`."""
-        through = self.complete_through()
-        return through is not None and through >= start + WINDOW_S
+    def complete(self, key: WindowKey, pending: Pending) -> bool:
+        """Whether every readings partition has closed the window, in a marker that came after its first
+        share."""
+        markers = self.closed.get(pending.lane, {})
+        end = key[2] + WINDOW_S
+        return len(markers) >= self.sources and all(
+            through >= end and taken > pending.first_taken for through, taken in markers.values()
+        )
 
     @staticmethod
-    def published(pending: Pending, summary: Mapping[str, Any]) -> list[Any]:
-        """Mark a window published with `summary`; returns the events now done with."""
+    def published(pending: Pending, summary: Mapping[str, Any], now: float) -> list[Any]:
+        """Mark a window published with `summary` at `now`; returns the events now done with. A window shown
+        is final: its shares are dropped, its key kept (`keep_s`) to leave its late shares out."""
         pending.dirty = False
         pending.shown = not summary["suppressed"]
+        pending.published_at = now
+        if pending.shown:
+            pending.shares = {}
         events, pending.events = pending.events, []
         return events
 
     def prune(self, now: float) -> None:
-        """Forget windows published long ago (their events are acknowledged)."""
+        """Forget windows published over `keep_s` ago by the clock (their events are acknowledged). The
+        clock's, not the window's time: a backlog's windows are hours old when published, and one forgotten
+        at once would be published again from the shares that came after, short."""
         horizon = now - self.keep_s
         for key, pending in list(self.pending.items()):
-            if not pending.dirty and key[2] + WINDOW_S < horizon:
+            if not pending.dirty and pending.published_at is not None and pending.published_at < horizon:
                 del self.pending[key]
 
     def forget(self) -> None:
-        """Drop every window (after a rebalance its unacknowledged shares are delivered again); the markers
-        stay (every readings partition's owner sends one every second)."""
-        self.pending.clear()
+        """After a rebalance: drop the windows never published (their unacknowledged shares are delivered
+        again) and the records held by the others, keeping what was published (a shown window stays final);
+        the markers stay (every readings partition's owner sends one every second)."""
+        for key, pending in list(self.pending.items()):
+            if pending.published_at is None:
+                del self.pending[key]
+            else:
+                pending.events = []

@@ -305,18 +305,38 @@ def test_a_window_is_published_once_over_and_again_only_with_news():
     state = State()
     run(state, reading(Device(), 1, 10))
     end = START.timestamp() + 60
-    assert list(state.closable(now=end, grace_s=5, idle_s=2)) == []  # not over yet
-    (window,) = state.closable(now=end + 10, grace_s=5, idle_s=2)
+    assert list(state.closable(now=end, grace_s=5, idle_s=2, caught_up=True)) == []  # not over yet
+    (window,) = state.closable(now=end + 10, grace_s=5, idle_s=2, caught_up=True)
     window.dirty = False
-    assert list(state.closable(now=end + 20, grace_s=5, idle_s=2)) == []
+    assert list(state.closable(now=end + 20, grace_s=5, idle_s=2, caught_up=True)) == []
     state.apply(decide(reading(Device(), 1, 20), POLICY, state), now=end + 20)  # a late reading
-    assert list(state.closable(now=end + 21, grace_s=5, idle_s=2)) == []  # idle for 2 s first
-    assert list(state.closable(now=end + 23, grace_s=5, idle_s=2)) == [window] and window.count == 2
+    assert list(state.closable(now=end + 21, grace_s=5, idle_s=2, caught_up=True)) == []  # idle for 2 s first
+    assert (
+        list(state.closable(now=end + 23, grace_s=5, idle_s=2, caught_up=True)) == [window]
+        and window.count == 2
+    )
     # Readings of a later minute move the watermark past the window: it is over whatever the clock says.
     fresh = State()
     run(fresh, reading(Device(), 1, 10))
     run(fresh, reading(Device(), 1, 130))
-    assert [w.start for w in fresh.closable(now=0, grace_s=5, idle_s=2)] == [START.timestamp()]
+    assert [w.start for w in fresh.closable(now=0, grace_s=5, idle_s=2, caught_up=True)] == [
+        START.timestamp()
+    ]
+
+
+def test_a_partition_with_a_backlog_closes_windows_by_its_readings_time_only():
+    # Old readings read slowly: the clock says the minute is over and idle, but more of it may be unread.
+    state = State()
+    run(state, reading(Device(), 1, 10))
+    end = START.timestamp() + 60
+    assert list(state.closable(now=end + 3600, grace_s=5, idle_s=2, caught_up=False)) == []
+    # Sent once closed, the window is kept (a backlog hours old is pruned by its readings' time, not the
+    # clock's), so the rest of its minute joins it: its next share is the whole one.
+    (window,) = state.closable(now=end + 3600, grace_s=5, idle_s=2, caught_up=True)
+    window.dirty = False
+    state.prune()
+    run(state, reading(Device(), 1, 30))
+    assert list(state.windows.values()) == [window] and window.count == 2
 
 
 def test_prune_forgets_published_windows_and_past_caps():
@@ -326,10 +346,10 @@ def test_prune_forgets_published_windows_and_past_caps():
         window.dirty = False
     late = 3 * 86400
     run(state, reading(Device(), 1, 3 * 3600))  # kept: a backlog may still bring readings of this hour
-    state.prune(now=0)
+    state.prune()
     assert len(state.device_hour) == 2 and len(state.wallet_day) == 2
     run(state, reading(Device(), 1, late))
-    state.prune(now=0)
+    state.prune()
     assert [w.start for w in state.windows.values()] == [
         START.timestamp() + 3 * 3600,
         START.timestamp() + late,

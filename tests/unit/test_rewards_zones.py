@@ -3,7 +3,9 @@ closed the minute; a window shown is final; the longest wait; and the partition 
 
 from __future__ import annotations
 
-from services.common import schemas
+from services.common import attestation, schemas
+from services.common.kafka import attested
+from services.common.signing import Keypair
 from services.common.topics import ZONE_PARTIALS, ZONE_STATS
 from services.rewards.engine import State, ZoneWindow
 from services.rewards.zones import ZoneStage, marker_records, partial_record, zone_stats_record
@@ -56,7 +58,7 @@ def test_the_shares_of_every_partition_sum_to_the_window_one_state_holds():
     published = zone_stats_record(window).value
     schemas.validate(ZONE_STATS, published)
     assert published == zone_stats_record(whole).value and published["devices"] == 7
-    assert sorted(stage.published(pending, published)) == ["share 0", "share 2"]
+    assert sorted(stage.published(pending, published, now=101.0)) == ["share 0", "share 2"]
 
 
 def test_a_window_waits_for_the_slowest_partition_and_a_later_share_replaces_the_earlier():
@@ -84,15 +86,66 @@ def test_a_window_shown_is_final_and_one_published_suppressed_is_shown_when_more
     ((window, pending),) = stage.due(now=100.0)
     summary = zone_stats_record(window).value
     assert summary["suppressed"] is True  # 3 devices, k = 5
-    assert stage.published(pending, summary) == ["a"]
+    assert stage.published(pending, summary, now=100.0) == ["a"]
     stage.take(second, "b", now=101.0)  # partition 1's share came late: now 5 devices
     ((window, pending),) = stage.due(now=101.0)
     summary = zone_stats_record(window).value
     assert summary["suppressed"] is False and summary["devices"] == 5
-    assert stage.published(pending, summary) == ["b"]
+    assert stage.published(pending, summary, now=101.0) == ["b"]
     # Shown: a later share would tell the late readings apart by difference, so it is left out.
     assert stage.take({**second, "count": 9}, "late", now=102.0) == ["late"] and stage.late == 1
     assert stage.due(now=102.0) == []
+
+
+def test_markers_count_only_after_the_windows_first_share_and_on_its_lane():
+    # Quiet partitions said they were closed up to the clock; then a backlog of old readings came to both.
+    states, whole = shares([3, 4])
+    stage = ZoneStage(sources=2)
+    first, second = partials_of(states)
+    for partition in range(2):
+        stage.take(marker(partition, END + 3600), f"early {partition}", lane=1)
+    stage.take(first, "a", now=100.0, lane=1)
+    assert stage.due(now=101.0) == []  # partition 1's readings may be waiting, unread
+    stage.take(marker(0, END), "m0", lane=1)
+    stage.take(marker(1, END), "m1 elsewhere", lane=0)  # on another lane: no order with the share
+    assert stage.due(now=101.0) == []
+    stage.take(second, "b", now=101.0, lane=1)
+    stage.take(marker(1, END), "m1", lane=1)
+    ((window, _),) = stage.due(now=102.0)
+    assert zone_stats_record(window).value == zone_stats_record(whole).value
+
+
+def test_a_backlogs_window_published_stays_final_until_long_after_by_the_clock():
+    # Readings hours old: the window's own time is long past the keep horizon when it is published.
+    states, _ = shares([5, 3])  # partition 0's share alone is shown (k = 5)
+    stage = ZoneStage(sources=2, keep_s=600)
+    first, second = partials_of(states)
+    now = MINUTE + 5 * 3600.0
+    stage.take(first, "a", now=now)
+    stage.take(marker(0, END), "m0")
+    stage.take(marker(1, END), "m1")
+    ((window, pending),) = stage.due(now=now)
+    assert stage.published(pending, zone_stats_record(window).value, now=now) == ["a"]
+    stage.prune(now=now + 1)
+    # Partition 1's share comes after: it is late (left out), not a second, short publication of the window.
+    assert stage.take(second, "b", now=now + 2) == ["b"] and stage.due(now=now + 2) == []
+    stage.prune(now=now + 601)
+    assert stage.pending == {}
+
+
+def test_a_rebalance_forgets_the_windows_not_published_and_keeps_those_published():
+    states, _ = shares([5, 3])
+    stage = ZoneStage(sources=2)
+    first, second = partials_of(states)
+    stage.take(first, "a", now=100.0)
+    for partition in range(2):
+        stage.take(marker(partition, END), f"m{partition}")
+    ((window, pending),) = stage.due(now=100.0)
+    stage.published(pending, zone_stats_record(window).value, now=100.0)
+    stage.take({**first, "zone": "other"}, "c", now=100.0)  # another zone's share, not published yet
+    stage.forget()
+    assert list(stage.pending) == [(first["zone"], first["kind"], MINUTE)]  # its shares come again
+    assert stage.take(second, "b", now=101.0) == ["b"]  # the published window stays final
 
 
 def test_a_window_a_partition_never_closes_is_published_after_the_longest_wait_from_its_first_share():
@@ -118,3 +171,12 @@ def test_a_partition_closes_its_windows_by_its_readings_or_by_the_clock_once_qui
     # Quiet and nothing more to read: the clock less the grace. With a backlog: the readings' time only.
     assert state.closed_through(now=END + 100, grace_s=5, idle_s=2, caught_up=True) == END + 95
     assert state.closed_through(now=END + 100, grace_s=5, idle_s=2, caught_up=False) == state.watermark - 5
+
+
+def test_a_partitions_marker_goes_to_every_zone_stage_partition_attested():
+    # After its shares on each partition, so that no zone stage hears a window closed before its share.
+    records = attested(Keypair.generate(), marker_records(2, END, "app"))
+    assert [record.partition for record in records] == list(range(ZONE_PARTIALS.partitions))
+    for record in records:
+        header = dict(record.headers)[attestation.HEADER]
+        attestation.verify_header(header, ZONE_PARTIALS.name, record.value)
