@@ -12,8 +12,9 @@ PostgreSQL, every service), then:
 3. a consumer of ``city.ledger.settled.v1`` notes when each reward's settlement was published (the block
    sealed), to the end of the load and then until the backlog is settled (or DRAIN_S passes);
 4. it prints readings accepted and settled per second, p50/p99 from a reading's post to its reward's sealed
-   settlement, CPU per reading of each stage (its processes, children included: ingest, rewards, ledger,
-   broker, PostgreSQL, and this load generator), and which stage spent most.
+   settlement and of each hop on the way (read from the records' timestamps once the leg is drained), CPU
+   per reading of each stage (its processes, children included: ingest, rewards, ledger, broker, PostgreSQL,
+   and this load generator), and which stage spent most.
 
 ``BENCH_E2E_DURATION_S`` (60), ``BENCH_E2E_WORKERS`` ("1,2"), ``BENCH_E2E_READINGS`` (the most pre-signed,
 300000) change the run; ``BENCH_E2E_RATE`` offers readings at that rate (open loop) instead of as fast as
@@ -31,7 +32,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +40,7 @@ from pathlib import Path
 import httpx
 import psutil
 import yaml
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from bench._running import fresh_platform
 from bench.ingest import grant_consents, register_devices, verify_rate_baseline
@@ -48,7 +49,7 @@ from services.common.events import encode_json
 from services.common.ids import reading_id, reward_id
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
-from services.common.topics import LEDGER_SETTLED, REWARD_DECISIONS
+from services.common.topics import LEDGER_SETTLED, READINGS, REWARD_DECISIONS, Topic
 from services.ingest.devices import sign_registration
 from services.ledger.transactions import REWARD, derive_tx_id
 
@@ -82,6 +83,7 @@ class Leg:
     busy: float = 0.0  # cores the platform and the load generator kept busy during the load
     restarts: list[str] = field(default_factory=list)  # services `smartcity up` restarted meanwhile
     unsettled: Counter[str] = field(default_factory=Counter)  # why accepted readings earned nothing to settle
+    hops: dict[str, list[float]] = field(default_factory=dict)  # per hop, each settled reading's latency
 
 
 def _policy(directory: Path) -> Path:
@@ -275,26 +277,45 @@ def _leg(workers: int, devices: list, registrations: list[dict]) -> tuple[Leg, l
                 time.sleep(0.5)
             settlements.close()
             leg.unsettled = _why_unsettled(bootstrap, bodies, sent, settlements.at.keys())
+            settled = {tx: at for tx, at in settlements.at.items() if tx in expected}
+            leg.hops = _hops(bootstrap, expected, settled)
             after = _cpu(stages)
             platform.read_lines()
             leg.restarts = [line for line in platform.seen if "exited with" in line]
-        settled = {rid: at for rid, at in settlements.at.items() if rid in expected}
         leg.settled = len(settled)
         leg.settled_in_load = sum(1 for at in settled.values() if at <= load_end)
         first = min(sent.values())
         leg.settled_seconds = (max(settled.values()) - first) if settled else 0.0
-        leg.latencies = [at - expected[rid] for rid, at in settled.items()]
+        leg.latencies = [at - expected[tx] for tx, at in settled.items()]
         # CPU over the whole leg's work: the load and the drain of what it left, per reading settled.
         leg.cpu = {stage: after[stage] - before[stage] for stage in before}
     return leg, bodies
+
+
+def _scan(bootstrap: str, topic: Topic, each: Callable[[Message], None]) -> None:
+    """Hand `each` every record of `topic` from its beginning (the leg's fresh platform's) to its end."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"bench-e2e-{topic.name}", "enable.partition.eof": True}
+    )
+    partitions = range(topic.partitions)
+    consumer.assign([TopicPartition(topic.name, p, OFFSET_BEGINNING) for p in partitions])
+    ended: set[int] = set()
+    try:
+        while len(ended) < len(partitions):
+            for message in consumer.consume(10000, 1.0):
+                if message.error() is not None:
+                    ended.add(message.partition())
+                else:
+                    each(message)
+    finally:
+        consumer.close()
 
 
 def _why_unsettled(
     bootstrap: str, bodies: list[list[bytes]], sent: dict[int, float], settled: Collection[str]
 ) -> Counter[str]:
     """Why the readings posted whose rewards were not settled earned none: their decisions' outcome and first
-    reason on ``city.reward-decisions.v1`` (read from the beginning of the leg's fresh platform), or "no
-    decision" (rejected by ingest, or not decided in time)."""
+    reason on ``city.reward-decisions.v1``, or "no decision" (rejected by ingest, or not decided in time)."""
     missing = {}
     for client, batches in enumerate(bodies):
         for index, body in enumerate(batches):
@@ -305,27 +326,46 @@ def _why_unsettled(
                         missing[rid] = "no decision"
     if not missing:
         return Counter()
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "bench-e2e-why", "enable.partition.eof": True}
-    )
-    partitions = range(REWARD_DECISIONS.partitions)
-    consumer.assign([TopicPartition(REWARD_DECISIONS.name, p, OFFSET_BEGINNING) for p in partitions])
-    ended: set[int] = set()
-    try:
-        while len(ended) < len(partitions):
-            for message in consumer.consume(10000, 1.0):
-                if message.error() is not None:
-                    ended.add(message.partition())
-                    continue
-                decision = events.decode_json(message.value())
-                if decision["reading_id"] in missing:
-                    reasons = decision["reasons"]
-                    missing[decision["reading_id"]] = f"{decision['outcome']}" + (
-                        f": {reasons[0]['code']}" if reasons else ""
-                    )
-    finally:
-        consumer.close()
+
+    def note(message: Message) -> None:
+        decision = events.decode_json(message.value())
+        if decision["reading_id"] in missing:
+            reasons = decision["reasons"]
+            missing[decision["reading_id"]] = f"{decision['outcome']}" + (
+                f": {reasons[0]['code']}" if reasons else ""
+            )
+
+    _scan(bootstrap, REWARD_DECISIONS, note)
     return Counter(missing.values())
+
+
+def _hops(bootstrap: str, posted: dict[str, float], settled: dict[str, float]) -> dict[str, list[float]]:
+    """Each settled reward's latency per hop, by the records' timestamps (read once the leg is drained, so
+    as not to load the machine meanwhile): post -> its reading published by ingest, -> its decision
+    published by rewards, -> its settlement published by the ledger (the block sealed)."""
+    published: dict[str, float] = {}  # tx id -> when its reading was published
+    decided: dict[str, float] = {}  # tx id -> when its decision was published
+
+    def tx_of(reading: str) -> str:
+        return derive_tx_id(REWARD, reward_id(reading, RULE))
+
+    def reading_record(message: Message) -> None:
+        at = message.timestamp()[1] / 1000
+        for line in message.value().split(b"\n"):
+            published[tx_of(events.decode_json(line)["reading_id"])] = at
+
+    def decision_record(message: Message) -> None:
+        decided[tx_of(events.decode_json(message.value())["reading_id"])] = message.timestamp()[1] / 1000
+
+    _scan(bootstrap, READINGS, reading_record)
+    _scan(bootstrap, REWARD_DECISIONS, decision_record)
+    hops: dict[str, list[float]] = {"ingest": [], "rewards": [], "ledger": []}
+    for tx, sealed in settled.items():
+        if tx in published and tx in decided:
+            hops["ingest"].append(published[tx] - posted[tx])
+            hops["rewards"].append(decided[tx] - published[tx])
+            hops["ledger"].append(sealed - decided[tx])
+    return hops
 
 
 def _reward_ids(bodies: list[list[bytes]], sent: dict[int, float]) -> dict[str, float]:
@@ -340,6 +380,11 @@ def _reward_ids(bodies: list[list[bytes]], sent: dict[int, float]) -> dict[str, 
                 reward = reward_id(reading_id(reading["device_id"], reading["seq"]), RULE)
                 out[derive_tx_id(REWARD, reward)] = at
     return out
+
+
+def _quantile(values: list[float], q: int) -> float:
+    """The `q`-th of the 99 cut points of `values` (0.0 without two values)."""
+    return statistics.quantiles(values, n=100)[q] if len(values) > 1 else 0.0
 
 
 def _print(legs: list[Leg], verify_rate: float) -> None:
@@ -358,12 +403,15 @@ def _print(legs: list[Leg], verify_rate: float) -> None:
     for label, values, fmt in rows:
         print(f"  {label:<50}" + "".join(fmt.format(v) for v in values))
     for q, name in ((49, "p50"), (98, "p99")):
-        values = [
-            statistics.quantiles(leg.latencies, n=100)[q] if len(leg.latencies) > 1 else 0.0 for leg in legs
-        ]
+        values = [_quantile(leg.latencies, q) for leg in legs]
         print(
             f"  {'post -> sealed settlement ' + name + ' (s)':<50}" + "".join(f"{v:>14.2f}" for v in values)
         )
+    for hop in ("ingest", "rewards", "ledger"):
+        for q, name in ((49, "p50"), (98, "p99")):
+            values = [_quantile(leg.hops.get(hop, []), q) for leg in legs]
+            label = f"  of which {hop} {name} (s)"
+            print(f"  {label:<50}" + "".join(f"{v:>14.2f}" for v in values))
     for stage in STAGES:
         values = [leg.cpu.get(stage, 0.0) / max(1, leg.settled) * 1e6 for leg in legs]
         print(f"  {'CPU µs per reading settled: ' + stage:<50}" + "".join(f"{v:>14,.0f}" for v in values))
