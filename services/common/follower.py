@@ -17,7 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from prometheus_client import Counter, Gauge
 
 from services.common.dead_letters import DeadLetter
-from services.common.kafka import client_security, dlq_record_of
+from services.common.kafka import FETCH_WAIT_MAX_MS, client_security, dlq_record_of
 from services.common.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class TopicView:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "enable.partition.eof": True,  # tells `wait_ready` a partition is read to its end
-                "fetch.wait.max.ms": 100,  # changes must show up quickly, not wait for a full fetch
+                "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,  # changes must show up quickly
                 "isolation.level": "read_uncommitted",
             }
         )

@@ -11,7 +11,7 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from services.common.kafka import client_security
+from services.common.kafka import FETCH_WAIT_MAX_MS, client_security
 from services.common.topics import Topic
 
 TIMEOUT_S = 10.0
@@ -26,6 +26,7 @@ def _consumer(bootstrap: str, group: str | None = None) -> Consumer:
             "group.id": group or f"offsets-{uuid.uuid4().hex[:12]}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
         }
     )
 

@@ -1,10 +1,11 @@
 """The sealer: seals settled transactions into signed blocks, then publishes each block's events.
 
-Every ``seal_interval_ms`` (sooner once a block's worth is pending) it seals what is pending, a full block
-at a time while a backlog lasts. After the commit it publishes, per block, the signed header to
-``city.ledger.checkpoints.v1`` and one ``city.ledger.settled.v1`` event per wallet posting. Publication
-works from the database (blocks not yet marked published), so events a crash interrupted are sent on the
-next round: delivery is at-least-once, with deterministic event ids for consumers to deduplicate.
+As soon as it hears that transactions settled (`notify_settled`), and every ``seal_interval_ms`` for those it
+did not hear of, it seals what is pending, a full block at a time while a backlog lasts. After the commit it
+publishes, per block, the signed header to ``city.ledger.checkpoints.v1`` and one ``city.ledger.settled.v1``
+event per wallet posting. Publication works from the database (blocks not yet marked published), so events a
+crash interrupted are sent on the next round: delivery is at-least-once, with deterministic event ids for
+consumers to deduplicate.
 """
 
 from __future__ import annotations
@@ -40,14 +41,13 @@ class Sealer:
         self.keypair = keypair
         self.interval_s = settings.seal_interval_ms / 1000
         self.max_block_txs = settings.max_block_txs
-        self._settled_since_seal = 0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
     def notify_settled(self, count: int) -> None:
-        """Hear that `count` transactions settled; seal early once a full block is waiting."""
-        self._settled_since_seal += count
-        if self._settled_since_seal >= self.max_block_txs:
+        """Hear that `count` transactions settled: seal them now (a settlement is published once sealed, so
+        waiting out the interval would add it to every reward's latency)."""
+        if count:
             self._wake.set()
 
     def stop(self) -> None:
@@ -77,7 +77,6 @@ class Sealer:
         """Seal blocks until nothing is pending (or another process holds the sealer lock)."""
         sealed: list[SealedBlock] = []
         while True:
-            self._settled_since_seal = 0
             started = time.perf_counter()
             block = await self.store.seal(self.keypair, self.max_block_txs)
             if block is None:

@@ -17,7 +17,10 @@ class LedgerSettings(BaseSettings):
 
     port: int = 8103
     seal_interval_ms: int = Field(
-        default=250, ge=10, description="How often pending transactions are sealed."
+        default=250,
+        ge=10,
+        description="How often pending transactions are sealed when the sealer was not told they settled (the "
+        "settlement consumers tell it: their rewards are sealed at once).",
     )
     max_block_txs: int = Field(
         default=10_000,

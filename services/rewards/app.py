@@ -71,6 +71,7 @@ from services.common.workers import WorkerPool
 from services.rewards import snapshots, zones
 from services.rewards.changelog import rebuild_partitions
 from services.rewards.engine import State, epoch
+from services.rewards.faust_transport import Transport
 from services.rewards.openapi import RewardsReadiness
 from services.rewards.openapi import document as openapi_document
 from services.rewards.processor import Outcome, handle_reading, header_value
@@ -268,6 +269,7 @@ def create_app(
         datadir=str(datadir),
         broker_credentials=faust_credentials(platform),
     )
+    app.transport = Transport(app.conf.broker_consumer, app)
     # The registry's name and partition count; raw bytes, since the processor decodes and encodes itself.
     readings_topic = app.topic(
         READINGS.name, partitions=READINGS.partitions, key_serializer="raw", value_serializer="raw"

@@ -22,7 +22,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from services.common import schemas
 from services.common.dead_letters import DeadLetter
 from services.common.events import decode_json
-from services.common.kafka import client_security, dlq_record_of
+from services.common.kafka import FETCH_WAIT_MAX_MS, client_security, dlq_record_of
 from services.common.topics import REWARD_DECISIONS
 from services.rewards.engine import Decision, State, epoch
 from services.rewards.snapshots import Snapshot
@@ -82,6 +82,7 @@ def rebuild_partitions(
             "group.id": "smartcity-rewards-rebuild",  # never joined nor committed: partitions are assigned
             "enable.auto.commit": False,
             "enable.partition.eof": True,  # how the end of each partition is known
+            "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
         }
     )
     try:

@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from services.common import schemas
 from services.common.events import cloudevent_headers, decode_json, encode_json
-from services.common.kafka import OutgoingRecord, client_security
+from services.common.kafka import FETCH_WAIT_MAX_MS, OutgoingRecord, client_security
 from services.common.topics import REWARDS_SNAPSHOTS
 from services.rewards.engine import OUTLIER_SAMPLE, Device, State, ZoneWindow
 
@@ -162,6 +162,7 @@ def latest(
             "group.id": "smartcity-rewards-snapshots",  # never joined nor committed: partitions are assigned
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
         }
     )
     ours: list[Mapping[str, Any]] = []
