@@ -46,6 +46,22 @@ def marker(partition: int, closed_through: float) -> dict:
     return value
 
 
+def first_share_published(
+    stage: ZoneStage, devices_per_partition: list[int], now: float
+) -> tuple[dict, dict, dict]:
+    """Partition 0's share of the minute published alone (both partitions said they closed it before partition
+    1's share came); returns both shares and the statistics published."""
+    states, _ = shares(devices_per_partition)
+    first, second = partials_of(states)
+    stage.take(first, "a", now=now)
+    for partition in range(2):
+        stage.take(marker(partition, END), f"m{partition}")
+    ((window, pending),) = stage.due(now=now)
+    summary = zone_stats_record(window).value
+    assert stage.published(pending, summary, now=now) == ["a"]
+    return first, second, summary
+
+
 def test_the_shares_of_every_partition_sum_to_the_window_one_state_holds():
     states, whole = shares([3, 0, 4])
     stage = ZoneStage(sources=3)
@@ -77,16 +93,9 @@ def test_a_window_waits_for_the_slowest_partition_and_a_later_share_replaces_the
 
 
 def test_a_window_shown_is_final_and_one_published_suppressed_is_shown_when_more_come():
-    states, _ = shares([3, 2])
     stage = ZoneStage(sources=2)
-    first, second = partials_of(states)
-    stage.take(first, "a", now=100.0)
-    for partition in range(2):
-        stage.take(marker(partition, END), f"m{partition}")
-    ((window, pending),) = stage.due(now=100.0)
-    summary = zone_stats_record(window).value
+    _, second, summary = first_share_published(stage, [3, 2], now=100.0)
     assert summary["suppressed"] is True  # 3 devices, k = 5
-    assert stage.published(pending, summary, now=100.0) == ["a"]
     stage.take(second, "b", now=101.0)  # partition 1's share came late: now 5 devices
     ((window, pending),) = stage.due(now=101.0)
     summary = zone_stats_record(window).value
@@ -117,15 +126,10 @@ def test_markers_count_only_after_the_windows_first_share_and_on_its_lane():
 
 def test_a_backlogs_window_published_stays_final_until_long_after_by_the_clock():
     # Readings hours old: the window's own time is long past the keep horizon when it is published.
-    states, _ = shares([5, 3])  # partition 0's share alone is shown (k = 5)
     stage = ZoneStage(sources=2, keep_s=600)
-    first, second = partials_of(states)
     now = MINUTE + 5 * 3600.0
-    stage.take(first, "a", now=now)
-    stage.take(marker(0, END), "m0")
-    stage.take(marker(1, END), "m1")
-    ((window, pending),) = stage.due(now=now)
-    assert stage.published(pending, zone_stats_record(window).value, now=now) == ["a"]
+    _, second, summary = first_share_published(stage, [5, 3], now=now)
+    assert summary["suppressed"] is False  # partition 0's share alone is shown (k = 5)
     stage.prune(now=now + 1)
     # Partition 1's share comes after: it is late (left out), not a second, short publication of the window.
     assert stage.take(second, "b", now=now + 2) == ["b"] and stage.due(now=now + 2) == []
@@ -134,14 +138,8 @@ def test_a_backlogs_window_published_stays_final_until_long_after_by_the_clock()
 
 
 def test_a_rebalance_forgets_the_windows_not_published_and_keeps_those_published():
-    states, _ = shares([5, 3])
     stage = ZoneStage(sources=2)
-    first, second = partials_of(states)
-    stage.take(first, "a", now=100.0)
-    for partition in range(2):
-        stage.take(marker(partition, END), f"m{partition}")
-    ((window, pending),) = stage.due(now=100.0)
-    stage.published(pending, zone_stats_record(window).value, now=100.0)
+    first, second, _ = first_share_published(stage, [5, 3], now=100.0)
     stage.take({**first, "zone": "other"}, "c", now=100.0)  # another zone's share, not published yet
     stage.forget()
     assert list(stage.pending) == [(first["zone"], first["kind"], MINUTE)]  # its shares come again
