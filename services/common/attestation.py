@@ -22,9 +22,10 @@ A record may also carry several values, one per line (*a batch record*: the valu
 ``\n``, which JCS never writes inside a value). Its statement is then about exactly its lines: ``size`` is the
 number of lines, the header's ``index`` is 0 and its ``path`` empty, and the consumer rebuilds the tree over
 the lines (`verify_record`). That is unambiguous: a single value of a larger batch has a path, and one
-attested alone has size 1, whatever newlines it holds. Each line comes out with an attestation of its own (the statement, its index and
-path), checkable alone like any single record's, so it can travel on with the value it covers. A record of one
-line is a single record as above. Batch records spare the broker and the consumer their per-record costs.
+attested alone has size 1, whatever newlines it holds. Each line comes out with an attestation of its own (the
+statement, its index and path), checkable alone like any single record's, so it can travel on with the value it
+covers. A record of one line is a single record as above. Batch records spare the broker and the consumer their
+per-record costs.
 
 Why not one signature per record: an Ed25519 signature costs ~60 µs to make and to check, the platform's
 largest per-record cost; a hash path costs ~5 µs. Why a Merkle tree and not a hash list: each record must be

@@ -90,13 +90,8 @@ def install_zone_stage(
             due = stage.due(now)
             records = [zone_stats_record(window) for window, _ in due]
             await publish(records)
-            for (window, pending), record in zip(due, records, strict=True):
-                how = (
-                    "complete"
-                    if stage.complete((window.zone, window.kind, window.start), pending)
-                    else "waited"
-                )
-                ZONE_WINDOWS_PUBLISHED.labels(how).inc()
+            for (_, pending), record in zip(due, records, strict=True):
+                ZONE_WINDOWS_PUBLISHED.labels("complete" if stage.complete(pending) else "waited").inc()
                 done.extend(stage.published(pending, record.value, now))
             stage.prune(now)
             for event in done:

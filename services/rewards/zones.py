@@ -7,10 +7,9 @@ itself: for each window of readings partition p that closes (`State.closable`) i
 partition of that topic saying how far p's windows are closed (`State.closed_through`). The zone stage, keyed by
 zone, keeps the latest share of each readings partition per window and publishes the window's sum on
 ``city.zone-stats.v1`` once every readings partition's marker, sent after the window's first share, has passed
-the window's end (`ZoneStage`): it is complete
-whatever the number of workers and however their partitions are spread, so any number of workers publishes
-what one does. A window not complete `max_wait_s` after its first share came (a partition no worker holds) is published
-with what came by then.
+the window's end (`ZoneStage`): it is complete whatever the number of workers and however their partitions are
+spread, so any number of workers publishes what one does. A window not complete `max_wait_s` after its first
+share came (a partition no worker holds) is published with what came by then.
 
 As before, a window published with its values is final: a later share (late readings) is left out, since the
 difference of two publications would show those readings. A window published suppressed (under k devices) is
@@ -84,6 +83,7 @@ class Pending:
     first_seen: float  # wall clock of its first share (the longest wait counts from it)
     lane: int  # the zone-partials partition its shares come on
     first_taken: int  # the stage's count of records taken at its first share
+    end: int  # the window's end (its markers must pass it)
     shares: dict[int, Mapping[str, Any]] = field(default_factory=dict)
     events: list[Any] = field(default_factory=list)
     dirty: bool = False
@@ -128,7 +128,9 @@ class ZoneStage:
             self.closed.setdefault(lane, {})[value["partition"]] = (value["closed_through"], self.taken)
             return [event]
         key = (value["zone"], value["kind"], value["window_start"])
-        pending = self.pending.setdefault(key, Pending(now, lane, self.taken))
+        pending = self.pending.get(key)
+        if pending is None:
+            pending = self.pending[key] = Pending(now, lane, self.taken, key[2] + WINDOW_S)
         if pending.shown:
             self.late += 1
             return [event]
@@ -145,17 +147,16 @@ class ZoneStage:
             pending = self.pending[key]
             if not pending.dirty:
                 continue
-            if self.complete(key, pending) or pending.first_seen + self.max_wait_s <= now:
+            if self.complete(pending) or pending.first_seen + self.max_wait_s <= now:
                 out.append((pending.window(key), pending))
         return out
 
-    def complete(self, key: WindowKey, pending: Pending) -> bool:
+    def complete(self, pending: Pending) -> bool:
         """Whether every readings partition has closed the window, in a marker that came after its first
         share."""
         markers = self.closed.get(pending.lane, {})
-        end = key[2] + WINDOW_S
         return len(markers) >= self.sources and all(
-            through >= end and taken > pending.first_taken for through, taken in markers.values()
+            through >= pending.end and taken > pending.first_taken for through, taken in markers.values()
         )
 
     @staticmethod
