@@ -560,15 +560,16 @@ def create_app(
         async with engine.lock:
             await ensure_rebuilt()
             now = time.time()
+            sent_at = int(now * 1000)  # the attested stamp that lets the zone stage refuse a replay
             partials, markers = [], []
             for partition, held in sorted(engine.held.items()):
                 highwater = app.consumer.highwater(TP(READINGS.name, partition))
                 caught_up = highwater is not None and held.offset + 1 >= highwater
                 for window in held.state.closable(now, grace, idle, caught_up):
-                    partials.append(zones.partial_record(window, partition, settings.app_id))
+                    partials.append(zones.partial_record(window, partition, settings.app_id, sent_at))
                     window.dirty = False  # readings that come meanwhile make it news again
                 closed = held.state.closed_through(now, grace, idle, caught_up)
-                markers.extend(zones.marker_records(partition, closed, settings.app_id))
+                markers.extend(zones.marker_records(partition, closed, settings.app_id, sent_at))
                 held.state.prune()
         await publish(attested(oracle, partials) if partials else [])
         await publish(attested(oracle, markers) if markers else [])

@@ -4,7 +4,9 @@ The sums are `services.rewards.zones.ZoneStage`'s; this wires it to Faust. A sha
 only once its window is published, so a worker that dies holding a window's shares gets them all again; a
 marker or a late share is acknowledged at once. A record that is not a partial or a marker attested by the
 workers' rewards-oracle key (a forged share would move the published statistics) goes to
-``city.zone-partials.dlq.v1`` with the reason, and the records beside it are summed.
+``city.zone-partials.dlq.v1`` with the reason, and the records beside it are summed. A genuine record older
+than what the stage holds from its readings partition is left out and counted (not dead-lettered: a rebalance
+redelivers such records as a matter of course).
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ ZONE_WINDOWS_PUBLISHED = Counter(
     "Zone windows published on city.zone-stats.v1, by how (complete: every readings partition closed it; "
     "waited: published after the longest wait with what came).",
     ["how"],
+)
+ZONE_STALE_RECORDS = Counter(
+    "smartcity_rewards_zone_stale_records_total",
+    "Zone shares and markers left out because the stage held a newer one from their readings partition (a "
+    "replay, or a redelivery after a rebalance), or because they were sent long before their lane's latest.",
 )
 ZONE_LATE_SHARES = Counter(
     "smartcity_rewards_zone_late_shares_total",
@@ -80,9 +87,10 @@ def install_zone_stage(
                 if value["app_id"] != settings.app_id:
                     done.append(event)  # another app's (a canary, a test): not this stage's to sum
                     continue
-                late = stage.late
+                late, stale = stage.late, stage.stale
                 done.extend(stage.take(value, event, time.time(), message.partition))
                 ZONE_LATE_SHARES.inc(stage.late - late)
+                ZONE_STALE_RECORDS.inc(stage.stale - stale)
             if dead:
                 await publish(dead)
                 DLQ_RECORDS.labels(ZONE_PARTIALS.name, settings.app_id).inc(len(dead))

@@ -11,6 +11,12 @@ the window's end (`ZoneStage`): it is complete whatever the number of workers an
 spread, so any number of workers publishes what one does. A window not complete `max_wait_s` after its first
 share came (a partition no worker holds) is published with what came by then.
 
+Every share and marker says when it was sent (``sent_at``, covered by the attestation), and the stage folds only
+what is newer than what it holds from the same readings partition: a genuine record produced onto the topic again
+later (a replay, or a redelivery after a rebalance) can neither replace a partition's newer share nor say a
+partition is closed further than its latest marker does. A share sent `keep_s` before the latest record of its
+lane is refused too: its window may be forgotten, and it would publish that window again, short.
+
 As before, a window published with its values is final: a later share (late readings) is left out, since the
 difference of two publications would show those readings. A window published suppressed (under k devices) is
 published again when more come.
@@ -35,23 +41,23 @@ MARKER_KEY = "closed-through"
 WindowKey = tuple[str, str, int]
 
 
-def partial_record(window: ZoneWindow, partition: int, app_id: str) -> OutgoingRecord:
+def partial_record(window: ZoneWindow, partition: int, app_id: str, sent_at: int) -> OutgoingRecord:
     """The ``city.zone-partials.v1`` record of app `app_id`'s readings partition `partition`'s share of
-    `window`."""
+    `window`, sent at `sent_at` (epoch milliseconds)."""
     return OutgoingRecord(
         topic=ZONE_PARTIALS,
         key=window.zone,
-        value={"app_id": app_id, **window.as_partial(partition)},
+        value={"app_id": app_id, **window.as_partial(partition), "sent_at": sent_at},
         headers=cloudevent_headers(
             PARTIAL_EVENT_TYPE, EVENT_SOURCE, f"{window.zone}/{window.kind}/{window.start}/{partition}"
         ),
     )
 
 
-def marker_records(partition: int, closed_through: float, app_id: str) -> list[OutgoingRecord]:
-    """The marker of app `app_id`'s readings partition `partition`, one to each partition of
-    ``city.zone-partials.v1`` (every zone stage needs every readings partition's)."""
-    value = {"app_id": app_id, "partition": partition, "closed_through": closed_through}
+def marker_records(partition: int, closed_through: float, app_id: str, sent_at: int) -> list[OutgoingRecord]:
+    """The marker of app `app_id`'s readings partition `partition`, sent at `sent_at` (epoch milliseconds), one
+    to each partition of ``city.zone-partials.v1`` (every zone stage needs every readings partition's)."""
+    value = {"app_id": app_id, "partition": partition, "closed_through": closed_through, "sent_at": sent_at}
     headers = cloudevent_headers(PARTIAL_EVENT_TYPE, EVENT_SOURCE, f"{partition}/{closed_through}")
     return [
         OutgoingRecord(topic=ZONE_PARTIALS, key=MARKER_KEY, value=value, headers=headers, partition=target)
@@ -113,19 +119,32 @@ class ZoneStage:
         self.max_wait_s = max_wait_s
         self.keep_s = keep_s
         self.taken = 0  # records taken so far: each marker and window is stamped with its place
-        # Per lane, readings partition -> its latest marker there: (closed through, taken when).
-        self.closed: dict[int, dict[int, tuple[float, int]]] = {}
+        # Per lane, readings partition -> its latest marker there: (closed through, taken when, sent at).
+        self.closed: dict[int, dict[int, tuple[float, int, int]]] = {}
+        self.sent: dict[int, int] = {}  # per lane, the latest ``sent_at`` taken there
         self.pending: dict[WindowKey, Pending] = {}
         self.late = 0  # shares of windows already final, left out
+        self.stale = 0  # records older than what the stage holds from their readings partition, left out
 
     def take(self, value: Mapping[str, Any], event: Any = None, now: float = 0.0, lane: int = 0) -> list[Any]:
         """Fold a partial or a marker that came on `lane`; returns the events done with at once (markers, late
-        shares): the caller acknowledges them. A share's event is held until its window is published
-        (`due`)."""
+        shares, stale records): the caller acknowledges them. A share's event is held until its window is
+        published (`due`)."""
         self.taken += 1
+        sent_at = value["sent_at"]
+        latest = self.sent.get(lane, 0)
+        self.sent[lane] = max(latest, sent_at)
         if is_marker(value):
-            # The latest holds, even lower: old readings of a backlog reopen a partition's past windows.
-            self.closed.setdefault(lane, {})[value["partition"]] = (value["closed_through"], self.taken)
+            markers = self.closed.setdefault(lane, {})
+            held = markers.get(value["partition"])
+            if held is not None and sent_at <= held[2]:
+                self.stale += 1  # sent before the one held (equal: the same marker again)
+            else:
+                # The latest holds, even lower: old readings of a backlog reopen a partition's past windows.
+                markers[value["partition"]] = (value["closed_through"], self.taken, sent_at)
+            return [event]
+        if sent_at < latest - self.keep_s * 1000:
+            self.stale += 1
             return [event]
         key = (value["zone"], value["kind"], value["window_start"])
         pending = self.pending.get(key)
@@ -133,6 +152,10 @@ class ZoneStage:
             pending = self.pending[key] = Pending(now, lane, self.taken, key[2] + WINDOW_S)
         if pending.shown:
             self.late += 1
+            return [event]
+        held_share = pending.shares.get(value["partition"])
+        if held_share is not None and sent_at <= held_share["sent_at"]:
+            self.stale += 1  # sent before the one held (equal: the same share again)
             return [event]
         pending.shares[value["partition"]] = value
         pending.events.append(event)
@@ -156,7 +179,7 @@ class ZoneStage:
         share."""
         markers = self.closed.get(pending.lane, {})
         return len(markers) >= self.sources and all(
-            through >= pending.end and taken > pending.first_taken for through, taken in markers.values()
+            through >= pending.end and taken > pending.first_taken for through, taken, _ in markers.values()
         )
 
     @staticmethod

@@ -143,6 +143,27 @@ def decisions_of(broker: str, ids: set[str], app_id: str) -> dict[str, dict[str,
     return found
 
 
+def counted_windows(decisions: dict[str, dict[str, Any]]) -> Counter[tuple[str, str]]:
+    """How many readings the decisions counted in each zone window: (zone, window start) -> count."""
+    counted: Counter[tuple[str, str]] = Counter()
+    for decision in decisions.values():
+        if decision["counted"]:
+            at = datetime.fromisoformat(decision["ts"])
+            start = at.replace(second=0, microsecond=0).isoformat(timespec="milliseconds")
+            counted[decision["zone"], start.replace("+00:00", "Z")] += 1
+    return counted
+
+
+def stats_by_window(messages: list[Message]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The ``city.zone-stats.v1`` values among `messages` of this module's zones, by (zone, window start)."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for message in messages:
+        if message.key().decode() in ZONES:
+            value = json.loads(message.value())
+            out.setdefault((value["zone"], value["window_start"]), []).append(value)
+    return out
+
+
 def assigned(worker: Worker) -> set[int] | None:
     """The readings partitions the worker's log last says it holds."""
     found = re.findall(r"city\.readings\.v1 partitions \[([\d, ]*)\] assigned here", worker.log())
@@ -216,28 +237,14 @@ def test_two_workers_decide_exactly_as_one_caps_and_zone_statistics_included(bro
             assert sum(v for k, v in decided.items() if k.startswith("smartcity_rewards_readings_total")) > 0
 
         # Each zone window is published once by each group, the same, and counts what the decisions counted.
-        counted: Counter[tuple[str, str]] = Counter()
-        for decision in alone.values():
-            if decision["counted"]:
-                at = datetime.fromisoformat(decision["ts"])
-                start = at.replace(second=0, microsecond=0).isoformat(timespec="milliseconds")
-                counted[decision["zone"], start.replace("+00:00", "Z")] += 1
-        expected = len(counted)
-
-        def windows(messages: list[Message]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-            out: dict[tuple[str, str], list[dict[str, Any]]] = {}
-            for message in messages:
-                if message.key().decode() in ZONES:
-                    value = json.loads(message.value())
-                    out.setdefault((value["zone"], value["window_start"]), []).append(value)
-            return out
+        counted = counted_windows(alone)
 
         def both_groups_published(messages: list[Message]) -> bool:
-            found = windows(messages)
+            found = stats_by_window(messages)
             return all(len(found.get(window, [])) >= 2 for window in counted)
 
-        by_window = windows(consume(broker, [ZONE_STATS], both_groups_published, deadline_s=90))
-        assert len(by_window) == expected and set(by_window) == set(counted)
+        by_window = stats_by_window(consume(broker, [ZONE_STATS], both_groups_published, deadline_s=90))
+        assert set(by_window) == set(counted)
         for window, published in by_window.items():
             # One copy from each group, the same, shown, counting what the decisions counted.
             assert len(published) == 2 and published[0] == published[1], (window, published)
@@ -341,8 +348,14 @@ def test_forged_zone_shares_are_dead_lettered_and_the_statistics_sum_only_the_wo
             "values": {"pm2_5": [999.0] * 5, "pm10": [999.0] * 5},
             "devices": [Keypair.generate().did for _ in range(5)],
             "value_devices": {},
+            "sent_at": int(time.time() * 1000),
         }
-        early = {"app_id": "zone-guard", "partition": 0, "closed_through": start + 10**6}
+        early = {
+            "app_id": "zone-guard",
+            "partition": 0,
+            "closed_through": start + 10**6,
+            "sent_at": int(time.time() * 1000) + 10**6,
+        }
         producer = Producer({"bootstrap.servers": broker})
 
         def produce(value: bytes, headers: list[tuple[str, bytes]], key: str = ZONES[0]) -> None:
@@ -389,5 +402,68 @@ def test_forged_zone_shares_are_dead_lettered_and_the_statistics_sum_only_the_wo
         reasons = sorted(entry["reason"].split(":")[0] for entry in dead)
         assert len(dead) == 10 and all(e["source_topic"] == ZONE_PARTIALS.name for e in dead), reasons
         assert "unattested" in reasons and reasons.count("untrusted-attestor") == 7, reasons
+    finally:
+        worker.stop()
+
+
+def test_genuine_zone_partials_replayed_onto_the_topic_change_no_statistic(broker: str, tmp_path: Path):
+    policy = write_policy(tmp_path / "policy.yaml")
+    worker = start_worker(broker, tmp_path, policy, app_id="zone-replay")
+    try:
+        fleet = Fleet()
+        before = decisions_of(broker, publish(broker, fleet.envelopes(range(2))), "zone-replay")
+        windows_before = counted_windows(before)
+        consume(
+            broker,
+            [ZONE_STATS],
+            lambda ms: set(stats_by_window(ms)) >= set(windows_before),
+            deadline_s=90,
+        )
+        # Everything the worker sent the zone stage so far (shares of those windows, markers), as it was sent.
+        genuine = [
+            m
+            for m in consume(broker, [ZONE_PARTIALS], lambda ms: False, deadline_s=3)
+            if json.loads(m.value())["app_id"] == "zone-replay"
+        ]
+        shares = [m for m in genuine if "closed_through" not in json.loads(m.value())]
+        assert shares and len(genuine) > len(shares)
+
+        def metric(name: str) -> float:
+            found = parse_metrics(httpx.get(f"{worker.url}/metrics", timeout=5).text)
+            return sum(v for k, v in found.items() if k == name or k.startswith(name + "{"))
+
+        stale_before = metric("smartcity_rewards_zone_stale_records_total")
+        # Someone with write access to the topic produces all of it again, while the next minutes are decided.
+        producer = Producer({"bootstrap.servers": broker})
+        for message in genuine:
+            producer.produce(
+                ZONE_PARTIALS.name,
+                key=message.key(),
+                value=message.value(),
+                headers=message.headers(),
+                partition=message.partition(),
+            )
+        assert producer.flush(10) == 0
+        after = decisions_of(broker, publish(broker, fleet.envelopes(range(2, 4))), "zone-replay")
+        counted = counted_windows(before | after)
+
+        def every_window(messages: list[Message]) -> bool:
+            return set(stats_by_window(messages)) >= set(counted)
+
+        consume(broker, [ZONE_STATS], every_window, deadline_s=90)
+        # Every replayed marker is left out (the stage holds a newer one from its partition); every replayed
+        # share is left out too, as late (its window is final) or as older than the one held.
+        replayed_markers = len(genuine) - len(shares)
+        wait_for(
+            "the replayed records left out",
+            lambda: metric("smartcity_rewards_zone_stale_records_total") - stale_before >= replayed_markers,
+        )
+        time.sleep(3)  # a publication the replay would cause comes within the stage's next rounds
+        by_window = stats_by_window(consume(broker, [ZONE_STATS], lambda ms: False, deadline_s=3))
+        assert set(by_window) == set(counted)
+        for window, published in by_window.items():
+            # Published once, shown, counting exactly what the decisions counted.
+            assert len(published) == 1, (window, published)
+            assert published[0]["suppressed"] is False and published[0]["count"] == counted[window]
     finally:
         worker.stop()

@@ -3,6 +3,8 @@ closed the minute; a window shown is final; the longest wait; and the partition 
 
 from __future__ import annotations
 
+import itertools
+
 from services.common import attestation, schemas
 from services.common.kafka import attested
 from services.common.signing import Keypair
@@ -14,6 +16,8 @@ from tests.unit.test_rewards_samples import Device
 
 MINUTE = int(START.timestamp())
 END = MINUTE + 60
+SENT = itertools.count(1_000_000)
+"""Each record the helpers make is sent after the one before, as a worker's are."""
 
 
 def shares(devices_per_partition: list[int]) -> tuple[list[State], ZoneWindow]:
@@ -34,14 +38,14 @@ def partials_of(states: list[State]) -> list[dict]:
     out = []
     for partition, state in enumerate(states):
         for window in state.windows.values():
-            value = partial_record(window, partition, "app").value
+            value = partial_record(window, partition, "app", next(SENT)).value
             schemas.validate(ZONE_PARTIALS, value)
             out.append(value)
     return out
 
 
 def marker(partition: int, closed_through: float) -> dict:
-    value = marker_records(partition, closed_through, "app")[0].value
+    value = marker_records(partition, closed_through, "app", next(SENT))[0].value
     schemas.validate(ZONE_PARTIALS, value)
     return value
 
@@ -86,7 +90,8 @@ def test_a_window_waits_for_the_slowest_partition_and_a_later_share_replaces_the
     stage.take(marker(1, END - 1), "m1")  # partition 1 still holds the minute open
     assert stage.due(now=101.0) == []
     stage.take(second, "b", now=101.0)
-    stage.take({**second, "count": 1, "values": {"pm2_5": [1.0], "pm10": [2.0]}}, "b2", now=101.5)
+    later = {**second, "count": 1, "values": {"pm2_5": [1.0], "pm10": [2.0]}, "sent_at": next(SENT)}
+    stage.take(later, "b2", now=101.5)
     stage.take(marker(1, END), "m1")
     ((window, _),) = stage.due(now=102.0)
     assert window.count == 3 + 1  # partition 1's latest share replaced its first
@@ -173,8 +178,57 @@ def test_a_partition_closes_its_windows_by_its_readings_or_by_the_clock_once_qui
 
 def test_a_partitions_marker_goes_to_every_zone_stage_partition_attested():
     # After its shares on each partition, so that no zone stage hears a window closed before its share.
-    records = attested(Keypair.generate(), marker_records(2, END, "app"))
+    records = attested(Keypair.generate(), marker_records(2, END, "app", next(SENT)))
     assert [record.partition for record in records] == list(range(ZONE_PARTIALS.partitions))
     for record in records:
         header = dict(record.headers)[attestation.HEADER]
         attestation.verify_header(header, ZONE_PARTIALS.name, record.value)
+
+
+def test_a_replayed_share_older_than_the_partitions_held_one_is_left_out():
+    states, whole = shares([3, 4])
+    stage = ZoneStage(sources=2)
+    first, second = partials_of(states)
+    early = {**first, "count": 1, "values": {"pm2_5": [1.0], "pm10": [2.0]}, "sent_at": first["sent_at"] - 1}
+    stage.take(first, "a", now=100.0)
+    stage.take(second, "b", now=100.0)
+    # Partition 0's earlier share, genuine, produced onto the topic again: it must not replace the newer one.
+    assert stage.take(early, "replay", now=100.5) == ["replay"] and stage.stale == 1
+    assert stage.take(first, "again", now=100.5) == ["again"] and stage.stale == 2  # the same, redelivered
+    for partition in range(2):
+        stage.take(marker(partition, END), f"m{partition}")
+    ((window, pending),) = stage.due(now=101.0)
+    assert zone_stats_record(window).value == zone_stats_record(whole).value
+    assert sorted(stage.published(pending, zone_stats_record(window).value, now=101.0)) == ["a", "b"]
+
+
+def test_a_replayed_marker_cannot_say_a_partition_is_closed_further_than_its_latest():
+    # Partition 1 said it was closed far ahead while quiet; then a backlog reopened its past windows.
+    states, whole = shares([3, 4])
+    stage = ZoneStage(sources=2)
+    first, second = partials_of(states)
+    quiet = marker(1, END + 3600)
+    stage.take(quiet, "quiet")
+    stage.take(marker(1, END - 30), "backlog")
+    stage.take(first, "a", now=100.0)
+    stage.take(marker(0, END), "m0")
+    # The quiet marker again, after the window's first share: the window must still wait for partition 1.
+    assert stage.take(quiet, "replay") == ["replay"] and stage.stale == 1
+    assert stage.due(now=101.0) == []
+    stage.take(second, "b", now=101.0)
+    stage.take(marker(1, END), "m1")
+    ((window, _),) = stage.due(now=102.0)
+    assert zone_stats_record(window).value == zone_stats_record(whole).value
+
+
+def test_a_share_sent_long_before_its_lanes_latest_record_cannot_publish_a_forgotten_window_again():
+    stage = ZoneStage(sources=2, keep_s=600)
+    first, second, _ = first_share_published(stage, [5, 3], now=100.0)
+    stage.prune(now=701.0)
+    assert stage.pending == {}  # forgotten
+    stage.take({**marker(0, END + 600), "sent_at": first["sent_at"] + 601_000}, "m0 later")
+    # Partition 0's share, replayed after the window was forgotten: not a second publication of it.
+    assert stage.take(first, "replay", now=702.0) == ["replay"] and stage.stale == 1
+    assert stage.pending == {} and stage.due(now=800.0) == []
+    # A share sent within the horizon (late readings of the window) is taken as before.
+    assert stage.take({**second, "sent_at": first["sent_at"] + 2_000}, "b", now=702.0) == []
