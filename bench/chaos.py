@@ -175,7 +175,7 @@ async def caught_up(platform: RunningPlatform, bootstrap: str, timeout_s: float)
 
 
 def read_topic(bootstrap: str, topic: Topic) -> list[Any]:
-    """Every value of `topic`, from the beginning to its end."""
+    """Every value of `topic` (a batch record's lines each), from the beginning to its end."""
     ends = offsets.end_offsets(bootstrap, topic)
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "chaos-reader", "enable.partition.eof": True}
@@ -188,7 +188,7 @@ def read_topic(bootstrap: str, topic: Topic) -> list[Any]:
             for message in consumer.consume(10000, 0.2):
                 error = message.error()
                 if error is None:
-                    values.append(json.loads(message.value()))
+                    values.extend(json.loads(line) for line in message.value().split(b"\n"))
                     if message.offset() + 1 >= ends[message.partition()]:
                         pending.discard(message.partition())
                 elif error.code() == KafkaError._PARTITION_EOF:

@@ -328,12 +328,13 @@ def _why_unsettled(
         return Counter()
 
     def note(message: Message) -> None:
-        decision = events.decode_json(message.value())
-        if decision["reading_id"] in missing:
-            reasons = decision["reasons"]
-            missing[decision["reading_id"]] = f"{decision['outcome']}" + (
-                f": {reasons[0]['code']}" if reasons else ""
-            )
+        for line in message.value().split(b"\n"):
+            decision = events.decode_json(line)
+            if decision["reading_id"] in missing:
+                reasons = decision["reasons"]
+                missing[decision["reading_id"]] = f"{decision['outcome']}" + (
+                    f": {reasons[0]['code']}" if reasons else ""
+                )
 
     _scan(bootstrap, REWARD_DECISIONS, note)
     return Counter(missing.values())
@@ -355,7 +356,9 @@ def _hops(bootstrap: str, posted: dict[str, float], settled: dict[str, float]) -
             published[tx_of(events.decode_json(line)["reading_id"])] = at
 
     def decision_record(message: Message) -> None:
-        decided[tx_of(events.decode_json(message.value())["reading_id"])] = message.timestamp()[1] / 1000
+        at = message.timestamp()[1] / 1000
+        for line in message.value().split(b"\n"):
+            decided[tx_of(events.decode_json(line)["reading_id"])] = at
 
     _scan(bootstrap, READINGS, reading_record)
     _scan(bootstrap, REWARD_DECISIONS, decision_record)

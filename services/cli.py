@@ -179,6 +179,7 @@ def deployment_keys(database_url: str, root_did: str, operator_dids: list[str]) 
         ),
         "REWARDS_INGEST_ATTESTORS": json.dumps([did_of["INGEST_ATTESTOR_KEY"]]),
         "INGEST_BINDING_ISSUERS": json.dumps([city]),
+        "INGEST_REWARDS_ORACLES": json.dumps([did_of["REWARDS_ORACLE_KEY"]]),
         "LEDGER_BALANCE_READERS": json.dumps([city]),
         "INGEST_OPERATORS": json.dumps(operator_dids),
     }

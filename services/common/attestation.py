@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +160,30 @@ def verify_record(header: str | bytes | None, topic: str, value: bytes) -> list[
     """Check a record of one or more lines (see the module's note) and return each line with its own
     attestation (what `verify` accepts for that line alone). Whose signature it is remains the caller's
     question (the statement's ``signer``). Raises `AttestationError` for the whole record."""
+    statement, lines, tree = _checked_record(header, topic, value)
+    if tree is None:
+        return [(value, statement)]
+    return [
+        (line, {**statement, "index": index, "path": signing.b64url_encode(b"".join(path))})
+        for index, (line, path) in enumerate(zip(lines, paths(tree), strict=True))
+    ]
+
+
+def lines_by(header: str | bytes | None, topic: str, value: bytes, signers: Collection[str]) -> list[bytes]:
+    """The lines of a record (`verify_record`) attested by one of `signers` (did:keys), for a consumer that
+    needs no line's own attestation. Raises `AttestationError` for the whole record (``untrusted-attestor``:
+    another key's)."""
+    statement, lines, _ = _checked_record(header, topic, value)
+    if statement["signer"] not in signers:
+        raise AttestationError("untrusted-attestor", f"{statement['signer']} may not attest {topic}")
+    return lines
+
+
+def _checked_record(
+    header: str | bytes | None, topic: str, value: bytes
+) -> tuple[dict[str, Any], list[bytes], list[list[bytes]] | None]:
+    """(the attestation, the record's lines, their tree) of a record that verifies; the tree is None for a
+    record of one value (its attestation is the value's own)."""
     attestation = parse(header)
     lines = record_lines(value)
     statement = statement_of(attestation)
@@ -172,7 +196,7 @@ def verify_record(header: str | bytes | None, topic: str, value: bytes) -> list[
     ):
         # One value (a value's own newlines are not lines: its statement is not about them).
         verify(attestation, topic, value)
-        return [(value, attestation)]
+        return attestation, [value], None
     _check_about(statement, topic)
     if len(lines) > MAX_BATCH or not all(isinstance(statement[f], str) for f in ("root", "signer", "sig")):
         raise AttestationError("bad-attestation", "too many lines, or root, signer or sig not strings")
@@ -180,10 +204,7 @@ def verify_record(header: str | bytes | None, topic: str, value: bytes) -> list[
     if tree[-1][0].hex() != statement["root"]:
         raise AttestationError("not-attested", "the record's lines are not the ones attested: root mismatch")
     _check_statement(statement)
-    return [
-        (line, {**statement, "index": index, "path": signing.b64url_encode(b"".join(path))})
-        for index, (line, path) in enumerate(zip(lines, paths(tree), strict=True))
-    ]
+    return statement, lines, tree
 
 
 def _statement(keypair: Keypair, topic: str, root: bytes, size: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from smartcity_sdk.timestamps import now_rfc3339, rfc3339
 
 __all__ = [
     "CONTENT_TYPE",
+    "NDJSON",
     "SPEC_VERSION",
     "cloudevent_headers",
     "decode_json",
@@ -25,6 +26,9 @@ __all__ = [
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
+NDJSON = "application/x-ndjson"
+"""The content type of a batch record (`services.common.kafka.batch_record`): newline-delimited JSON, a value a
+line."""
 _SPEC_VERSION_HEADER = ("ce_specversion", SPEC_VERSION.encode())
 _CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
 

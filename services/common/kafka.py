@@ -94,6 +94,23 @@ def attested(keypair: Keypair, records: Sequence[OutgoingRecord]) -> list[Outgoi
     return out
 
 
+def batch_record(
+    keypair: Keypair,
+    topic: Topic,
+    key: str,
+    partition: int | None,
+    lines: Sequence[bytes],
+    headers: list[tuple[str, bytes]],
+) -> OutgoingRecord:
+    """One record carrying `lines` (values' JCS bytes, `attestation.encode`) joined by newlines, with `headers`
+    and its attestation by `keypair`: one statement about exactly those lines (`attestation.attest_record`),
+    which a consumer checks with `attestation.verify_record`. Raises ValueError for no lines or too many."""
+    header = attestation.attest_record(keypair, topic.name, lines)
+    return OutgoingRecord(
+        topic, key, b"\n".join(lines), [*headers, (attestation.HEADER, header.encode())], partition
+    )
+
+
 class _BatchAck:
     """Counts down the delivery reports of one batch and resolves a future when all arrived."""
 

@@ -162,8 +162,13 @@ def create_app(platform: PlatformSettings | None = None, settings: IngestSetting
                 bootstrap_servers=platform.bootstrap_servers,
                 topic=topics.REWARD_DECISIONS,
                 group_id=settings.decisions_group,
-                handler=DecisionFold(app.state.decisions),
+                handler=DecisionFold(
+                    app.state.decisions,
+                    settings.rewards_oracles
+                    or [service_key(None, platform.data_dir, Role.REWARDS_ORACLE).did],
+                ),
                 producer=app.state.producer,
+                decode=False,  # records of lines, checked by the handler
                 session_timeout_ms=platform.kafka_session_timeout_ms,
                 transient=(*TRANSIENT_ERRORS, *DATABASE_ERRORS),
             )

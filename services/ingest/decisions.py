@@ -1,8 +1,11 @@
 """A person's reward decisions at ingest: why each of their readings earned what it did, or nothing.
 
-Ingest follows ``city.reward-decisions.v1`` (the rewards worker's decisions) into its own table, one row per
-reading (a redelivered decision changes nothing), keeping what a person needs to understand a decision (the
-outcome, the rewards by rule, the reasons, the policy version) and not the reading's values or zone. The
+Ingest follows ``city.reward-decisions.v1`` (the rewards worker's decisions: a record per readings record, a
+decision a line, attested by the rewards oracle) into its own table, one row per reading (a redelivered
+decision changes nothing), keeping what a person needs to understand a decision (the outcome, the rewards by
+rule, the reasons, the policy version) and not the reading's values or zone. A record that no key of
+``INGEST_REWARDS_ORACLES`` attested is refused whole (to the topic's DLQ), so no one with write access to the
+topic can put words in the rewards worker's mouth. The
 person reads their own by signed read (`services.ingest.api.decisions`). A decision of a wallet taken before
 that wallet's erasure (`services.ingest.erasures`) is not stored again, should the topic deliver it again; nor
 is one decided after the erasure on a reading accepted before it (it was in flight on city.readings.v1), even
@@ -14,18 +17,20 @@ after the erasure are refused as revoked, and leave no row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, select, text, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import BigInteger, DateTime, Integer, String, bindparam, func, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.common.consents import parse_time
-from services.common.events import rfc3339
+from services.common import attestation
+from services.common.decisions import UnreadableDecisionError, read_decision
+from services.common.events import encode_json, rfc3339
 from services.common.kafka import IncomingRecord, Rejection
+from services.common.topics import REWARD_DECISIONS
 from services.ingest.tables import devices, erasures, reward_decisions
 
 MAX_PAGE = 1000
@@ -87,7 +92,25 @@ async def lock_wallets(conn: AsyncConnection, wallets: Sequence[str], *, exclusi
     )
 
 
-_KEEP = insert(reward_decisions).on_conflict_do_nothing(index_elements=[reward_decisions.c.reading_id])
+# One statement for a batch, its columns as arrays: parameters apart from the statement (compiled once and
+# cached), and no per-row work in SQLAlchemy (binding each row's JSON was most of the consumer's CPU).
+_KEEP = text(
+    """INSERT INTO reward_decisions
+         (reading_id, wallet, device_id, kind, ts, outcome, rewards, reasons, policy_version, partition, "offset")
+       SELECT r, w, d, k, t, o, rw::jsonb, rs::jsonb, pv, p, n
+       FROM unnest(:reading_ids, :wallets, :device_ids, :kinds, :ts, :outcomes, :rewards, :reasons,
+                   :policy_versions, :partitions, :offsets) AS u(r, w, d, k, t, o, rw, rs, pv, p, n)
+       ON CONFLICT (reading_id) DO NOTHING"""
+).bindparams(
+    *(
+        bindparam(name, type_=ARRAY(String))
+        for name in ("reading_ids", "wallets", "device_ids", "kinds", "outcomes", "rewards", "reasons")
+    ),
+    bindparam("policy_versions", type_=ARRAY(String)),
+    bindparam("ts", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("partitions", type_=ARRAY(Integer)),
+    bindparam("offsets", type_=ARRAY(BigInteger)),
+)
 
 
 class DecisionStore:
@@ -129,27 +152,28 @@ class DecisionStore:
                 else set()
             )
             rows = [
-                {
-                    "reading_id": value["reading_id"],
-                    "wallet": value["wallet"],
-                    "device_id": value["device_id"],
-                    "kind": value["kind"],
-                    "ts": ts,
-                    "outcome": value["outcome"],
-                    "rewards": value["rewards"],
-                    "reasons": value["reasons"],
-                    "policy_version": value["policy_version"],
-                    "partition": partition,
-                    "offset": offset,
-                }
+                (value, ts, partition, offset)
                 for value, ts, partition, offset in decisions
                 if value["wallet"] not in erased
                 or (ts > erased[value["wallet"]] and value["device_id"] not in gone)
             ]
             if rows:
-                # Parameters apart from the statement: it is compiled once and cached, where a statement
-                # holding a batch's values is compiled again for every batch (a fifth of ingest's CPU).
-                await conn.execute(_KEEP, rows)
+                await conn.execute(
+                    _KEEP,
+                    {
+                        "reading_ids": [value["reading_id"] for value, *_ in rows],
+                        "wallets": [value["wallet"] for value, *_ in rows],
+                        "device_ids": [value["device_id"] for value, *_ in rows],
+                        "kinds": [value["kind"] for value, *_ in rows],
+                        "ts": [ts for _, ts, _, _ in rows],
+                        "outcomes": [value["outcome"] for value, *_ in rows],
+                        "rewards": [encode_json(value["rewards"]).decode() for value, *_ in rows],
+                        "reasons": [encode_json(value["reasons"]).decode() for value, *_ in rows],
+                        "policy_versions": [value["policy_version"] for value, *_ in rows],
+                        "partitions": [partition for _, _, partition, _ in rows],
+                        "offsets": [offset for *_, offset in rows],
+                    },
+                )
 
     async def of_wallet(
         self, wallet: str, before: Cursor | None, limit: int
@@ -183,22 +207,36 @@ class DecisionStore:
 
 
 class DecisionFold:
-    """The `BatchConsumer` handler keeping ``city.reward-decisions.v1`` (schema-valid records) in the
-    decisions table; a record whose time does not exist (the schema's pattern lets ``2026-99-99...`` through)
-    is rejected, to the topic's DLQ with the reason."""
+    """The `BatchConsumer` handler (of undecoded records) keeping ``city.reward-decisions.v1`` in the decisions
+    table: the lines of each record one of `oracles` attested. A record that is not one (unattested, altered,
+    another key's) is rejected whole, to the topic's DLQ with the reason; so is a record with a line that is not
+    a decision (not JSON, the wrong shape, a time that does not exist: the schema's pattern lets
+    ``2026-99-99...`` through), its other lines kept."""
 
-    def __init__(self, store: DecisionStore) -> None:
+    def __init__(self, store: DecisionStore, oracles: Collection[str]) -> None:
         self.store = store
+        self.oracles = frozenset(oracles)
 
     async def __call__(self, records: list[IncomingRecord]) -> list[Rejection]:
         good: list[tuple[Mapping[str, Any], datetime, int, int]] = []
         rejections: list[Rejection] = []
         for record in records:
             try:
-                ts = parse_time(record.value["ts"])
-            except ValueError as exc:
-                rejections.append(Rejection(record, f"impossible-date: ts {record.value['ts']!r}: {exc}"))
+                lines = attestation.lines_by(
+                    record.headers.get(attestation.HEADER), REWARD_DECISIONS.name, record.raw, self.oracles
+                )
+            except attestation.AttestationError as exc:
+                rejections.append(Rejection(record, str(exc)))
                 continue
-            good.append((record.value, ts, record.partition, record.offset))
+            bad = []
+            for index, line in enumerate(lines):
+                try:
+                    value, ts = read_decision(line)
+                except UnreadableDecisionError as exc:
+                    bad.append(f"line {index}: {exc}" if len(lines) > 1 else str(exc))
+                    continue
+                good.append((value, ts, record.partition, record.offset))
+            if bad:
+                rejections.append(Rejection(record, "; ".join(bad)))
         await self.store.keep(good)
         return rejections

@@ -9,9 +9,9 @@ from typing import Any
 from aiokafka.partitioner import murmur2
 
 from services.common import attestation
-from services.common.events import CONTENT_TYPE, cloudevent_headers
+from services.common.events import CONTENT_TYPE, NDJSON, cloudevent_headers
 from services.common.ids import reading_id
-from services.common.kafka import OutgoingRecord
+from services.common.kafka import OutgoingRecord, batch_record
 from services.common.signing import Keypair
 from services.common.topics import READINGS
 from services.ingest.devices import Device
@@ -19,8 +19,6 @@ from services.ingest.devices import Device
 EVENT_TYPE = "city.reading.v1"
 BATCH_EVENT_TYPE = "city.readings-batch.v1"
 EVENT_SOURCE = "smartcity/ingest"
-NDJSON = "application/x-ndjson"
-"""The content type of a batch record: newline-delimited JSON, an envelope a line."""
 
 
 def envelope(
@@ -86,10 +84,5 @@ def batch_records(
                 time=first["received_at"],
                 content_type=NDJSON if len(lines) > 1 else CONTENT_TYPE,
             )
-            headers.append(
-                (attestation.HEADER, attestation.attest_record(keypair, READINGS.name, lines).encode())
-            )
-            records.append(
-                OutgoingRecord(READINGS, partition_key(first), b"\n".join(lines), headers, partition)
-            )
+            records.append(batch_record(keypair, READINGS, partition_key(first), partition, lines, headers))
     return records

@@ -75,6 +75,13 @@ class IngestSettings(BaseSettings):
     retry_after_s: int = Field(
         default=5, ge=1, description="Retry-After of a 503: the broker or the database is down."
     )
+    rewards_oracles: list[str] = Field(
+        default_factory=list,
+        description="did:keys of the rewards workers' oracle key (REWARDS_ORACLE_KEY), whose attested "
+        "decisions (city.reward-decisions.v1) are kept for people to read (JSON list); a decisions record "
+        "another key attested, or none, goes to the topic's DLQ. Empty: the did of "
+        "<SMARTCITY_DATA_DIR>/rewards/oracle.key (development).",
+    )
     decisions_group: str = Field(
         default="ingest-decisions",
         description="Consumer group following city.reward-decisions.v1 into the decisions people read.",

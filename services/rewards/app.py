@@ -74,7 +74,7 @@ from services.rewards.engine import State, epoch
 from services.rewards.faust_transport import Transport
 from services.rewards.openapi import RewardsReadiness
 from services.rewards.openapi import document as openapi_document
-from services.rewards.processor import Outcome, handle_reading, header_value
+from services.rewards.processor import Outcome, decisions_record, handle_reading, header_value
 from services.rewards.publication import PolicyPublisher
 from services.rewards.readings import ParsedRecord, parse_all, record_key
 from services.rewards.settings import SERVICE, RewardsSettings
@@ -120,8 +120,8 @@ LAG = Gauge(
 )
 RECOVERY_RECORDS = Gauge(
     "smartcity_rewards_recovery_records",
-    "Decisions records read to rebuild a readings partition's state at its last recovery (after its "
-    "snapshot, if it had one): bounded by what was decided in a snapshot interval.",
+    "Decisions read to rebuild a readings partition's state at its last recovery (after its snapshot, if it "
+    "had one): bounded by what was decided in a snapshot interval.",
     ["partition"],
 )
 RECOVERY_SNAPSHOT = Gauge(
@@ -375,11 +375,12 @@ def create_app(
         the rebuild horizon's decisions (blocking I/O)."""
         now = time.time()
         found = snapshots.latest(
-            platform.bootstrap_servers, settings.app_id, partitions, settings.recent_decisions
+            platform.bootstrap_servers, settings.app_id, partitions, settings.recent_decisions, oracle.did
         )
         rebuilt = rebuild_partitions(
             platform.bootstrap_servers,
             app_id=settings.app_id,
+            oracle=oracle.did,
             partitions=partitions,
             since=now - settings.rebuild_horizon_s,
             now=now,
@@ -408,19 +409,20 @@ def create_app(
         stream: faust.StreamT,
         events: Sequence[Any],
         outcomes: Sequence[Outcome],
+        decided_records: Sequence[OutgoingRecord],
         snapshot_records: Sequence[OutgoingRecord],
         earlier_decided: asyncio.Event,
         decided: asyncio.Event,
         started: float,
     ) -> None:
-        """Publish a decided batch: its decisions, then (once every earlier batch's decisions are
-        acknowledged too) its snapshots and rewards; then ack its readings."""
-        await publish([record for outcome in outcomes for record in outcome.records])
+        """Publish a decided batch: its decisions (and DLQ records), then (once every earlier batch's decisions
+        are acknowledged too) its snapshots and rewards; then ack its readings."""
+        await publish(decided_records)
         # A replayed reading's rewards rest on an earlier batch's decision, and a snapshot covers every
         # decision before it: those must be durable first.
         await earlier_decided.wait()
         decided.set()
-        await publish(snapshot_records)
+        await publish(attested(oracle, snapshot_records) if snapshot_records else [])
         rewards = [record for outcome in outcomes for record in outcome.reward_records]
         await publish(attested(oracle, rewards) if rewards else [])
         for event in events:
@@ -461,10 +463,12 @@ def create_app(
                 async with engine.lock:
                     await ensure_rebuilt({event.message.partition for event in events})
                     now = time.time()
-                    outcomes = []
+                    outcomes: list[Outcome] = []
+                    decided_records: list[OutgoingRecord] = []
                     for event, lines in zip(events, parsed, strict=True):
                         message = event.message
                         held = engine.held[message.partition]
+                        first = len(outcomes)
                         for raw, reading in lines:
                             outcomes.append(
                                 handle_reading(
@@ -485,11 +489,34 @@ def create_app(
                             )
                         held.offset = max(held.offset, message.offset)
                         held.decided += len(lines)
+                        of_record = outcomes[first:]
+                        decided_records.extend(r for outcome in of_record for r in outcome.records)
+                        new = [o.decision for o in of_record if o.decision is not None and not o.replayed]
+                        if new:
+                            decided_records.append(
+                                decisions_record(
+                                    new,
+                                    message.partition,
+                                    message.offset,
+                                    settings.app_id,
+                                    message.key,
+                                    oracle,
+                                )
+                            )
                     snapshot_records = due_snapshots(now)
                     earlier, decided = decided, asyncio.Event()
                     in_flight.append(
                         asyncio.ensure_future(
-                            finish(stream, events, outcomes, snapshot_records, earlier, decided, started)
+                            finish(
+                                stream,
+                                events,
+                                outcomes,
+                                decided_records,
+                                snapshot_records,
+                                earlier,
+                                decided,
+                                started,
+                            )
                         )
                     )
                 while in_flight and (len(in_flight) > MAX_BATCHES_IN_FLIGHT or in_flight[0].done()):

@@ -5,9 +5,12 @@ Every decision is published before the rewards it implies, so the decisions on t
 the decisions whose effects exist. Applying them again (in offset order per partition) gives back
 the caps, stuck-sensor and burst memory, the zone windows and the recent decisions by reading id; the
 readings the dead worker had decided but not committed are then recognised as decided, and get the same
-rewards again, which the ledger settles once. A decision that cannot be read back (not JSON, the wrong shape)
-is skipped and, given a `dead_letter`, sent to ``city.reward-decisions.dlq.v1`` with the reason (by every
-rebuild that meets it: an entry names the record's partition and offset).
+rewards again, which the ledger settles once. A record carries the decisions on one readings record, a line
+each, attested by the rewards oracle (`processor.decisions_record`): the state is rebuilt only from what the
+worker's own key attested, since a forged decision would change caps and statistics. A record that is not
+that (unattested, altered, another key's), or a line that cannot be read back (not JSON, the wrong shape), is
+skipped and, given a `dead_letter`, sent to ``city.reward-decisions.dlq.v1`` with the reason (by every rebuild
+that meets it: an entry names the record's partition and offset); the other lines of its record are folded.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from services.common import schemas
+from services.common import attestation
 from services.common.dead_letters import DeadLetter
-from services.common.events import decode_json
+from services.common.decisions import UnreadableDecisionError, read_decision
 from services.common.kafka import FETCH_WAIT_MAX_MS, client_security, dlq_record_of
 from services.common.topics import REWARD_DECISIONS
-from services.rewards.engine import Decision, State, epoch
+from services.rewards.engine import Decision, State
 from services.rewards.snapshots import Snapshot
 
 log = logging.getLogger(__name__)
@@ -32,27 +35,19 @@ log = logging.getLogger(__name__)
 TIMEOUT_S = 10.0
 
 
-class UnreadableDecisionError(ValueError):
-    """A decisions record that is not a decision: the message says why (the DLQ reason)."""
+def lines_of(message: Message, oracle: str) -> list[bytes]:
+    """The decisions (JCS lines) of a decisions record attested by `oracle` (a did:key); raises
+    `attestation.AttestationError` for a record it did not attest."""
+    header = next((v for k, v in message.headers() or [] if k == attestation.HEADER), None)
+    return attestation.lines_by(header, REWARD_DECISIONS.name, message.value() or b"", {oracle})
 
 
-def _decision_of(raw: bytes | None, app_id: str, partition: int) -> tuple[Decision, int] | None:
-    """The decision `raw` holds and the offset of the reading it decides, if app `app_id` made it on
+def _decision_of(raw: bytes, app_id: str, partition: int) -> tuple[Decision, int] | None:
+    """The decision the line `raw` holds and the offset of the reading it decides, if app `app_id` made it on
     readings partition `partition` (None for another app's); raises `UnreadableDecisionError`."""
-    try:
-        value = decode_json(raw)
-    except ValueError as exc:
-        raise UnreadableDecisionError(f"malformed JSON: {exc}") from exc
-    try:
-        schemas.validate(REWARD_DECISIONS, value)
-    except schemas.SchemaError as exc:
-        raise UnreadableDecisionError(f"schema: {exc}") from exc
+    value, _ = read_decision(raw)
     if value["decided_by"] != app_id or value["partition"] != partition:
         return None
-    try:  # the schema's pattern lets through days that do not exist
-        epoch(value["ts"])
-    except ValueError as exc:
-        raise UnreadableDecisionError(f"impossible-date: ts {value['ts']!r}: {exc}") from exc
     return Decision.from_json(value), value["offset"]
 
 
@@ -60,6 +55,7 @@ def rebuild_partitions(
     bootstrap_servers: str,
     *,
     app_id: str,
+    oracle: str,
     partitions: list[int],
     since: float,
     now: float,
@@ -70,9 +66,9 @@ def rebuild_partitions(
 ) -> dict[int, Rebuilt]:
     """The state of each readings partition of `partitions`: its snapshot (`services.rewards.snapshots`) with
     the decisions after it applied (and those of the `recent_s` before it known by reading id), or, without one, every decision of app `app_id` published since `since`
-    (epoch seconds, broker time) applied. Decisions of partition p are on partition p of the decisions topic
-    (keyed and partitioned as the readings), and name it; other apps' decisions (another deployment, a
-    canary, a test) are not this app's history."""
+    (epoch seconds, broker time) applied, from the records the worker's key `oracle` attested. Decisions of
+    partition p are on partition p of the decisions topic (keyed and partitioned as the readings), and name
+    it; other apps' decisions (another deployment, a canary, a test) are not this app's history."""
     snapshots = snapshots or {}
     starts = {p: snapshots[p].captured_at - recent_s if p in snapshots else since for p in partitions}
     consumer = Consumer(
@@ -97,28 +93,32 @@ def rebuild_partitions(
     }
     for message in messages:
         target = rebuilt[message.partition()]
-        target.records += 1
         try:
-            decision = _decision_of(message.value(), app_id, message.partition())
-            if decision is None:
-                continue
-            decision, offset = decision
-            if offset <= target.offset:
-                target.state.remember(decision)  # in the snapshot already: known by reading id only
-            else:
-                target.state.apply(decision, now)
-        except (UnreadableDecisionError, ValueError, KeyError, TypeError) as exc:
-            reason = (
-                str(exc) if isinstance(exc, UnreadableDecisionError) else f"fold: {type(exc).__name__}: {exc}"
-            )
-            log.warning(
-                "skipping %s[%d]@%d: %s", REWARD_DECISIONS.name, message.partition(), message.offset(), reason
-            )
-            if dead_letter is not None:
-                dead_letter(dlq_record_of(REWARD_DECISIONS, message, reason, app_id))
+            lines = lines_of(message, oracle)
+        except attestation.AttestationError as exc:
+            _skip(message, str(exc), app_id, dead_letter)
+            continue
+        target.records += len(lines)
+        for index, line in enumerate(lines):
+            try:
+                decision = _decision_of(line, app_id, message.partition())
+                if decision is None:
+                    continue
+                decision, offset = decision
+                if offset <= target.offset:
+                    target.state.remember(decision)  # in the snapshot already: known by reading id only
+                else:
+                    target.state.apply(decision, now)
+            except (UnreadableDecisionError, ValueError, KeyError, TypeError) as exc:
+                reason = (
+                    str(exc)
+                    if isinstance(exc, UnreadableDecisionError)
+                    else f"fold: {type(exc).__name__}: {exc}"
+                )
+                _skip(message, f"line {index}: {reason}" if len(lines) > 1 else reason, app_id, dead_letter)
     for partition, done in sorted(rebuilt.items()):
         log.info(
-            "rebuilt the rewards state of %s partition %d from %s and %d decisions records",
+            "rebuilt the rewards state of %s partition %d from %s and %d decisions",
             app_id,
             partition,
             f"its snapshot at offset {done.offset}" if partition in snapshots else "the horizon",
@@ -127,10 +127,18 @@ def rebuild_partitions(
     return rebuilt
 
 
+def _skip(message: Message, reason: str, app_id: str, dead_letter: DeadLetter | None) -> None:
+    log.warning(
+        "skipping %s[%d]@%d: %s", REWARD_DECISIONS.name, message.partition(), message.offset(), reason
+    )
+    if dead_letter is not None:
+        dead_letter(dlq_record_of(REWARD_DECISIONS, message, reason, app_id))
+
+
 @dataclass
 class Rebuilt:
     """A partition's rebuilt state, the readings offset its snapshot covered (-1: none), and how many
-    decisions records were read to rebuild it."""
+    decisions (lines of the records it attested) were read to rebuild it."""
 
     state: State
     offset: int

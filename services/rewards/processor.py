@@ -1,9 +1,9 @@
 """From one ``city.readings.v1`` record to the records it produces, independent of Faust.
 
 A verified reading not decided before is decided under the current policy (`engine.decide`), the decision is
-folded into the state, and it becomes one ``city.reward-decisions.v1`` record (same key and partition as the
-reading) and one ``city.rewards.v1`` record per payment (keyed by wallet, CloudEvents headers, JCS-encoded
-value). A reading decided before (a redelivery) yields the rewards of its earlier decision again, identical,
+folded into the state, and it becomes one line of the ``city.reward-decisions.v1`` record of its readings record
+(`decisions_record`: same key and partition, attested by the rewards oracle) and one ``city.rewards.v1`` record
+per payment (keyed by wallet, CloudEvents headers, JCS-encoded value). A reading decided before (a redelivery) yields the rewards of its earlier decision again, identical,
 and no new decision. A record that cannot be verified becomes one ``city.readings.dlq.v1`` record naming
 the reason. Apart from the DLQ record's ``failed_at``, the output depends on nothing but the input, the
 policy and the decisions before it.
@@ -12,17 +12,18 @@ policy and the decisions before it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from services.common import attestation, evidence, kinds, signing
 from services.common.consents import InForce, parse_time
-from services.common.events import cloudevent_headers
+from services.common.events import CONTENT_TYPE, NDJSON, cloudevent_headers
 from services.common.ids import reward_id
-from services.common.kafka import OutgoingRecord, dlq_record
+from services.common.kafka import OutgoingRecord, batch_record, dlq_record
 from services.common.policy import CURRENCY, Policy
+from services.common.signing import Keypair
 from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS
 from services.rewards.engine import Decision, State, decide
 from services.rewards.readings import AcceptedReading, InvalidReading, parse
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 REWARD_EVENT_TYPE = "city.reward.v1"
 DECISION_EVENT_TYPE = "city.reward-decision.v1"
+DECISIONS_BATCH_EVENT_TYPE = "city.reward-decisions-batch.v1"
 EVENT_SOURCE = "smartcity/rewards"
 INTERNAL_ERROR = "internal-error"
 
@@ -41,8 +43,9 @@ Headers = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None
 class Outcome:
     """What one readings record turned into.
 
-    `records` go out first (the decision, or the DLQ record), `rewards` only once the broker acknowledged
-    them, so that no reward exists whose decision a restarted worker could not read back.
+    `records` go out first (the DLQ record, if any) with the decisions record of the readings record (a line
+    of `decision`, unless `replayed`), `rewards` only once the broker acknowledged them, so that no reward
+    exists whose decision a restarted worker could not read back.
     """
 
     records: tuple[OutgoingRecord, ...]
@@ -107,7 +110,7 @@ def handle_reading(
             for rule, amount in decision.payments
         )
         return Outcome(
-            records=(decision_record(decision, partition, offset, consumer, key),),
+            records=(),
             rewards=rewards,
             decision=decision,
             received_at=reading.received_at,
@@ -181,20 +184,34 @@ def reward(
     return {"reward": public, "disclosure": disclosure}
 
 
-def decision_record(
-    decision: Decision, partition: int, offset: int, decided_by: str, key: bytes | None = None
+def decisions_record(
+    decisions: Sequence[Decision],
+    partition: int,
+    offset: int,
+    decided_by: str,
+    key: bytes | None,
+    oracle: Keypair,
 ) -> OutgoingRecord:
-    """The ``city.reward-decisions.v1`` record of a decision by app `decided_by` on the reading at `offset` of
-    readings partition `partition`: keyed as the reading (`key`; its wallet without one) and on the same
-    partition number (the changelog of that partition's state), a CloudEvent whose id is the reading id and
-    whose time is the reading's."""
-    return OutgoingRecord(
-        topic=REWARD_DECISIONS,
-        partition=partition,
-        key=key.decode(errors="replace") if key else decision.wallet,
-        value={**decision.as_json(partition, offset), "decided_by": decided_by},
-        headers=cloudevent_headers(DECISION_EVENT_TYPE, EVENT_SOURCE, decision.reading_id, decision.ts),
+    """The ``city.reward-decisions.v1`` record of app `decided_by`'s decisions on the readings record at
+    `offset` of readings partition `partition`: one decision's JCS bytes a line, in the readings' order,
+    attested by `oracle` (`kafka.batch_record`); keyed as the readings record (`key`; the first decision's
+    wallet without one) and on the same partition number (the changelog of that partition's state); a
+    CloudEvent whose id and time are the first reading's. Raises ValueError for no decisions."""
+    if not decisions:
+        raise ValueError("a decisions record holds at least one decision")
+    lines = [
+        attestation.encode({**d.as_json(partition, offset), "decided_by": decided_by}) for d in decisions
+    ]
+    first = decisions[0]
+    headers = cloudevent_headers(
+        DECISION_EVENT_TYPE if len(lines) == 1 else DECISIONS_BATCH_EVENT_TYPE,
+        EVENT_SOURCE,
+        first.reading_id,
+        first.ts,
+        content_type=CONTENT_TYPE if len(lines) == 1 else NDJSON,
     )
+    record_key = key.decode(errors="replace") if key else first.wallet
+    return batch_record(oracle, REWARD_DECISIONS, record_key, partition, lines, headers)
 
 
 def reward_record(reward: dict[str, Any]) -> OutgoingRecord:

@@ -14,6 +14,9 @@ Why not Faust tables: see `services.rewards.app`. Why a snapshot rather than a c
 the state's keys change with every reading (caps per hour and day, windows per minute), so a changelog of
 them is as long as the history; one record per partition is as long as the state.
 
+Every part is attested by the worker's rewards-oracle key, and a restart reads only the parts that key
+attested: a snapshot someone else put on the topic would set caps and statistics at will.
+
 The recent decisions by reading id are not in the snapshot: the decisions of the seconds before its
 capture are read back instead. Its windows are those the state keeps (`engine.WINDOW_KEEP_S`).
 """
@@ -26,9 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from services.common import schemas
+from services.common import attestation, schemas
 from services.common.events import cloudevent_headers, decode_json, encode_json
 from services.common.kafka import FETCH_WAIT_MAX_MS, OutgoingRecord, client_security
 from services.common.topics import REWARDS_SNAPSHOTS
@@ -105,7 +108,7 @@ def records(
 ) -> list[OutgoingRecord]:
     """The snapshot of readings partition `partition`'s state, to the same partition number: its JSON text in
     parts of at most `part_chars` characters, one record each, in order (a state grows with the devices and
-    windows a partition holds, past what one record may carry)."""
+    windows a partition holds, past what one record may carry); the caller attests them (`kafka.attested`)."""
     text = encode_json(dump(state)).decode()
     pieces = [text[i : i + part_chars] for i in range(0, len(text), part_chars)] or [""]
     return [
@@ -150,11 +153,12 @@ def assemble(values: list[Mapping[str, Any]]) -> dict[int, Mapping[str, Any]]:
 
 
 def latest(
-    bootstrap_servers: str, app_id: str, partitions: list[int], recent_limit: int
+    bootstrap_servers: str, app_id: str, partitions: list[int], recent_limit: int, oracle: str
 ) -> dict[int, Snapshot]:
     """The latest snapshot of app `app_id` of each of `partitions` that has one among the last `LOOKBACK`
-    records of its snapshots partition (blocking I/O). A record that does not read back is skipped (logged):
-    the one before it, or the rebuild horizon, stands in."""
+    records of its snapshots partition, attested by the worker's key `oracle` (blocking I/O). A record that does
+    not read back, or that key did not attest, is skipped (logged): the one before it, or the rebuild horizon,
+    stands in."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap_servers,
@@ -185,7 +189,7 @@ def latest(
                     if error.code() == KafkaError._PARTITION_EOF:
                         pending.discard(message.partition())
                     continue
-                value = _snapshot_of(message.value(), app_id, message.partition())
+                value = _snapshot_of(message, app_id, oracle)
                 if value is not None:
                     ours.append(value)
     finally:
@@ -203,12 +207,16 @@ def latest(
     return out
 
 
-def _snapshot_of(raw: bytes | None, app_id: str, partition: int) -> Mapping[str, Any] | None:
-    """The snapshot value `raw` holds if it is app `app_id`'s of `partition`, else None."""
+def _snapshot_of(message: Message, app_id: str, oracle: str) -> Mapping[str, Any] | None:
+    """The snapshot value `message` holds if it is app `app_id`'s of its partition, attested by `oracle`, else
+    None."""
+    raw, partition = message.value() or b"", message.partition()
+    header = next((v for k, v in message.headers() or [] if k == attestation.HEADER), None)
     try:
+        attestation.lines_by(header, REWARDS_SNAPSHOTS.name, raw, {oracle})
         value = decode_json(raw)
         schemas.validate(REWARDS_SNAPSHOTS, value)
-    except (ValueError, schemas.SchemaError) as exc:
+    except (ValueError, schemas.SchemaError) as exc:  # AttestationError is a ValueError
         log.warning("skipping a snapshot of partition %d that does not read back: %s", partition, exc)
         return None
     if value["app_id"] != app_id or value["partition"] != partition:

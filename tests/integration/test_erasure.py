@@ -17,9 +17,9 @@ from nacl import pwhash
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from services.common import embedded, topics
+from services.common import embedded
 from services.common.events import now_rfc3339
-from services.common.kafka import KafkaProducer, OutgoingRecord
+from services.common.kafka import KafkaProducer
 from services.common.settings import PlatformSettings
 from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair, b64url_encode
@@ -38,7 +38,9 @@ from tests.support.asgi import assert_problem, running, served
 from tests.support.factories import (
     AS_AUDITOR,
     AUDITOR,
+    ORACLE,
     TEST_ROLES,
+    decisions_record,
     policy_publication,
     reward_records,
     signed_reward,
@@ -70,7 +72,9 @@ async def platform(
             issuer_keys=issuer.did if issuer else "",
         ),
     )
-    ingest = create_ingest(settings, IngestSettings(decisions_group=unique_group("ingest-erasure")))
+    ingest = create_ingest(
+        settings, IngestSettings(decisions_group=unique_group("ingest-erasure"), rewards_oracles=[ORACLE.did])
+    )
     async with (
         ledger.router.lifespan_context(ledger),
         served(ledger) as ledger_url,
@@ -143,7 +147,7 @@ async def test_an_erasure_leaves_commitments_that_verify_and_a_forged_one_erases
             located = ingest_objects.registration(alice, device, location={"lat": 52.37, "lon": 4.9})
             assert (await ingest.post("/v1/devices", json=located)).status_code == 201
             decided = decision(alice.did, device.did, 1)
-            await producer.send_batch([OutgoingRecord(topics.REWARD_DECISIONS, device.did, decided)])
+            await producer.send_batch([decisions_record(device.did, [decided])])
             as_alice = SignedReadAuth(alice)
 
             async def decisions_of_alice() -> list[Any]:
@@ -212,8 +216,8 @@ async def test_an_erasure_leaves_commitments_that_verify_and_a_forged_one_erases
             bobs = decision(bob.did, Keypair.generate().did, 1)
             await producer.send_batch(
                 [
-                    OutgoingRecord(topics.REWARD_DECISIONS, device.did, decided),
-                    OutgoingRecord(topics.REWARD_DECISIONS, device.did, bobs),  # same partition, after it
+                    decisions_record(device.did, [decided]),
+                    decisions_record(device.did, [bobs]),  # same partition, after it
                 ]
             )
 

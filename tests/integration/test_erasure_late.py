@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from services.common import topics
 from services.common.events import rfc3339
-from services.common.kafka import KafkaProducer, OutgoingRecord
+from services.common.kafka import KafkaProducer
 from services.common.settings import PlatformSettings
 from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair, b64url_encode
@@ -23,7 +22,14 @@ from tests.integration.test_erasure import disclosures, erasure, platform
 from tests.integration.test_ingest_decisions import decision
 from tests.integration.test_ledger_audit import EXACT
 from tests.support import ingest as ingest_objects
-from tests.support.factories import AS_AUDITOR, AUDITOR, policy_publication, reward_records, signed_reward
+from tests.support.factories import (
+    AS_AUDITOR,
+    AUDITOR,
+    decisions_record,
+    policy_publication,
+    reward_records,
+    signed_reward,
+)
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -116,8 +122,8 @@ async def test_a_reward_settled_after_the_erasure_is_stored_erased_and_ingest_ke
             kept = {**decision(alice.did, newer.did, 1), "ts": rfc3339(datetime.now(UTC))}
             await producer.send_batch(
                 [
-                    OutgoingRecord(topics.REWARD_DECISIONS, device.did, late),
-                    OutgoingRecord(topics.REWARD_DECISIONS, device.did, kept),  # same partition, after it
+                    decisions_record(device.did, [late]),
+                    decisions_record(device.did, [kept]),  # same partition, after it
                 ]
             )
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from services.common import topics
+from services.common import attestation, topics
 from services.common.events import rfc3339
 from services.common.kafka import KafkaProducer, OutgoingRecord
 from services.common.settings import PlatformSettings
@@ -20,6 +20,7 @@ from services.common.signing import Keypair
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
 from tests.support.asgi import assert_problem, running
+from tests.support.factories import ORACLE, decisions_record
 from tests.support.topics import unique_group, values_with_keys
 from tests.support.waiting import until
 
@@ -66,12 +67,8 @@ def decision(
 
 
 def records(values: list[Any]) -> list[OutgoingRecord]:
-    return [
-        OutgoingRecord(
-            topics.REWARD_DECISIONS, key=v["device_id"] if isinstance(v, dict) else "junk", value=v
-        )
-        for v in values
-    ]
+    """A record of each value, attested by the rewards oracle."""
+    return [decisions_record(v["device_id"] if isinstance(v, dict) else "junk", [v]) for v in values]
 
 
 async def test_a_persons_decisions_are_kept_once_and_read_only_by_them_or_an_operator(
@@ -86,14 +83,26 @@ async def test_a_persons_decisions_are_kept_once_and_read_only_by_them_or_an_ope
     )
     third = decision(alice.did, alices_device, 3, reasons=[{"code": "outlier", "detail": "z 9.1"}])
     bobs = decision(bob.did, bobs_device, 1)
-    broken_key = Keypair.generate().did
+    broken_key, forged_key = Keypair.generate().did, Keypair.generate().did
     malformed = {"reading_id": "not-a-hash", "device_id": broken_key}
-    settings = IngestSettings(operators=[operator.did], decisions_group=unique_group("ingest-decisions"))
+    # Decisions nobody (or an outsider) attested: they would tell Alice her reading earned what it did not.
+    forged = {**decision(alice.did, alices_device, 4), "device_id": forged_key}
+    settings = IngestSettings(
+        operators=[operator.did],
+        decisions_group=unique_group("ingest-decisions"),
+        rewards_oracles=[ORACLE.did],
+    )
     producer = KafkaProducer(kafka_bootstrap, "decisions-test")
     try:
         async with running(create_app(platform_settings, settings)) as client:
             # A redelivery of the first (another offset, as after a rebuild) and a malformed record beside them.
-            batch = records([first, malformed, second, bobs, third, {**first, "offset": 99}])
+            batch = [
+                *records([first, malformed]),
+                decisions_record(alices_device, [second, bobs]),  # a readings record's decisions, in one
+                OutgoingRecord(topics.REWARD_DECISIONS, forged_key, attestation.encode(forged)),
+                decisions_record(forged_key, [forged], oracle=Keypair.generate()),
+                *records([third, {**first, "offset": 99}]),
+            ]
             assert await producer.send_batch(batch) == [None] * len(batch)
             as_alice = SignedReadAuth(alice)
 
@@ -115,6 +124,9 @@ async def test_a_persons_decisions_are_kept_once_and_read_only_by_them_or_an_ope
 
             (dead,) = await values_with_keys(kafka_bootstrap, topics.REWARD_DECISIONS.dlq, {broken_key}, 1)
             assert dead["reason"].startswith("schema") and dead["consumer"] == settings.decisions_group
+            refused = await values_with_keys(kafka_bootstrap, topics.REWARD_DECISIONS.dlq, {forged_key}, 2)
+            assert sorted(d["reason"].split(":")[0] for d in refused) == ["unattested", "untrusted-attestor"]
+            assert forged["reading_id"] not in [d["reading_id"] for d in listed]
 
             page = (await client.get(f"/v1/wallets/{alice.did}/decisions?limit=2", auth=as_alice)).json()
             assert [d["reading_id"] for d in page["decisions"]] == [third["reading_id"], second["reading_id"]]

@@ -22,7 +22,7 @@ import pytest
 from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import REGISTRY
 
-from services.common import events
+from services.common import attestation, events
 from services.common.consents import (
     ConsentBook,
     ConsentChange,
@@ -42,7 +42,7 @@ from services.rewards.changelog import rebuild_partitions
 from services.rewards.engine import Decision
 from tests.support.asgi import running
 from tests.support.consents import consent
-from tests.support.factories import DIRECTORY, TEST_ROLES
+from tests.support.factories import DIRECTORY, ORACLE, TEST_ROLES
 from tests.support.topics import end_offsets, records_published_during, unique_group
 from tests.support.waiting import until
 
@@ -397,29 +397,49 @@ def _impossible_decision(app_id: str, device: Keypair) -> bytes:
     return events.encode_json({**_decision(app_id, device, seq=6), "ts": IMPOSSIBLE})
 
 
+def _oracle_attested(value: bytes, oracle: Keypair | None = ORACLE) -> list[tuple[str, bytes]]:
+    """The attestation header of a decisions record of one line, by `oracle` (None: no header)."""
+    if oracle is None:
+        return []
+    return [(attestation.HEADER, attestation.attest_record(oracle, REWARD_DECISIONS.name, [value]).encode())]
+
+
 @pytest.mark.parametrize(
-    ("make_poison", "reason"),
+    ("make_poison", "attestor", "reason"),
     [
-        (lambda _app, _device: b"x" * FIVE_MB, "malformed JSON"),
-        (lambda _app, _device: b"\xff not json", "malformed JSON"),
-        (lambda _app, _device: b'{"reading_id": "not a decision"}', "schema"),
-        (_impossible_decision, "impossible-date"),
+        (lambda _app, _device: b"x" * FIVE_MB, ORACLE, "malformed JSON"),
+        (lambda _app, _device: b"\xff not json", ORACLE, "malformed JSON"),
+        (lambda _app, _device: b'{"reading_id": "not a decision"}', ORACLE, "schema"),
+        (_impossible_decision, ORACLE, "impossible-date"),
+        # This app's decision to the letter, but not attested by its key: it would change caps and statistics.
+        (lambda app, device: events.encode_json(_decision(app, device, seq=6)), None, "unattested"),
+        (
+            lambda app, device: events.encode_json(_decision(app, device, seq=6)),
+            Keypair.generate(),
+            "untrusted-attestor",
+        ),
     ],
-    ids=["5-mb", "not-json", "wrong-shape", "impossible-date"],
+    ids=["5-mb", "not-json", "wrong-shape", "impossible-date", "unattested", "outsider"],
 )
 async def test_a_decision_the_rebuild_cannot_read_is_dead_lettered_and_the_one_behind_it_applied(
-    kafka_bootstrap: str, make_poison: Callable[[str, Keypair], bytes], reason: str
+    kafka_bootstrap: str,
+    make_poison: Callable[[str, Keypair], bytes],
+    attestor: Keypair | None,
+    reason: str,
 ):
     app_id = unique_group("rewards-rebuild")
     device = Keypair.generate()
     poison = make_poison(app_id, device)
-    good = _decision(app_id, device, seq=7)
+    good = attestation.encode(_decision(app_id, device, seq=7))
     since = await end_offsets(kafka_bootstrap, REWARD_DECISIONS.dlq)
     started = datetime.now(UTC).timestamp() - 1
     await produce(
         kafka_bootstrap,
         REWARD_DECISIONS,
-        [(device.did.encode(), poison, []), (device.did.encode(), events.encode_json(good), [])],
+        [
+            (device.did.encode(), poison, _oracle_attested(poison, attestor)),
+            (device.did.encode(), good, _oracle_attested(good)),
+        ],
     )
     dead_letters = DeadLetterProducer(kafka_bootstrap, client_id=app_id)
     try:
@@ -427,6 +447,7 @@ async def test_a_decision_the_rebuild_cannot_read_is_dead_lettered_and_the_one_b
             rebuild_partitions,
             kafka_bootstrap,
             app_id=app_id,
+            oracle=ORACLE.did,
             partitions=[0],
             since=started,
             now=datetime.now(UTC).timestamp(),
@@ -437,7 +458,9 @@ async def test_a_decision_the_rebuild_cannot_read_is_dead_lettered_and_the_one_b
         entry, size = await dlq_entry(kafka_bootstrap, REWARD_DECISIONS, since, device.did, app_id)
     finally:
         dead_letters.close()
-    assert good["reading_id"] in state.recent  # the decision behind the poison is this worker's history
+    assert json.loads(good)["reading_id"] in state.recent  # the decision behind the poison is applied
+    if attestor is not ORACLE:  # a decision, but not the worker's: not its history
+        assert json.loads(poison)["reading_id"] not in state.recent
     assert entry["reason"].startswith(reason) and entry["source_topic"] == REWARD_DECISIONS.name
     assert entry["value_size"] == len(poison)
     assert entry["value_sha256"] == hashlib.sha256(poison).hexdigest()

@@ -30,11 +30,14 @@ from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS_SNAPSHOTS, ZONE_PARTIALS, ZONE_STATS
 from services.ingest.readings import batch_records
+from services.rewards import snapshots
+from services.rewards.engine import State
 from tests.conftest import embedded_broker
 from tests.integration.test_rewards_worker import (
     Publisher,
     Worker,
     consume,
+    lines_of,
     parse_metrics,
     start_worker,
 )
@@ -132,8 +135,7 @@ def decisions_of(broker: str, ids: set[str], app_id: str) -> dict[str, dict[str,
 
     def mine(messages: list[Message]) -> dict[str, dict[str, Any]]:
         out = {}
-        for message in messages:
-            value = json.loads(message.value())
+        for value in (v for message in messages for v in lines_of(message)):
             if value["decided_by"] == app_id and value["reading_id"] in ids:
                 out[value["reading_id"]] = {k: v for k, v in value.items() if k != "decided_by"}
         return out
@@ -287,6 +289,18 @@ def test_a_restarted_worker_reads_its_snapshots_and_only_the_decisions_after_the
         # Killed, as a node dies: nothing drains, nothing is committed on the way out.
         os.kill(restarted.process.pid, signal.SIGKILL)
         restarted.process.wait(10)
+        # Then snapshots nobody (or an outsider) attested, later than the worker's: an empty state covering
+        # every reading would zero the caps. The restarted worker reads only what its own key attested.
+        forger, outsider = Producer({"bootstrap.servers": broker}), Keypair.generate()
+        for partition in used:
+            (forged,) = snapshots.records("snap-restarted", partition, 10**9, time.time(), State())
+            value = attestation.encode(forged.value)
+            (by_outsider,) = attestation.attest(outsider, REWARDS_SNAPSHOTS.name, [value])
+            for headers in ([], [(attestation.HEADER, by_outsider.encode())]):
+                forger.produce(
+                    REWARDS_SNAPSHOTS.name, key=forged.key, value=value, headers=headers, partition=partition
+                )
+        assert forger.flush(10) == 0
         again = start_worker(broker, tmp_path, policy, app_id="snap-restarted", **quick)
         try:
 
@@ -316,9 +330,10 @@ def test_a_restarted_worker_reads_its_snapshots_and_only_the_decisions_after_the
             # Every reading decided once by the restarted app (a redelivery is recognised, not decided again).
             everything = history | tick | recent | later
             counts = Counter(
-                json.loads(m.value())["reading_id"]
+                value["reading_id"]
                 for m in consume(broker, [REWARD_DECISIONS], lambda ms: False, deadline_s=3)
-                if json.loads(m.value())["decided_by"] == "snap-restarted"
+                for value in lines_of(m)
+                if value["decided_by"] == "snap-restarted"
             )
             assert set(counts) == everything and set(counts.values()) == {1}
         finally:

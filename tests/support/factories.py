@@ -8,12 +8,12 @@ from typing import Any
 
 from services.common import attestation, evidence, ids, memos, receipts, signing
 from services.common.events import now_rfc3339
-from services.common.kafka import OutgoingRecord, attested
+from services.common.kafka import OutgoingRecord, attested, batch_record
 from services.common.policy import Policy, parse_policy
 from services.common.roles import Role
 from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair
-from services.common.topics import READINGS, REWARDS
+from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS
 from services.directory.merchants import registration_hash
 from services.rewards.processor import reward as reward_value
 from services.rewards.processor import reward_record
@@ -170,6 +170,13 @@ def oracle_attested(reward: dict[str, Any], oracle: Keypair = ORACLE) -> dict[st
 def reward_records(rewards: Sequence[dict[str, Any]], oracle: Keypair = ORACLE) -> list[OutgoingRecord]:
     """``city.rewards.v1`` records of `rewards`, attested by `oracle` as the rewards worker does."""
     return attested(oracle, [reward_record(r) for r in rewards])
+
+
+def decisions_record(key: str, values: Sequence[Any], oracle: Keypair = ORACLE) -> OutgoingRecord:
+    """A ``city.reward-decisions.v1`` record of `values` (a value a line, as JCS), attested by `oracle` as the
+    rewards worker attests its decisions."""
+    lines = [attestation.encode(value) for value in values]
+    return batch_record(oracle, REWARD_DECISIONS, key, None, lines, [])
 
 
 def merchant_registration(key: Keypair, **fields: Any) -> dict[str, Any]:

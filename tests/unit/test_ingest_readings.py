@@ -4,7 +4,7 @@ import json
 from datetime import UTC, datetime
 
 from services.common import attestation, ids, schemas
-from services.common.events import headers_dict
+from services.common.events import NDJSON, headers_dict
 from services.common.signing import Keypair
 from services.common.topics import READINGS
 from services.ingest import readings
@@ -91,7 +91,7 @@ def test_batch_records_group_a_partitions_envelopes_in_order_under_one_attestati
         assert headers["ce_id"] == values[0]["reading_id"]
         if len(values) > 1:
             assert headers["ce_type"] == readings.BATCH_EVENT_TYPE
-            assert headers["content-type"] == readings.NDJSON
+            assert headers["content-type"] == NDJSON
         seen.extend(values)
     assert sorted(seen, key=envelopes.index) == envelopes  # every envelope once
     for partition in {r.partition for r in records}:  # and in order within a partition

@@ -18,7 +18,7 @@ from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS
 from services.rewards import readings
 from services.rewards.app import broker_urls
 from services.rewards.engine import State
-from services.rewards.processor import INTERNAL_ERROR, Outcome, handle_reading
+from services.rewards.processor import INTERNAL_ERROR, Outcome, decisions_record, handle_reading
 from services.rewards.readings import UNTRUSTED_ATTESTOR, InvalidReading, parse
 from tests.support.factories import INGEST, ORACLE
 from tests.unit.test_rewards_samples import TS, Device, expected_reading_id, policy_document
@@ -116,22 +116,51 @@ def test_a_valid_reading_earns_one_schema_valid_reward_for_its_owner():
     signing.verify(disclosed["registration"], "owner")
 
 
-def test_the_decision_record_goes_out_before_the_rewards_keyed_and_partitioned_like_the_reading():
+def decided(outcome: Outcome, key: bytes | None = b"device-key") -> dict[str, Any]:
+    """The decision line of `outcome` (the only decision of its readings record), checked as ingest and a
+    recovering worker check it: attested by the oracle, schema-valid."""
+    record = decisions_record([outcome.decision], 3, 42, "rewards-test", key, ORACLE)
+    (line,) = attestation.lines_by(
+        dict(record.headers)[attestation.HEADER], REWARD_DECISIONS.name, record.value, {ORACLE.did}
+    )
+    value = json.loads(line)
+    schemas.validate(REWARD_DECISIONS, value)
+    return value
+
+
+def test_the_decision_record_is_keyed_and_partitioned_like_the_readings_record_and_attested():
     device = Device()
     envelope = device.envelope(1)
     outcome = handle(raw(envelope))
-    (record,) = outcome.records
+    assert outcome.records == ()  # no DLQ record
+    record = decisions_record([outcome.decision], 3, 42, "rewards-test", b"device-key", ORACLE)
     assert record.topic == REWARD_DECISIONS
-    # Keyed as its reading and on its partition number: the changelog of that partition's state.
+    # Keyed as its readings record and on its partition number: the changelog of that partition's state.
     assert (record.key, record.partition) == ("device-key", 3)
-    schemas.validate(REWARD_DECISIONS, record.value)
-    assert record.value["outcome"] == "rewarded"
-    assert record.value["policy_version"] == "v7"
-    assert record.value["rewards"] == [
+    value = decided(outcome)
+    assert value["outcome"] == "rewarded"
+    assert value["policy_version"] == "v7"
+    assert value["rewards"] == [
         {"reward_id": outcome.rewards[0]["reward"]["reward_id"], "rule": "data.air_quality", "amount": 500}
     ]
-    assert (record.value["partition"], record.value["offset"]) == (3, 42)
+    assert (value["partition"], value["offset"], value["decided_by"]) == (3, 42, "rewards-test")
     assert headers_dict(record.headers)["ce_id"] == envelope["reading_id"]
+
+
+def test_a_readings_records_decisions_are_one_record_of_lines_in_order_refused_if_altered():
+    device = Device()
+    decisions = [handle(raw(device.envelope(seq))).decision for seq in (1, 2, 3)]
+    record = decisions_record(decisions, 3, 42, "rewards-test", None, ORACLE)
+    header = dict(record.headers)[attestation.HEADER]
+    assert record.key == device.owner.did  # no key: the first decision's wallet
+    assert headers_dict(record.headers)["content-type"] == "application/x-ndjson"
+    lines = attestation.lines_by(header, REWARD_DECISIONS.name, record.value, {ORACLE.did})
+    assert [json.loads(line)["reading_id"] for line in lines] == [d.reading_id for d in decisions]
+    with pytest.raises(attestation.AttestationError, match="untrusted-attestor"):
+        attestation.lines_by(header, REWARD_DECISIONS.name, record.value, {INGEST.did})
+    altered = record.value.replace(b'"outcome":"rewarded"', b'"outcome":"unrewarded"', 1)
+    with pytest.raises(attestation.AttestationError, match="not-attested"):
+        attestation.lines_by(header, REWARD_DECISIONS.name, altered, {ORACLE.did})
 
 
 def test_the_reward_record_is_keyed_by_wallet_with_cloudevent_headers():
@@ -163,14 +192,15 @@ def test_the_same_reading_gives_byte_identical_rewards():
     envelope = device.envelope(9)
     value = raw(envelope)
     first, again = handle(value), handle(value)  # the same record, delivered twice
-    for a, b in ((first.records, again.records), (first.reward_records, again.reward_records)):
-        assert [encode_json(r.value) for r in a] == [encode_json(r.value) for r in b]
-        assert [r.headers for r in a] == [r.headers for r in b]
+    assert decided(first) == decided(again)
+    a, b = first.reward_records, again.reward_records
+    assert [encode_json(r.value) for r in a] == [encode_json(r.value) for r in b]
+    assert [r.headers for r in a] == [r.headers for r in b]
     # Same JSON, other key order and spacing, attested again: the same decision and amounts; the evidence
     # commits to the very bytes ingest attested (ingest writes JCS, so a retry of it writes the same bytes).
     shuffled = dict(random.Random(1).sample(sorted(envelope.items()), len(envelope)))
     second = handle(json.dumps(shuffled, indent=2).encode())
-    assert [encode_json(r.value) for r in first.records] == [encode_json(r.value) for r in second.records]
+    assert decided(first) == decided(second)
     ours, theirs = first.rewards[0]["reward"], second.rewards[0]["reward"]
     assert ours["evidence"] != theirs["evidence"]
     assert {**ours, "evidence": ""} == {**theirs, "evidence": ""}
@@ -190,11 +220,10 @@ def test_a_redelivered_reading_gets_the_same_rewards_and_no_second_decision():
 def test_a_reading_that_earns_nothing_has_a_decision_with_the_reason_and_is_not_dead_lettered():
     device = Device(kind="noise")
     outcome = handle(raw(device.envelope(1, values={"db_a": 50.0})))
-    assert outcome.rewards == () and outcome.rejection is None
-    (record,) = outcome.records
-    assert record.topic == REWARD_DECISIONS
-    assert record.value["outcome"] == "unrewarded"
-    assert [r["code"] for r in record.value["reasons"]] == ["unknown-kind"]
+    assert outcome.rewards == () and outcome.rejection is None and outcome.records == ()
+    value = decided(outcome)
+    assert value["outcome"] == "unrewarded"
+    assert [r["code"] for r in value["reasons"]] == ["unknown-kind"]
 
 
 # --- rejections ----------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from services.common.events import NDJSON
 from services.common.http import MAX_INT_PARAM, Problem
 from services.common.openapi import answers, problems
 from services.common.signed_reads import signed_reader
@@ -18,8 +19,6 @@ from services.ledger.audit_reads import MAX_BALANCES, MAX_LEAVES, AuditReads
 from services.ledger.store import OutOfRangeError
 
 router = APIRouter(prefix="/v1", tags=["audit"])
-
-NDJSON = "application/x-ndjson"
 
 
 def get_reads(request: Request) -> AuditReads:
