@@ -6,26 +6,26 @@ for a reward with its evidence, and every signed object is canonicalised to sign
 this module detects and hands to the reference:
 
 - numbers: ES6 and Python/orjson print the same shortest round-trip digits, but they write ``12.0`` where JCS
-  writes ``12`` and switch to exponents at other magnitudes; JCS also refuses integers beyond 2**53. A scan
-  of the output for such numbers (`_SUSPECT_NUMBER`) finds those cases; a string that merely looks like one
-  only costs the slower path. Integral floats below 2**53 (sensor values such as ``14.0``, common) are
-  written as the integers they equal and encoded again, which costs a walk of the value, not the reference;
-- keys outside ASCII, which JCS orders by UTF-16 code units rather than code points;
-- NaN, infinities and non-JSON types (the reference raises the error).
+  writes ``12`` and switch to exponents at other magnitudes; JCS also refuses integers beyond 2**53. A walk of
+  the value (`_numbers`) finds those numbers: a non-integral float outside 1e-4 <= |x| < 1e15, an integer of 16
+  digits or more, NaN or an infinity go to the reference. Integral floats below 2**53 (sensor values such as
+  ``14.0``, common) are written as the integers they equal and encoded again, which costs a walk of the value,
+  not the reference. (The walk replaced a regular-expression scan of the encoding, which cost ~20 ns a byte:
+  most of a reward's canonicalisation, its evidence being long strings.)
+- keys outside ASCII, which JCS orders by UTF-16 code units rather than code points (any output outside
+  ASCII goes to the reference);
+- non-JSON types (the reference raises the error).
 
-The first encoder is orjson (~10x the standard library's). It writes NaN and infinities as ``null``, so an
-output holding ``null`` is encoded again by the standard library's C encoder, which refuses them. Strings
-escape alike in all three: ``\\b \\t \\n \\f \\r \\" \\\\`` and ``\\u00xx`` (lowercase) for other control
-characters. tests/unit/test_jcs.py compares with the reference on many values.
+The encoder is orjson (~10x the standard library's). Strings escape alike in orjson and JCS: ``\\b \\t \\n \\f
+\\r \\" \\\\`` and ``\\u00xx`` (lowercase) for other control characters. tests/unit/test_jcs.py compares with the
+reference on many values.
 
-One leniency, left so as not to walk every object in Python: orjson writes a few non-JSON types (UUID, Enum)
-as their JSON form, where the reference refuses them. No decoded JSON holds one.
+One leniency: orjson writes a few non-JSON types (UUID, Enum) as their JSON form, where the reference refuses
+them; the walk passes over types it does not know. No decoded JSON holds one.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,32 +36,13 @@ from smartcity_sdk.jcs import canonical_bytes as reference_bytes
 
 __all__ = ["CanonicalizationError", "canonical_bytes", "object_bytes", "reference_bytes"]
 
-_MAX_SAFE_INT_DIGITS = 15  # every integer of at most 15 digits is below 2**53
+_SAFE_INT = 10**15  # every integer of at most 15 digits is below 2**53
 _EXACT_INTEGRAL_FLOAT = 2.0**53
-
-
-class _Fallback(Exception):
-    """A value whose canonical form this module leaves to the reference implementation."""
-
-
-def _check_float(text: str) -> None:
-    # Without an exponent and not integral, repr's digits are the ES6 digits (1e-4 <= |x| < 1e16).
-    if "e" in text or "E" in text or text.endswith(".0"):
-        raise _Fallback
-
-
-def _check_int(text: str) -> None:
-    if len(text.lstrip("-")) > _MAX_SAFE_INT_DIGITS:
-        raise _Fallback
-
-
-# A number JCS writes differently or refuses: exponent, integral float (``12.0``, ``-0.0``), 16+ digits.
-# (Compact JSON: a number that is not the whole value follows a colon, a comma or a bracket.)
-_SUSPECT_NUMBER = re.compile(rb"[:,\[]-?\d(?:\d*(?:\.\d+)?[eE]|\d*\.0(?!\d)|\d{15,})")
-_NUMBER_START = frozenset(b"-0123456789")
 _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-_encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-_number_checker = json.JSONDecoder(parse_float=_check_float, parse_int=_check_int)
+
+# What `_numbers` finds: every number prints alike; some float is integral (JCS writes it as the integer) and
+# nothing worse; a number only the reference writes (an exponent, 16+ integer digits, NaN, an infinity).
+_ALIKE, _INTEGRAL, _OTHER = 0, 1, 2
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -70,31 +51,50 @@ def canonical_bytes(value: Any) -> bytes:
     Raises `CanonicalizationError` for what has no canonical form (NaN, lone surrogates, ...).
     """
     if type(value) is str and value.isascii():
-        return orjson.dumps(value)  # an ASCII string escapes alike in JCS and orjson: no scan needed
+        return orjson.dumps(value)  # an ASCII string escapes alike in JCS and orjson
+    numbers = _numbers((value,))
+    if numbers == _INTEGRAL:
+        return canonical_bytes(_integral_floats_as_ints(value))
     try:
         data = orjson.dumps(value, option=_ORJSON_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError: a lone surrogate, an unknown type, an integer beyond 64 bits
         return reference_bytes(value)  # raises the reference's error, or agrees with it
-    suspect = b"null" in data or _SUSPECT_NUMBER.search(data) is not None
-    if suspect and _has_integral_float(value):
-        return canonical_bytes(_integral_floats_as_ints(value))
-    if b"null" in data:
-        return _standard_library_bytes(value)  # a NaN or an infinity, or a plain null
-    if not data.isascii() or data[0] in _NUMBER_START or suspect:
+    if numbers == _OTHER or not data.isascii():
         return reference_bytes(value)
     return data
 
 
+def _numbers(items: Any) -> int:
+    """The worst of the numbers in `items` (a list, tuple or dict's values) and in what they hold: a walk of
+    the value, cheaper than scanning its encoding (a reward is mostly long strings)."""
+    worst = _ALIKE
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            continue
+        if kind is dict:
+            found = _numbers(item.values())
+        elif kind is list or kind is tuple:
+            found = _numbers(item)
+        elif kind is float:
+            if item.is_integer():
+                found = _INTEGRAL if abs(item) < _EXACT_INTEGRAL_FLOAT else _OTHER
+            else:
+                # Without an exponent in both encodings; NaN and infinities fail the test.
+                found = _ALIKE if 1e-4 <= abs(item) < 1e15 else _OTHER
+        elif kind is int:
+            found = _ALIKE if -_SAFE_INT < item < _SAFE_INT else _OTHER
+        else:
+            continue  # True, False, None; another type is orjson's or the reference's to refuse
+        if found > worst:
+            if found == _OTHER:
+                return _OTHER
+            worst = found
+    return worst
+
+
 def _is_integral(value: Any) -> bool:
     return type(value) is float and value.is_integer() and abs(value) < _EXACT_INTEGRAL_FLOAT
-
-
-def _has_integral_float(value: Any) -> bool:
-    if type(value) is dict:
-        return any(_has_integral_float(v) for v in value.values())
-    if type(value) is list:
-        return any(_has_integral_float(v) for v in value)
-    return _is_integral(value)
 
 
 def _integral_floats_as_ints(value: Any) -> Any:
@@ -102,7 +102,7 @@ def _integral_floats_as_ints(value: Any) -> Any:
     # digits are the float's shortest round-trip digits, so the int encodes to the very bytes.
     if type(value) is dict:
         return {k: _integral_floats_as_ints(v) for k, v in value.items()}
-    if type(value) is list:
+    if type(value) is list or type(value) is tuple:
         return [_integral_floats_as_ints(v) for v in value]
     return int(value) if _is_integral(value) else value
 
@@ -125,19 +125,3 @@ def object_bytes(members: Mapping[str, Any], encoded: Mapping[str, bytes]) -> by
     parts.update(encoded)
     # ASCII keys: UTF-16 code unit order is byte order.
     return b"{" + b",".join(orjson.dumps(key) + b":" + parts[key] for key in sorted(parts)) + b"}"
-
-
-def _standard_library_bytes(value: Any) -> bytes:
-    # The C encoder refuses NaN and infinities (allow_nan=False); its numbers are checked by parsing them
-    # back with hooks (a callback per number only).
-    try:
-        text = _encoder.encode(value)
-    except (TypeError, ValueError):
-        return reference_bytes(value)  # raises the reference's error
-    if not text.isascii():
-        return reference_bytes(value)
-    try:
-        _number_checker.decode(text)
-    except _Fallback:
-        return reference_bytes(value)
-    return text.encode("ascii")

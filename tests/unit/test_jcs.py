@@ -125,3 +125,27 @@ def test_every_ascii_character_escapes_as_the_reference_does() -> None:
     every = "".join(chr(code) for code in range(128))
     value = {"s": every, every: [every[::-1]]}
     assert jcs.canonical_bytes(value) == rfc8785.dumps(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        12.0,
+        1e21,
+        -7,
+        2**60,
+        {"a": [{"b": [1.0, {"c": 2.5}]}], "s": "1e21 and 12.0 and 99999999999999999"},
+        {"deep": [[[[-0.0]]]], "big": [1, 2, 2**53 + 1]},
+        {"t": (1.0, "x", 1e-7), "n": None, "b": True},
+    ],
+)
+def test_numbers_anywhere_in_a_value_match_the_reference(value: object) -> None:
+    # Numbers at the top, deep down, in tuples, beside strings that look like numbers (which need nothing);
+    # integers beyond 2**53 are refused by both.
+    try:
+        expected = rfc8785.dumps(value)
+    except rfc8785.IntegerDomainError:
+        with pytest.raises(jcs.CanonicalizationError):
+            jcs.canonical_bytes(value)
+    else:
+        assert jcs.canonical_bytes(value) == expected
