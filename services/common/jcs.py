@@ -20,8 +20,7 @@ The encoder is orjson (~10x the standard library's). Strings escape alike in orj
 \\r \\" \\\\`` and ``\\u00xx`` (lowercase) for other control characters. tests/unit/test_jcs.py compares with the
 reference on many values.
 
-One leniency: orjson writes a few non-JSON types (UUID, Enum) as their JSON form, where the reference refuses
-them; the walk passes over types it does not know. No decoded JSON holds one.
+Any other type, subclasses of the JSON ones included (an OrderedDict, an IntEnum), goes to the reference.
 """
 
 from __future__ import annotations
@@ -84,8 +83,10 @@ def _numbers(items: Any) -> int:
                 found = _ALIKE if 1e-4 <= abs(item) < 1e15 else _OTHER
         elif kind is int:
             found = _ALIKE if -_SAFE_INT < item < _SAFE_INT else _OTHER
+        elif kind is bool or item is None:
+            continue
         else:
-            continue  # True, False, None; another type is orjson's or the reference's to refuse
+            return _OTHER  # a subclass (OrderedDict, IntEnum, ...) or another type: the reference decides
         if found > worst:
             if found == _OTHER:
                 return _OTHER

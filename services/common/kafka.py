@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
+from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -92,6 +93,13 @@ def attested(keypair: Keypair, records: Sequence[OutgoingRecord]) -> list[Outgoi
             headers = [(k, v) for k, v in record.headers if k != attestation.HEADER]
             out[i] = replace(record, value=value, headers=[*headers, (attestation.HEADER, header.encode())])
     return out
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition a key hashes to: Kafka's default partitioner (murmur2, as the producer's
+    ``murmur2_random`` and the Java client), so a record sent to an explicit partition lands where its key
+    would, and a consumer can tell a record on a partition its key does not hash to."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def batch_record(

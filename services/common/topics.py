@@ -123,15 +123,17 @@ ZONE_PARTIALS = Topic(
     writers=(REWARDS_SERVICE,),
     readers=(REWARDS_SERVICE,),
 )
-# Keyed and partitioned as READINGS: the decision on readings partition p goes to partition p. The worker
-# reads it back: it is the changelog its state is rebuilt from. Ingest keeps each decision for the person
-# whose wallet it names (a signed read). Personal (device, wallet, values): no analyst reads it.
+# Keyed and partitioned as READINGS: the decisions on readings partition p go to partition p, a record per
+# readings record (a decision a line), attested by the rewards oracle. The worker reads it back: it is the
+# changelog its state is rebuilt from. Ingest keeps each decision for the person whose wallet it names (a
+# signed read). Personal (device, wallet, values): no analyst reads it.
 REWARD_DECISIONS = Topic(
     "city.reward-decisions.v1",
-    key="as its reading",
+    key="as its readings record",
     schema="reward-decisions.v1.json",
     partitions=6,
     has_dlq=True,
+    attested=True,
     writers=(REWARDS_SERVICE,),
     readers=(REWARDS_SERVICE, INGEST),
 )
@@ -144,6 +146,7 @@ REWARDS_SNAPSHOTS = Topic(
     schema="rewards-snapshots.v1.json",
     partitions=6,
     cleanup_policy="compact",
+    attested=True,
     writers=(REWARDS_SERVICE,),
     readers=(REWARDS_SERVICE,),
 )

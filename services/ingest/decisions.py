@@ -223,7 +223,10 @@ class DecisionFold:
         for record in records:
             try:
                 lines = attestation.lines_by(
-                    record.headers.get(attestation.HEADER), REWARD_DECISIONS.name, record.raw, self.oracles
+                    record.headers.get(attestation.HEADER),
+                    REWARD_DECISIONS.name,
+                    record.raw or b"",  # a tombstone: no lines, refused as not attested
+                    self.oracles,
                 )
             except attestation.AttestationError as exc:
                 rejections.append(Rejection(record, str(exc)))

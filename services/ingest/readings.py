@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aiokafka.partitioner import murmur2
-
 from services.common import attestation
 from services.common.events import CONTENT_TYPE, NDJSON, cloudevent_headers
 from services.common.ids import reading_id
-from services.common.kafka import OutgoingRecord, batch_record
+from services.common.kafka import OutgoingRecord, batch_record, partition_of
 from services.common.signing import Keypair
 from services.common.topics import READINGS
 from services.ingest.devices import Device
@@ -55,12 +53,6 @@ def outgoing_record(value: Mapping[str, Any]) -> OutgoingRecord:
     )
 
 
-def partition_of(key: str, partitions: int = READINGS.partitions) -> int:
-    """The partition a key hashes to: Kafka's default partitioner (murmur2, as the producer's
-    ``murmur2_random`` and the Java client), so a batch record lands where each of its readings would."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
-
-
 def batch_records(
     keypair: Keypair, envelopes: Sequence[Mapping[str, Any]], per_record: int
 ) -> list[OutgoingRecord]:
@@ -70,7 +62,8 @@ def batch_records(
     hash to; its CloudEvent id is its first reading's id."""
     by_partition: dict[int, list[Mapping[str, Any]]] = {}
     for value in envelopes:
-        by_partition.setdefault(partition_of(partition_key(value)), []).append(value)
+        # Where each of its readings would land, keyed alone: a batch record goes to that partition.
+        by_partition.setdefault(partition_of(partition_key(value), READINGS.partitions), []).append(value)
     records = []
     for partition, values in sorted(by_partition.items()):
         for start in range(0, len(values), per_record):

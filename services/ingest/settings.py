@@ -1,7 +1,9 @@
 """Ingest service settings (env prefix ``INGEST_``)."""
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common import didkey
 
 SERVICE = "ingest"
 
@@ -105,3 +107,11 @@ class IngestSettings(BaseSettings):
     mqtt_batch_wait_ms: int = Field(
         default=20, ge=0, description="How long the bridge gathers MQTT readings into a batch."
     )
+
+    @field_validator("rewards_oracles")
+    @classmethod
+    def _oracles_are_did_keys(cls, value: list[str]) -> list[str]:
+        # A placeholder left in a deployment (CHANGE-ME) would send every decision to the DLQ: refuse to start.
+        if wrong := [key for key in value if not didkey.is_did_key(key)]:
+            raise ValueError(f"INGEST_REWARDS_ORACLES holds what is not a did:key: {wrong}")
+        return value

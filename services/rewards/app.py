@@ -290,6 +290,9 @@ def create_app(
         settings.ingest_attestors or [service_key(None, platform.data_dir, Role.INGEST_ATTESTOR).did]
     )
     oracle = service_key(settings.oracle_key, platform.data_dir, Role.REWARDS_ORACLE)
+    own_keys = frozenset(
+        {oracle.did, *settings.previous_oracles}
+    )  # whose decisions and snapshots it recovers
     publisher = PolicyPublisher(settings.ledger_url, oracle, platform.kafka_send_timeout_s)
     # The readings' attestations are checked in other processes while earlier batches are decided.
     pool = WorkerPool(settings.verify_workers) if settings.verify_workers else None
@@ -375,12 +378,12 @@ def create_app(
         the rebuild horizon's decisions (blocking I/O)."""
         now = time.time()
         found = snapshots.latest(
-            platform.bootstrap_servers, settings.app_id, partitions, settings.recent_decisions, oracle.did
+            platform.bootstrap_servers, settings.app_id, partitions, settings.recent_decisions, own_keys
         )
         rebuilt = rebuild_partitions(
             platform.bootstrap_servers,
             app_id=settings.app_id,
-            oracle=oracle.did,
+            oracles=own_keys,
             partitions=partitions,
             since=now - settings.rebuild_horizon_s,
             now=now,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -35,11 +35,11 @@ log = logging.getLogger(__name__)
 TIMEOUT_S = 10.0
 
 
-def lines_of(message: Message, oracle: str) -> list[bytes]:
-    """The decisions (JCS lines) of a decisions record attested by `oracle` (a did:key); raises
-    `attestation.AttestationError` for a record it did not attest."""
+def lines_of(message: Message, oracles: Collection[str]) -> list[bytes]:
+    """The decisions (JCS lines) of a decisions record attested by one of `oracles` (did:keys); raises
+    `attestation.AttestationError` for a record none of them attested."""
     header = next((v for k, v in message.headers() or [] if k == attestation.HEADER), None)
-    return attestation.lines_by(header, REWARD_DECISIONS.name, message.value() or b"", {oracle})
+    return attestation.lines_by(header, REWARD_DECISIONS.name, message.value() or b"", oracles)
 
 
 def _decision_of(raw: bytes, app_id: str, partition: int) -> tuple[Decision, int] | None:
@@ -55,7 +55,7 @@ def rebuild_partitions(
     bootstrap_servers: str,
     *,
     app_id: str,
-    oracle: str,
+    oracles: Collection[str],
     partitions: list[int],
     since: float,
     now: float,
@@ -65,11 +65,16 @@ def rebuild_partitions(
     dead_letter: DeadLetter | None = None,
 ) -> dict[int, Rebuilt]:
     """The state of each readings partition of `partitions`: its snapshot (`services.rewards.snapshots`) with
-    the decisions after it applied (and those of the `recent_s` before it known by reading id), or, without one, every decision of app `app_id` published since `since`
-    (epoch seconds, broker time) applied, from the records the worker's key `oracle` attested. Decisions of
-    partition p are on partition p of the decisions topic (keyed and partitioned as the readings), and name
-    it; other apps' decisions (another deployment, a canary, a test) are not this app's history."""
-    snapshots = snapshots or {}
+    the decisions after it applied (and those of the `recent_s` before it known by reading id), or, without
+    one, every decision of app `app_id` published since `since` (epoch seconds, broker time) applied, from the
+    records the worker's keys `oracles` attested (its key, and those before a rotation). Decisions of partition p are on partition p of the decisions
+    topic (keyed and partitioned as the readings), and name it; other apps' decisions (another deployment, a
+    canary, a test) are not this app's history.
+
+    A decision on a readings offset at or below one already applied is only remembered: a genuine decisions
+    record produced again later (a replay) must not count twice. A snapshot captured before `since` is not
+    used (a replayed old one would leave out what was decided after it)."""
+    snapshots = {p: s for p, s in (snapshots or {}).items() if s.captured_at >= since}
     starts = {p: snapshots[p].captured_at - recent_s if p in snapshots else since for p in partitions}
     consumer = Consumer(
         {
@@ -94,21 +99,23 @@ def rebuild_partitions(
     for message in messages:
         target = rebuilt[message.partition()]
         try:
-            lines = lines_of(message, oracle)
+            lines = lines_of(message, oracles)
         except attestation.AttestationError as exc:
             _skip(message, str(exc), app_id, dead_letter)
             continue
         target.records += len(lines)
+        covered, applied = target.offset, target.offset  # the lines of a record share their readings offset
         for index, line in enumerate(lines):
             try:
                 decision = _decision_of(line, app_id, message.partition())
                 if decision is None:
                     continue
                 decision, offset = decision
-                if offset <= target.offset:
-                    target.state.remember(decision)  # in the snapshot already: known by reading id only
+                if offset <= covered:
+                    target.state.remember(decision)  # applied already (the snapshot, or an earlier record)
                 else:
                     target.state.apply(decision, now)
+                    applied = max(applied, offset)
             except (UnreadableDecisionError, ValueError, KeyError, TypeError) as exc:
                 reason = (
                     str(exc)
@@ -116,12 +123,13 @@ def rebuild_partitions(
                     else f"fold: {type(exc).__name__}: {exc}"
                 )
                 _skip(message, f"line {index}: {reason}" if len(lines) > 1 else reason, app_id, dead_letter)
+        target.offset = applied
     for partition, done in sorted(rebuilt.items()):
         log.info(
             "rebuilt the rewards state of %s partition %d from %s and %d decisions",
             app_id,
             partition,
-            f"its snapshot at offset {done.offset}" if partition in snapshots else "the horizon",
+            "its snapshot" if partition in snapshots else "the horizon",
             done.records,
         )
     return rebuilt
@@ -137,8 +145,8 @@ def _skip(message: Message, reason: str, app_id: str, dead_letter: DeadLetter | 
 
 @dataclass
 class Rebuilt:
-    """A partition's rebuilt state, the readings offset its snapshot covered (-1: none), and how many
-    decisions (lines of the records it attested) were read to rebuild it."""
+    """A partition's rebuilt state, the readings offset it covers (its snapshot's, or the last decision
+    applied; -1: none), and how many decisions (lines of the records it attested) were read to rebuild it."""
 
     state: State
     offset: int

@@ -28,6 +28,11 @@ class RewardsSettings(BaseSettings):
         "(it must hold the rewards-oracle role on the chain). Unset: <SMARTCITY_DATA_DIR>/rewards/oracle.key, "
         "generated on first use (development).",
     )
+    previous_oracles: list[str] = Field(
+        default_factory=list,
+        description="did:keys (JSON list) the worker's oracle key had before a rotation: a recovery still reads "
+        "the decisions and snapshots they attested (a worker reads back only what its own keys attested).",
+    )
     ingest_attestors: list[str] = Field(
         default_factory=list,
         description="did:keys holding the ingest-attestor role, whose attested readings are decided (JSON "

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,10 +153,10 @@ def assemble(values: list[Mapping[str, Any]]) -> dict[int, Mapping[str, Any]]:
 
 
 def latest(
-    bootstrap_servers: str, app_id: str, partitions: list[int], recent_limit: int, oracle: str
+    bootstrap_servers: str, app_id: str, partitions: list[int], recent_limit: int, oracles: Collection[str]
 ) -> dict[int, Snapshot]:
     """The latest snapshot of app `app_id` of each of `partitions` that has one among the last `LOOKBACK`
-    records of its snapshots partition, attested by the worker's key `oracle` (blocking I/O). A record that does
+    records of its snapshots partition, attested by one of the worker's keys `oracles` (blocking I/O). A record that does
     not read back, or that key did not attest, is skipped (logged): the one before it, or the rebuild horizon,
     stands in."""
     consumer = Consumer(
@@ -189,7 +189,7 @@ def latest(
                     if error.code() == KafkaError._PARTITION_EOF:
                         pending.discard(message.partition())
                     continue
-                value = _snapshot_of(message, app_id, oracle)
+                value = _snapshot_of(message, app_id, oracles)
                 if value is not None:
                     ours.append(value)
     finally:
@@ -207,14 +207,16 @@ def latest(
     return out
 
 
-def _snapshot_of(message: Message, app_id: str, oracle: str) -> Mapping[str, Any] | None:
-    """The snapshot value `message` holds if it is app `app_id`'s of its partition, attested by `oracle`, else
-    None."""
+def _snapshot_of(message: Message, app_id: str, oracles: Collection[str]) -> Mapping[str, Any] | None:
+    """The snapshot value `message` holds if it is app `app_id`'s of its partition, attested by one of
+    `oracles`, else None."""
     raw, partition = message.value() or b"", message.partition()
     header = next((v for k, v in message.headers() or [] if k == attestation.HEADER), None)
     try:
-        attestation.lines_by(header, REWARDS_SNAPSHOTS.name, raw, {oracle})
-        value = decode_json(raw)
+        lines = attestation.lines_by(header, REWARDS_SNAPSHOTS.name, raw, oracles)
+        if len(lines) != 1:
+            raise ValueError("a snapshot part is one value")
+        value = decode_json(lines[0])
         schemas.validate(REWARDS_SNAPSHOTS, value)
     except (ValueError, schemas.SchemaError) as exc:  # AttestationError is a ValueError
         log.warning("skipping a snapshot of partition %d that does not read back: %s", partition, exc)

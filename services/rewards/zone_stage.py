@@ -21,12 +21,12 @@ from prometheus_client import Counter
 
 from services.common import attestation, schemas
 from services.common.events import decode_json
-from services.common.kafka import OutgoingRecord, dlq_record
+from services.common.kafka import OutgoingRecord, dlq_record, partition_of
 from services.common.metrics import DLQ_RECORDS
 from services.common.topics import READINGS, ZONE_PARTIALS
 from services.rewards.processor import header_value
 from services.rewards.settings import RewardsSettings
-from services.rewards.zones import ZoneStage, zone_stats_record
+from services.rewards.zones import ZoneStage, is_marker, zone_stats_record
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,10 @@ def install_zone_stage(
                 message = event.message
                 try:
                     value = _verified(
-                        message.value, header_value(message.headers, attestation.HEADER), oracle
+                        message.value,
+                        header_value(message.headers, attestation.HEADER),
+                        oracle,
+                        message.partition,
                     )
                 except (ValueError, schemas.SchemaError) as exc:
                     dead.append(
@@ -108,9 +111,9 @@ def install_zone_stage(
     return stage
 
 
-def _verified(raw: bytes | None, header: bytes | None, oracle: str) -> dict[str, Any]:
-    """The partial or marker `raw` holds, attested by `oracle`; raises `ValueError` (an `AttestationError`
-    naming its code, or the reason it is not one) or `SchemaError`."""
+def _verified(raw: bytes | None, header: bytes | None, oracle: str, lane: int) -> dict[str, Any]:
+    """The partial or marker `raw` holds, attested by `oracle`, that came on `lane`; raises `ValueError` (an
+    `AttestationError` naming its code, or the reason it is not one) or `SchemaError`."""
     if raw is None:
         raise ValueError("not a zone partial: no value")
     signer = attestation.verify_header(header, ZONE_PARTIALS.name, raw).signer
@@ -118,4 +121,9 @@ def _verified(raw: bytes | None, header: bytes | None, oracle: str) -> dict[str,
         raise attestation.AttestationError("untrusted-attestor", f"{signer} is not the rewards oracle")
     value = decode_json(raw)
     schemas.validate(ZONE_PARTIALS, value)
+    # A share belongs on its zone's lane: copied to another, it would start a second, short window there.
+    if not is_marker(value) and (home := partition_of(value["zone"], ZONE_PARTIALS.partitions)) != lane:
+        raise ValueError(
+            f"wrong-lane: a share of zone {value['zone']!r} belongs on partition {home}, not {lane}"
+        )
     return value

@@ -15,7 +15,10 @@ Every share and marker says when it was sent (``sent_at``, covered by the attest
 what is newer than what it holds from the same readings partition: a genuine record produced onto the topic again
 later (a replay, or a redelivery after a rebalance) can neither replace a partition's newer share nor say a
 partition is closed further than its latest marker does. A share sent `keep_s` before the latest record of its
-lane is refused too: its window may be forgotten, and it would publish that window again, short.
+readings partition on its lane is refused too: its window may be forgotten, and it would publish that window
+again, short. (Per readings partition, so that one worker's clock running ahead cannot make the stage refuse
+the others' shares; a new owner of a partition whose clock is behind its predecessor's by less than `keep_s`
+loses nothing.)
 
 As before, a window published with its values is final: a later share (late readings) is left out, since the
 difference of two publications would show those readings. A window published suppressed (under k devices) is
@@ -121,7 +124,7 @@ class ZoneStage:
         self.taken = 0  # records taken so far: each marker and window is stamped with its place
         # Per lane, readings partition -> its latest marker there: (closed through, taken when, sent at).
         self.closed: dict[int, dict[int, tuple[float, int, int]]] = {}
-        self.sent: dict[int, int] = {}  # per lane, the latest ``sent_at`` taken there
+        self.sent: dict[tuple[int, int], int] = {}  # per (lane, readings partition), the latest ``sent_at``
         self.pending: dict[WindowKey, Pending] = {}
         self.late = 0  # shares of windows already final, left out
         self.stale = 0  # records older than what the stage holds from their readings partition, left out
@@ -132,8 +135,9 @@ class ZoneStage:
         published (`due`)."""
         self.taken += 1
         sent_at = value["sent_at"]
-        latest = self.sent.get(lane, 0)
-        self.sent[lane] = max(latest, sent_at)
+        source = (lane, value["partition"])
+        latest = self.sent.get(source, 0)
+        self.sent[source] = max(latest, sent_at)
         if is_marker(value):
             markers = self.closed.setdefault(lane, {})
             held = markers.get(value["partition"])

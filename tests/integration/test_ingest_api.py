@@ -9,6 +9,7 @@ from prometheus_client import REGISTRY
 
 from services.common import attestation, embedded, schemas
 from services.common.events import headers_dict, now_rfc3339
+from services.common.kafka import partition_of
 from services.common.roles import operator_key
 from services.common.settings import PlatformSettings
 from services.common.signed_reads import SignedReadAuth
@@ -16,7 +17,6 @@ from services.common.signing import Keypair
 from services.common.topics import READINGS
 from services.ingest.app import create_app
 from services.ingest.devices import sign_registration
-from services.ingest.readings import partition_of
 from services.ingest.settings import IngestSettings
 from tests.support import consents
 from tests.support.asgi import assert_problem, running
@@ -145,7 +145,7 @@ async def test_a_mixed_batch_publishes_exactly_the_good_readings(platform_settin
     assert len(mine) == 2
     (message,) = {id(p.message): p.message for p in mine}.values()
     assert message.key() == owner.did.encode()
-    assert message.partition() == partition_of(owner.did)
+    assert message.partition() == partition_of(owner.did, READINGS.partitions)
     headers = headers_dict(message.headers())
     assert headers["ce_type"] == "city.readings-batch.v1"
     assert headers["ce_source"] == "smartcity/ingest"

@@ -447,7 +447,7 @@ async def test_a_decision_the_rebuild_cannot_read_is_dead_lettered_and_the_one_b
             rebuild_partitions,
             kafka_bootstrap,
             app_id=app_id,
-            oracle=ORACLE.did,
+            oracles={ORACLE.did},
             partitions=[0],
             since=started,
             now=datetime.now(UTC).timestamp(),
@@ -465,3 +465,32 @@ async def test_a_decision_the_rebuild_cannot_read_is_dead_lettered_and_the_one_b
     assert entry["value_size"] == len(poison)
     assert entry["value_sha256"] == hashlib.sha256(poison).hexdigest()
     assert entry["value_truncated"] is (len(poison) > DLQ_VALUE_MAX) and size < 16 * 1024
+
+
+async def test_a_decisions_record_replayed_onto_the_topic_counts_once_in_a_rebuild(kafka_bootstrap: str):
+    app_id = unique_group("rewards-replay")
+    device = Keypair.generate()
+    decided = _decision(app_id, device, seq=7)
+    line = attestation.encode(decided)
+    later = attestation.encode(_decision(app_id, device, seq=8))
+    started = datetime.now(UTC).timestamp() - 1
+    # The genuine record, the next one, then the first again: produced by someone with write access.
+    await produce(
+        kafka_bootstrap,
+        REWARD_DECISIONS,
+        [(device.did.encode(), value, _oracle_attested(value)) for value in (line, later, line)],
+    )
+    rebuilt = await asyncio.to_thread(
+        rebuild_partitions,
+        kafka_bootstrap,
+        app_id=app_id,
+        oracles={ORACLE.did},
+        partitions=[0],
+        since=started,
+        now=datetime.now(UTC).timestamp(),
+        recent_limit=100,
+    )
+    state = rebuilt[0].state
+    # Each pays 500 to its own wallet: the replay did not pay the first wallet's day twice.
+    assert sorted(state.wallet_day.values()) == [500, 500]
+    assert rebuilt[0].offset == 8

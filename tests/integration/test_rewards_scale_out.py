@@ -448,15 +448,19 @@ def test_genuine_zone_partials_replayed_onto_the_topic_change_no_statistic(broke
             return sum(v for k, v in found.items() if k == name or k.startswith(name + "{"))
 
         stale_before = metric("smartcity_rewards_zone_stale_records_total")
-        # Someone with write access to the topic produces all of it again, while the next minutes are decided.
+        # Someone with write access to the topic produces all of it again, while the next minutes are decided;
+        # and each share once more on another lane, where no stage holds its window.
         producer = Producer({"bootstrap.servers": broker})
-        for message in genuine:
+        for message, lane in [
+            *((m, m.partition()) for m in genuine),
+            *((m, (m.partition() + 1) % ZONE_PARTIALS.partitions) for m in shares),
+        ]:
             producer.produce(
                 ZONE_PARTIALS.name,
                 key=message.key(),
                 value=message.value(),
                 headers=message.headers(),
-                partition=message.partition(),
+                partition=lane,
             )
         assert producer.flush(10) == 0
         after = decisions_of(broker, publish(broker, fleet.envelopes(range(2, 4))), "zone-replay")
@@ -473,6 +477,17 @@ def test_genuine_zone_partials_replayed_onto_the_topic_change_no_statistic(broke
             "the replayed records left out",
             lambda: metric("smartcity_rewards_zone_stale_records_total") - stale_before >= replayed_markers,
         )
+        moved = [
+            entry
+            for entry in (
+                json.loads(m.value())
+                for m in consume(
+                    broker, [ZONE_PARTIALS.dlq], lambda ms: len(ms) >= len(shares), deadline_s=30
+                )
+            )
+            if entry["reason"].startswith("wrong-lane")
+        ]
+        assert len(moved) == len(shares)
         time.sleep(3)  # a publication the replay would cause comes within the stage's next rounds
         by_window = stats_by_window(consume(broker, [ZONE_STATS], lambda ms: False, deadline_s=3))
         assert set(by_window) == set(counted)

@@ -3,8 +3,10 @@ where the reference has one; `signing.canonical_bytes` is that canonicaliser."""
 
 from __future__ import annotations
 
+import enum
 import random
 import sys
+from collections import OrderedDict, defaultdict
 
 import pytest
 import rfc8785
@@ -12,6 +14,15 @@ import rfc8785
 from services.common import jcs, signing
 from services.common.signing import Keypair
 from tests.support.factories import signed_reward
+
+
+class _Level(float, enum.Enum):
+    HIGH = 12.0
+
+
+class _Big(enum.IntEnum):
+    HUGE = 2**60
+
 
 EDGE_FLOATS = [
     0.1,
@@ -137,6 +148,10 @@ def test_every_ascii_character_escapes_as_the_reference_does() -> None:
         {"a": [{"b": [1.0, {"c": 2.5}]}], "s": "1e21 and 12.0 and 99999999999999999"},
         {"deep": [[[[-0.0]]]], "big": [1, 2, 2**53 + 1]},
         {"t": (1.0, "x", 1e-7), "n": None, "b": True},
+        # Subclasses of the JSON types, which orjson writes as their base type: the reference decides.
+        OrderedDict(a=12.0, b=[1e20]),
+        defaultdict(list, a=[1.0]),
+        {"e": _Level.HIGH, "i": _Big.HUGE},
     ],
 )
 def test_numbers_anywhere_in_a_value_match_the_reference(value: object) -> None:

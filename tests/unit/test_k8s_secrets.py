@@ -195,6 +195,13 @@ def test_base_placeholders_make_the_ledger_refuse_to_start(monkeypatch: pytest.M
         LedgerSettings()
 
 
+def test_a_placeholder_oracle_makes_ingest_refuse_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a consumer sending every reward decision to the DLQ."""
+    monkeypatch.setenv("INGEST_REWARDS_ORACLES", f'["{PLACEHOLDER}"]')
+    with pytest.raises(ValueError, match="not a did:key"):
+        IngestSettings()
+
+
 def production_instructions() -> dict[str, str]:
     """Where the production Secret is explained: base/secret.yaml's comment and the README's step."""
     readme = (K8S / "README.md").read_text()

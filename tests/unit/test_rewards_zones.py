@@ -232,3 +232,17 @@ def test_a_share_sent_long_before_its_lanes_latest_record_cannot_publish_a_forgo
     assert stage.pending == {} and stage.due(now=800.0) == []
     # A share sent within the horizon (late readings of the window) is taken as before.
     assert stage.take({**second, "sent_at": first["sent_at"] + 2_000}, "b", now=702.0) == []
+
+
+def test_a_worker_whose_clock_runs_ahead_does_not_make_the_stage_refuse_the_others_shares():
+    states, whole = shares([3, 4])
+    stage = ZoneStage(sources=2, keep_s=600)
+    first, second = partials_of(states)
+    ahead = second["sent_at"] + 11 * 60_000  # partition 1's worker: eleven minutes ahead
+    stage.take({**marker(1, END - 30), "sent_at": ahead}, "m1")
+    stage.take(first, "a", now=100.0)  # partition 0's share, by its own clock: taken
+    stage.take({**second, "sent_at": ahead + 1}, "b", now=100.0)
+    stage.take(marker(0, END), "m0")
+    stage.take({**marker(1, END), "sent_at": ahead + 2}, "m1 again")
+    ((window, _),) = stage.due(now=101.0)
+    assert stage.stale == 0 and zone_stats_record(window).value == zone_stats_record(whole).value
