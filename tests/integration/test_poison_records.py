@@ -38,7 +38,7 @@ from services.common.topics import CONSENTS, MERCHANTS, REWARD_DECISIONS, Topic
 from services.ingest.app import create_app as create_ingest
 from services.ledger.app import create_app as create_ledger
 from services.ledger.settings import LedgerSettings
-from services.rewards.changelog import rebuild_partitions
+from services.rewards.changelog import Rebuilt, rebuild_partitions
 from services.rewards.engine import Decision
 from tests.support.asgi import running
 from tests.support.consents import consent
@@ -397,6 +397,24 @@ def _impossible_decision(app_id: str, device: Keypair) -> bytes:
     return events.encode_json({**_decision(app_id, device, seq=6), "ts": IMPOSSIBLE})
 
 
+async def _rebuild(
+    bootstrap: str, app_id: str, since: float, dead_letter: DeadLetterProducer | None = None
+) -> Rebuilt:
+    """Readings partition 0's state rebuilt by app `app_id` from the decisions since `since`, as `ORACLE`'s."""
+    rebuilt = await asyncio.to_thread(
+        rebuild_partitions,
+        bootstrap,
+        app_id=app_id,
+        oracles={ORACLE.did},
+        partitions=[0],
+        since=since,
+        now=datetime.now(UTC).timestamp(),
+        recent_limit=100,
+        dead_letter=dead_letter,
+    )
+    return rebuilt[0]
+
+
 def _oracle_attested(value: bytes, oracle: Keypair | None = ORACLE) -> list[tuple[str, bytes]]:
     """The attestation header of a decisions record of one line, by `oracle` (None: no header)."""
     if oracle is None:
@@ -443,18 +461,7 @@ async def test_a_decision_the_rebuild_cannot_read_is_dead_lettered_and_the_one_b
     )
     dead_letters = DeadLetterProducer(kafka_bootstrap, client_id=app_id)
     try:
-        rebuilt = await asyncio.to_thread(
-            rebuild_partitions,
-            kafka_bootstrap,
-            app_id=app_id,
-            oracles={ORACLE.did},
-            partitions=[0],
-            since=started,
-            now=datetime.now(UTC).timestamp(),
-            recent_limit=100,
-            dead_letter=dead_letters,
-        )
-        state = rebuilt[0].state
+        state = (await _rebuild(kafka_bootstrap, app_id, started, dead_letters)).state
         entry, size = await dlq_entry(kafka_bootstrap, REWARD_DECISIONS, since, device.did, app_id)
     finally:
         dead_letters.close()
@@ -480,17 +487,7 @@ async def test_a_decisions_record_replayed_onto_the_topic_counts_once_in_a_rebui
         REWARD_DECISIONS,
         [(device.did.encode(), value, _oracle_attested(value)) for value in (line, later, line)],
     )
-    rebuilt = await asyncio.to_thread(
-        rebuild_partitions,
-        kafka_bootstrap,
-        app_id=app_id,
-        oracles={ORACLE.did},
-        partitions=[0],
-        since=started,
-        now=datetime.now(UTC).timestamp(),
-        recent_limit=100,
-    )
-    state = rebuilt[0].state
+    rebuilt = await _rebuild(kafka_bootstrap, app_id, started)
     # Each pays 500 to its own wallet: the replay did not pay the first wallet's day twice.
-    assert sorted(state.wallet_day.values()) == [500, 500]
-    assert rebuilt[0].offset == 8
+    assert sorted(rebuilt.state.wallet_day.values()) == [500, 500]
+    assert rebuilt.offset == 8
