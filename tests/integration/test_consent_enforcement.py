@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from services.common.consents import check_consent
+from services.common.consents import check_consent, record_key
 from services.common.kafka import KafkaProducer, OutgoingRecord
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
@@ -20,7 +20,7 @@ from services.ingest.app import create_app
 from services.ingest.checks import Reason
 from tests.support import consents, ingest
 from tests.support.asgi import running
-from tests.support.topics import device_of, end_offsets, records_published_during
+from tests.support.topics import device_of, end_offsets, keypairs_on_one_partition, records_published_during
 
 
 async def _verdict(client: httpx.AsyncClient, reading: dict) -> str:
@@ -82,8 +82,15 @@ async def test_no_consent_then_grant_then_revocation_within_5s_on_two_instances(
 
 async def test_a_replayed_grant_after_its_revocation_changes_nothing(platform_settings: PlatformSettings):
     """The attack: keep a copy of the grant record, and publish it again once the owner revoked it."""
-    owner, device = Keypair.generate(), Keypair.generate()
-    neighbour, other_device = Keypair.generate(), Keypair.generate()
+    # The neighbour's grant is the marker after the replay: it must share the replay's partition.
+    owner, neighbour = keypairs_on_one_partition(
+        CONSENTS,
+        [
+            lambda person: record_key(person.did, "environment"),
+            lambda person: record_key(person.did, "mobility"),
+        ],
+    )
+    device, other_device = Keypair.generate(), Keypair.generate()
     bootstrap = platform_settings.bootstrap_servers
     app = create_app(platform_settings)
     async with running(app) as client:

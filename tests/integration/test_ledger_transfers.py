@@ -26,7 +26,7 @@ from services.ledger.settings import LedgerSettings
 from services.ledger.verifier import Discrepancy, verify_ledger
 from tests.support.asgi import assert_problem
 from tests.support.factories import AS_AUDITOR, AUDITOR, DIRECTORY, TEST_ROLES, reencoded
-from tests.support.topics import unique_group, values_with_keys
+from tests.support.topics import did_of, keypairs_on_one_partition, unique_group, values_with_keys
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -411,8 +411,9 @@ async def test_merchant_facts_count_only_when_a_merchant_verifier_attests_them_w
     platform_settings: PlatformSettings, kafka_bootstrap: str
 ) -> None:
     issuer = Issuer()
-    alice, grocer, ghost, clinic = (Keypair.generate() for _ in range(4))
-    mallory = Keypair.generate()
+    alice, mallory = Keypair.generate(), Keypair.generate()
+    # The topic has several partitions: the marker tells the others were judged only on their partition.
+    grocer, ghost, clinic = keypairs_on_one_partition(topics.MERCHANTS, [did_of] * 3)
     await publish_merchant(kafka_bootstrap, grocer, "grocery", locally_owned=True, accepts=["CITY", "AID"])
     # An outsider with write access to the topic: a "verified grocery" for a wallet the directory never
     # heard of, unattested and attested by their own key; a forged closure of the real grocer dated 2099.

@@ -6,18 +6,41 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from services.common import attestation
+from services.common.kafka import partition_of
+from services.common.signing import Keypair
 from services.common.topics import READINGS, Topic
 
 
 def unique_group(prefix: str) -> str:
     """A consumer group id nobody else uses."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def did_of(keypair: Keypair) -> str:
+    """The record key of a topic keyed by a wallet or person: their DID."""
+    return keypair.did
+
+
+def keypairs_on_one_partition(topic: Topic, keys: Sequence[Callable[[Keypair], str]]) -> list[Keypair]:
+    """One fresh keypair per function of `keys`, such that the record keys they make hash to the same
+    partition of `topic`: a marker record then shows a consumer has read past the others (a topic is read in
+    order within a partition only)."""
+    first = Keypair.generate()
+    partition = partition_of(keys[0](first), topic.partitions)
+    chosen = [first]
+    for key in keys[1:]:
+        keypair = Keypair.generate()
+        while partition_of(key(keypair), topic.partitions) != partition:
+            keypair = Keypair.generate()
+        chosen.append(keypair)
+    return chosen
 
 
 def _consumer(bootstrap: str) -> Consumer:
