@@ -9,7 +9,7 @@ import asyncio
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaException, Producer
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,7 +29,7 @@ from services.portal.app import create_app as create_portal_app
 from services.portal.settings import PortalSettings
 from tests.support.asgi import running
 from tests.support.factories import TEST_ROLES
-from tests.support.topics import unique_group
+from tests.support.topics import commit_offsets, unique_group
 from tests.support.waiting import holds, until
 
 RECORDS = {0: 5, 1: 3}
@@ -47,17 +47,6 @@ def _produce_one_at_a_time(bootstrap: str, topic: Topic, per_partition: dict[int
             producer.produce(topic.name, value=f"{partition}-{i}".encode(), partition=partition)
             assert producer.flush(10) == 0
     producer.flush(10)
-
-
-def _commit(bootstrap: str, group: str, offsets: dict[int, int], topic: Topic) -> None:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        consumer.commit(
-            offsets=[TopicPartition(topic.name, p, offset) for p, offset in offsets.items()],
-            asynchronous=False,
-        )
-    finally:
-        consumer.close()
 
 
 def _exported(group: str, topic: Topic, partition: int) -> float | None:
@@ -86,7 +75,7 @@ async def test_a_groups_lag_is_what_it_has_not_committed_and_0_once_a_consumer_t
     ensure_topics(kafka_bootstrap, [topic])
     _produce_one_at_a_time(kafka_bootstrap, topic, RECORDS)
     group = unique_group("lag-test")
-    _commit(kafka_bootstrap, group, {0: 2}, topic)  # partition 1: nothing committed yet
+    commit_offsets(kafka_bootstrap, group, {0: 2}, topic)  # partition 1: nothing committed yet
     monitor = LagMonitor(kafka_bootstrap, groups={group: [topic]})
 
     figures = await asyncio.to_thread(monitor.sample)

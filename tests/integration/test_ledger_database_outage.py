@@ -17,12 +17,13 @@ from pydantic import SecretStr
 from services.common import db
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair, b64url_encode
+from services.common.topics import MERCHANTS, REWARDS
 from services.ledger.app import create_app
 from services.ledger.settings import SERVICE, LedgerSettings
 from services.ledger.store import AUTHORITY_LOCK
 from tests.support.asgi import assert_problem, running
 from tests.support.factories import TEST_ROLES
-from tests.support.topics import unique_group
+from tests.support.topics import skip_to_the_end, unique_group
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -108,7 +109,11 @@ async def test_a_connection_ended_mid_statement_is_a_503_and_the_same_requests_s
 ) -> None:
     issuer = Keypair.generate()
     command = mint(issuer)
-    async with running(create_app(platform_settings, ledger_settings(issuer))) as ledger:
+    settings = ledger_settings(issuer)
+    # The ledger's consumers take the authority lock too: with nothing to read, they wait for none of it.
+    for group, topic in ((settings.consumer_group, REWARDS), (settings.merchants_group, MERCHANTS)):
+        await skip_to_the_end(platform_settings.bootstrap_servers, group, topic)
+    async with running(create_app(platform_settings, settings)) as ledger:
         # Holding the authority lock exclusively, the test keeps both requests waiting in their first statement
         # (each reads the authority under it, shared), then ends their connections there.
         holder = await asyncpg.connect(dsn(platform_settings, platform_settings.database_prefix + SERVICE))

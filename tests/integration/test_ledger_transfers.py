@@ -288,7 +288,7 @@ async def test_transfer_rules_issuer_commands_and_aid(
         await command(
             client,
             issuer.command(
-                "grant", holder=bob_aid.did, amount=70, categories=["food"], expires_at=in_seconds(3)
+                "grant", holder=bob_aid.did, amount=70, categories=["food"], expires_at=in_seconds(6)
             ),
         )
         assert await balance(client, bob_aid.did, "AID") == 70

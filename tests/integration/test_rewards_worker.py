@@ -361,7 +361,9 @@ def test_readings_an_outsider_writes_to_the_topic_are_dead_lettered_and_the_good
         decided = [
             m for m in messages if m.topic() == REWARD_DECISIONS.name and m.key().decode() == honest.owner.did
         ]
-        return len(dead) >= 10 and len(decided) >= 1
+        # Rewards are published after their decisions: wait for the reward too.
+        rewarded = [m for m in messages if m.topic() == REWARDS.name and m.key().decode() == honest.owner.did]
+        return len(dead) >= 10 and len(decided) >= 1 and len(rewarded) >= 1
 
     messages = consume(kafka_bootstrap, [READINGS.dlq, REWARD_DECISIONS, REWARDS], arrived)
     dead = [
@@ -750,10 +752,13 @@ def consume_decisions(bootstrap: str, reading_ids: set[str]) -> dict[str, dict[s
     return decisions
 
 
+PAST_HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+"""The hour the tests' readings are taken in: fixed once, so a test's readings never straddle two hours."""
+
+
 def hour_ago(seconds: float) -> str:
-    """A time `seconds` into the hour three hours ago (all of a test's readings in one hour and day)."""
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
-    return (hour + timedelta(seconds=seconds)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """A time `seconds` into `PAST_HOUR` (all of a test's readings in one hour and day)."""
+    return (PAST_HOUR + timedelta(seconds=seconds)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def test_each_rule_cap_and_quality_check_decides_with_its_reason(kafka_bootstrap: str, tmp_path: Path):

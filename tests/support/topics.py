@@ -122,6 +122,25 @@ async def readings_published_during(bootstrap: str, start: dict[int, int]) -> li
     return published
 
 
+def commit_offsets(bootstrap: str, group: str, offsets: dict[int, int], topic: Topic) -> None:
+    """Commit `offsets` (by partition) of `topic` for consumer group `group`, as if it had read that far."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(topic.name, p, offset) for p, offset in offsets.items()],
+            asynchronous=False,
+        )
+    finally:
+        consumer.close()
+
+
+async def skip_to_the_end(bootstrap: str, group: str, topic: Topic) -> None:
+    """Commit `topic`'s end offsets for `group`: a consumer of that group then reads only what comes next,
+    not what earlier tests left on the topic."""
+    offsets = await end_offsets(bootstrap, topic)
+    await asyncio.to_thread(commit_offsets, bootstrap, group, offsets, topic)
+
+
 async def end_offsets(bootstrap: str, topic: Topic) -> dict[int, int]:
     return await asyncio.to_thread(_end_offsets, bootstrap, topic)
 
