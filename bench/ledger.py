@@ -43,6 +43,7 @@ from services.ledger import chain, tree
 from services.ledger.app import create_app
 from services.ledger.keys import load_signing_key
 from services.ledger.policies import policy_transaction
+from services.ledger.queries import LedgerQueries
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import LedgerStore
 from services.ledger.transactions import derive_tx_id
@@ -122,7 +123,7 @@ def _descendants(root: int) -> list[int]:
 
 
 async def _tree_size(store: LedgerStore) -> int:
-    header = await store.latest_header()
+    header = await LedgerQueries(store).latest_header()
     return 0 if header is None else header.tree_size
 
 
@@ -256,7 +257,7 @@ async def proofs(platform: PlatformSettings) -> tuple[list[float], float]:
     for _ in range(PROOF_SAMPLES):
         index = rng.randrange(PROOF_LEAVES)
         started = time.perf_counter()
-        proof = await store.inclusion_proof(tx_ids[index])
+        proof = await LedgerQueries(store).inclusion_proof(tx_ids[index])
         latencies.append((time.perf_counter() - started) * 1000)
         merkle.verify_inclusion(proof.leaf_hash, proof.leaf_index, proof.tree_size, proof.audit_path, root)
     await engine.dispose()

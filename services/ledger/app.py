@@ -30,9 +30,11 @@ from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.workers import WorkerPool
 from services.ledger import authority, merchant_facts, metrics
+from services.ledger.api.accounts import router as accounts_router
 from services.ledger.api.anchors import router as anchors_router
 from services.ledger.api.audit import router as audit_router
 from services.ledger.api.authority import router as authority_router
+from services.ledger.api.chain import router as chain_router
 from services.ledger.api.circulation import router as circulation_router
 from services.ledger.api.disclosures import router as disclosures_router
 from services.ledger.api.erasures import router as erasures_router
@@ -41,6 +43,7 @@ from services.ledger.api.routes import router
 from services.ledger.circulation import CirculationReads
 from services.ledger.keys import bootstrap_authority, load_signing_key
 from services.ledger.payments import AID_EXPIRY
+from services.ledger.queries import LedgerQueries
 from services.ledger.sealer import Sealer
 from services.ledger.settings import SERVICE, LedgerSettings
 from services.ledger.settlement import RewardSettler
@@ -75,7 +78,7 @@ async def open_chain(store: LedgerStore, keypair: Keypair, settings: LedgerSetti
     Raises RuntimeError if the chain's blocks are signed by another key: sealing with a second key would
     give blocks no verifier holding the ledger's public key accepts.
     """
-    latest = await store.latest_header()
+    latest = await LedgerQueries(store).latest_header()
     if latest is not None:
         if latest.public_key != keypair.did:
             raise RuntimeError(
@@ -272,6 +275,8 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
         retry_after_s=settings.retry_after_s,
     )
     for routes in (
+        accounts_router,
+        chain_router,
         router,
         authority_router,
         policies_router,

@@ -20,8 +20,9 @@ from services.common.events import cloudevent_headers
 from services.common.kafka import KafkaProducer, OutgoingRecord
 from services.common.signing import Keypair
 from services.ledger import metrics
+from services.ledger.blocks import BlockStore, SealedBlock
 from services.ledger.settings import SERVICE, LedgerSettings
-from services.ledger.store import LedgerStore, SealedBlock
+from services.ledger.store import LedgerStore
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class Sealer:
     def __init__(
         self, store: LedgerStore, producer: KafkaProducer, keypair: Keypair, settings: LedgerSettings
     ) -> None:
-        self.store = store
+        self.blocks = BlockStore(store)
         self.producer = producer
         self.keypair = keypair
         self.interval_s = settings.seal_interval_ms / 1000
@@ -78,7 +79,7 @@ class Sealer:
         sealed: list[SealedBlock] = []
         while True:
             started = time.perf_counter()
-            block = await self.store.seal(self.keypair, self.max_block_txs)
+            block = await self.blocks.seal(self.keypair, self.max_block_txs)
             if block is None:
                 return sealed
             metrics.SEAL_LATENCY.observe(time.perf_counter() - started)
@@ -102,14 +103,14 @@ class Sealer:
         Stops at the first block the broker does not fully acknowledge (the next round retries it).
         """
         published = 0
-        while blocks := await self.store.unpublished_blocks():
+        while blocks := await self.blocks.unpublished_blocks():
             for block in blocks:
                 records = await self.block_events(block)
                 errors = [e for e in await self.producer.send_batch(records) if e]
                 if errors:
                     log.warning("publishing block %d failed (%s); retrying", block.header.height, errors[0])
                     return published
-                await self.store.mark_published(block.header.height)
+                await self.blocks.mark_published(block.header.height)
                 published += 1
         return published
 
@@ -134,7 +135,7 @@ class Sealer:
                     SETTLED_EVENT, EVENT_SOURCE, f"{p.tx_id}/{p.wallet}/{p.currency}", header.timestamp
                 ),
             )
-            for p in await self.store.wallet_postings(block)
+            for p in await self.blocks.wallet_postings(block)
         ]
         records.append(
             OutgoingRecord(

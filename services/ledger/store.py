@@ -1,16 +1,17 @@
-"""The ledger's database access: set-based SQL on asyncpg, borrowed from the SQLAlchemy engine's pool.
+"""The ledger's database access for what changes it: settling transactions (rewards, signed transfers, issuer
+commands, grant expiries), policies, the authority and merchants. Set-based SQL on asyncpg, borrowed from the
+SQLAlchemy engine's pool. Sealing and the publication outbox live in `services.ledger.blocks`, the API's reads in
+`services.ledger.queries`.
 
-Settlement and sealing are each one database transaction. Settlement locks the balance rows it debits
-(in a fixed order) before checking funds, so concurrent settlers never overdraw; sealing holds a
-transaction-scoped advisory lock, so however many ledger processes run, one seals at a time and the
-chain never forks.
+Settlement is one database transaction. It locks the balance rows it debits (in a fixed order) before checking
+funds, so concurrent settlers never overdraw.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,14 +20,10 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common import merkle
-from services.common.events import now_rfc3339
 from services.common.policy import Policy, parse_policy
 from services.common.roles import Role
-from services.common.signing import Keypair
-from services.ledger import chain, payments, tree
+from services.ledger import payments
 from services.ledger.accounts import (
-    WALLET_PREFIX,
     Funds,
     InsufficientFundsError,
     is_issuer,
@@ -36,10 +33,6 @@ from services.ledger.accounts import (
 from services.ledger.authority import Authority, PlannedAuthority
 from services.ledger.policies import RewardClaim, check_claim
 from services.ledger.transactions import RejectedError, Transaction, same_content
-
-SEALER_LOCK = int.from_bytes(hashlib.sha256(b"smartcity.ledger.sealer").digest()[:8], "big", signed=True)
-"""The advisory lock key the sealer holds for the length of its transaction (advisory locks are per
-database, so ledgers of different databases never contend)."""
 
 AUTHORITY_LOCK = int.from_bytes(
     hashlib.sha256(b"smartcity.ledger.authority").digest()[:8], "big", signed=True
@@ -52,9 +45,6 @@ A wallet's erasure holds it exclusively too, for the moment it records the erasu
 (`services.ledger.disclosures.DisclosureReads.erase_settled`): every settlement storing a disclosure holds it
 shared, so each one either stored before (and the erasure erases what it stored) or looks the wallet up after
 (and stores its disclosure erased)."""
-
-MAX_SEQ = 2**63 - 1
-WALLETS_LIKE = WALLET_PREFIX + "%"
 
 
 class NotFoundError(LookupError):
@@ -72,29 +62,6 @@ class SettleOutcome:
     settled: list[Transaction] = field(default_factory=list)
     duplicates: list[Transaction] = field(default_factory=list)
     rejected: list[tuple[Transaction, RejectedError]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class SealedBlock:
-    header: chain.BlockHeader
-    first_leaf: int
-
-    @property
-    def size(self) -> int:
-        """Transactions in the block."""
-        return self.header.tree_size - self.first_leaf
-
-
-@dataclass(frozen=True)
-class SettledPosting:
-    """A sealed transaction's posting on a wallet: one ``city.ledger.settled.v1`` event."""
-
-    tx_id: str
-    type: str
-    wallet: str
-    currency: str
-    delta: int
-    leaf_index: int
 
 
 @dataclass(frozen=True)
@@ -123,14 +90,6 @@ class Receipt:
     leaf_index: int | None
     block_height: int | None
     created: bool
-
-
-@dataclass(frozen=True)
-class InclusionProof:
-    leaf_index: int
-    tree_size: int
-    leaf_hash: bytes
-    audit_path: list[bytes]
 
 
 class LedgerStore:
@@ -665,250 +624,6 @@ class LedgerStore:
                 [payments.parse_time(v["updated_at"]) for v in items],
             )
 
-    # ----------------------------------------------------------------------------------------------------------
-    # Sealing
-
-    async def seal(self, keypair: Keypair, max_txs: int) -> SealedBlock | None:
-        """Seal up to `max_txs` pending transactions into the next block; None if nothing is pending or
-        another process is sealing right now.
-
-        Pending transactions are taken in settlement order and given consecutive leaf indexes; the newly
-        complete Merkle nodes, the leaves and the signed header are written in the same transaction.
-        """
-        async with self.connection() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEALER_LOCK):
-                return None
-            rows = await conn.fetch(
-                """SELECT p.seq, t.leaf_hash FROM pending p JOIN transactions t ON t.seq = p.seq
-                   ORDER BY p.seq LIMIT $1""",
-                max_txs,
-            )
-            if not rows:
-                return None
-            previous = await self._latest_header(conn)
-            size = previous.tree_size if previous else 0
-            frontier = await self._nodes(conn, tree.frontier(size))
-            new_nodes, root = tree.append(size, [r["leaf_hash"] for r in rows], frontier)
-            header = chain.next_header(
-                previous, keypair, tree_size=size + len(rows), root_hash=root, timestamp=now_rfc3339()
-            )
-            seqs = [r["seq"] for r in rows]
-            await conn.execute("DELETE FROM pending WHERE seq = ANY($1::bigint[])", seqs)
-            await conn.copy_records_to_table(
-                "leaves",
-                records=[(size + i, seq, header.height) for i, seq in enumerate(seqs)],
-                columns=["leaf_index", "seq", "block_height"],
-            )
-            await conn.copy_records_to_table(
-                "tree_nodes", records=new_nodes, columns=["level", "idx", "hash"]
-            )
-            await conn.execute(
-                "INSERT INTO blocks (height, tree_size, header) VALUES ($1, $2, $3)",
-                header.height,
-                header.tree_size,
-                header.canonical_bytes(),
-            )
-        return SealedBlock(header, first_leaf=size)
-
-    @staticmethod
-    async def _latest_header(conn: asyncpg.Connection) -> chain.BlockHeader | None:
-        raw = await conn.fetchval("SELECT header FROM blocks ORDER BY height DESC LIMIT 1")
-        return None if raw is None else chain.BlockHeader.from_json(json.loads(raw))
-
-    @staticmethod
-    async def _nodes(conn: asyncpg.Connection, keys: Iterable[tree.NodeKey]) -> dict[tree.NodeKey, bytes]:
-        keys = list(keys)
-        if not keys:
-            return {}
-        rows = await conn.fetch(
-            """SELECT n.level, n.idx, n.hash
-               FROM tree_nodes n JOIN unnest($1::smallint[], $2::bigint[]) AS k(level, idx)
-                 ON n.level = k.level AND n.idx = k.idx""",
-            [level for level, _ in keys],
-            [index for _, index in keys],
-        )
-        nodes = {(r["level"], r["idx"]): r["hash"] for r in rows}
-        if len(nodes) != len(keys):
-            missing = sorted(set(keys) - set(nodes))
-            raise RuntimeError(f"the Merkle tree is missing stored nodes {missing[:5]}")
-        return nodes
-
-    # ----------------------------------------------------------------------------------------------------------
-    # Publication (an outbox: blocks whose events are not yet acknowledged by the broker)
-
-    async def unpublished_blocks(self, limit: int = 100) -> list[SealedBlock]:
-        """Sealed blocks whose events are not yet published, oldest first."""
-        async with self.connection() as conn:
-            rows = await conn.fetch(
-                """SELECT b.header,
-                          COALESCE((SELECT p.tree_size FROM blocks p WHERE p.height = b.height - 1), 0) AS first_leaf
-                   FROM blocks b WHERE b.published_at IS NULL ORDER BY b.height LIMIT $1""",
-                limit,
-            )
-        return [
-            SealedBlock(chain.BlockHeader.from_json(json.loads(r["header"])), r["first_leaf"]) for r in rows
-        ]
-
-    async def wallet_postings(self, block: SealedBlock) -> list[SettledPosting]:
-        """The postings on wallets (not system accounts) of the block's transactions, in leaf order."""
-        async with self.connection() as conn:
-            rows = await conn.fetch(
-                """SELECT l.leaf_index, t.tx_id, t.type, p.account, p.currency, p.amount
-                   FROM leaves l JOIN transactions t ON t.seq = l.seq JOIN postings p ON p.seq = l.seq
-                   WHERE l.leaf_index >= $1 AND l.leaf_index < $2 AND p.account LIKE $3
-                   ORDER BY l.leaf_index, p.account, p.currency""",
-                block.first_leaf,
-                block.header.tree_size,
-                WALLETS_LIKE,
-            )
-        return [
-            SettledPosting(r["tx_id"], r["type"], r["account"], r["currency"], r["amount"], r["leaf_index"])
-            for r in rows
-        ]
-
-    async def mark_published(self, height: int) -> None:
-        async with self.connection() as conn:
-            await conn.execute("UPDATE blocks SET published_at = now() WHERE height = $1", height)
-
-    # ----------------------------------------------------------------------------------------------------------
-    # Queries
-
-    async def latest_header(self) -> chain.BlockHeader | None:
-        async with self.connection() as conn:
-            return await self._latest_header(conn)
-
-    async def block(self, height: int) -> tuple[chain.BlockHeader, list[str]]:
-        """A block's header and its transaction ids in leaf order; raises `NotFoundError`."""
-        async with self.connection() as conn:
-            row = await conn.fetchrow(
-                """SELECT b.header,
-                          COALESCE((SELECT p.tree_size FROM blocks p WHERE p.height = b.height - 1), 0) AS first_leaf
-                   FROM blocks b WHERE b.height = $1""",
-                height,
-            )
-            if row is None:
-                raise NotFoundError(f"no block at height {height}")
-            header = chain.BlockHeader.from_json(json.loads(row["header"]))
-            tx_ids = await conn.fetch(
-                """SELECT t.tx_id FROM leaves l JOIN transactions t ON t.seq = l.seq
-                   WHERE l.leaf_index >= $1 AND l.leaf_index < $2 ORDER BY l.leaf_index""",
-                row["first_leaf"],
-                header.tree_size,
-            )
-        return header, [r["tx_id"] for r in tx_ids]
-
-    async def balances(self, account: str) -> dict[str, int]:
-        """The account's balance per currency it ever held."""
-        async with self.connection() as conn:
-            rows = await conn.fetch("SELECT currency, balance FROM balances WHERE account = $1", account)
-        return {r["currency"]: r["balance"] for r in rows}
-
-    async def last_nonce(self, signer: str) -> int:
-        """The last nonce the ledger accepted from `signer` (a transfer's sender or an issuer), 0 if none."""
-        async with self.connection() as conn:
-            return await conn.fetchval("SELECT nonce FROM nonces WHERE account = $1", signer) or 0
-
-    async def top_wallets(self, currency: str, limit: int) -> list[tuple[str, int]]:
-        """The wallets (system accounts left out) holding the most of `currency`."""
-        async with self.connection() as conn:
-            rows = await conn.fetch(
-                """SELECT account, balance FROM balances WHERE currency = $1 AND account LIKE $2
-                   ORDER BY balance DESC, account LIMIT $3""",
-                currency,
-                WALLETS_LIKE,
-                limit,
-            )
-        return [(r["account"], r["balance"]) for r in rows]
-
-    async def account_transactions(
-        self, account: str, limit: int, before: int | None = None
-    ) -> list[dict[str, Any]]:
-        """The account's transactions, newest first, those with ``seq < before``; each with its changes."""
-        async with self.connection() as conn:
-            rows = await conn.fetch(
-                """SELECT t.seq, t.tx_id, t.type, t.settled_at, l.leaf_index, l.block_height, p.currency, p.amount
-                   FROM (SELECT DISTINCT seq FROM postings WHERE account = $1 AND seq < $2
-                         ORDER BY seq DESC LIMIT $3) s
-                   JOIN transactions t ON t.seq = s.seq
-                   JOIN postings p ON p.seq = s.seq AND p.account = $1
-                   LEFT JOIN leaves l ON l.seq = s.seq
-                   ORDER BY t.seq DESC, p.currency""",
-                account,
-                MAX_SEQ if before is None else before,
-                limit,
-            )
-        items: dict[int, dict[str, Any]] = {}
-        for r in rows:
-            item = items.setdefault(
-                r["seq"],
-                {
-                    "tx_id": r["tx_id"],
-                    "leaf_index": r["leaf_index"],
-                    "block_height": r["block_height"],
-                    "type": r["type"],
-                    "changes": {},
-                    "settled_at": _rfc3339(r["settled_at"]),
-                    "seq": r["seq"],
-                },
-            )
-            item["changes"][r["currency"]] = r["amount"]
-        return list(items.values())
-
-    async def transaction_record(self, tx_id: str) -> bytes:
-        """The exact leaf bytes (JCS of the record) of a transaction; raises `NotFoundError`."""
-        async with self.connection() as conn:
-            record = await conn.fetchval("SELECT record FROM transactions WHERE tx_id = $1", tx_id)
-        if record is None:
-            raise NotFoundError(f"no transaction {tx_id}")
-        return record
-
-    async def inclusion_proof(self, tx_id: str, tree_size: int | None = None) -> InclusionProof:
-        """The inclusion proof of a sealed transaction in the tree of `tree_size` (default: the latest).
-
-        Raises `NotFoundError` (unknown or not sealed) or `OutOfRangeError` (size beyond the latest sealed
-        size, or not covering the leaf). Reads O(log n) stored nodes in one query.
-        """
-        async with self.connection() as conn:
-            row = await conn.fetchrow(
-                """SELECT t.leaf_hash, l.leaf_index FROM transactions t LEFT JOIN leaves l ON l.seq = t.seq
-                   WHERE t.tx_id = $1""",
-                tx_id,
-            )
-            if row is None:
-                raise NotFoundError(f"no transaction {tx_id}")
-            index = row["leaf_index"]
-            if index is None:
-                raise NotFoundError(f"transaction {tx_id} is not sealed into a block yet")
-            latest = await self._latest_tree_size(conn)
-            size = latest if tree_size is None else tree_size
-            if size > latest:
-                raise OutOfRangeError(f"tree_size {size} is beyond the latest checkpoint's {latest}")
-            if size <= index:
-                raise OutOfRangeError(f"a tree of {size} leaves does not hold leaf {index}")
-
-            def build(subtree: merkle.SubtreeFn) -> list[bytes]:
-                return merkle.inclusion_proof(index, size, subtree)
-
-            nodes = await self._nodes(conn, tree.nodes_read_by(build))
-        return InclusionProof(index, size, row["leaf_hash"], tree.run_on_nodes(build, nodes))
-
-    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
-        """The consistency proof between tree sizes ``1 <= first <= second <= latest``; else `OutOfRangeError`."""
-        async with self.connection() as conn:
-            latest = await self._latest_tree_size(conn)
-            if not 1 <= first <= second <= latest:
-                raise OutOfRangeError(f"need 1 <= first <= second <= {latest} (the latest tree size)")
-
-            def build(subtree: merkle.SubtreeFn) -> list[bytes]:
-                return merkle.consistency_proof(first, second, subtree)
-
-            nodes = await self._nodes(conn, tree.nodes_read_by(build))
-        return tree.run_on_nodes(build, nodes)
-
-    @staticmethod
-    async def _latest_tree_size(conn: asyncpg.Connection) -> int:
-        return await conn.fetchval("SELECT tree_size FROM blocks ORDER BY height DESC LIMIT 1") or 0
-
 
 def _columns(counters: Mapping[tuple[str, str, int], int]) -> list[list[Any]]:
     """Cap counters as the columns (scope, key, period, amount) of an unnest."""
@@ -936,7 +651,3 @@ def _grant(row: asyncpg.Record) -> payments.Grant:
     return payments.Grant(
         row["grant_id"], row["wallet"], row["remaining"], frozenset(row["categories"]), row["expires_at"]
     )
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -11,6 +11,7 @@ from services.common import db
 from services.common.policy import parse_policy
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
+from services.ledger.queries import LedgerQueries
 from services.ledger.store import LedgerStore
 from services.ledger.transactions import Transaction, genesis_transaction
 from tests.integration.test_ledger_store import bootstrap, check_books, paid, publish_policy
@@ -50,5 +51,5 @@ async def test_an_unattested_reward_of_an_attested_kind_is_refused(store: Ledger
         (citizen_only, "unattested"),
         (wrong_class, "unattested"),
     ]
-    assert await store.balances(alice.did) == {"CITY": 600}
+    assert await LedgerQueries(store).balances(alice.did) == {"CITY": 600}
     await check_books(store)

@@ -15,10 +15,12 @@ from services.common.signing import Keypair, canonical_bytes
 from services.ledger import authority, chain
 from services.ledger.accounts import REWARDS_POOL, TREASURY
 from services.ledger.app import open_chain
+from services.ledger.blocks import SEALER_LOCK, BlockStore
 from services.ledger.policies import policy_transaction
+from services.ledger.queries import LedgerQueries
 from services.ledger.rewards import reward_transaction
 from services.ledger.settings import LedgerSettings
-from services.ledger.store import SEALER_LOCK, LedgerStore, NotFoundError, OutOfRangeError
+from services.ledger.store import LedgerStore, NotFoundError, OutOfRangeError
 from services.ledger.transactions import Transaction, genesis_transaction
 from tests.support.factories import (
     TEST_POLICY,
@@ -102,11 +104,11 @@ async def test_settlement_pays_once_and_never_overdraws(store: LedgerStore) -> N
     assert outcome.settled == [] and len(outcome.duplicates) == 1
     assert [reason.code for _, reason in outcome.rejected] == ["conflicting-duplicate"]
 
-    assert await store.balances(alice.did) == {"CITY": 4000}
-    assert await store.balances(bob.did) == {"CITY": 5000}
-    assert await store.balances(carol.did) == {"CITY": 1000}
-    assert await store.balances(REWARDS_POOL) == {"CITY": 0}
-    assert await store.balances(TREASURY) == {"CITY": -10_000}
+    assert await LedgerQueries(store).balances(alice.did) == {"CITY": 4000}
+    assert await LedgerQueries(store).balances(bob.did) == {"CITY": 5000}
+    assert await LedgerQueries(store).balances(carol.did) == {"CITY": 1000}
+    assert await LedgerQueries(store).balances(REWARDS_POOL) == {"CITY": 0}
+    assert await LedgerQueries(store).balances(TREASURY) == {"CITY": -10_000}
     await check_books(store)
 
     # The database refuses an overdraft even if the settlement's own check were bypassed.
@@ -116,11 +118,11 @@ async def test_settlement_pays_once_and_never_overdraws(store: LedgerStore) -> N
                 "UPDATE balances SET balance = -1 WHERE account = $1 AND currency = 'CITY'", alice.did
             )
 
-    history = await store.account_transactions(carol.did, limit=10)
+    history = await LedgerQueries(store).account_transactions(carol.did, limit=10)
     assert [(h["tx_id"], h["changes"], h["leaf_index"]) for h in history] == [
         (batch[4].tx_id, {"CITY": 1000}, None)
     ]
-    assert await store.top_wallets("CITY", 2) == [(bob.did, 5000), (alice.did, 4000)]
+    assert await LedgerQueries(store).top_wallets("CITY", 2) == [(bob.did, 5000), (alice.did, 4000)]
 
 
 async def test_one_sealer_at_a_time_and_proofs_from_stored_nodes(
@@ -140,57 +142,59 @@ async def test_one_sealer_at_a_time_and_proofs_from_stored_nodes(
     # While another process holds the sealer lock, this one does not seal.
     async with store.connection() as other, other.transaction():
         assert await other.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEALER_LOCK)
-        assert await store.seal(KEY, 1000) is None
-    first = await store.seal(KEY, 1000)
+        assert await BlockStore(store).seal(KEY, 1000) is None
+    first = await BlockStore(store).seal(KEY, 1000)
     assert first is not None and (first.header.height, first.header.tree_size, first.size) == (0, 23, 23)
-    assert await store.seal(KEY, 1000) is None  # nothing pending: no empty blocks
+    assert await BlockStore(store).seal(KEY, 1000) is None  # nothing pending: no empty blocks
 
     assert len((await store.settle(txs[20:])).settled) == 17
     blocks = [first]
-    while block := await store.seal(KEY, 5):
+    while block := await BlockStore(store).seal(KEY, 5):
         blocks.append(block)
     assert [b.size for b in blocks] == [23, 5, 5, 5, 2]
 
     headers = []
     for height in range(len(blocks)):
-        header, tx_ids = await store.block(height)
+        header, tx_ids = await LedgerQueries(store).block(height)
         chain.verify_header(header, KEY.did)
         chain.verify_link(headers[-1] if headers else None, header)
         assert len(tx_ids) == blocks[height].size
         headers.append(header)
-    assert headers[-1] == await store.latest_header()
+    assert headers[-1] == await LedgerQueries(store).latest_header()
 
     # Settlement order is leaf order: the genesis, the authority bootstrap and the policy, then the rewards.
     leaves = []
-    for tx_id in [t for h in range(len(blocks)) for t in (await store.block(h))[1]]:
-        record = await store.transaction_record(tx_id)
+    for tx_id in [t for h in range(len(blocks)) for t in (await LedgerQueries(store).block(h))[1]]:
+        record = await LedgerQueries(store).transaction_record(tx_id)
         assert canonical_bytes(json.loads(record)) == record
         leaves.append(merkle.leaf_hash(record))
-    assert [json.loads(await store.transaction_record(t.tx_id)) == t.record for t in txs] == [True] * 37
+    assert [json.loads(await LedgerQueries(store).transaction_record(t.tx_id)) == t.record for t in txs] == [
+        True
+    ] * 37
     for header in headers:
         assert header.root == merkle.root_from_leaf_hashes(leaves[: header.tree_size])
 
     for index, tx in enumerate(txs, start=3):
-        proof = await store.inclusion_proof(tx.tx_id)
+        proof = await LedgerQueries(store).inclusion_proof(tx.tx_id)
         assert (proof.leaf_index, proof.tree_size, proof.leaf_hash) == (index, 40, tx.leaf_hash)
         merkle.verify_inclusion(tx.leaf_hash, index, 40, proof.audit_path, headers[-1].root)
-        old = await store.inclusion_proof(tx.tx_id, 33) if index < 33 else None
+        old = await LedgerQueries(store).inclusion_proof(tx.tx_id, 33) if index < 33 else None
         if old is not None:
             merkle.verify_inclusion(tx.leaf_hash, index, 33, old.audit_path, headers[2].root)
     for a in headers:
         for b in headers:
             if a.tree_size <= b.tree_size:
-                proof = await store.consistency_proof(a.tree_size, b.tree_size)
+                proof = await LedgerQueries(store).consistency_proof(a.tree_size, b.tree_size)
                 merkle.verify_consistency(a.tree_size, b.tree_size, a.root, b.root, proof)
 
     with pytest.raises(OutOfRangeError):
-        await store.inclusion_proof(txs[-1].tx_id, 33)
+        await LedgerQueries(store).inclusion_proof(txs[-1].tx_id, 33)
     with pytest.raises(OutOfRangeError):
-        await store.inclusion_proof(txs[0].tx_id, 41)
+        await LedgerQueries(store).inclusion_proof(txs[0].tx_id, 41)
     with pytest.raises(OutOfRangeError):
-        await store.consistency_proof(0, 5)
+        await LedgerQueries(store).consistency_proof(0, 5)
     with pytest.raises(NotFoundError):
-        await store.inclusion_proof("0" * 64)
+        await LedgerQueries(store).inclusion_proof("0" * 64)
     await check_books(store)
 
     # A ledger with another key must not extend this chain.
@@ -215,12 +219,12 @@ async def test_a_frozen_wallet_is_not_paid_rewards_until_unfrozen(store: LedgerS
     assert outcome.settled == [other_paid] and outcome.duplicates == [settled_before]
     [(refused, reason)] = outcome.rejected
     assert refused is held and reason.code == "account-frozen" and frozen_wallet.did in reason.detail
-    assert await store.balances(frozen_wallet.did) == {"CITY": 100}
+    assert await LedgerQueries(store).balances(frozen_wallet.did) == {"CITY": 100}
 
     async with store.connection() as conn:
         await conn.execute("DELETE FROM frozen WHERE account = $1", frozen_wallet.did)
     assert (await store.settle([held])).settled == [held]  # replayed from the DLQ once unfrozen
-    assert await store.balances(frozen_wallet.did) == {"CITY": 300}
+    assert await LedgerQueries(store).balances(frozen_wallet.did) == {"CITY": 300}
     await check_books(store)
 
 
@@ -245,8 +249,8 @@ async def test_a_reward_resting_on_a_key_without_its_role_is_refused_and_its_bat
         ("role-not-held", True),
         ("role-not-held", True),
     ]
-    assert await store.balances(mallory.did) in ({}, {"CITY": 0})
-    assert await store.balances(alice.did) == {"CITY": 300}
+    assert await LedgerQueries(store).balances(mallory.did) in ({}, {"CITY": 0})
+    assert await LedgerQueries(store).balances(alice.did) == {"CITY": 300}
 
 
 async def test_a_reward_the_policy_it_names_does_not_allow_is_refused(store: LedgerStore) -> None:
@@ -280,5 +284,5 @@ async def test_a_reward_the_policy_it_names_does_not_allow_is_refused(store: Led
     ]
     # Counted across batches, from what is settled.
     assert [reason.code for _, reason in (await store.settle([wallet_cap])).rejected] == ["cap-wallet-day"]
-    assert await store.balances(alice.did) == {"CITY": 1200}
+    assert await LedgerQueries(store).balances(alice.did) == {"CITY": 1200}
     await check_books(store)

@@ -1,64 +1,39 @@
-"""Ledger HTTP routes: balances, transactions, signed checkpoints, blocks and Merkle proofs."""
+"""Ledger HTTP routes of payments: signed transfers and issuer commands; and what every route module of the
+ledger shares (its store, the auditors, signed bodies, receipts, rejections as problems)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from services.common import memos, schemas, signing
 from services.common.events import now_rfc3339 as _now
-from services.common.http import MAX_INT_PARAM, Problem, read_json_body
+from services.common.http import Problem, read_json_body
 from services.common.openapi import answers, problems, raw_body, signed_by
 from services.common.roles import Role
-from services.common.signed_reads import authorise, signed_reader
 from services.ledger import payments
-from services.ledger.accounts import CITY, CURRENCIES, AccountError, Currency, check_account
 from services.ledger.api import models
 from services.ledger.memos import keeping
-from services.ledger.store import LedgerStore, NotFoundError, OutOfRangeError, Receipt, Submission
+from services.ledger.queries import LedgerQueries
+from services.ledger.store import LedgerStore, Receipt, Submission
 from services.ledger.transactions import RejectedError
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
-
-_TX_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 def get_store(request: Request) -> LedgerStore:
     return request.app.state.store
 
 
+def get_queries(request: Request) -> LedgerQueries:
+    return LedgerQueries(request.app.state.store)
+
+
 async def auditors(store: LedgerStore) -> frozenset[str]:
     """The keys holding the auditor role on the chain now: they read any account."""
     return (await store.authority()).holders.get(Role.AUDITOR, frozenset())
-
-
-async def _readable_account(
-    request: Request, wallet: str, reader: str, *, what: str, balances_only: bool = False
-) -> str:
-    """`wallet` if `reader` (a signed read's did) may read its `what`: its holder or an auditor, or for balances
-    only a balance reader (``LEDGER_BALANCE_READERS``); else a 403 problem."""
-    account = _account(wallet)
-    readers = await auditors(get_store(request))
-    if balances_only:
-        readers = readers | request.app.state.balance_readers
-    authorise(reader, account, readers, what=what)
-    return account
-
-
-def _account(value: str) -> str:
-    try:
-        return check_account(value)
-    except AccountError as exc:
-        raise Problem(400, "invalid-account", str(exc)) from exc
-
-
-def _tx_id(value: str) -> str:
-    if not _TX_ID.match(value):
-        raise Problem(400, "invalid-tx-id", f"{value!r} is not a transaction id (64 lowercase hex digits)")
-    return value
 
 
 MAX_BODY_BYTES = 16 * 1024
@@ -171,187 +146,6 @@ def receipt_json(receipt: Receipt) -> dict[str, Any]:
         "transaction": f"/v1/transactions/{receipt.tx_id}",
         "proof": f"/v1/transactions/{receipt.tx_id}/proof",
     }
-
-
-def _not_found(exc: NotFoundError) -> Problem:
-    return Problem(404, "not-found", str(exc))
-
-
-def _out_of_range(exc: OutOfRangeError) -> Problem:
-    return Problem(400, "out-of-range", str(exc))
-
-
-@router.get(
-    "/accounts",
-    summary="The wallets holding the most of a currency (an auditor's signed read)",
-    response_model=models.TopAccounts,
-    responses=problems((403, "The reader does not hold the auditor role")),
-)
-async def top_accounts(
-    limit: int = Query(10, ge=1, le=1000),
-    currency: Currency = Query(CITY),
-    store: LedgerStore = Depends(get_store),
-    reader: str = Depends(signed_reader),
-) -> dict[str, Any]:
-    if reader not in await auditors(store):
-        raise Problem(
-            403, "read-forbidden", f"{reader} does not hold the auditor role: wallets are personal."
-        )
-    wallets = await store.top_wallets(currency, limit)
-    return {"accounts": [{"wallet": wallet, "balance": balance} for wallet, balance in wallets]}
-
-
-@router.get(
-    "/accounts/{wallet}",
-    summary="An account's balances (micro-units per currency): a signed read by its holder or an auditor",
-    response_model=models.Account,
-    responses=problems(
-        (400, "Not an account"), (403, "The reader is not the holder, an auditor or a balance reader")
-    ),
-)
-async def account(
-    wallet: str,
-    request: Request,
-    store: LedgerStore = Depends(get_store),
-    reader: str = Depends(signed_reader),
-) -> dict[str, Any]:
-    held = await store.balances(
-        await _readable_account(request, wallet, reader, what="balances", balances_only=True)
-    )
-    return {"wallet": wallet, "balances": {currency: held.get(currency, 0) for currency in CURRENCIES}}
-
-
-@router.get(
-    "/accounts/{wallet}/transactions",
-    summary="An account's transactions, newest first (leaf_index is null until sealed): a signed read by its "
-    "holder or an auditor",
-    response_model=models.AccountTransactions,
-    responses=problems((400, "Not an account"), (403, "The reader is not the holder or an auditor")),
-)
-async def account_transactions(
-    wallet: str,
-    request: Request,
-    limit: int = Query(100, ge=1, le=1000),
-    before: int | None = Query(
-        None, ge=1, le=MAX_INT_PARAM, description="Only transactions with seq < before (paging)."
-    ),
-    store: LedgerStore = Depends(get_store),
-    reader: str = Depends(signed_reader),
-) -> dict[str, Any]:
-    account = await _readable_account(request, wallet, reader, what="transactions")
-    items = await store.account_transactions(account, limit, before)
-    next_before = items[-1]["seq"] if len(items) == limit else None
-    return {"transactions": items, "next_before": next_before}
-
-
-@router.get(
-    "/accounts/{wallet}/nonce",
-    summary="A signer's last accepted nonce and the next one to sign with (0 and 1 at first): a signed read by "
-    "its holder or an auditor",
-    response_model=models.Nonce,
-    responses=problems((400, "Not an account"), (403, "The reader is not the holder or an auditor")),
-)
-async def account_nonce(
-    wallet: str, request: Request, reader: str = Depends(signed_reader)
-) -> dict[str, Any]:
-    # A signed read, as the balances are: the sequence of a wallet's nonces tells how often it pays.
-    account = await _readable_account(request, wallet, reader, what="nonce")
-    last = await get_store(request).last_nonce(account)
-    return {"wallet": wallet, "last_nonce": last, "next_nonce": last + 1}
-
-
-@router.get(
-    "/checkpoint",
-    summary="The latest signed block header (signed tree head)",
-    response_model=models.Checkpoint,
-    responses=problems((404, "No block has been sealed yet")),
-)
-async def checkpoint(store: LedgerStore = Depends(get_store)) -> dict[str, Any]:
-    header = await store.latest_header()
-    if header is None:
-        raise Problem(404, "no-checkpoint", "no block has been sealed yet")
-    return header.to_json()
-
-
-@router.get(
-    "/blocks/{height}",
-    summary="A signed block header and the ids of its transactions in leaf order",
-    response_model=models.Block,
-    responses=problems((404, "No block of that height")),
-)
-async def block(
-    height: int = Path(ge=0, le=MAX_INT_PARAM), store: LedgerStore = Depends(get_store)
-) -> dict[str, Any]:
-    try:
-        header, tx_ids = await store.block(height)
-    except NotFoundError as exc:
-        raise _not_found(exc) from exc
-    return {**header.to_json(), "tx_ids": tx_ids}
-
-
-@router.get(
-    "/transactions/{tx_id}",
-    summary="A transaction record: exactly the JSON whose JCS bytes are its Merkle leaf",
-    response_class=Response,
-    responses={
-        **answers(models.TransactionRecord, models.RECORD, media_type="application/json"),
-        **problems((400, "Not a transaction id"), (404, "No such transaction")),
-    },
-)
-async def transaction(tx_id: str, store: LedgerStore = Depends(get_store)) -> Response:
-    try:
-        record = await store.transaction_record(_tx_id(tx_id))
-    except NotFoundError as exc:
-        raise _not_found(exc) from exc
-    # The stored JCS bytes themselves: hashing the body gives the leaf hash, byte for byte.
-    return Response(content=record, media_type="application/json")
-
-
-@router.get(
-    "/transactions/{tx_id}/proof",
-    summary="Inclusion proof of a sealed transaction",
-    response_model=models.InclusionProof,
-    responses=problems(
-        (400, "Not a transaction id, or a tree size beyond the latest"), (404, "No such sealed transaction")
-    ),
-)
-async def inclusion_proof(
-    tx_id: str,
-    tree_size: int | None = Query(
-        None, ge=1, le=MAX_INT_PARAM, description="Default: the latest checkpoint's tree size."
-    ),
-    store: LedgerStore = Depends(get_store),
-) -> dict[str, Any]:
-    try:
-        proof = await store.inclusion_proof(_tx_id(tx_id), tree_size)
-    except NotFoundError as exc:
-        raise _not_found(exc) from exc
-    except OutOfRangeError as exc:
-        raise _out_of_range(exc) from exc
-    return {
-        "leaf_index": proof.leaf_index,
-        "tree_size": proof.tree_size,
-        "leaf_hash": proof.leaf_hash.hex(),
-        "audit_path": [h.hex() for h in proof.audit_path],
-    }
-
-
-@router.get(
-    "/consistency",
-    summary="Consistency proof between two tree sizes (1 <= first <= second <= latest)",
-    response_model=models.ConsistencyProof,
-    responses=problems((400, "Sizes out of range")),
-)
-async def consistency(
-    first: int = Query(ge=1, le=MAX_INT_PARAM),
-    second: int = Query(ge=1, le=MAX_INT_PARAM),
-    store: LedgerStore = Depends(get_store),
-) -> dict[str, Any]:
-    try:
-        proof = await store.consistency_proof(first, second)
-    except OutOfRangeError as exc:
-        raise _out_of_range(exc) from exc
-    return {"first": first, "second": second, "proof": [h.hex() for h in proof]}
 
 
 @router.post(
