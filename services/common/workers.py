@@ -8,6 +8,7 @@ order. The ledger verifies rewards' evidence this way, the rewards worker the re
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import multiprocessing
 import os
@@ -24,11 +25,15 @@ log = logging.getLogger(__name__)
 Result = TypeVar("Result")
 
 
-def _start_worker(owner_pid: int) -> None:
+def _start_worker(owner_pid: int, modules: Sequence[str]) -> None:
     # Ctrl-C reaches the whole process group; the owning process stops its workers in its own time. If
     # the owner is killed outright (SIGKILL), its workers go with it instead of waiting forever.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(signal.SIGKILL, owner_pid)
+    # Imported now, at start-up: a spawned worker otherwise imports its function's module when the first batch
+    # unpickles it (seconds of CPU: no bytecode cache under PYTHONDONTWRITEBYTECODE), and that batch waits.
+    for module in modules:
+        importlib.import_module(module)
 
 
 class WorkerPool:
@@ -39,10 +44,12 @@ class WorkerPool:
     the caller retries it (the ledger's consumer) or does the work itself (the rewards worker).
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, runs: Sequence[Callable[..., Any]] = ()) -> None:
+        """`workers` processes, each importing the modules of the functions it `runs` as it starts."""
         if workers < 1:
             raise ValueError("a worker pool needs at least one worker")
         self.workers = workers
+        self._modules = sorted({function.__module__ for function in runs})
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -50,10 +57,10 @@ class WorkerPool:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(os.getpid(),),
+            initargs=(os.getpid(), self._modules),
         )
-        # Start every worker now (a spawned worker takes about a second to import what it runs), not
-        # when the first batch is waiting for them.
+        # Start every worker now (a spawned worker takes seconds to import what it runs), not when the
+        # first batch is waiting for them.
         for _ in range(self.workers):
             pool.submit(os.getpid)
         return pool

@@ -44,6 +44,7 @@ from services.ledger.circulation import CirculationReads
 from services.ledger.keys import bootstrap_authority, load_signing_key
 from services.ledger.payments import AID_EXPIRY
 from services.ledger.queries import LedgerQueries
+from services.ledger.rewards import prepare_rewards
 from services.ledger.sealer import Sealer
 from services.ledger.settings import SERVICE, LedgerSettings
 from services.ledger.settlement import RewardSettler
@@ -189,7 +190,9 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
             app.state.progress = []
             app.state.stall_s = platform.consumer_stall_s
             app.state.verify_pool = pool = (
-                WorkerPool(settings.verify_workers) if settings.verify_workers else None
+                WorkerPool(settings.verify_workers, runs=[prepare_rewards])
+                if settings.verify_workers
+                else None
             )
             # smartcity_consumer_lag of the settlement and merchants groups, sampled on a thread of its own.
             lag = LagMonitor(

@@ -17,7 +17,8 @@ from typing import Any
 
 import orjson
 
-from services.common import attestation, evidence, signing
+from services.common import attestation, evidence, schemas, signing
+from services.common.events import decode_json
 from services.common.ids import reading_id, reward_id
 from services.common.roles import Role
 from services.common.topics import READINGS, REWARDS
@@ -136,3 +137,37 @@ def reward_transaction(
         attestation=dict(oracle_attestation),
     )
     return replace(tx, disclosure=Disclosure(reward["wallet"], orjson.dumps(disclosure)))
+
+
+Prepared = tuple[Any, ...] | tuple[str, str]
+"""A reward's transaction as `Transaction.compact` (seven fields), or the (code, detail) of why it cannot
+settle."""
+
+
+def prepare_rewards(records: list[tuple[bytes, str | None]], timestamp: str) -> list[Prepared]:
+    """Build the transaction of each (schema-valid) reward, given its raw value and attestation header, or
+    its rejection; in input order.
+
+    CPU-bound (canonicalization, hash paths, an Ed25519 check per batch statement) and free of I/O, so it
+    runs in worker processes: it takes the raw record bytes, which cross a process boundary far cheaper
+    than parsed objects.
+    """
+    prepared: list[Prepared] = []
+    for raw, header in records:
+        try:
+            try:
+                reward = decode_json(raw)
+                schemas.validate(REWARDS, reward)
+            except ValueError as exc:  # a SchemaError is a ValueError
+                code = "schema" if isinstance(exc, schemas.SchemaError) else "malformed-json"
+                raise RejectedError(code, str(exc)) from exc
+            try:
+                oracle_attestation = attestation.parse(header)
+            except attestation.AttestationError as exc:
+                raise RejectedError(f"reward-{exc.code}", exc.detail) from exc
+            # Compact: it crosses back from a worker process, where a dataclass would cost more to unpickle
+            # than the rest of the ledger process's work on it.
+            prepared.append(reward_transaction(reward, oracle_attestation, timestamp).compact())
+        except RejectedError as exc:
+            prepared.append((exc.code, exc.detail))
+    return prepared

@@ -11,50 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
-from services.common import attestation, schemas
-from services.common.events import decode_json, now_rfc3339
+from services.common import attestation
+from services.common.events import now_rfc3339
 from services.common.kafka import IncomingRecord, Rejection
-from services.common.topics import REWARDS
 from services.common.workers import WorkerPool
 from services.ledger import metrics
-from services.ledger.rewards import reward_transaction
+from services.ledger.rewards import Prepared, prepare_rewards
 from services.ledger.store import LedgerStore
 from services.ledger.transactions import COMPACT_FIELDS, REWARD, RejectedError, Transaction
-
-Prepared = tuple[Any, ...] | tuple[str, str]
-"""A reward's transaction as `Transaction.compact` (seven fields), or the (code, detail) of why it cannot
-settle."""
-
-
-def prepare_rewards(records: list[tuple[bytes, str | None]], timestamp: str) -> list[Prepared]:
-    """Build the transaction of each (schema-valid) reward, given its raw value and attestation header, or
-    its rejection; in input order.
-
-    CPU-bound (canonicalization, hash paths, an Ed25519 check per batch statement) and free of I/O, so it
-    runs in worker processes: it takes the raw record bytes, which cross a process boundary far cheaper
-    than parsed objects.
-    """
-    prepared: list[Prepared] = []
-    for raw, header in records:
-        try:
-            try:
-                reward = decode_json(raw)
-                schemas.validate(REWARDS, reward)
-            except ValueError as exc:  # a SchemaError is a ValueError
-                code = "schema" if isinstance(exc, schemas.SchemaError) else "malformed-json"
-                raise RejectedError(code, str(exc)) from exc
-            try:
-                oracle_attestation = attestation.parse(header)
-            except attestation.AttestationError as exc:
-                raise RejectedError(f"reward-{exc.code}", exc.detail) from exc
-            # Compact: it crosses back from a worker process, where a dataclass would cost more to unpickle
-            # than the rest of the ledger process's work on it.
-            prepared.append(reward_transaction(reward, oracle_attestation, timestamp).compact())
-        except RejectedError as exc:
-            prepared.append((exc.code, exc.detail))
-    return prepared
 
 
 class RewardSettler:

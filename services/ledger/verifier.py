@@ -510,7 +510,7 @@ def run(
         return 2
 
     async def main() -> Report:
-        pool = WorkerPool(os.cpu_count() or 1) if replay or deep else None
+        pool = WorkerPool(os.cpu_count() or 1, runs=[authorise]) if replay or deep else None
         try:
             async with httpx.AsyncClient(base_url=ledger, timeout=30) as client:
                 return await verify_ledger(

@@ -295,7 +295,7 @@ def create_app(
     )  # whose decisions and snapshots it recovers
     publisher = PolicyPublisher(settings.ledger_url, oracle, platform.kafka_send_timeout_s)
     # The readings' attestations are checked in other processes while earlier batches are decided.
-    pool = WorkerPool(settings.verify_workers) if settings.verify_workers else None
+    pool = WorkerPool(settings.verify_workers, runs=[parse_all]) if settings.verify_workers else None
     progress = liveness.Progress(f"{READINGS.name} agent {settings.app_id}")
 
     # Decisions that cannot be read back when the state is rebuilt.

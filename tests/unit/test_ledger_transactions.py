@@ -13,8 +13,7 @@ from services.common import attestation, merkle, schemas, topics
 from services.common.ids import reward_id
 from services.common.signing import Keypair, canonical_bytes
 from services.ledger.accounts import REWARDS_POOL, TREASURY, Posting
-from services.ledger.rewards import reward_transaction
-from services.ledger.settlement import prepare_rewards
+from services.ledger.rewards import prepare_rewards, reward_transaction
 from services.ledger.transactions import (
     COMPACT_FIELDS,
     GENESIS_TX_ID,

@@ -19,10 +19,11 @@ from services.common.kafka import OutgoingRecord, attested
 from services.common.signing import Keypair
 from services.common.topics import READINGS
 from services.common.workers import WorkerPool
-from services.ledger.settlement import prepare_rewards
+from services.ledger.rewards import prepare_rewards
 from services.ledger.transactions import Transaction
 from services.rewards.readings import MALFORMED_JSON, AcceptedReading, InvalidReading, parse_all
 from tests.support.factories import INGEST, public, reward_records, signed_reward
+from tests.support.modules import imported
 from tests.unit.test_rewards_samples import Device
 
 TS = "2026-11-21T12:00:00.000Z"
@@ -107,10 +108,20 @@ async def test_readings_checked_in_a_worker_come_back_accepted_or_with_the_reaso
     assert isinstance(second, InvalidReading) and second.reason == "schema"
 
 
+async def test_a_worker_imports_what_it_runs_as_it_starts_not_on_its_first_batch() -> None:
+    module = prepare_rewards.__module__
+    for runs, expected in (([], [False]), ([prepare_rewards], [True])):
+        pool = WorkerPool(workers=1, runs=runs)
+        try:
+            assert await pool.map(imported, [module]) == expected
+        finally:
+            pool.shutdown()
+
+
 OWNER = """
 import asyncio, sys, time
 from services.common.workers import WorkerPool
-from services.ledger.settlement import prepare_rewards
+from services.ledger.rewards import prepare_rewards
 
 async def main() -> None:
     pool = WorkerPool(workers=2)
