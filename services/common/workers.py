@@ -31,7 +31,7 @@ def _start_worker(owner_pid: int, modules: Sequence[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(signal.SIGKILL, owner_pid)
     # Imported now, at start-up: a spawned worker otherwise imports its function's module when the first batch
-    # unpickles it (seconds of CPU: no bytecode cache under PYTHONDONTWRITEBYTECODE), and that batch waits.
+    # unpickles it (seconds of CPU on a loaded machine), and that batch waits.
     for module in modules:
         importlib.import_module(module)
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from confluent_kafka import Consumer, TopicPartition
-
 from services.common import offsets
 from services.common.kafka import KafkaProducer, OutgoingRecord, ensure_topics
 from services.common.topics import Topic
-from tests.support.topics import unique_group
+from tests.support.topics import commit_offsets, unique_group
 
 
 async def test_the_end_counts_every_record_of_every_batch_and_the_backlog_what_is_not_committed(
@@ -31,16 +29,7 @@ async def test_the_end_counts_every_record_of_every_batch_and_the_backlog_what_i
     group = unique_group("offsets-test")
     assert offsets.committed_offsets(kafka_bootstrap, group, topic) == {0: 0, 1: 0, 2: 0}
     assert offsets.backlog(kafka_bootstrap, group, topic) == 100
-    consumer = Consumer(
-        {"bootstrap.servers": kafka_bootstrap, "group.id": group, "enable.auto.commit": False}
-    )
-    try:
-        # The group commits all of partition 0 and half of partition 1.
-        consumer.commit(
-            offsets=[TopicPartition(topic.name, 0, ends[0]), TopicPartition(topic.name, 1, ends[1] // 2)],
-            asynchronous=False,
-        )
-    finally:
-        consumer.close()
+    # The group commits all of partition 0 and half of partition 1.
+    commit_offsets(kafka_bootstrap, group, {0: ends[0], 1: ends[1] // 2}, topic)
     assert offsets.committed_offsets(kafka_bootstrap, group, topic) == {0: ends[0], 1: ends[1] // 2, 2: 0}
     assert offsets.backlog(kafka_bootstrap, group, topic) == ends[1] - ends[1] // 2 + ends[2]
