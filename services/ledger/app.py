@@ -42,6 +42,7 @@ from services.ledger.api.policies import router as policies_router
 from services.ledger.api.routes import router
 from services.ledger.circulation import CirculationReads
 from services.ledger.keys import bootstrap_authority, load_signing_key
+from services.ledger.payment_store import PaymentStore
 from services.ledger.payments import AID_EXPIRY
 from services.ledger.queries import LedgerQueries
 from services.ledger.rewards import prepare_rewards
@@ -107,7 +108,7 @@ async def expire_grants(store: LedgerStore, sealer: Sealer, interval_s: float) -
     """Return the unspent AID of expired grants to the aid pool, every `interval_s`, until cancelled."""
     while True:
         try:
-            settled = await store.expire_grants(now_rfc3339())
+            settled = await PaymentStore(store).expire_grants(now_rfc3339())
         except Exception:
             log.exception("returning expired AID failed; retrying in %.1fs", interval_s)
             settled = []
@@ -146,7 +147,7 @@ class MerchantFold:
                 rejections.append(Rejection(record, str(exc)))
                 continue
             good.append(record.value)
-        await self.store.fold_merchants(good)
+        await PaymentStore(self.store).fold_merchants(good)
         return rejections
 
 

@@ -17,7 +17,8 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
-from services.ledger.store import AUTHORITY_LOCK, LedgerStore, NotFoundError, OutOfRangeError
+from services.ledger.authority_rows import AUTHORITY_LOCK
+from services.ledger.store import LedgerStore, NotFoundError, OutOfRangeError
 
 MAX_DISCLOSURES = 1000
 """Most disclosures one request returns (a client asks again from where the answer stopped)."""

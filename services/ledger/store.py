@@ -1,7 +1,8 @@
-"""The ledger's database access for what changes it: settling transactions (rewards, signed transfers, issuer
-commands, grant expiries), policies, the authority and merchants. Set-based SQL on asyncpg, borrowed from the
-SQLAlchemy engine's pool. Sealing and the publication outbox live in `services.ledger.blocks`, the API's reads in
-`services.ledger.queries`.
+"""The ledger's database access for what changes it: settling transactions (every kind: `settle_in`), policies
+and the authority. Set-based SQL on asyncpg, borrowed from the SQLAlchemy engine's pool. Signed transfers, issuer
+commands, grants and merchants live in `services.ledger.payment_store`, the authority's rows and lock in
+`services.ledger.authority_rows`, sealing and the publication outbox in `services.ledger.blocks`, the API's reads
+in `services.ledger.queries`.
 
 Settlement is one database transaction. It locks the balance rows it debits (in a fixed order) before checking
 funds, so concurrent settlers never overdraw.
@@ -9,20 +10,16 @@ funds, so concurrent settlers never overdraw.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.policy import Policy, parse_policy
-from services.common.roles import Role
-from services.ledger import payments
 from services.ledger.accounts import (
     Funds,
     InsufficientFundsError,
@@ -31,20 +28,9 @@ from services.ledger.accounts import (
     touched_accounts,
 )
 from services.ledger.authority import Authority, PlannedAuthority
+from services.ledger.authority_rows import read_authority, write_authority
 from services.ledger.policies import RewardClaim, check_claim
 from services.ledger.transactions import RejectedError, Transaction, same_content
-
-AUTHORITY_LOCK = int.from_bytes(
-    hashlib.sha256(b"smartcity.ledger.authority").digest()[:8], "big", signed=True
-)
-"""Settlements hold it shared and authority changes exclusively, for their whole transaction: a role is never
-revoked between a settlement's check of it and that settlement's place in the chain, so the chain's order is
-the order in which roles were checked (what the verifier replays).
-
-A wallet's erasure holds it exclusively too, for the moment it records the erasure
-(`services.ledger.disclosures.DisclosureReads.erase_settled`): every settlement storing a disclosure holds it
-shared, so each one either stored before (and the erasure erases what it stored) or looks the wallet up after
-(and stores its disclosure erased)."""
 
 
 class NotFoundError(LookupError):
@@ -62,23 +48,6 @@ class SettleOutcome:
     settled: list[Transaction] = field(default_factory=list)
     duplicates: list[Transaction] = field(default_factory=list)
     rejected: list[tuple[Transaction, RejectedError]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Submission:
-    """A signed transfer or issuer command to judge (`plan`) on facts read under lock."""
-
-    signed: Mapping[str, Any]
-    record_key: str
-    """Where the record holds the signed object ("transfer" or "command")."""
-    signer: str
-    tx_id: str
-    plan: Callable[[payments.Facts], payments.Planned]
-    recipient: str | None = None
-    grant_id: str | None = None
-    settled: Callable[[asyncpg.Connection, payments.Planned], Awaitable[None]] | None = None
-    """More writes in the database transaction that settles it (never on a retry): its memo's disclosure,
-    kept off the chain (`services.ledger.memos`)."""
 
 
 @dataclass(frozen=True)
@@ -122,12 +91,12 @@ class LedgerStore:
         async with self.connection() as conn, conn.transaction():
             # A reward rests on roles, so a batch with disclosures holds `AUTHORITY_LOCK` (which erasures rely on).
             locks = any(tx.requires or tx.disclosure is not None for tx in txs)
-            held = await self._authority_in(conn) if locks else Authority()
+            held = await read_authority(conn) if locks else Authority()
             parties = sorted({p.account for tx in txs for p in tx.postings})
             frozen = await conn.fetch("SELECT account FROM frozen WHERE account = ANY($1::text[])", parties)
-            return await self._settle_in(conn, txs, frozenset(r["account"] for r in frozen), held)
+            return await self.settle_in(conn, txs, frozenset(r["account"] for r in frozen), held)
 
-    async def _settle_in(
+    async def settle_in(
         self,
         conn: asyncpg.Connection,
         txs: Sequence[Transaction],
@@ -261,12 +230,14 @@ class LedgerStore:
         )
         return {(r["scope"], r["key"], r["period"]): r["paid"] for r in rows}
 
-    async def submit_policy(self, tx: Transaction, policy: Policy) -> Receipt:
-        """Settle a policy's chain record (its publisher must hold the role), once per document: a policy
-        already on the chain returns its original receipt, whoever publishes it again. Raises
-        `RejectedError`."""
+    async def settle_record(
+        self, tx: Transaction, then: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
+    ) -> Receipt:
+        """Settle one chain record resting on roles (a policy's, an anchor's) once: the same record again
+        returns its original receipt, whoever submits it. `then` writes more in the database transaction that
+        settles it. Raises `RejectedError` (its signer does not hold its role, say)."""
         async with self.connection() as conn, conn.transaction():
-            held = await self._authority_in(conn)
+            held = await read_authority(conn)
             existing = await conn.fetchrow(
                 """SELECT t.seq, l.leaf_index, l.block_height
                    FROM transactions t LEFT JOIN leaves l ON l.seq = t.seq WHERE t.tx_id = $1""",
@@ -276,9 +247,19 @@ class LedgerStore:
                 return Receipt(
                     tx.tx_id, existing["seq"], existing["leaf_index"], existing["block_height"], False
                 )
-            outcome = await self._settle_in(conn, [tx], held=held)
+            outcome = await self.settle_in(conn, [tx], held=held)
             if outcome.rejected:
                 raise outcome.rejected[0][1]
+            if then is not None:
+                await then(conn)
+            seq = await conn.fetchval("SELECT seq FROM transactions WHERE tx_id = $1", tx.tx_id)
+        return Receipt(tx.tx_id, seq, None, None, True)
+
+    async def submit_policy(self, tx: Transaction, policy: Policy) -> Receipt:
+        """Settle a policy's chain record (its publisher must hold the role), once per document
+        (`settle_record`), and keep its document. Raises `RejectedError`."""
+
+        async def keep_document(conn: asyncpg.Connection) -> None:
             await conn.execute(
                 """INSERT INTO policies (policy_hash, version, document, tx_id) VALUES ($1, $2, $3, $4)
                    ON CONFLICT (policy_hash) DO NOTHING""",
@@ -287,8 +268,8 @@ class LedgerStore:
                 json.dumps(policy.document),
                 tx.tx_id,
             )
-            seq = await conn.fetchval("SELECT seq FROM transactions WHERE tx_id = $1", tx.tx_id)
-        return Receipt(tx.tx_id, seq, None, None, True)
+
+        return await self.settle_record(tx, keep_document)
 
     async def policy_document(self, policy_hash: str) -> dict[str, Any]:
         """The document of a policy on the chain; raises `NotFoundError`."""
@@ -356,177 +337,23 @@ class LedgerStore:
         )
 
     # ----------------------------------------------------------------------------------------------------------
-    # Signed transfers and issuer commands
-
-    async def submit(self, request: Submission) -> Receipt:
-        """Judge and settle one signed transfer or issuer command in one database transaction.
-
-        The signer's nonce row is locked first, so two submissions by one signer (from any number of
-        ledger processes) are judged one after the other on up-to-date facts: none can overspend or reuse
-        a nonce. A retry of an already settled object returns its original receipt. Raises `RejectedError`.
-        """
-        async with self.connection() as conn, conn.transaction():
-            held = await self._authority_in(conn)
-            await conn.execute(
-                "INSERT INTO nonces (account, nonce) VALUES ($1, 0) ON CONFLICT (account) DO NOTHING",
-                request.signer,
-            )
-            last = await conn.fetchval(
-                "SELECT nonce FROM nonces WHERE account = $1 FOR UPDATE", request.signer
-            )
-            existing = await self._existing(conn, request.tx_id, request.record_key, request.signed)
-            if existing is not None:
-                return existing
-            parties = [a for a in (request.signer, request.recipient) if a]
-            frozen = {
-                r["account"]
-                for r in await conn.fetch(
-                    "SELECT account FROM frozen WHERE account = ANY($1::text[])", parties
-                )
-            }
-            merchant = None
-            if request.recipient:
-                row = await conn.fetchrow("SELECT * FROM merchants WHERE wallet = $1", request.recipient)
-                merchant = None if row is None else _merchant(row)
-            grants = [
-                _grant(r)
-                for r in await conn.fetch(
-                    """SELECT * FROM grants WHERE wallet = $1 AND closed IS NULL
-                       ORDER BY grant_id FOR UPDATE""",
-                    request.signer,
-                )
-            ]
-            recipient_currencies: frozenset[str] = frozenset()
-            aid_holders: frozenset[str] = frozenset()
-            if request.recipient:
-                recipient_currencies = frozenset(
-                    r["currency"]
-                    for r in await conn.fetch(
-                        "SELECT currency FROM balances WHERE account = $1", request.recipient
-                    )
-                )
-                aid_holders = frozenset(
-                    r["wallet"]
-                    for r in await conn.fetch(
-                        "SELECT DISTINCT wallet FROM grants WHERE wallet = ANY($1::text[])", parties
-                    )
-                )
-            grant = None
-            if request.grant_id:
-                row = await conn.fetchrow(
-                    "SELECT * FROM grants WHERE grant_id = $1 AND closed IS NULL FOR UPDATE", request.grant_id
-                )
-                grant = None if row is None else _grant(row)
-            facts = payments.Facts(
-                now=datetime.now(UTC),
-                last_nonce=last,
-                frozen=frozenset(frozen),
-                merchant=merchant,
-                grants=grants,
-                issuer_keys=held.holders.get(Role.ISSUER, frozenset()),
-                grant=grant,
-                recipient_currencies=recipient_currencies,
-                aid_holders=aid_holders,
-            )
-            planned = request.plan(facts)
-            outcome = await self._settle_in(conn, [planned.tx])
-            if outcome.rejected:
-                raise outcome.rejected[0][1]
-            await self._apply_effects(conn, planned)
-            if request.settled is not None:
-                await request.settled(conn, planned)
-            seq = await conn.fetchval("SELECT seq FROM transactions WHERE tx_id = $1", request.tx_id)
-        return Receipt(request.tx_id, seq, None, None, True)
-
-    @staticmethod
-    async def _apply_effects(conn: asyncpg.Connection, planned: payments.Planned) -> None:
-        await conn.execute("UPDATE nonces SET nonce = $2 WHERE account = $1", planned.signer, planned.nonce)
-        if planned.draws:
-            await conn.execute(
-                """UPDATE grants g SET remaining = g.remaining - d.amount
-                   FROM unnest($1::text[], $2::bigint[]) AS d(grant_id, amount) WHERE g.grant_id = d.grant_id""",
-                [g for g, _ in planned.draws],
-                [a for _, a in planned.draws],
-            )
-        if planned.close_grant:
-            await conn.execute(
-                "UPDATE grants SET closed = 'revoked' WHERE grant_id = $1", planned.close_grant
-            )
-        if (grant := planned.new_grant) is not None:
-            await conn.execute(
-                """INSERT INTO grants (grant_id, wallet, amount, remaining, categories, expires_at)
-                   VALUES ($1, $2, $3, $3, $4, $5)""",
-                grant.grant_id,
-                grant.wallet,
-                grant.remaining,
-                sorted(grant.categories),
-                grant.expires_at,
-            )
-        if planned.freeze:
-            await conn.execute(
-                "INSERT INTO frozen (account, tx_id) VALUES ($1, $2) ON CONFLICT (account) DO NOTHING",
-                planned.freeze,
-                planned.tx.tx_id,
-            )
-        if planned.unfreeze:
-            await conn.execute("DELETE FROM frozen WHERE account = $1", planned.unfreeze)
-
-    async def expire_grants(self, timestamp: str, limit: int = 500) -> list[Transaction]:
-        """Return the unspent AID of grants expired by `timestamp` (the records' time) to the aid pool;
-        returns the transactions settled.
-
-        Grants are locked with SKIP LOCKED, so ledger processes running this at once share the work, and
-        the expiry transaction's id is one per grant, so none is ever returned twice. The cut-off is the
-        records' own timestamp, so no expiry on the chain predates its grant's ``expires_at``.
-        """
-        async with self.connection() as conn, conn.transaction():
-            rows = await conn.fetch(
-                """SELECT * FROM grants WHERE closed IS NULL AND expires_at <= $2
-                   ORDER BY expires_at, grant_id LIMIT $1 FOR UPDATE SKIP LOCKED""",
-                limit,
-                payments.parse_time(timestamp),
-            )
-            if not rows:
-                return []
-            grants = [_grant(r) for r in rows]
-            outcome = await self._settle_in(
-                conn, [payments.plan_expiry(g, timestamp) for g in grants if g.remaining > 0]
-            )
-            await conn.execute(
-                "UPDATE grants SET remaining = 0, closed = 'expired' WHERE grant_id = ANY($1::text[])",
-                [g.grant_id for g in grants],
-            )
-        return outcome.settled
-
-    # ----------------------------------------------------------------------------------------------------------
     # Authority: the root key and the roles on the chain
-
-    @staticmethod
-    async def _authority_in(conn: asyncpg.Connection, exclusive: bool = False) -> Authority:
-        """The authority in force, read under `AUTHORITY_LOCK` (shared, or `exclusive` to change it)."""
-        lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-        await conn.execute(f"SELECT {lock}($1)", AUTHORITY_LOCK)
-        root = await conn.fetchval("SELECT root FROM authority WHERE id = 1")
-        holders: dict[str, set[str]] = {}
-        for row in await conn.fetch("SELECT role, key FROM roles"):
-            holders.setdefault(row["role"], set()).add(row["key"])
-        return Authority(root, {role: frozenset(keys) for role, keys in holders.items()})
 
     async def authority(self) -> Authority:
         """The root key and role holders in force (as of the latest settled authority record)."""
         async with self.connection() as conn, conn.transaction():
-            return await self._authority_in(conn)
+            return await read_authority(conn)
 
     async def bootstrap(self, tx: Transaction, after: Authority) -> bool:
         """Settle the chain's bootstrap authority record, if the chain has none yet; True if it did."""
         async with self.connection() as conn, conn.transaction():
-            current = await self._authority_in(conn, exclusive=True)
+            current = await read_authority(conn, exclusive=True)
             if current.root is not None:
                 return False
-            outcome = await self._settle_in(conn, [tx])
+            outcome = await self.settle_in(conn, [tx])
             if outcome.rejected:
                 raise outcome.rejected[0][1]
-            await self._write_authority(conn, after)
+            await write_authority(conn, after)
         return bool(outcome.settled)
 
     async def submit_authority(
@@ -536,14 +363,14 @@ class LedgerStore:
         `AUTHORITY_LOCK` exclusively; a retry of a settled one returns its original receipt. Raises
         `RejectedError`."""
         async with self.connection() as conn, conn.transaction():
-            current = await self._authority_in(conn, exclusive=True)
-            existing = await self._existing(conn, tx_id, "authority", command)
+            current = await read_authority(conn, exclusive=True)
+            existing = await settled_receipt(conn, tx_id, "authority", command)
             if existing is not None:
                 return existing
             signer = str(command.get("root"))
             last = await conn.fetchval("SELECT nonce FROM nonces WHERE account = $1", signer) or 0
             planned = plan(current, last)
-            outcome = await self._settle_in(conn, [planned.tx])
+            outcome = await self.settle_in(conn, [planned.tx])
             if outcome.rejected:
                 raise outcome.rejected[0][1]
             await conn.execute(
@@ -552,77 +379,9 @@ class LedgerStore:
                 signer,
                 planned.nonce,
             )
-            await self._write_authority(conn, planned.after)
+            await write_authority(conn, planned.after)
             seq = await conn.fetchval("SELECT seq FROM transactions WHERE tx_id = $1", tx_id)
         return Receipt(tx_id, seq, None, None, True)
-
-    @staticmethod
-    async def _existing(
-        conn: asyncpg.Connection, tx_id: str, record_key: str, signed: Mapping[str, Any]
-    ) -> Receipt | None:
-        """The receipt of `tx_id` if it is settled with this very signed object; `RejectedError` if it is
-        settled with another one (the signer reused a nonce); None if it is not settled."""
-        existing = await conn.fetchrow(
-            """SELECT t.seq, t.record, l.leaf_index, l.block_height
-               FROM transactions t LEFT JOIN leaves l ON l.seq = t.seq WHERE t.tx_id = $1""",
-            tx_id,
-        )
-        if existing is None:
-            return None
-        if json.loads(existing["record"]).get(record_key) != signed:
-            raise RejectedError(
-                "nonce-reused", "another object with this signer and nonce is already settled"
-            )
-        return Receipt(tx_id, existing["seq"], existing["leaf_index"], existing["block_height"], False)
-
-    @staticmethod
-    async def _write_authority(conn: asyncpg.Connection, authority: Authority) -> None:
-        await conn.execute(
-            """INSERT INTO authority (id, root) VALUES (1, $1)
-               ON CONFLICT (id) DO UPDATE SET root = EXCLUDED.root""",
-            authority.root,
-        )
-        await conn.execute("DELETE FROM roles")
-        pairs = [(role, key) for role, keys in authority.holders.items() for key in keys]
-        await conn.execute(
-            "INSERT INTO roles (role, key) SELECT * FROM unnest($1::text[], $2::text[])",
-            [role for role, _ in pairs],
-            [key for _, key in pairs],
-        )
-
-    async def fold_merchants(self, values: Sequence[Mapping[str, Any]]) -> None:
-        """Fold ``city.merchants.v1`` values into the latest per wallet (a later ``updated_at`` wins)."""
-        latest: dict[str, Mapping[str, Any]] = {}
-        for value in values:
-            held = latest.get(value["wallet"])
-            if held is None or payments.parse_time(held["updated_at"]) <= payments.parse_time(
-                value["updated_at"]
-            ):
-                latest[value["wallet"]] = value
-        if not latest:
-            return
-        items = list(latest.values())
-        async with self.connection() as conn:
-            await conn.execute(
-                """INSERT INTO merchants (wallet, category, locally_owned, verified, active, accepts, updated_at)
-                   SELECT wallet, category, locally_owned, verified, active, string_to_array(accepts, ','),
-                          updated_at
-                   FROM unnest($1::text[], $2::text[], $3::bool[], $4::bool[], $5::bool[], $6::text[],
-                               $7::timestamptz[])
-                        AS u(wallet, category, locally_owned, verified, active, accepts, updated_at)
-                   ON CONFLICT (wallet) DO UPDATE SET category = EXCLUDED.category,
-                     locally_owned = EXCLUDED.locally_owned, verified = EXCLUDED.verified,
-                     active = EXCLUDED.active,
-                     accepts = EXCLUDED.accepts, updated_at = EXCLUDED.updated_at
-                   WHERE merchants.updated_at <= EXCLUDED.updated_at""",
-                [v["wallet"] for v in items],
-                [v["category"] for v in items],
-                [v["locally_owned"] for v in items],
-                [v["verified"] for v in items],
-                [v.get("active", True) for v in items],
-                [",".join(v["accepts"]) for v in items],
-                [payments.parse_time(v["updated_at"]) for v in items],
-            )
 
 
 def _columns(counters: Mapping[tuple[str, str, int], int]) -> list[list[Any]]:
@@ -636,18 +395,18 @@ def _columns(counters: Mapping[tuple[str, str, int], int]) -> list[list[Any]]:
     ]
 
 
-def _merchant(row: asyncpg.Record) -> payments.Merchant:
-    return payments.Merchant(
-        row["wallet"],
-        row["category"],
-        row["locally_owned"],
-        row["active"],
-        frozenset(row["accepts"]),
-        row["verified"],
+async def settled_receipt(
+    conn: asyncpg.Connection, tx_id: str, record_key: str, signed: Mapping[str, Any]
+) -> Receipt | None:
+    """The receipt of `tx_id` if it is settled with this very signed object; `RejectedError` if it is
+    settled with another one (the signer reused a nonce); None if it is not settled."""
+    existing = await conn.fetchrow(
+        """SELECT t.seq, t.record, l.leaf_index, l.block_height
+           FROM transactions t LEFT JOIN leaves l ON l.seq = t.seq WHERE t.tx_id = $1""",
+        tx_id,
     )
-
-
-def _grant(row: asyncpg.Record) -> payments.Grant:
-    return payments.Grant(
-        row["grant_id"], row["wallet"], row["remaining"], frozenset(row["categories"]), row["expires_at"]
-    )
+    if existing is None:
+        return None
+    if json.loads(existing["record"]).get(record_key) != signed:
+        raise RejectedError("nonce-reused", "another object with this signer and nonce is already settled")
+    return Receipt(tx_id, existing["seq"], existing["leaf_index"], existing["block_height"], False)

@@ -19,8 +19,8 @@ from services.common.settings import PlatformSettings
 from services.common.signing import Keypair, b64url_encode
 from services.common.topics import MERCHANTS, REWARDS
 from services.ledger.app import create_app
+from services.ledger.authority_rows import AUTHORITY_LOCK
 from services.ledger.settings import SERVICE, LedgerSettings
-from services.ledger.store import AUTHORITY_LOCK
 from tests.support.asgi import assert_problem, running
 from tests.support.factories import TEST_ROLES
 from tests.support.topics import skip_to_the_end, unique_group

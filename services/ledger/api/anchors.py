@@ -21,8 +21,7 @@ from services.ledger.api.routes import (
     signed_body,
     signed_object_body,
 )
-from services.ledger.store import LedgerStore, Receipt
-from services.ledger.transactions import RejectedError, Transaction
+from services.ledger.transactions import RejectedError
 
 router = APIRouter(prefix="/v1", tags=["anchors"])
 
@@ -46,26 +45,8 @@ router = APIRouter(prefix="/v1", tags=["anchors"])
 async def anchor(request: Request, response: Response) -> dict[str, Any]:
     body = await signed_body(request, SCHEMA)
     try:
-        receipt = await submit_anchor(get_store(request), anchor_transaction(body, _now()))
+        # Once per anchor, if its anchorer holds its role (read under the authority lock, as every settlement).
+        receipt = await get_store(request).settle_record(anchor_transaction(body, _now()))
     except RejectedError as exc:
         raise rejection(exc) from exc
     return answered(response, receipt)
-
-
-async def submit_anchor(store: LedgerStore, tx: Transaction) -> Receipt:
-    """Settle an anchor's chain record if its anchorer holds its role (read under the authority lock, as
-    every settlement); the same anchor again returns its original receipt. Raises `RejectedError`."""
-    async with store.connection() as conn, conn.transaction():
-        held = await store._authority_in(conn)
-        existing = await conn.fetchrow(
-            """SELECT t.seq, l.leaf_index, l.block_height
-               FROM transactions t LEFT JOIN leaves l ON l.seq = t.seq WHERE t.tx_id = $1""",
-            tx.tx_id,
-        )
-        if existing is not None:
-            return Receipt(tx.tx_id, existing["seq"], existing["leaf_index"], existing["block_height"], False)
-        outcome = await store._settle_in(conn, [tx], held=held)
-        if outcome.rejected:
-            raise outcome.rejected[0][1]
-        seq = await conn.fetchval("SELECT seq FROM transactions WHERE tx_id = $1", tx.tx_id)
-    return Receipt(tx.tx_id, seq, None, None, True)

@@ -16,8 +16,9 @@ from services.common.roles import Role
 from services.ledger import payments
 from services.ledger.api import models
 from services.ledger.memos import keeping
+from services.ledger.payment_store import PaymentStore, Submission
 from services.ledger.queries import LedgerQueries
-from services.ledger.store import LedgerStore, Receipt, Submission
+from services.ledger.store import LedgerStore, Receipt
 from services.ledger.transactions import RejectedError
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
@@ -131,7 +132,7 @@ def answered(response: Response, receipt: Receipt) -> dict[str, Any]:
 
 async def _submit(request: Request, response: Response, submission: Submission) -> dict[str, Any]:
     try:
-        receipt = await get_store(request).submit(submission)
+        receipt = await PaymentStore(get_store(request)).submit(submission)
     except RejectedError as exc:
         raise rejection(exc) from exc
     return answered(response, receipt)
