@@ -41,12 +41,10 @@ import asyncio
 import logging
 import ssl
 import time
-from collections import Counter as CounterOf
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -55,25 +53,33 @@ from confluent_kafka.admin import AdminClient
 from faust import web
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from services.common import attestation, liveness
 from services.common.consents import ConsentView
 from services.common.dead_letters import DeadLetterProducer
 from services.common.kafka import KafkaProducer, OutgoingRecord, attested, client_security
 from services.common.lag import LagMonitor, run_with_faust
-from services.common.metrics import DLQ_RECORDS, exposition
-from services.common.policy import Policy, PolicyError, load_policy
+from services.common.metrics import exposition
 from services.common.roles import Role, service_key
 from services.common.settings import PlatformSettings
 from services.common.topics import READINGS, ZONE_PARTIALS
 from services.common.workers import WorkerPool
 from services.rewards import snapshots, zones
 from services.rewards.changelog import rebuild_partitions
-from services.rewards.engine import State, epoch
+from services.rewards.engine import State
 from services.rewards.faust_transport import Transport
+from services.rewards.metrics import (
+    BATCH_SECONDS,
+    BATCH_SIZE,
+    RECOVERY_RECORDS,
+    RECOVERY_SNAPSHOT,
+    observe_batch,
+    observe_lag,
+)
 from services.rewards.openapi import RewardsReadiness
 from services.rewards.openapi import document as openapi_document
+from services.rewards.policy_file import PolicyFile
 from services.rewards.processor import Outcome, decisions_record, handle_reading, header_value
 from services.rewards.publication import PolicyPublisher
 from services.rewards.readings import ParsedRecord, parse_all, record_key
@@ -81,58 +87,6 @@ from services.rewards.settings import SERVICE, RewardsSettings
 from services.rewards.zone_stage import install_zone_stage
 
 log = logging.getLogger(__name__)
-
-READINGS_PROCESSED = Counter(
-    "smartcity_rewards_readings_total",
-    "Readings processed, by outcome (rewarded, unrewarded: decided to earn nothing, replayed: decided "
-    "before and sent again, rejected: dead-lettered).",
-    ["outcome"],
-)
-DECISION_REASONS = Counter(
-    "smartcity_rewards_decision_reasons_total",
-    "Reasons in decisions: why a reading earned nothing, or a rule paid less (caps).",
-    ["reason"],
-)
-REWARDS_PRODUCED = Counter(
-    "smartcity_rewards_produced_total", "Rewards produced (broker-acknowledged), by rule.", ["rule"]
-)
-REWARDED_MICRO_UNITS = Counter(
-    "smartcity_rewards_micro_units_total", "Micro-units paid out in produced rewards.", ["rule", "currency"]
-)
-REJECTIONS = Counter("smartcity_rewards_rejections_total", "Readings sent to the DLQ, by reason.", ["reason"])
-BATCH_SECONDS = Histogram(
-    "smartcity_rewards_batch_duration_seconds",
-    "Time from taking a batch of readings to the broker acknowledging all its output records.",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
-BATCH_SIZE = Histogram(
-    "smartcity_rewards_batch_size", "Readings per batch.", buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000)
-)
-LATENCY_SECONDS = Histogram(
-    "smartcity_rewards_latency_seconds",
-    "From ingest accepting a reading (received_at) to the broker acknowledging its decision and rewards.",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-)
-LAG = Gauge(
-    "smartcity_rewards_consumer_lag",
-    "Readings behind the end of their partition, as of the last batch.",
-    ["partition"],
-)
-RECOVERY_RECORDS = Gauge(
-    "smartcity_rewards_recovery_records",
-    "Decisions read to rebuild a readings partition's state at its last recovery (after its snapshot, if it "
-    "had one): bounded by what was decided in a snapshot interval.",
-    ["partition"],
-)
-RECOVERY_SNAPSHOT = Gauge(
-    "smartcity_rewards_recovery_from_snapshot",
-    "1 if a readings partition's state was last recovered from its snapshot, 0 from the rebuild horizon.",
-    ["partition"],
-)
-POLICY_INFO = Gauge("smartcity_rewards_policy_info", "The policy version in force (value 1).", ["version"])
-POLICY_LOADS = Counter(
-    "smartcity_rewards_policy_loads_total", "Policy files read, by outcome (loaded, refused).", ["outcome"]
-)
 
 FAUST_METRICS_PREFIX = "smartcity_rewards_faust"
 MAX_BATCHES_IN_FLIGHT = 4
@@ -162,53 +116,6 @@ def faust_credentials(platform: PlatformSettings) -> faust.SASLCredentials | Non
 def broker_urls(bootstrap_servers: str) -> list[str]:
     """Faust broker URLs (``kafka://host:port``) of a Kafka bootstrap servers list."""
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server.strip()]
-
-
-@dataclass
-class PolicyFile:
-    """The policy in force and the file it comes from; `reload` swaps in a new valid version."""
-
-    path: Path
-    policy: Policy
-    stamp: tuple[int, int] = (0, 0)
-
-    @classmethod
-    def open(cls, path: Path) -> PolicyFile:
-        """Load the policy at `path`; raises `PolicyError` (a worker does not start without a policy)."""
-        stamp = _stamp(path)
-        policy = load_policy(path)
-        POLICY_INFO.labels(policy.version).set(1)
-        POLICY_LOADS.labels("loaded").inc()
-        return cls(path, policy, stamp)
-
-    def reload(self) -> bool:
-        """Load the file again if it changed; True if a new policy is in force. A bad file is refused."""
-        try:
-            stamp = _stamp(self.path)
-        except OSError as exc:
-            stamp = (-1, -1)
-            if stamp != self.stamp:
-                log.error("policy file %s is gone (%s); policy %s stays", self.path, exc, self.policy.version)
-        if stamp == self.stamp:
-            return False
-        self.stamp = stamp
-        try:
-            policy = load_policy(self.path)
-        except PolicyError as exc:
-            POLICY_LOADS.labels("refused").inc()
-            log.error("refused the new policy file: %s; policy %s stays in force", exc, self.policy.version)
-            return False
-        POLICY_LOADS.labels("loaded").inc()
-        POLICY_INFO.labels(self.policy.version).set(0)
-        POLICY_INFO.labels(policy.version).set(1)
-        log.info("policy %s in force (was %s), from %s", policy.version, self.policy.version, self.path)
-        self.policy = policy
-        return True
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    stat = path.stat()
-    return stat.st_mtime_ns, stat.st_size
 
 
 @dataclass
@@ -431,8 +338,8 @@ def create_app(
         for event in events:
             await stream.ack(event)
         progress.committed(len(events))  # acknowledged: Faust commits them within its commit interval
-        _observe(outcomes, settings.app_id)
-        _observe_lag(app, events)
+        observe_batch(outcomes, settings.app_id)
+        observe_lag(app, events)
         BATCH_SIZE.observe(len(events))
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
@@ -669,58 +576,6 @@ def create_app(
 
     app.rewards_policy = policy_file  # the version in force, for the start-up log line
     return app
-
-
-def _observe(outcomes: Sequence[Outcome], consumer: str) -> None:
-    """Count a batch whose records the broker acknowledged (summed first: a label lookup per reading
-    would cost more than a tenth of the decision)."""
-    now = time.time()
-    readings: CounterOf[str] = CounterOf()
-    reasons: CounterOf[str] = CounterOf()
-    rewards: CounterOf[tuple[str, str]] = CounterOf()
-    paid: CounterOf[tuple[str, str]] = CounterOf()
-    for outcome in outcomes:
-        if outcome.rejection is not None:
-            readings["rejected"] += 1
-            REJECTIONS.labels(outcome.rejection).inc()
-            DLQ_RECORDS.labels(READINGS.name, consumer).inc()
-            dead = outcome.records[0].value
-            log.warning(
-                "dead-lettered %s[%s]@%s: %s",
-                READINGS.name,
-                dead["partition"],
-                dead["offset"],
-                dead["reason"],
-            )
-            continue
-        if outcome.replayed:
-            readings["replayed"] += 1
-        else:
-            readings["rewarded" if outcome.rewards else "unrewarded"] += 1
-            if outcome.decision is not None:
-                reasons.update(reason.code for reason in outcome.decision.reasons)
-            if outcome.received_at is not None:
-                LATENCY_SECONDS.observe(max(0.0, now - epoch(outcome.received_at)))
-        for value in outcome.rewards:
-            reward = value["reward"]
-            rewards[reward["rule"], reward["currency"]] += 1
-            paid[reward["rule"], reward["currency"]] += reward["amount"]
-    for outcome_label, count in readings.items():
-        READINGS_PROCESSED.labels(outcome_label).inc(count)
-    for code, count in reasons.items():
-        DECISION_REASONS.labels(code).inc(count)
-    for (rule, currency), count in rewards.items():
-        REWARDS_PRODUCED.labels(rule).inc(count)
-        REWARDED_MICRO_UNITS.labels(rule, currency).inc(paid[rule, currency])
-
-
-def _observe_lag(app: faust.App, events: Sequence[Any]) -> None:
-    """The lag of each partition in the batch: records after its last event."""
-    last = {event.message.tp: event.message.offset for event in events}
-    for tp, offset in last.items():
-        highwater = app.consumer.highwater(tp)
-        if highwater is not None:
-            LAG.labels(str(tp.partition)).set(max(0, highwater - offset - 1))
 
 
 def _broker_answers(admin: AdminClient) -> bool:
