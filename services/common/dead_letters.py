@@ -1,4 +1,6 @@
-"""Dead-lettering from a thread that must never wait on the broker (a `ConsentView`'s): `DeadLetterProducer`.
+"""Dead letters: the DLQ entry of a record a consumer could not process (`dlq_record`: the record, bounded in
+size, and the reason), and `DeadLetterProducer`, which sends them from a thread that must never wait on the
+broker (a `ConsentView`'s).
 
 A `BatchConsumer` dead-letters through the shared `KafkaProducer` and awaits the acknowledgement before it
 commits; a view that reads every record in every instance, and commits nothing, cannot wait like that.
@@ -6,6 +8,8 @@ commits; a view that reads every record in every instance, and commits nothing, 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 from collections.abc import Callable
 
@@ -14,11 +18,82 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from services.common import events
 from services.common.kafka import OutgoingRecord, client_security
 from services.common.metrics import DLQ_RECORDS
+from services.common.topics import Topic
 
 log = logging.getLogger(__name__)
 
+DLQ_VALUE_MAX = 64 * 1024
+"""The largest source value a DLQ entry carries whole; above it, its first `DLQ_PREFIX` bytes, size and hash.
+Every DLQ entry then stays far below the broker's message size limit (1 MB by default), so dead-lettering a
+huge record cannot fail, and the consumer moves on."""
+DLQ_PREFIX = 1024
+DLQ_REASON_MAX = 2000
+DLQ_HEADER_MAX = 4096
+
+
+def dlq_record(
+    topic: Topic,
+    *,
+    key: bytes | None,
+    raw: bytes | None,
+    partition: int,
+    offset: int,
+    reason: str,
+    consumer: str,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> OutgoingRecord:
+    """The dead-letter record for a message of `topic` that `consumer` could not process: bounded in size
+    whatever the message (`DLQ_VALUE_MAX`, `DLQ_REASON_MAX`, headers up to `DLQ_HEADER_MAX` each)."""
+    kept = raw if raw is None or len(raw) <= DLQ_VALUE_MAX else raw[:DLQ_PREFIX]
+    text: str | None
+    try:
+        text = kept.decode("utf-8") if kept is not None else None
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        text = base64.b64encode(kept or b"").decode("ascii")
+        encoding = "base64"
+    reason = reason if len(reason) <= DLQ_REASON_MAX else reason[: DLQ_REASON_MAX - 1] + "…"
+    envelope = {
+        "reason": reason,
+        "consumer": consumer,
+        "source_topic": topic.name,
+        "partition": partition,
+        "offset": offset,
+        "key": (key or b"")[:DLQ_HEADER_MAX].decode("utf-8", "replace"),
+        "value": text,
+        "value_encoding": encoding,
+        "value_size": len(raw or b""),
+        "value_sha256": hashlib.sha256(raw or b"").hexdigest(),
+        "value_truncated": kept is not raw,
+        "failed_at": events.now_rfc3339(),
+    }
+    original = [
+        (k, v) for k, v in headers or [] if not k.startswith("dlq_") and len(v or b"") <= DLQ_HEADER_MAX
+    ]
+    return OutgoingRecord(
+        topic=topic.dlq,
+        key=envelope["key"],
+        value=envelope,
+        headers=[*original, ("dlq_reason", reason.encode())],
+    )
+
+
+def dlq_record_of(topic: Topic, message: Message, reason: str, consumer: str) -> OutgoingRecord:
+    """`dlq_record` of a consumed message of `topic`: its key, value, coordinates and headers."""
+    return dlq_record(
+        topic,
+        key=message.key(),
+        raw=message.value(),
+        partition=message.partition(),
+        offset=message.offset(),
+        reason=reason,
+        consumer=consumer,
+        headers=message.headers(),
+    )
+
+
 DeadLetter = Callable[[OutgoingRecord], None]
-"""Takes a DLQ entry (`services.common.kafka.dlq_record`) for delivery. It is called on a `ConsentView`'s
+"""Takes a DLQ entry (`dlq_record`) for delivery. It is called on a `ConsentView`'s
 thread, so it must return at once, whatever the broker does."""
 
 DLQ_QUEUE_MAX = 10_000

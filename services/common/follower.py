@@ -16,8 +16,8 @@ from collections.abc import Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import Counter, Gauge
 
-from services.common.dead_letters import DeadLetter
-from services.common.kafka import FETCH_WAIT_MAX_MS, client_security, dlq_record_of
+from services.common.dead_letters import DeadLetter, dlq_record_of
+from services.common.kafka import FETCH_WAIT_MAX_MS, client_security
 from services.common.topics import Topic
 
 log = logging.getLogger(__name__)

@@ -1,34 +1,28 @@
-"""Kafka producer and consumer on confluent-kafka, for asyncio services.
+"""Kafka on confluent-kafka, for asyncio services: the records services produce, `KafkaProducer`, and the
+settings and topics every client shares.
 
-- `KafkaProducer`: idempotent, ``acks=all``; a send is done only when the broker acknowledged it.
-  librdkafka's delivery callbacks run on a poll thread and resolve asyncio futures, so the event
-  loop never blocks.
-- `BatchConsumer`: consumes batches, hands decoded records to a handler whose effect must be durable
-  when it returns, then commits the offsets. A record that cannot be decoded, does not fit its
-  topic's schema, that the handler rejects, or on which the handler raises goes to the topic's DLQ with
-  the reason, and the consumer keeps going. Delivery is at-least-once: handlers must be idempotent.
+`KafkaProducer` is idempotent, ``acks=all``; a send is done only when the broker acknowledged it. librdkafka's
+delivery callbacks run on a poll thread and resolve asyncio futures, so the event loop never blocks. Consuming
+is `services.common.batch_consumer`'s; dead-letter entries are `services.common.dead_letters`'.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
 from aiokafka.partitioner import murmur2
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from services.common import attestation, events, schemas
-from services.common.liveness import Progress
-from services.common.metrics import CONSUMER_BATCHES, CONSUMER_RECORDS, DLQ_RECORDS, PRODUCED_RECORDS
+from services.common import attestation, events
+from services.common.metrics import PRODUCED_RECORDS
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.topics import Topic
@@ -51,12 +45,6 @@ def client_security() -> dict[str, str]:
 
 class BrokerUnavailableError(RuntimeError):
     """The broker did not acknowledge in time."""
-
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, BrokerUnavailableError)
-"""Exceptions of a handler that say a dependency failed, not the record: the batch is retried until it passes."""
-POISON_ATTEMPTS = 3
-"""How often a single record on which the handler raises anything else is tried before it is dead-lettered."""
 
 
 @dataclass(frozen=True)
@@ -239,292 +227,6 @@ class KafkaProducer:
         self._producer.flush(timeout_s)
         self._closed.set()
         self._poller.join(timeout=1)
-
-
-@dataclass(frozen=True)
-class IncomingRecord:
-    """A consumed record whose value parsed as JSON and fits its topic's schema (`value` is None where the
-    handler decodes and checks `raw` itself: see `BatchConsumer`'s `decode`)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: str | None
-    value: Any
-    headers: dict[str, str]
-    raw: bytes
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A record the handler could not process, and why."""
-
-    record: IncomingRecord
-    reason: str
-
-
-Handler = Callable[[list[IncomingRecord]], Awaitable[list[Rejection]]]
-
-
-DLQ_VALUE_MAX = 64 * 1024
-"""The largest source value a DLQ entry carries whole; above it, its first `DLQ_PREFIX` bytes, size and hash.
-Every DLQ entry then stays far below the broker's message size limit (1 MB by default), so dead-lettering a
-huge record cannot fail, and the consumer moves on."""
-DLQ_PREFIX = 1024
-DLQ_REASON_MAX = 2000
-DLQ_HEADER_MAX = 4096
-
-
-def dlq_record(
-    topic: Topic,
-    *,
-    key: bytes | None,
-    raw: bytes | None,
-    partition: int,
-    offset: int,
-    reason: str,
-    consumer: str,
-    headers: list[tuple[str, bytes]] | None = None,
-) -> OutgoingRecord:
-    """The dead-letter record for a message of `topic` that `consumer` could not process: bounded in size
-    whatever the message (`DLQ_VALUE_MAX`, `DLQ_REASON_MAX`, headers up to `DLQ_HEADER_MAX` each)."""
-    kept = raw if raw is None or len(raw) <= DLQ_VALUE_MAX else raw[:DLQ_PREFIX]
-    text: str | None
-    try:
-        text = kept.decode("utf-8") if kept is not None else None
-        encoding = "utf-8"
-    except UnicodeDecodeError:
-        text = base64.b64encode(kept or b"").decode("ascii")
-        encoding = "base64"
-    reason = reason if len(reason) <= DLQ_REASON_MAX else reason[: DLQ_REASON_MAX - 1] + "…"
-    envelope = {
-        "reason": reason,
-        "consumer": consumer,
-        "source_topic": topic.name,
-        "partition": partition,
-        "offset": offset,
-        "key": (key or b"")[:DLQ_HEADER_MAX].decode("utf-8", "replace"),
-        "value": text,
-        "value_encoding": encoding,
-        "value_size": len(raw or b""),
-        "value_sha256": hashlib.sha256(raw or b"").hexdigest(),
-        "value_truncated": kept is not raw,
-        "failed_at": events.now_rfc3339(),
-    }
-    original = [
-        (k, v) for k, v in headers or [] if not k.startswith("dlq_") and len(v or b"") <= DLQ_HEADER_MAX
-    ]
-    return OutgoingRecord(
-        topic=topic.dlq,
-        key=envelope["key"],
-        value=envelope,
-        headers=[*original, ("dlq_reason", reason.encode())],
-    )
-
-
-def dlq_record_of(topic: Topic, message: Message, reason: str, consumer: str) -> OutgoingRecord:
-    """`dlq_record` of a consumed message of `topic`: its key, value, coordinates and headers."""
-    return dlq_record(
-        topic,
-        key=message.key(),
-        raw=message.value(),
-        partition=message.partition(),
-        offset=message.offset(),
-        reason=reason,
-        consumer=consumer,
-        headers=message.headers(),
-    )
-
-
-class BatchConsumer:
-    """Consumes `topic` in batches; commits only after the handler's effect is durable."""
-
-    def __init__(
-        self,
-        *,
-        bootstrap_servers: str,
-        topic: Topic,
-        group_id: str,
-        handler: Handler,
-        producer: KafkaProducer,
-        batch_size: int = 500,
-        poll_timeout_s: float = 0.2,
-        session_timeout_ms: int = 6000,
-        decode: bool = True,
-        transient: tuple[type[BaseException], ...] = TRANSIENT_ERRORS,
-    ) -> None:
-        """With `decode` False, values reach the handler undecoded (`raw`; `value` None): a handler that
-        decodes and validates them in worker processes must not pay for it twice here. `transient` are the
-        handler's exceptions that say a dependency failed (retried); any other isolates the record it
-        comes from, which is dead-lettered (`POISON_ATTEMPTS`)."""
-        self.decode = decode
-        self.topic = topic
-        self.group_id = group_id
-        self.handler = handler
-        self.producer = producer
-        self.batch_size = batch_size
-        self.poll_timeout_s = poll_timeout_s
-        self.transient = transient
-        self.progress = Progress(f"{topic.name} consumer {group_id}")
-        self._stopping = asyncio.Event()
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                **client_security(),
-                "group.id": group_id,
-                "client.id": group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": session_timeout_ms,
-                "heartbeat.interval.ms": max(500, session_timeout_ms // 6),
-                "max.poll.interval.ms": max(60000, session_timeout_ms),
-                "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
-                "isolation.level": "read_uncommitted",
-            }
-        )
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        """Consume until `stop()`; a handler failing on a dependency is retried with backoff (effects are
-        idempotent); `progress` says whether the consumer moves."""
-        self._consumer.subscribe([self.topic.name])
-        try:
-            while not self._stopping.is_set():
-                messages = await asyncio.to_thread(self._take)
-                if messages:
-                    self.progress.took(len(messages))
-                    await self._process(messages)
-        except BaseException as exc:
-            if not self._stopping.is_set():
-                self.progress.stop(exc)
-            raise
-        finally:
-            await asyncio.to_thread(self._consumer.close)
-
-    def _take(self) -> list[Message]:
-        """The next batch: what has come, up to `batch_size`, waiting up to `poll_timeout_s` only while nothing
-        has. (``consume(n, timeout)`` would wait out its timeout for n records: below saturation, every record
-        would wait it at each hop.) Under load, records come while a batch is handled, so batches grow."""
-        first = self._consumer.poll(self.poll_timeout_s)
-        if first is None:
-            return []
-        return [first, *self._consumer.consume(self.batch_size - 1, 0)] if self.batch_size > 1 else [first]
-
-    async def _process(self, messages: list[Message]) -> None:
-        records, dead = self._decode(messages)
-        rejections = await self._handle(records)
-        for rejection in rejections:
-            r = rejection.record
-            dead.append(
-                dlq_record(
-                    self.topic,
-                    key=r.key.encode() if r.key is not None else None,
-                    raw=r.raw,
-                    partition=r.partition,
-                    offset=r.offset,
-                    reason=rejection.reason,
-                    consumer=self.group_id,
-                    headers=[(k, v.encode()) for k, v in r.headers.items()],
-                )
-            )
-        await self._dead_letter(dead)
-        CONSUMER_BATCHES.labels(self.topic.name, self.group_id).inc()
-        CONSUMER_RECORDS.labels(self.topic.name, self.group_id).inc(len(messages))
-        try:
-            await asyncio.to_thread(self._consumer.commit, asynchronous=False)
-        except KafkaException as exc:
-            # Typically a rebalance revoked the partitions; the new owner redelivers, effects are idempotent.
-            log.warning("offset commit failed on %s: %s", self.topic.name, exc)
-            return
-        self.progress.committed()
-
-    async def _handle(self, records: list[IncomingRecord]) -> list[Rejection]:
-        """The handler's rejections of `records`, once its effect is durable.
-
-        A transient error is retried with backoff until it passes (or the consumer stops). On any other
-        exception the batch is split in halves, handled one after the other, down to the record the handler
-        raises on: that one is tried `POISON_ATTEMPTS` times, then rejected with the exception as reason.
-        """
-        backoff, attempts = 0.2, 0
-        while records:
-            try:
-                return await self.handler(records)
-            except Exception as exc:
-                if self._stopping.is_set():
-                    raise
-                if not isinstance(exc, self.transient):
-                    if len(records) > 1:
-                        half = len(records) // 2
-                        return [*await self._handle(records[:half]), *await self._handle(records[half:])]
-                    attempts += 1
-                    if attempts >= POISON_ATTEMPTS:
-                        (record,) = records
-                        log.exception(
-                            "the handler raises on %s[%d]@%d; dead-lettering it",
-                            record.topic,
-                            record.partition,
-                            record.offset,
-                        )
-                        return [Rejection(record, f"handler error: {type(exc).__name__}: {exc}")]
-                log.warning(
-                    "handler failed on %d %s records (%s: %s); retrying in %.1fs",
-                    len(records),
-                    self.topic.name,
-                    type(exc).__name__,
-                    exc,
-                    backoff,
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-        return []
-
-    def _decode(self, messages: list[Message]) -> tuple[list[IncomingRecord], list[OutgoingRecord]]:
-        records: list[IncomingRecord] = []
-        dead: list[OutgoingRecord] = []
-        for msg in messages:
-            if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    log.warning("consumer error on %s: %s", self.topic.name, msg.error())
-                continue
-            raw = msg.value()
-            value = None
-            try:
-                if self.decode:
-                    value = events.decode_json(raw)
-                    schemas.validate(self.topic, value)
-            except (ValueError, schemas.SchemaError) as exc:
-                reason = (
-                    f"schema: {exc}" if isinstance(exc, schemas.SchemaError) else f"malformed JSON: {exc}"
-                )
-                dead.append(dlq_record_of(self.topic, msg, reason, self.group_id))
-                continue
-            key = msg.key()
-            records.append(
-                IncomingRecord(
-                    topic=msg.topic(),
-                    partition=msg.partition(),
-                    offset=msg.offset(),
-                    key=key.decode("utf-8", "replace") if key is not None else None,
-                    value=value,
-                    headers=events.headers_dict(msg.headers()),
-                    raw=raw,
-                )
-            )
-        return records, dead
-
-    async def _dead_letter(self, dead: list[OutgoingRecord]) -> None:
-        while dead:
-            errors = await self.producer.send_batch(dead)
-            for record in dead:
-                DLQ_RECORDS.labels(self.topic.name, self.group_id).inc()
-                log.warning("dead-lettered a %s record: %s", self.topic.name, record.value["reason"])
-            dead = [record for record, error in zip(dead, errors, strict=True) if error]
-            if dead:
-                # Offsets must not move past a record that is neither processed nor dead-lettered.
-                log.error("DLQ send failed for %d records; retrying", len(dead))
-                await asyncio.sleep(1)
 
 
 def ensure_topics(

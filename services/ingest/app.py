@@ -14,6 +14,7 @@ from confluent_kafka import KafkaException
 from fastapi import FastAPI
 
 from services.common import liveness, topics
+from services.common.batch_consumer import TRANSIENT_ERRORS, BatchConsumer
 from services.common.bindings import BindingView, development_issuer
 from services.common.consents import ConsentView
 from services.common.db import TRANSIENT_ERRORS as DATABASE_ERRORS
@@ -21,7 +22,6 @@ from services.common.dead_letters import DeadLetterProducer
 from services.common.follower import TopicView
 from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
-from services.common.kafka import TRANSIENT_ERRORS, BatchConsumer
 from services.common.lag import LagMonitor
 from services.common.roles import Role, operator_key, service_key
 from services.common.settings import PlatformSettings

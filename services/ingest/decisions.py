@@ -27,9 +27,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.common import attestation
+from services.common.batch_consumer import IncomingRecord, Rejection
 from services.common.decisions import UnreadableDecisionError, read_decision
 from services.common.events import encode_json, rfc3339
-from services.common.kafka import IncomingRecord, Rejection
 from services.common.topics import REWARD_DECISIONS
 from services.ingest.tables import devices, erasures, reward_decisions
 

@@ -18,12 +18,13 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.common import attestation, liveness, topics
+from services.common.batch_consumer import TRANSIENT_ERRORS, BatchConsumer, IncomingRecord, Rejection
 from services.common.bindings import development_issuer
 from services.common.db import TRANSIENT_ERRORS as DATABASE_ERRORS
 from services.common.events import now_rfc3339
 from services.common.http import broker_ready, database_and_producer, database_ready
 from services.common.http import create_app as create_service_app
-from services.common.kafka import TRANSIENT_ERRORS, BatchConsumer, IncomingRecord, Rejection, ensure_topics
+from services.common.kafka import ensure_topics
 from services.common.lag import LagMonitor
 from services.common.openapi import problems
 from services.common.settings import PlatformSettings

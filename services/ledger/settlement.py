@@ -13,8 +13,8 @@ import asyncio
 from collections.abc import Callable
 
 from services.common import attestation
+from services.common.batch_consumer import IncomingRecord, Rejection
 from services.common.events import now_rfc3339
-from services.common.kafka import IncomingRecord, Rejection
 from services.common.workers import WorkerPool
 from services.ledger import metrics
 from services.ledger.rewards import Prepared, prepare_rewards

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from services.common import attestation
-from services.common.dead_letters import DeadLetter
+from services.common.dead_letters import DeadLetter, dlq_record_of
 from services.common.decisions import UnreadableDecisionError, read_decision
-from services.common.kafka import FETCH_WAIT_MAX_MS, client_security, dlq_record_of
+from services.common.kafka import FETCH_WAIT_MAX_MS, client_security
 from services.common.topics import REWARD_DECISIONS
 from services.rewards.engine import Decision, State
 from services.rewards.snapshots import Snapshot

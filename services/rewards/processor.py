@@ -19,9 +19,10 @@ from typing import Any
 
 from services.common import attestation, evidence, kinds, signing
 from services.common.consents import InForce, parse_time
+from services.common.dead_letters import dlq_record
 from services.common.events import CONTENT_TYPE, NDJSON, cloudevent_headers
 from services.common.ids import reward_id
-from services.common.kafka import OutgoingRecord, batch_record, dlq_record
+from services.common.kafka import OutgoingRecord, batch_record
 from services.common.policy import CURRENCY, Policy
 from services.common.signing import Keypair
 from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS

@@ -20,8 +20,9 @@ import faust
 from prometheus_client import Counter
 
 from services.common import attestation, schemas
+from services.common.dead_letters import dlq_record
 from services.common.events import decode_json
-from services.common.kafka import OutgoingRecord, dlq_record, partition_of
+from services.common.kafka import OutgoingRecord, partition_of
 from services.common.metrics import DLQ_RECORDS
 from services.common.topics import READINGS, ZONE_PARTIALS
 from services.rewards.processor import header_value

@@ -8,15 +8,8 @@ import asyncio
 import json
 import uuid
 
-from services.common.kafka import (
-    POISON_ATTEMPTS,
-    BatchConsumer,
-    IncomingRecord,
-    KafkaProducer,
-    OutgoingRecord,
-    Rejection,
-    ensure_topics,
-)
+from services.common.batch_consumer import POISON_ATTEMPTS, BatchConsumer, IncomingRecord, Rejection
+from services.common.kafka import KafkaProducer, OutgoingRecord, ensure_topics
 from services.common.topics import Topic
 from tests.support.topics import unique_group, values_with_keys
 from tests.support.waiting import holds, until

@@ -14,9 +14,10 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.common.batch_consumer import BatchConsumer, IncomingRecord, Rejection
 from services.common.embedded import free_port
 from services.common.follower import TopicView
-from services.common.kafka import BatchConsumer, IncomingRecord, KafkaProducer, Rejection, ensure_topics
+from services.common.kafka import KafkaProducer, ensure_topics
 from services.common.lag import LagMonitor
 from services.common.metrics import exposition
 from services.common.settings import PlatformSettings

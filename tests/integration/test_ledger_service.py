@@ -16,8 +16,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from pydantic import SecretStr
 
 from services.common import attestation, merkle, schemas, signing, topics
+from services.common.dead_letters import DLQ_VALUE_MAX
 from services.common.events import cloudevent_headers
-from services.common.kafka import DLQ_VALUE_MAX, KafkaProducer, OutgoingRecord
+from services.common.kafka import KafkaProducer, OutgoingRecord
 from services.common.settings import PlatformSettings
 from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair, b64url_encode

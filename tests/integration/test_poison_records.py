@@ -29,9 +29,9 @@ from services.common.consents import (
     ConsentView,
     check_consent,
 )
-from services.common.dead_letters import DeadLetterProducer
+from services.common.dead_letters import DLQ_VALUE_MAX, DeadLetterProducer
 from services.common.ids import reading_id
-from services.common.kafka import DLQ_VALUE_MAX, OutgoingRecord, attested
+from services.common.kafka import OutgoingRecord, attested
 from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.common.topics import CONSENTS, MERCHANTS, REWARD_DECISIONS, Topic

@@ -3,8 +3,8 @@ import hashlib
 import pytest
 
 from services.common import schemas, topics
+from services.common.dead_letters import dlq_record
 from services.common.events import encode_json
-from services.common.kafka import dlq_record
 from services.common.schemas import SchemaError
 from services.common.signing import Keypair
 
