@@ -27,8 +27,9 @@ from services.common.signing import Keypair, b64url_encode
 from services.ledger import chain
 from services.ledger.app import create_app
 from services.ledger.disclosures import DisclosureReads
+from services.ledger.replay import Discrepancy
 from services.ledger.settings import LedgerSettings
-from services.ledger.verifier import Discrepancy, verify_ledger
+from services.ledger.verifier import verify_ledger
 from tests.support.asgi import assert_problem
 from tests.support.factories import (
     AS_AUDITOR,

@@ -17,7 +17,8 @@ from services.common.sdjwt import digest, make_disclosure
 from services.common.settings import PlatformSettings
 from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair
-from services.ledger.verifier import Discrepancy, verify_ledger
+from services.ledger.replay import Discrepancy
+from services.ledger.verifier import verify_ledger
 from tests.integration.test_ledger_transfers import Issuer, balance, command, ledgers
 from tests.support.asgi import assert_problem
 from tests.support.factories import AS_AUDITOR, AUDITOR, signed_transfer, with_memo

@@ -22,8 +22,9 @@ from services.common.settings import PlatformSettings
 from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair, b64url_encode
 from services.ledger.app import create_app
+from services.ledger.replay import Discrepancy
 from services.ledger.settings import LedgerSettings
-from services.ledger.verifier import Discrepancy, verify_ledger
+from services.ledger.verifier import verify_ledger
 from tests.support.asgi import assert_problem
 from tests.support.factories import AS_AUDITOR, AUDITOR, DIRECTORY, TEST_ROLES, reencoded
 from tests.support.topics import did_of, keypairs_on_one_partition, unique_group, values_with_keys
