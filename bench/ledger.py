@@ -3,7 +3,7 @@ PostgreSQL COPY of the same rows; and inclusion proofs at one million leaves.
 
 Runs on its own embedded broker and PostgreSQL (a temporary directory), so nothing else is disturbed.
 
-1. Signed rewards (300 devices of 40 wallets, as the simulator sends them) are published to
+1. Signed rewards (300 devices of 40 wallets, as the simulator sends them) are published, as batch records, to
    ``city.rewards.v1``; a ledger (`services.ledger.app.create_app`, consumer + verification workers +
    sealer) settles them. The clock runs from the first sealed warm-up block to the block that seals the
    last reward, so the consumer-group join is left out but every signature check, settlement, sealing
@@ -47,11 +47,13 @@ from services.ledger.queries import LedgerQueries
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import LedgerStore
 from services.ledger.transactions import derive_tx_id
+from services.rewards.processor import reward_batch_records
+from services.rewards.settings import RewardsSettings
 from tests.support.factories import (
+    ORACLE,
     TEST_ROLES,
     ingest_batches,
     policy_publication,
-    reward_records,
     signed_reward,
 )
 
@@ -62,7 +64,8 @@ WARMUP = 2000
 PROOF_LEAVES = 1 << 20
 PROOF_SAMPLES = 2000
 TARGET = 20_000  # rewards/s (the issue's target), to put the CPU figures in cores
-ATTESTED_BATCH = 2000  # the rewards worker's largest batch: one oracle signature each
+ATTESTED_BATCH = 2000  # the rewards worker's largest batch
+REWARDS_PER_RECORD = RewardsSettings().rewards_per_record
 INGEST_BATCH = 500  # readings ingest attests with one signature (a request's or an MQTT batch's worth)
 BEFORE_TRUST_MICROS = 258.0
 """CPU per reward measured on this machine on 2026-11-30 before rewards were attested (ledger process, verify
@@ -81,11 +84,14 @@ def _rewards(count: int) -> list[dict]:
 
 
 async def _publish(bootstrap: str, rewards: list[dict]) -> None:
-    """Publish the rewards as the rewards worker does: attested by its oracle key, in batches of 2,000."""
+    """Publish the rewards as the rewards worker does: 2,000 a publish, as batch records of up to
+    `REWARDS_PER_RECORD` rewards of one partition, attested by its oracle key."""
     producer = KafkaProducer(bootstrap, "bench-ledger")
     try:
         for start in range(0, len(rewards), ATTESTED_BATCH):
-            records = reward_records(rewards[start : start + ATTESTED_BATCH])
+            records = reward_batch_records(
+                ORACLE, rewards[start : start + ATTESTED_BATCH], REWARDS_PER_RECORD
+            )
             errors = [e for e in await producer.send_batch(records) if e]
             assert not errors, errors[:3]
     finally:

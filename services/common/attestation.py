@@ -137,15 +137,20 @@ def attest(keypair: Keypair, topic: str, values: Sequence[bytes]) -> list[str]:
     ]
 
 
-def attest_record(keypair: Keypair, topic: str, lines: Sequence[bytes]) -> str:
+def attest_record(
+    keypair: Keypair, topic: str, lines: Sequence[bytes], covered: Sequence[bytes] | None = None
+) -> str:
     """The attestation header of a batch record whose value is `lines` (JCS bytes) joined by newlines: one
-    statement about exactly those lines. Raises ValueError for no lines, too many, or a line holding a
-    newline."""
+    statement about exactly those lines, or, for a topic that attests a part of each value
+    (`Topic.attested_member`), about their `covered` parts (JCS bytes, one a line: `verify_covered` checks
+    them). Raises ValueError for no lines, too many, or a line holding a newline."""
     if not 0 < len(lines) <= MAX_BATCH:
         raise ValueError(f"a batch record holds 1 to {MAX_BATCH} lines")
     if any(b"\n" in line for line in lines):
         raise ValueError("a line of a batch record must not hold a newline")
-    tree = levels([merkle.leaf_hash(line) for line in lines])
+    if covered is not None and len(covered) != len(lines):
+        raise ValueError("a batch record covers one part a line")
+    tree = levels([merkle.leaf_hash(leaf) for leaf in (lines if covered is None else covered)])
     return orjson.dumps(
         {**_statement(keypair, topic, tree[-1][0], len(lines)), "index": 0, "path": ""}
     ).decode()
@@ -166,6 +171,43 @@ def verify_record(header: str | bytes | None, topic: str, value: bytes) -> list[
     return [
         (line, {**statement, "index": index, "path": signing.b64url_encode(b"".join(path))})
         for index, (line, path) in enumerate(zip(lines, paths(tree), strict=True))
+    ]
+
+
+def is_batch_record(header: str | bytes | None, value: bytes) -> bool:
+    """Whether a record's value is several lines its attestation is about as a batch record (see the module),
+    rather than one value; raises `AttestationError` for a header that does not parse."""
+    attestation = parse(header)
+    size = attestation.get("size")
+    return (
+        type(size) is int
+        and size > 1
+        and size == value.count(b"\n") + 1
+        and attestation.get("index") == 0
+        and attestation.get("path") == ""
+    )
+
+
+def verify_covered(header: str | bytes | None, topic: str, covered: Sequence[bytes]) -> list[dict[str, Any]]:
+    """Check a batch record (`is_batch_record`) of a topic that attests a part of each value, given those parts'
+    JCS bytes (`covered`, one a line, in order), and return each part's own attestation (what `verify`
+    accepts for that part alone). Raises `AttestationError` for the whole record."""
+    attestation = parse(header)
+    statement = statement_of(attestation)
+    _check_about(statement, topic)
+    if (
+        statement["size"] != len(covered)
+        or len(covered) > MAX_BATCH
+        or not all(isinstance(statement[f], str) for f in ("root", "signer", "sig"))
+    ):
+        raise AttestationError("bad-attestation", "not a statement about this record's lines")
+    tree = levels([merkle.leaf_hash(part) for part in covered])
+    if tree[-1][0].hex() != statement["root"]:
+        raise AttestationError("not-attested", "the record's lines are not the ones attested: root mismatch")
+    _check_statement(statement)
+    return [
+        {**statement, "index": index, "path": signing.b64url_encode(b"".join(path))}
+        for index, path in enumerate(paths(tree))
     ]
 
 

@@ -97,11 +97,13 @@ def batch_record(
     partition: int | None,
     lines: Sequence[bytes],
     headers: list[tuple[str, bytes]],
+    covered: Sequence[bytes] | None = None,
 ) -> OutgoingRecord:
     """One record carrying `lines` (values' JCS bytes, `attestation.encode`) joined by newlines, with `headers`
     and its attestation by `keypair`: one statement about exactly those lines (`attestation.attest_record`),
-    which a consumer checks with `attestation.verify_record`. Raises ValueError for no lines or too many."""
-    header = attestation.attest_record(keypair, topic.name, lines)
+    which a consumer checks with `attestation.verify_record`; or, for a topic attesting a part of each value,
+    about their `covered` parts (`attestation.verify_covered`). Raises ValueError for no lines or too many."""
+    header = attestation.attest_record(keypair, topic.name, lines, covered)
     return OutgoingRecord(
         topic, key, b"\n".join(lines), [*headers, (attestation.HEADER, header.encode())], partition
     )

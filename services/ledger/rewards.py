@@ -139,35 +139,78 @@ def reward_transaction(
     return replace(tx, disclosure=Disclosure(reward["wallet"], orjson.dumps(disclosure)))
 
 
-Prepared = tuple[Any, ...] | tuple[str, str]
-"""A reward's transaction as `Transaction.compact` (seven fields), or the (code, detail) of why it cannot
-settle."""
+Prepared = tuple[Any, ...] | tuple[str, str] | tuple[str, str, str]
+"""A reward's transaction as `Transaction.compact` (`COMPACT_FIELDS` fields), or the (code, detail) of why it
+cannot settle, and for a batch record's line its own attestation (its header, were it a record alone)."""
 
 
-def prepare_rewards(records: list[tuple[bytes, str | None]], timestamp: str) -> list[Prepared]:
-    """Build the transaction of each (schema-valid) reward, given its raw value and attestation header, or
-    its rejection; in input order.
+def prepare_rewards(records: list[tuple[bytes, str | None]], timestamp: str) -> list[list[Prepared]]:
+    """For each ``city.rewards.v1`` record, given its raw value and attestation header: the transaction of each
+    reward it carries, or its rejection, in order. A record of one reward gives one; a batch record
+    (`attestation.is_batch_record`) one a line, or a single rejection when the record as a whole is not what the
+    oracle attested.
 
     CPU-bound (canonicalization, hash paths, an Ed25519 check per batch statement) and free of I/O, so it
     runs in worker processes: it takes the raw record bytes, which cross a process boundary far cheaper
     than parsed objects.
     """
-    prepared: list[Prepared] = []
+    prepared: list[list[Prepared]] = []
     for raw, header in records:
         try:
-            try:
-                reward = decode_json(raw)
-                schemas.validate(REWARDS, reward)
-            except ValueError as exc:  # a SchemaError is a ValueError
-                code = "schema" if isinstance(exc, schemas.SchemaError) else "malformed-json"
-                raise RejectedError(code, str(exc)) from exc
-            try:
-                oracle_attestation = attestation.parse(header)
-            except attestation.AttestationError as exc:
-                raise RejectedError(f"reward-{exc.code}", exc.detail) from exc
-            # Compact: it crosses back from a worker process, where a dataclass would cost more to unpickle
-            # than the rest of the ledger process's work on it.
-            prepared.append(reward_transaction(reward, oracle_attestation, timestamp).compact())
-        except RejectedError as exc:
-            prepared.append((exc.code, exc.detail))
+            batch = attestation.is_batch_record(header, raw)
+        except attestation.AttestationError:
+            batch = False  # the single record's checks say why
+        prepared.append(_batch(raw, header, timestamp) if batch else [_single(raw, header, timestamp)])
     return prepared
+
+
+def _single(raw: bytes, header: str | None, timestamp: str) -> Prepared:
+    """The transaction of a record of one reward (its attestation its own), or why it cannot settle."""
+    try:
+        reward = _valid(_decoded(raw))
+        try:
+            oracle_attestation = attestation.parse(header)
+        except attestation.AttestationError as exc:
+            raise RejectedError(f"reward-{exc.code}", exc.detail) from exc
+        # Compact: it crosses back from a worker process, where a dataclass would cost more to unpickle than
+        # the rest of the ledger process's work on it.
+        return reward_transaction(reward, oracle_attestation, timestamp).compact()
+    except RejectedError as exc:
+        return (exc.code, exc.detail)
+
+
+def _batch(raw: bytes, header: str | None, timestamp: str) -> list[Prepared]:
+    """The transactions of a batch record's lines; a single rejection if a line does not parse or the record
+    is not the one attested (nothing of it settles), else one a line (a line refused alone)."""
+    try:
+        values = [decode_json(line) for line in attestation.record_lines(raw)]
+        covered = [attestation.encode(value["reward"]) for value in values]
+        line_attestations = attestation.verify_covered(header, REWARDS.name, covered)
+    except attestation.AttestationError as exc:
+        return [(f"reward-{exc.code}", exc.detail)]
+    except (ValueError, KeyError, TypeError) as exc:  # a SignatureError (not canonical) is a ValueError
+        return [("malformed", f"a line of the batch record has no reward to attest: {exc}")]
+    prepared: list[Prepared] = []
+    for value, line_attestation in zip(values, line_attestations, strict=True):
+        try:
+            prepared.append(reward_transaction(_valid(value), line_attestation, timestamp).compact())
+        except RejectedError as exc:
+            prepared.append((exc.code, exc.detail, orjson.dumps(line_attestation).decode()))
+    return prepared
+
+
+def _decoded(raw: bytes) -> Any:
+    """A record value's JSON; raises `RejectedError` (malformed-json)."""
+    try:
+        return decode_json(raw)
+    except ValueError as exc:
+        raise RejectedError("malformed-json", str(exc)) from exc
+
+
+def _valid(value: Any) -> Any:
+    """`value` if it fits the rewards schema; raises `RejectedError` (schema)."""
+    try:
+        schemas.validate(REWARDS, value)
+    except schemas.SchemaError as exc:
+        raise RejectedError("schema", str(exc)) from exc
+    return value

@@ -80,7 +80,13 @@ from services.rewards.metrics import (
 from services.rewards.openapi import RewardsReadiness
 from services.rewards.openapi import document as openapi_document
 from services.rewards.policy_file import PolicyFile
-from services.rewards.processor import Outcome, decisions_record, handle_reading, header_value
+from services.rewards.processor import (
+    Outcome,
+    decisions_record,
+    handle_reading,
+    header_value,
+    reward_batch_records,
+)
 from services.rewards.publication import PolicyPublisher
 from services.rewards.readings import ParsedRecord, parse_all, record_key
 from services.rewards.settings import SERVICE, RewardsSettings
@@ -333,8 +339,8 @@ def create_app(
         await earlier_decided.wait()
         decided.set()
         await publish(attested(oracle, snapshot_records) if snapshot_records else [])
-        rewards = [record for outcome in outcomes for record in outcome.reward_records]
-        await publish(attested(oracle, rewards) if rewards else [])
+        rewards = [value for outcome in outcomes for value in outcome.rewards]
+        await publish(reward_batch_records(oracle, rewards, settings.rewards_per_record))
         for event in events:
             await stream.ack(event)
         progress.committed(len(events))  # acknowledged: Faust commits them within its commit interval

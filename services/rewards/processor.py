@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from services.common.consents import InForce, parse_time
 from services.common.dead_letters import dlq_record
 from services.common.events import CONTENT_TYPE, NDJSON, cloudevent_headers
 from services.common.ids import reward_id
-from services.common.kafka import OutgoingRecord, batch_record
+from services.common.kafka import OutgoingRecord, attested, batch_record, partition_of
 from services.common.policy import CURRENCY, Policy
 from services.common.signing import Keypair
 from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS
@@ -32,6 +32,7 @@ from services.rewards.readings import AcceptedReading, InvalidReading, parse
 log = logging.getLogger(__name__)
 
 REWARD_EVENT_TYPE = "city.reward.v1"
+REWARDS_BATCH_EVENT_TYPE = "city.rewards-batch.v1"
 DECISION_EVENT_TYPE = "city.reward-decision.v1"
 DECISIONS_BATCH_EVENT_TYPE = "city.reward-decisions-batch.v1"
 EVENT_SOURCE = "smartcity/rewards"
@@ -55,10 +56,6 @@ class Outcome:
     replayed: bool = False
     rejection: str | None = None
     received_at: str | None = None
-
-    @property
-    def reward_records(self) -> list[OutgoingRecord]:
-        return [reward_record(r) for r in self.rewards]
 
 
 def handle_reading(
@@ -216,7 +213,8 @@ def decisions_record(
 
 
 def reward_record(reward: dict[str, Any]) -> OutgoingRecord:
-    """The ``city.rewards.v1`` record of a reward: keyed by wallet, a CloudEvent whose id is the reward id.
+    """The ``city.rewards.v1`` record of a reward alone (unattested): keyed by wallet, a CloudEvent whose id is
+    the reward id.
 
     ``ce_time`` is when the reward was earned (not when it was sent), so a redelivery is identical.
     """
@@ -227,6 +225,40 @@ def reward_record(reward: dict[str, Any]) -> OutgoingRecord:
         value=reward,
         headers=cloudevent_headers(REWARD_EVENT_TYPE, EVENT_SOURCE, public["reward_id"], public["earned_at"]),
     )
+
+
+def reward_batch_records(
+    oracle: Keypair, rewards: Sequence[dict[str, Any]], per_record: int
+) -> list[OutgoingRecord]:
+    """`rewards` (``city.rewards.v1`` values) as batch records attested by `oracle`: those whose wallets hash to
+    one partition together, in order, at most `per_record` a record, a value's JCS bytes a line under one
+    statement about their public parts (`attestation.attest_record`; the ledger checks each record's once,
+    and each reward keeps its own attestation on the chain). A record of one reward is `reward_record`'s; a
+    batch record is keyed by its first reward's wallet and its CloudEvent id is that reward's id."""
+    by_partition: dict[int, list[dict[str, Any]]] = {}
+    for value in rewards:
+        by_partition.setdefault(partition_of(value["reward"]["wallet"], REWARDS.partitions), []).append(value)
+    singles: list[OutgoingRecord] = []
+    batches: list[OutgoingRecord] = []
+    for partition, values in sorted(by_partition.items()):
+        for start in range(0, len(values), per_record):
+            chunk = values[start : start + per_record]
+            first = chunk[0]["reward"]
+            if len(chunk) == 1:
+                singles.append(replace(reward_record(chunk[0]), partition=partition))
+                continue
+            headers = cloudevent_headers(
+                REWARDS_BATCH_EVENT_TYPE,
+                EVENT_SOURCE,
+                first["reward_id"],
+                first["earned_at"],
+                content_type=NDJSON,
+            )
+            lines = [attestation.encode(value) for value in chunk]
+            covered = [attestation.encode(value["reward"]) for value in chunk]
+            batches.append(batch_record(oracle, REWARDS, first["wallet"], partition, lines, headers, covered))
+    # The lone ones share one statement, each record with its own path (`kafka.attested`).
+    return [*(attested(oracle, singles) if singles else []), *batches]
 
 
 def header_value(headers: Headers, name: str) -> bytes | None:

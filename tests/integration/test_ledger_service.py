@@ -8,6 +8,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -18,7 +19,8 @@ from pydantic import SecretStr
 from services.common import attestation, merkle, schemas, signing, topics
 from services.common.dead_letters import DLQ_VALUE_MAX
 from services.common.events import cloudevent_headers
-from services.common.kafka import KafkaProducer, OutgoingRecord
+from services.common.kafka import KafkaProducer, OutgoingRecord, batch_record
+from services.common.policy import parse_policy
 from services.common.settings import PlatformSettings
 from services.common.signed_reads import SignedReadAuth
 from services.common.signing import Keypair, b64url_encode
@@ -42,7 +44,7 @@ from tests.support.factories import (
     reward_records,
     signed_reward,
 )
-from tests.support.topics import unique_group, values_with_keys
+from tests.support.topics import end_offsets, records_published_during, unique_group, values_with_keys
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -416,3 +418,84 @@ async def _evidence_is_private_and_verifiable(
     envelope, _ = verify_disclosure(reward, disclosure)
     signing.verify(envelope["reading"], "device_id")
     signing.verify(envelope["registration"], "owner")
+
+
+async def test_a_batch_record_settles_line_by_line_and_a_tampered_one_is_refused_whole(
+    platform_settings: PlatformSettings, kafka_bootstrap: str
+) -> None:
+    """A batch record of rewards (one oracle statement about their public parts) settles each good line; a line
+    the ledger refuses goes to the DLQ alone, under its own attestation, so that it can be checked and sent
+    again alone; a record altered after the oracle attested it goes whole, and nothing of it settles; a record
+    of one reward beside them settles as before."""
+    settings = LedgerSettings(
+        consumer_group=unique_group("ledger-batch"), seal_interval_ms=50, genesis_roles=TEST_ROLES
+    )
+    alice, bob, carol, dave = (Keypair.generate() for _ in range(4))
+    batch_key, tampered_key = Keypair.generate().did, Keypair.generate().did
+    good = [signed_reward(alice, seq=1, amount=11), signed_reward(bob, seq=1, amount=12)]
+    unknown_policy = signed_reward(
+        carol, seq=1, policy=parse_policy({**TEST_POLICY.document, "version": "none"})
+    )
+    wrong_id = public(signed_reward(carol, seq=2), reward_id="0" * 64)
+    altered = [signed_reward(dave, seq=1, amount=13), signed_reward(dave, seq=2, amount=14)]
+
+    def batch(key: str, values: list[dict[str, Any]]) -> tuple[OutgoingRecord, list[bytes]]:
+        lines = [attestation.encode(v) for v in values]
+        covered = [attestation.encode(v["reward"]) for v in values]
+        return batch_record(ORACLE, topics.REWARDS, key, 0, lines, [], covered), lines
+
+    mixed, mixed_lines = batch(batch_key, [good[0], unknown_policy, wrong_id, good[1]])
+    tampered, tampered_lines = batch(tampered_key, altered)
+    forged_line = attestation.encode(public(altered[1], amount=14_000_000))
+    tampered = replace(tampered, value=b"\n".join([tampered_lines[0], forged_line]))
+    lone = signed_reward(alice, seq=2, amount=100)
+    start = await end_offsets(kafka_bootstrap, topics.REWARDS.dlq)
+
+    app = create_app(platform_settings, settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ledger") as client,
+    ):
+        assert (await client.post("/v1/policies", json=policy_publication())).status_code == 201
+        producer = KafkaProducer(kafka_bootstrap, "ledger-batch-test")
+        try:
+            await send(producer, [mixed, tampered, *reward_records([lone])])
+        finally:
+            producer.close()
+
+        async def balance(who: Keypair) -> int:
+            answer = await client.get(f"/v1/accounts/{who.did}", auth=SignedReadAuth(who))
+            return answer.json()["balances"].get("CITY", 0)
+
+        async def dead_letters() -> list[Any]:
+            messages = await records_published_during(kafka_bootstrap, topics.REWARDS.dlq, start)
+            return [m for m in messages if m.key().decode() in (batch_key, tampered_key)]
+
+        async def good_lines_settled() -> bool:
+            return await balance(alice) == 11 + 100 and await balance(bob) == 12
+
+        await until(good_lines_settled, "the good lines and the lone reward")
+        await until(lambda: _count_at_least(dead_letters, 3), "the refused lines and the tampered record")
+        assert (await balance(alice), await balance(bob)) == (11 + 100, 12)
+        assert (await balance(carol), await balance(dave)) == (0, 0)
+
+        dead = {json.loads(m.value())["value"]: m for m in await dead_letters()}
+        assert set(dead) == {mixed_lines[1].decode(), mixed_lines[2].decode(), tampered.value.decode()}
+        reasons = {line: json.loads(m.value())["reason"] for line, m in dead.items()}
+        assert reasons[mixed_lines[1].decode()].startswith("unknown-policy: ")
+        assert reasons[mixed_lines[2].decode()].startswith("reward-id-mismatch: ")
+        assert reasons[tampered.value.decode()].startswith("reward-not-attested: ")
+        for index in (1, 2):  # each refused line carries its own attestation: it checks alone
+            header = dict(dead[mixed_lines[index].decode()].headers())[attestation.HEADER]
+            own = attestation.parse(header)
+            covered = attestation.encode(json.loads(mixed_lines[index])["reward"])
+            assert (own["index"], attestation.verify(own, topics.REWARDS.name, covered).signer) == (
+                index,
+                ORACLE.did,
+            )
+        # Both refused lines name the record they came from: the same offset.
+        assert len({json.loads(dead[mixed_lines[i].decode()].value())["offset"] for i in (1, 2)}) == 1
+
+
+async def _count_at_least(read: Callable[[], Any], count: int) -> bool:
+    return len(await read()) >= count

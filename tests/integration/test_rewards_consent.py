@@ -22,6 +22,7 @@ from tests.integration.test_rewards_worker import (
 )
 from tests.support import consents
 from tests.support.factories import reencoded
+from tests.support.topics import rewards_of
 from tests.unit.test_rewards_samples import Device
 
 pytestmark = pytest.mark.integration
@@ -96,7 +97,7 @@ def test_after_a_revocation_later_readings_earn_nothing_whatever_is_replayed_bes
 
         # One reward to the owner (the reading before the revocation), none for the readings after it.
         def keyed(messages: list[Message], wallet: str) -> int:
-            return sum(1 for m in messages if m.key() is not None and m.key().decode() == wallet)
+            return sum(1 for r in rewards_of(messages) if r.reward["wallet"] == wallet)
 
         rewards = consume(
             kafka_bootstrap,

@@ -23,6 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, Pro
 
 from services.common import attestation, embedded, kinds, roles, schemas
 from services.common.events import cloudevent_headers, headers_dict
+from services.common.kafka import partition_of
 from services.common.liveness import EXIT_STUCK
 from services.common.roles import Role
 from services.common.settings import PlatformSettings
@@ -35,7 +36,7 @@ from services.rewards.openapi import document as openapi_document
 from tests.conftest import REPO_ROOT
 from tests.support import consents
 from tests.support.factories import INGEST
-from tests.support.topics import unique_group
+from tests.support.topics import PublishedReward, rewards_of, unique_group
 from tests.unit.test_rewards_samples import Device, policy_document
 
 pytestmark = pytest.mark.integration
@@ -256,8 +257,8 @@ def test_one_reward_per_valid_reading_and_a_dlq_record_per_bad_one(worker: Worke
     owners = {device.owner.did for device in devices}
     dlq_keys = {devices[0].did, malformed_key}
 
-    def ours(messages: list[Message]) -> tuple[list[Message], list[Message]]:
-        rewards = [m for m in messages if m.topic() == REWARDS.name and m.key().decode() in owners]
+    def ours(messages: list[Message]) -> tuple[list[PublishedReward], list[Message]]:
+        rewards = [r for r in rewards_of(messages) if r.reward["wallet"] in owners]
         dead = [m for m in messages if m.topic() == READINGS.dlq.name and m.key().decode() in dlq_keys]
         return rewards, dead
 
@@ -269,13 +270,13 @@ def test_one_reward_per_valid_reading_and_a_dlq_record_per_bad_one(worker: Worke
 
     # One reward per valid reading; the redelivered reading gave the same reward, but for ingest's new
     # attestation (which the ledger does not count as content).
-    by_reading: dict[str, list[Message]] = {}
-    for message in rewards:
-        by_reading.setdefault(json.loads(message.value())["reward"]["reading_id"], []).append(message)
+    by_reading: dict[str, list[PublishedReward]] = {}
+    for published in rewards:
+        by_reading.setdefault(published.reward["reading_id"], []).append(published)
     assert set(by_reading) == {envelope["reading_id"] for _, envelope in valid.values()}
     duplicates = by_reading[first_envelope["reading_id"]]
     assert len(duplicates) == 2
-    twins = [json.loads(m.value()) for m in duplicates]
+    twins = [json.loads(json.dumps(r.value)) for r in duplicates]
     for twin in twins:
         del twin["disclosure"]["attestation"]
     assert twins[0] == twins[1]
@@ -284,11 +285,13 @@ def test_one_reward_per_valid_reading_and_a_dlq_record_per_bad_one(worker: Worke
     )
 
     for device, envelope in valid.values():
-        message = by_reading[envelope["reading_id"]][0]
-        value = json.loads(message.value())
+        published = by_reading[envelope["reading_id"]][0]
+        message, value = published.message, published.value
         schemas.validate(REWARDS, value)
         reward = value["reward"]
-        assert message.key().decode() == reward["wallet"] == device.owner.did
+        # A record carries the rewards of one partition: keyed by its first reward's wallet, which hashes there.
+        assert reward["wallet"] == device.owner.did
+        assert partition_of(reward["wallet"], REWARDS.partitions) == message.partition()
         assert reward["reward_id"] == sha256_hex(f"{envelope['reading_id']}/{RULE}")
         assert reward["amount"] == AMOUNT and type(reward["amount"]) is int
         assert (reward["currency"], reward["rule"], reward["policy_version"], reward["earned_at"]) == (
@@ -300,13 +303,14 @@ def test_one_reward_per_valid_reading_and_a_dlq_record_per_bad_one(worker: Worke
         # The evidence is the envelope ingest attested, byte for byte, opening the public reward's commitment.
         opened, ingest = verify_disclosure(reward, value["disclosure"])
         assert opened == envelope and ingest == INGEST.did
-        # The public reward is attested by the worker's oracle key.
-        oracle = attestation.parse(headers_dict(message.headers())[attestation.HEADER])
+        # The public reward is attested by the worker's oracle key: its own attestation checks it alone.
         covered = attestation.encode(REWARDS.attested_part(value))
-        assert attestation.verify(oracle, REWARDS.name, covered).signer == worker.oracle_did
+        assert attestation.verify(published.attestation, REWARDS.name, covered).signer == worker.oracle_did
         headers = headers_dict(message.headers())
-        assert headers["ce_id"] == reward["reward_id"]
-        assert (headers["ce_type"], headers["ce_source"]) == ("city.reward.v1", "smartcity/rewards")
+        first = json.loads(attestation.record_lines(message.value())[0])["reward"]
+        assert headers["ce_id"] == first["reward_id"] and message.key().decode() == first["wallet"]
+        assert headers["ce_source"] == "smartcity/rewards"
+        assert headers["ce_type"] in ("city.reward.v1", "city.rewards-batch.v1")
 
     # The forged and the malformed readings went to the DLQ with their reasons, and nothing else did.
     assert len(dead) == 2
@@ -362,7 +366,7 @@ def test_readings_an_outsider_writes_to_the_topic_are_dead_lettered_and_the_good
             m for m in messages if m.topic() == REWARD_DECISIONS.name and m.key().decode() == honest.owner.did
         ]
         # Rewards are published after their decisions: wait for the reward too.
-        rewarded = [m for m in messages if m.topic() == REWARDS.name and m.key().decode() == honest.owner.did]
+        rewarded = [r for r in rewards_of(messages) if r.reward["wallet"] == honest.owner.did]
         return len(dead) >= 10 and len(decided) >= 1 and len(rewarded) >= 1
 
     messages = consume(kafka_bootstrap, [READINGS.dlq, REWARD_DECISIONS, REWARDS], arrived)
@@ -372,7 +376,7 @@ def test_readings_an_outsider_writes_to_the_topic_are_dead_lettered_and_the_good
         if m.topic() == READINGS.dlq.name and m.key().decode() == outsider.did
     ]
     assert sorted(d["reason"].split(":")[0] for d in dead) == ["unattested"] * 5 + ["untrusted-attestor"] * 5
-    owners = {m.key().decode() for m in messages if m.topic() == REWARDS.name}
+    owners = {r.reward["wallet"] for r in rewards_of(messages)}
     assert honest.owner.did in owners and outsider.owner.did not in owners
     decided = {
         v.get("device_id") for m in messages if m.topic() == REWARD_DECISIONS.name for v in lines_of(m)
@@ -537,7 +541,7 @@ def test_the_worker_stops_cleanly_on_sigterm_with_its_offsets_committed(kafka_bo
         publisher.flush()
 
         def rewarded(messages: list[Message]) -> bool:
-            return sum(m.key().decode() == device.owner.did for m in messages) >= 3
+            return sum(r.reward["wallet"] == device.owner.did for r in rewards_of(messages)) >= 3
 
         # The only worker running: the rewards are its own, sent before it acked the readings.
         assert rewarded(consume(kafka_bootstrap, [REWARDS], rewarded))
@@ -875,18 +879,13 @@ def test_each_rule_cap_and_quality_check_decides_with_its_reason(kafka_bootstrap
         # Every reward carries the policy version and the rule, and is the one its decision names.
         paid = {r["reward_id"]: r for d in decisions.values() for r in d["rewards"]}
         owners = {e["owner"] for envelopes in cases.values() for e in envelopes}
-        rewards = [
-            json.loads(m.value())["reward"]
-            for m in consume(
-                kafka_bootstrap,
-                [REWARDS],
-                lambda ms: (
-                    {json.loads(m.value())["reward"]["reward_id"] for m in ms if m.key().decode() in owners}
-                    >= set(paid)
-                ),
-            )
-            if m.key().decode() in owners
-        ]
+
+        def ours(messages: list[Message]) -> list[dict[str, Any]]:
+            return [r.reward for r in rewards_of(messages) if r.reward["wallet"] in owners]
+
+        rewards = ours(
+            consume(kafka_bootstrap, [REWARDS], lambda ms: {r["reward_id"] for r in ours(ms)} >= set(paid))
+        )
         assert {r["reward_id"] for r in rewards} == set(paid)
         for reward in rewards:
             assert reward["policy_version"] == "rules-1"
@@ -1036,8 +1035,8 @@ def test_a_batch_record_is_decided_line_by_line_and_a_forged_one_is_refused_whol
     owners = {device.owner.did for device in devices}
     good_ids = {e["reading_id"] for e in good}
 
-    def ours(messages: list[Message]) -> tuple[list[Message], list[Message], list[Message]]:
-        rewards = [m for m in messages if m.topic() == REWARDS.name and m.key().decode() in owners]
+    def ours(messages: list[Message]) -> tuple[list[PublishedReward], list[Message], list[Message]]:
+        rewards = [r for r in rewards_of(messages) if r.reward["wallet"] in owners]
         decisions = [
             m
             for m in messages
@@ -1056,7 +1055,7 @@ def test_a_batch_record_is_decided_line_by_line_and_a_forged_one_is_refused_whol
 
     # Each good line earned once; its evidence is its own line under its own attestation, which the ledger
     # checks alone (`verify_disclosure`), like a single record's.
-    by_reading = {json.loads(m.value())["reward"]["reading_id"]: json.loads(m.value()) for m in rewards}
+    by_reading = {r.reward["reading_id"]: r.value for r in rewards}
     assert len(rewards) == len(good) and set(by_reading) == good_ids
     for envelope in good:
         value = by_reading[envelope["reading_id"]]

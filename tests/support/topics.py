@@ -15,7 +15,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from services.common import attestation
 from services.common.kafka import partition_of
 from services.common.signing import Keypair
-from services.common.topics import READINGS, Topic
+from services.common.topics import READINGS, REWARDS, Topic
 
 
 def unique_group(prefix: str) -> str:
@@ -118,6 +118,45 @@ async def readings_published_during(bootstrap: str, start: dict[int, int]) -> li
                 PublishedReading(json.loads(line), line, attested, message) for line, attested in lines
             )
         except (attestation.AttestationError, ValueError):
+            continue
+    return published
+
+
+@dataclass(frozen=True)
+class PublishedReward:
+    """One reward of a ``city.rewards.v1`` record (a batch record holds several)."""
+
+    value: dict[str, Any]
+    attestation: dict[str, Any]
+    """Its own attestation by the oracle (index and path within its record's statement), as the ledger keeps it."""
+    message: Message
+    """The record carrying it."""
+
+    @property
+    def reward(self) -> dict[str, Any]:
+        return self.value["reward"]
+
+
+def rewards_of(messages: Sequence[Message]) -> list[PublishedReward]:
+    """Every reward the ``city.rewards.v1`` records among `messages` carry, each with its own attestation
+    checked against its record's statement (whoever signed it); records that are not attested rewards are left
+    out."""
+    published = []
+    for message in messages:
+        if message.topic() != REWARDS.name:
+            continue
+        try:
+            header = dict(message.headers() or []).get(attestation.HEADER)
+            lines = attestation.record_lines(message.value() or b"")
+            values = [json.loads(line) for line in lines]
+            covered = [attestation.encode(value["reward"]) for value in values]
+            if attestation.is_batch_record(header, message.value() or b""):
+                own = attestation.verify_covered(header, REWARDS.name, covered)
+            else:
+                own = [attestation.parse(header)]
+                attestation.verify(own[0], REWARDS.name, covered[0])
+            published.extend(PublishedReward(v, a, message) for v, a in zip(values, own, strict=True))
+        except (attestation.AttestationError, ValueError, KeyError, TypeError):
             continue
     return published
 

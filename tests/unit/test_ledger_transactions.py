@@ -219,7 +219,7 @@ def test_a_transaction_crosses_processes_as_plain_values() -> None:
 def test_the_settlement_workers_refuse_what_is_not_json_or_not_a_reward() -> None:
     value = signed_reward(Keypair.generate())
     header = json.dumps(oracle_attested(value))
-    good, bad_schema, bad_json = prepare_rewards(
+    [good], [bad_schema], [bad_json] = prepare_rewards(
         [(attestation.encode(value), header), (b'{"reward_id": 1}', header), (b"{not json", header)], NOW
     )
     assert len(good) == COMPACT_FIELDS

@@ -12,13 +12,21 @@ import pytest
 
 from services.common import attestation, evidence, schemas, signing
 from services.common.events import encode_json, headers_dict
+from services.common.kafka import partition_of
 from services.common.policy import Policy, parse_policy
 from services.common.signing import Keypair
 from services.common.topics import READINGS, REWARD_DECISIONS, REWARDS
 from services.rewards import readings
 from services.rewards.app import broker_urls
 from services.rewards.engine import State
-from services.rewards.processor import INTERNAL_ERROR, Outcome, decisions_record, handle_reading
+from services.rewards.processor import (
+    INTERNAL_ERROR,
+    Outcome,
+    decisions_record,
+    handle_reading,
+    reward_batch_records,
+    reward_record,
+)
 from services.rewards.readings import UNTRUSTED_ATTESTOR, InvalidReading, parse
 from tests.support.factories import INGEST, ORACLE
 from tests.unit.test_rewards_samples import TS, Device, expected_reading_id, policy_document
@@ -165,7 +173,8 @@ def test_a_readings_records_decisions_are_one_record_of_lines_in_order_refused_i
 
 def test_the_reward_record_is_keyed_by_wallet_with_cloudevent_headers():
     device = Device()
-    (record,) = handle(raw(device.envelope(1))).reward_records
+    (value,) = handle(raw(device.envelope(1))).rewards
+    record = reward_record(value)
     reward = record.value["reward"]
     assert record.topic == REWARDS
     assert record.key == device.owner.did
@@ -178,9 +187,46 @@ def test_the_reward_record_is_keyed_by_wallet_with_cloudevent_headers():
     assert headers["content-type"] == "application/json"
 
 
+def test_rewards_go_out_as_batch_records_a_partition_each_every_line_checkable_alone():
+    """Rewards whose wallets hash to one partition share a record (at most `per_record`), under one statement of
+    the oracle about their public parts; each line's own attestation checks that line alone, as the ledger
+    keeps it on the chain; a lone reward is a record of its own, as before batch records."""
+    devices = [Device() for _ in range(12)]
+    rewards = [value for d in devices for seq in (1, 2, 3) for value in handle(raw(d.envelope(seq))).rewards]
+    records = reward_batch_records(ORACLE, rewards, per_record=4)
+    seen = []
+    for record in records:
+        header = dict(record.headers)[attestation.HEADER]
+        lines = attestation.record_lines(record.value)
+        values = [json.loads(line) for line in lines]
+        wallets = {v["reward"]["wallet"] for v in values}
+        assert {partition_of(w, REWARDS.partitions) for w in wallets} == {record.partition}
+        assert len(lines) <= 4 and record.key == values[0]["reward"]["wallet"]
+        if len(lines) == 1:
+            attested = json.loads(header)
+            assert attestation.verify(attested, REWARDS.name, attestation.encode(values[0]["reward"]))
+            assert headers_dict(record.headers)["content-type"] == "application/json"
+        else:
+            assert attestation.is_batch_record(header, record.value)
+            covered = [attestation.encode(v["reward"]) for v in values]
+            for part, own in zip(
+                covered, attestation.verify_covered(header, REWARDS.name, covered), strict=True
+            ):
+                assert attestation.verify(own, REWARDS.name, part).signer == ORACLE.did
+            assert headers_dict(record.headers)["content-type"] == "application/x-ndjson"
+            assert headers_dict(record.headers)["ce_id"] == values[0]["reward"]["reward_id"]
+            altered = [*covered[:-1], attestation.encode({**values[-1]["reward"], "amount": 10**9})]
+            with pytest.raises(attestation.AttestationError, match="not-attested"):
+                attestation.verify_covered(header, REWARDS.name, altered)
+        seen += values
+    assert sorted(v["reward"]["reward_id"] for v in seen) == sorted(r["reward"]["reward_id"] for r in rewards)
+    assert any(len(attestation.record_lines(r.value)) > 1 for r in records)
+
+
 def test_amounts_are_integers_of_micro_units_on_the_wire():
     device = Device()
-    (record,) = handle(raw(device.envelope(1))).reward_records
+    (value,) = handle(raw(device.envelope(1))).rewards
+    record = reward_record(value)
     decoded = json.loads(encode_json(record.value))["reward"]
     assert decoded["amount"] == 500
     assert type(decoded["amount"]) is int
@@ -193,7 +239,7 @@ def test_the_same_reading_gives_byte_identical_rewards():
     value = raw(envelope)
     first, again = handle(value), handle(value)  # the same record, delivered twice
     assert decided(first) == decided(again)
-    a, b = first.reward_records, again.reward_records
+    a, b = [reward_record(v) for v in first.rewards], [reward_record(v) for v in again.rewards]
     assert [encode_json(r.value) for r in a] == [encode_json(r.value) for r in b]
     assert [r.headers for r in a] == [r.headers for r in b]
     # Same JSON, other key order and spacing, attested again: the same decision and amounts; the evidence

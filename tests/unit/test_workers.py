@@ -47,14 +47,14 @@ async def test_a_dead_worker_fails_one_batch_and_the_pool_recovers() -> None:
     ]
     pool = WorkerPool(workers=1)
     try:
-        first, second = await pool.map(prepare_rewards, raw, TS)
+        [first], [second] = await pool.map(prepare_rewards, raw, TS)
         assert Transaction.from_compact(first).record["reward"] == good["reward"]
         assert second[0] == "reward-not-attested"
         for pid in pool.pids:
             os.kill(pid, signal.SIGKILL)
         with pytest.raises(BrokenProcessPool):
             await pool.map(prepare_rewards, raw, TS)
-        again, _ = await pool.map(prepare_rewards, raw, TS)
+        [again], _ = await pool.map(prepare_rewards, raw, TS)
         assert again == first
     finally:
         pool.shutdown()
@@ -66,7 +66,7 @@ async def test_a_batch_is_shared_across_workers_and_comes_back_in_order() -> Non
     pool = WorkerPool(workers=3)
     try:
         prepared = await pool.map(prepare_rewards, rewards_as_consumed(rewards), TS)
-        assert [Transaction.from_compact(tx).record["reward"] for tx in prepared] == [
+        assert [Transaction.from_compact(tx).record["reward"] for [tx] in prepared] == [
             r["reward"] for r in rewards
         ]
         assert len(pool.pids) == 3
