@@ -48,7 +48,6 @@ from services.ledger.settings import LedgerSettings
 from services.ledger.store import LedgerStore
 from services.ledger.transactions import derive_tx_id
 from services.rewards.processor import reward_batch_records
-from services.rewards.settings import RewardsSettings
 from tests.support.factories import (
     ORACLE,
     TEST_ROLES,
@@ -65,7 +64,7 @@ PROOF_LEAVES = 1 << 20
 PROOF_SAMPLES = 2000
 TARGET = 20_000  # rewards/s (the issue's target), to put the CPU figures in cores
 ATTESTED_BATCH = 2000  # the rewards worker's largest batch
-REWARDS_PER_RECORD = RewardsSettings().rewards_per_record
+REWARDS_PER_RECORD = PlatformSettings().rewards_per_record
 INGEST_BATCH = 500  # readings ingest attests with one signature (a request's or an MQTT batch's worth)
 BEFORE_TRUST_MICROS = 258.0
 """CPU per reward measured on this machine on 2026-11-30 before rewards were attested (ledger process, verify

@@ -47,6 +47,15 @@ class PlatformSettings(BaseSettings):
         "line under one attestation), and what the rewards worker sizes its batches by. More spares the broker "
         "and the rewards worker their per-record costs; 1 keeps one reading a record.",
     )
+    rewards_per_record: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Most rewards the rewards worker puts in one city.rewards.v1 record (a batch record: a reward "
+        "a line under one attestation of their public parts, those of one partition), and what the ledger sizes "
+        "its settlement batches by. More spares the broker and the ledger their per-record costs; 1 keeps one "
+        "reward a record.",
+    )
     consumer_stall_s: float = Field(
         default=120.0,
         gt=0,

@@ -218,7 +218,8 @@ def create_app(platform: PlatformSettings | None = None, settings: LedgerSetting
                         group_id=settings.consumer_group,
                         handler=RewardSettler(store, sealer.notify_settled, pool),
                         producer=producer,
-                        batch_size=settings.consumer_batch_size,
+                        # consumer_batch_size counts rewards: a batch record carries up to rewards_per_record.
+                        batch_size=max(1, settings.consumer_batch_size // platform.rewards_per_record),
                         session_timeout_ms=platform.kafka_session_timeout_ms,
                         decode=False,  # the verification workers decode and validate each reward
                         transient=(*TRANSIENT_ERRORS, *DATABASE_ERRORS),

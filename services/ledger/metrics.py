@@ -13,7 +13,7 @@ REJECTIONS = Counter(
 )
 SETTLEMENT_BATCH = Histogram(
     "smartcity_ledger_settlement_batch_size",
-    "Records per settlement batch (one database transaction).",
+    "Records per settlement batch (one database transaction; a batch record carries several rewards).",
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000),
 )
 BLOCKS_SEALED = Counter("smartcity_ledger_blocks_sealed_total", "Blocks sealed by this process.")

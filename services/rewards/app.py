@@ -340,7 +340,7 @@ def create_app(
         decided.set()
         await publish(attested(oracle, snapshot_records) if snapshot_records else [])
         rewards = [value for outcome in outcomes for value in outcome.rewards]
-        await publish(reward_batch_records(oracle, rewards, settings.rewards_per_record))
+        await publish(reward_batch_records(oracle, rewards, platform.rewards_per_record))
         for event in events:
             await stream.ack(event)
         progress.committed(len(events))  # acknowledged: Faust commits them within its commit interval

@@ -65,14 +65,6 @@ class RewardsSettings(BaseSettings):
     batch_wait_s: float = Field(
         default=0.1, gt=0, description="Longest wait for a batch to fill before handling what arrived."
     )
-    rewards_per_record: int = Field(
-        default=100,
-        ge=1,
-        le=1000,
-        description="Most rewards in one city.rewards.v1 record (a batch record: a reward a line under one "
-        "attestation of their public parts), those of one partition together. More spares the broker and the "
-        "ledger their per-record costs; 1 keeps one reward a record.",
-    )
     recent_decisions: int = Field(
         default=20000,
         ge=1000,
