@@ -168,47 +168,23 @@ def verify_record(header: str | bytes | None, topic: str, value: bytes) -> list[
     statement, lines, tree = _checked_record(header, topic, value)
     if tree is None:
         return [(value, statement)]
-    return [
-        (line, {**statement, "index": index, "path": signing.b64url_encode(b"".join(path))})
-        for index, (line, path) in enumerate(zip(lines, paths(tree), strict=True))
-    ]
+    return list(zip(lines, _own_attestations(statement, tree), strict=True))
 
 
 def is_batch_record(header: str | bytes | None, value: bytes) -> bool:
     """Whether a record's value is several lines its attestation is about as a batch record (see the module),
     rather than one value; raises `AttestationError` for a header that does not parse."""
-    attestation = parse(header)
-    size = attestation.get("size")
-    return (
-        type(size) is int
-        and size > 1
-        and size == value.count(b"\n") + 1
-        and attestation.get("index") == 0
-        and attestation.get("path") == ""
-    )
+    lines = value.count(b"\n") + 1
+    return lines > 1 and _about_lines(parse(header), lines)
 
 
 def verify_covered(header: str | bytes | None, topic: str, covered: Sequence[bytes]) -> list[dict[str, Any]]:
     """Check a batch record (`is_batch_record`) of a topic that attests a part of each value, given those parts'
     JCS bytes (`covered`, one a line, in order), and return each part's own attestation (what `verify`
     accepts for that part alone). Raises `AttestationError` for the whole record."""
-    attestation = parse(header)
-    statement = statement_of(attestation)
-    _check_about(statement, topic)
-    if (
-        statement["size"] != len(covered)
-        or len(covered) > MAX_BATCH
-        or not all(isinstance(statement[f], str) for f in ("root", "signer", "sig"))
-    ):
-        raise AttestationError("bad-attestation", "not a statement about this record's lines")
-    tree = levels([merkle.leaf_hash(part) for part in covered])
-    if tree[-1][0].hex() != statement["root"]:
-        raise AttestationError("not-attested", "the record's lines are not the ones attested: root mismatch")
-    _check_statement(statement)
-    return [
-        {**statement, "index": index, "path": signing.b64url_encode(b"".join(path))}
-        for index, path in enumerate(paths(tree))
-    ]
+    statement = statement_of(parse(header))
+    tree = _checked_batch(statement, topic, covered)
+    return _own_attestations(statement, tree)
 
 
 def lines_by(header: str | bytes | None, topic: str, value: bytes, signers: Collection[str]) -> list[bytes]:
@@ -221,6 +197,17 @@ def lines_by(header: str | bytes | None, topic: str, value: bytes, signers: Coll
     return lines
 
 
+def _about_lines(attestation: Mapping[str, Any], lines: int) -> bool:
+    """Whether `attestation` is a batch record's: a statement about exactly its `lines`, index 0, no path."""
+    size = attestation.get("size")
+    return (
+        type(size) is int
+        and size == lines
+        and attestation.get("index") == 0
+        and attestation.get("path") == ""
+    )
+
+
 def _checked_record(
     header: str | bytes | None, topic: str, value: bytes
 ) -> tuple[dict[str, Any], list[bytes], list[list[bytes]] | None]:
@@ -228,25 +215,39 @@ def _checked_record(
     record of one value (its attestation is the value's own)."""
     attestation = parse(header)
     lines = record_lines(value)
-    statement = statement_of(attestation)
-    size = statement["size"]
-    if len(lines) == 1 or not (
-        type(size) is int
-        and size == len(lines)
-        and attestation.get("index") == 0
-        and attestation.get("path") == ""
-    ):
+    if len(lines) == 1 or not _about_lines(attestation, len(lines)):
         # One value (a value's own newlines are not lines: its statement is not about them).
         verify(attestation, topic, value)
         return attestation, [value], None
+    statement = statement_of(attestation)
+    return statement, lines, _checked_batch(statement, topic, lines)
+
+
+def _checked_batch(statement: dict[str, Any], topic: str, leaves: Sequence[bytes]) -> list[list[bytes]]:
+    """The tree over `leaves` (a batch record's lines, or their covered parts) if `statement` is about exactly
+    them and its signature verifies; raises `AttestationError`."""
     _check_about(statement, topic)
-    if len(lines) > MAX_BATCH or not all(isinstance(statement[f], str) for f in ("root", "signer", "sig")):
-        raise AttestationError("bad-attestation", "too many lines, or root, signer or sig not strings")
-    tree = levels([merkle.leaf_hash(line) for line in lines])
+    if (
+        statement["size"] != len(leaves)
+        or len(leaves) > MAX_BATCH
+        or not all(isinstance(statement[f], str) for f in ("root", "signer", "sig"))
+    ):
+        raise AttestationError(
+            "bad-attestation", "not about these lines, too many lines, or root, signer or sig not strings"
+        )
+    tree = levels([merkle.leaf_hash(leaf) for leaf in leaves])
     if tree[-1][0].hex() != statement["root"]:
         raise AttestationError("not-attested", "the record's lines are not the ones attested: root mismatch")
     _check_statement(statement)
-    return statement, lines, tree
+    return tree
+
+
+def _own_attestations(statement: Mapping[str, Any], tree: list[list[bytes]]) -> list[dict[str, Any]]:
+    """Each leaf's own attestation in a batch record's `tree`: the statement, its index and its path."""
+    return [
+        {**statement, "index": index, "path": signing.b64url_encode(b"".join(path))}
+        for index, path in enumerate(paths(tree))
+    ]
 
 
 def _statement(keypair: Keypair, topic: str, root: bytes, size: int) -> dict[str, Any]:

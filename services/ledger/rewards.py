@@ -38,11 +38,15 @@ class Disclosure:
 
 
 def verify_public(
-    reward: Mapping[str, Any], oracle_attestation: Mapping[str, Any], reward_bytes: bytes | None = None
+    reward: Mapping[str, Any],
+    oracle_attestation: Mapping[str, Any],
+    reward_bytes: bytes | None = None,
+    oracle: str | None = None,
 ) -> str:
     """Check what a (schema-valid) public reward says by itself: its oracle's attestation (`reward_bytes`, its
-    JCS bytes, when the caller has them), a wallet to pay, ids derived as the schemas say. Returns the
-    oracle's key, whose role the caller checks; raises `RejectedError`."""
+    JCS bytes, when the caller has them; `oracle`, the key whose attestation of them the caller checked
+    already, for a batch record's line), a wallet to pay, ids derived as the schemas say. Returns the oracle's
+    key, whose role the caller checks; raises `RejectedError`."""
     wallet = reward["wallet"]
     try:
         check_account(wallet)
@@ -51,8 +55,9 @@ def verify_public(
     except AccountError as exc:
         raise RejectedError("bad-wallet", f"{wallet!r} is not an Ed25519 did:key") from exc
     try:
-        encoded = reward_bytes if reward_bytes is not None else attestation.encode(reward)
-        oracle = attestation.verify(oracle_attestation, REWARDS.name, encoded).signer
+        if oracle is None:
+            encoded = reward_bytes if reward_bytes is not None else attestation.encode(reward)
+            oracle = attestation.verify(oracle_attestation, REWARDS.name, encoded).signer
     except attestation.AttestationError as exc:
         raise RejectedError(f"reward-{exc.code}", exc.detail) from exc
     except signing.SignatureError as exc:
@@ -107,22 +112,23 @@ def verify_disclosure(reward: Mapping[str, Any], disclosure: Mapping[str, Any]) 
 
 
 def reward_transaction(
-    value: Mapping[str, Any], oracle_attestation: Mapping[str, Any], timestamp: str
+    value: Mapping[str, Any],
+    oracle_attestation: Mapping[str, Any],
+    timestamp: str,
+    checked: tuple[bytes, str] | None = None,
 ) -> Transaction:
     """The transaction paying a (schema-valid) ``city.rewards.v1`` value's reward out of the rewards pool,
     with the disclosure the store keeps off the chain. Its record holds the public reward and the oracle's
     attestation, so anyone can check both again; its claim carries the reading's values, for the store's
-    policy check.
+    policy check. `checked`: the public reward's JCS bytes and the oracle whose attestation of them the caller
+    checked already (a batch record's lines, `attestation.verify_covered`).
 
     Raises `RejectedError` if the reward's authorisation does not verify; the store checks the roles of the
     keys it rests on, and its claim under its policy, when it settles.
     """
     reward, disclosure = value["reward"], value["disclosure"]
-    try:
-        reward_bytes = attestation.encode(reward)
-    except signing.SignatureError as exc:
-        raise RejectedError("not-canonical", str(exc)) from exc
-    oracle = verify_public(reward, oracle_attestation, reward_bytes)
+    reward_bytes, signer = checked if checked is not None else (_canonical(reward), None)
+    oracle = verify_public(reward, oracle_attestation, reward_bytes, signer)
     envelope, ingest = verify_disclosure(reward, disclosure)
     amount = reward["amount"]
     postings = [Posting(REWARDS_POOL, CITY, -amount), Posting(reward["wallet"], CITY, amount)]
@@ -191,12 +197,21 @@ def _batch(raw: bytes, header: str | None, timestamp: str) -> list[Prepared]:
     except (ValueError, KeyError, TypeError) as exc:  # a SignatureError (not canonical) is a ValueError
         return [("malformed", f"a line of the batch record has no reward to attest: {exc}")]
     prepared: list[Prepared] = []
-    for value, line_attestation in zip(values, line_attestations, strict=True):
+    for value, part, line_attestation in zip(values, covered, line_attestations, strict=True):
         try:
-            prepared.append(reward_transaction(_valid(value), line_attestation, timestamp).compact())
+            checked = (part, line_attestation["signer"])  # the tree's root verified: no path to fold again
+            prepared.append(reward_transaction(_valid(value), line_attestation, timestamp, checked).compact())
         except RejectedError as exc:
             prepared.append((exc.code, exc.detail, orjson.dumps(line_attestation).decode()))
     return prepared
+
+
+def _canonical(reward: Mapping[str, Any]) -> bytes:
+    """The public reward's JCS bytes (what the oracle attests); raises `RejectedError` (not-canonical)."""
+    try:
+        return attestation.encode(reward)
+    except signing.SignatureError as exc:
+        raise RejectedError("not-canonical", str(exc)) from exc
 
 
 def _decoded(raw: bytes) -> Any:
