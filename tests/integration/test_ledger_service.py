@@ -439,13 +439,8 @@ async def test_a_batch_record_settles_line_by_line_and_a_tampered_one_is_refused
     wrong_id = public(signed_reward(carol, seq=2), reward_id="0" * 64)
     altered = [signed_reward(dave, seq=1, amount=13), signed_reward(dave, seq=2, amount=14)]
 
-    def batch(key: str, values: list[dict[str, Any]]) -> tuple[OutgoingRecord, list[bytes]]:
-        lines = [attestation.encode(v) for v in values]
-        covered = [attestation.encode(v["reward"]) for v in values]
-        return batch_record(ORACLE, topics.REWARDS, key, 0, lines, [], covered), lines
-
-    mixed, mixed_lines = batch(batch_key, [good[0], unknown_policy, wrong_id, good[1]])
-    tampered, tampered_lines = batch(tampered_key, altered)
+    mixed, mixed_lines = _batch(batch_key, [good[0], unknown_policy, wrong_id, good[1]])
+    tampered, tampered_lines = _batch(tampered_key, altered)
     forged_line = attestation.encode(public(altered[1], amount=14_000_000))
     tampered = replace(tampered, value=b"\n".join([tampered_lines[0], forged_line]))
     lone = signed_reward(alice, seq=2, amount=100)
@@ -495,6 +490,71 @@ async def test_a_batch_record_settles_line_by_line_and_a_tampered_one_is_refused
             )
         # Both refused lines name the record they came from: the same offset.
         assert len({json.loads(dead[mixed_lines[i].decode()].value())["offset"] for i in (1, 2)}) == 1
+
+
+async def test_batch_records_replayed_re_signed_by_an_outsider_or_malformed_pay_nothing_more(
+    platform_settings: PlatformSettings, kafka_bootstrap: str
+) -> None:
+    """Produced straight onto the topic after a batch record settled: the same record again and its rewards in
+    another order under a new statement pay nothing twice; a batch an outsider's key attested is refused line by
+    line (role-not-held); a batch whose line is not JSON is refused whole; a reward sent beside them settles."""
+    settings = LedgerSettings(
+        consumer_group=unique_group("ledger-batch-replay"), seal_interval_ms=50, genesis_roles=TEST_ROLES
+    )
+    erin, frank, grace, mallory = (Keypair.generate() for _ in range(4))
+    outsider_key, malformed_key = Keypair.generate().did, Keypair.generate().did
+    paid = [signed_reward(erin, seq=1, amount=21), signed_reward(frank, seq=1, amount=22)]
+    first, _ = _batch(Keypair.generate().did, paid)
+    reordered, _ = _batch(Keypair.generate().did, paid[::-1])
+    outsider, _ = _batch(outsider_key, [signed_reward(grace, seq=i) for i in (1, 2)], oracle=mallory)
+    broken, broken_lines = _batch(malformed_key, [signed_reward(grace, seq=i) for i in (3, 4)])
+    broken = replace(broken, value=b"\n".join([broken_lines[0], b"{not json"]))
+    start = await end_offsets(kafka_bootstrap, topics.REWARDS.dlq)
+
+    app = create_app(platform_settings, settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ledger") as client,
+    ):
+        assert (await client.post("/v1/policies", json=policy_publication())).status_code == 201
+
+        async def balance(who: Keypair) -> int:
+            answer = await client.get(f"/v1/accounts/{who.did}", auth=SignedReadAuth(who))
+            return answer.json()["balances"].get("CITY", 0)
+
+        async def balances_are(erin_has: int, frank_has: int) -> bool:
+            return (await balance(erin), await balance(frank)) == (erin_has, frank_has)
+
+        producer = KafkaProducer(kafka_bootstrap, "ledger-batch-replay-test")
+        try:
+            await send(producer, [first])
+            await until(lambda: balances_are(21, 22), "the first batch record")
+            beside = signed_reward(erin, seq=2, amount=5)
+            await send(producer, [first, reordered, outsider, broken, *reward_records([beside])])
+        finally:
+            producer.close()
+
+        async def dead_letters() -> list[Any]:
+            messages = await records_published_during(kafka_bootstrap, topics.REWARDS.dlq, start)
+            return [m for m in messages if m.key().decode() in (outsider_key, malformed_key)]
+
+        await until(lambda: balances_are(21 + 5, 22), "the reward sent beside them")
+        await until(lambda: _count_at_least(dead_letters, 3), "the outsider's lines and the malformed record")
+        assert await balance(grace) == 0
+        dead = [(m.key().decode(), json.loads(m.value())["reason"]) for m in await dead_letters()]
+        assert sorted(key for key, _ in dead) == sorted([outsider_key, outsider_key, malformed_key])
+        assert all(reason.startswith("role-not-held: ") for key, reason in dead if key == outsider_key)
+        assert next(reason for key, reason in dead if key == malformed_key).startswith("malformed: ")
+
+
+def _batch(
+    key: str, values: list[dict[str, Any]], oracle: Keypair = ORACLE
+) -> tuple[OutgoingRecord, list[bytes]]:
+    """A batch record of `values` as the rewards worker writes it (`reward_batch_records`), keyed `key`,
+    attested by `oracle`; and its lines."""
+    lines = [attestation.encode(v) for v in values]
+    covered = [attestation.encode(v["reward"]) for v in values]
+    return batch_record(oracle, topics.REWARDS, key, 0, lines, [], covered), lines
 
 
 async def _count_at_least(read: Callable[[], Any], count: int) -> bool:
