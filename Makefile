@@ -19,14 +19,13 @@ run: $(STAMP)
 	$(VENV)/bin/smartcity up
 
 # The tests mostly wait (on the broker, the database, processes), so they run in workers (pytest-xdist, a module
-# on one worker, the tests that start the whole platform all on one: tests/conftest.py), every worker with its own
-# embedded broker and PostgreSQL. An external broker and database
+# at a time each), every worker with its own embedded broker and PostgreSQL. An external broker and database
 # (KAFKA_BOOTSTRAP_SERVERS) would be shared by the workers: then one process runs them all.
 TEST_WORKERS ?= $(if $(KAFKA_BOOTSTRAP_SERVERS),0,auto)
 
 test: $(STAMP)
 	@sh scripts/ensure-test-tools.sh
-	$(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup
+	$(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

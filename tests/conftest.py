@@ -102,14 +102,3 @@ def platform_settings(kafka_bootstrap: str, database_server_url: str, tmp_path: 
         database_prefix=f"t{uuid.uuid4().hex[:10]}_",
         smartcity_data_dir=tmp_path / "data",
     )
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Where `make test`'s workers (pytest-xdist, ``--dist loadgroup``) run each test: a module's tests on one
-    worker, as its fixtures expect; and every test that starts the whole platform (``smartcity up`` on its
-    default ports: the broker's 9092, the services' 8101-8106) on the same one, since two at once collide on
-    those ports."""
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        platform = module.startswith(("tests/browser/", "tests/e2e/"))
-        item.add_marker(pytest.mark.xdist_group("platform" if platform else module))
