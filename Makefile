@@ -18,14 +18,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/smartcity up
 
-# The tests mostly wait (on the broker, the database, processes), so they run in workers (pytest-xdist, a module
-# at a time each), every worker with its own embedded broker and PostgreSQL. An external broker and database
-# (KAFKA_BOOTSTRAP_SERVERS) would be shared by the workers: then one process runs them all.
+# The tests mostly wait (on the broker, the database, processes), so the unit and integration tests run in workers
+# (pytest-xdist, a module at a time each), every worker with its own embedded broker and PostgreSQL. An external
+# broker and database (KAFKA_BOOTSTRAP_SERVERS) would be shared by the workers: then one process runs them all.
+# The browser and end-to-end tests start the whole platform (smartcity up, on its default ports): one at a time.
 TEST_WORKERS ?= $(if $(KAFKA_BOOTSTRAP_SERVERS),0,auto)
 
 test: $(STAMP)
 	@sh scripts/ensure-test-tools.sh
-	$(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
+	$(PY) -m pytest -q --durations=10 -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile tests/unit tests/integration
+	$(PY) -m pytest -q --durations=10 tests/browser tests/e2e
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
