@@ -6,6 +6,8 @@ with ``did:key:z6Mk``.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import base58
 
 DID_KEY_PREFIX = "did:key:"
@@ -34,6 +36,14 @@ def decode(did: str) -> bytes:
     """Return the 32 public-key bytes of an Ed25519 did:key, or raise `DidKeyError`."""
     if not isinstance(did, str) or not did.startswith(DID_KEY_PREFIX):
         raise DidKeyError("not a did:key")
+    return _decoded(did)
+
+
+@lru_cache(maxsize=100_000)
+def _decoded(did: str) -> bytes:
+    """`decode` of a string. Memoised: services check the same devices' and people's dids again and again
+    (ingest every reading's device), and base58 decoding in Python costs about half a signature check. Only
+    well-formed dids are kept (an error is not cached), each entry ~200 bytes."""
     encoded = did[len(DID_KEY_PREFIX) :]
     if not encoded.startswith(_MULTIBASE_BASE58BTC):
         raise DidKeyError("did:key must be multibase base58btc (start with 'z')")
