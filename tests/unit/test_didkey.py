@@ -31,6 +31,8 @@ def test_encode_known_key():
         SPEC_DID[:-3],  # truncated
         None,
         42,
+        [SPEC_DID],  # unhashable: decoding is memoised, which must not turn these into a TypeError
+        {"did": SPEC_DID},
     ],
 )
 def test_rejects_what_is_not_an_ed25519_did_key(bad):
