@@ -14,7 +14,11 @@ PostgreSQL, every service), then:
 4. it prints readings accepted and settled per second, p50/p99 from a reading's post to its reward's sealed
    settlement and of each hop on the way (read from the records' timestamps once the leg is drained), CPU
    per reading of each stage (its processes, children included: ingest, rewards, ledger, broker, PostgreSQL,
-   and this load generator), and which stage spent most.
+   and this load generator), and which stage spent most;
+5. after each leg, with the platform stopped, it measures the bare Ed25519 verify rate (PyNaCl, one core),
+   and prints the leg's CPU a reading and its settled rate in units of it as well: this machine is shared
+   and its speed drifts (the rate moved by half within minutes), so those figures, not the raw ones, compare
+   legs and runs.
 
 ``BENCH_E2E_DURATION_S`` (60), ``BENCH_E2E_WORKERS`` ("1,2"), ``BENCH_E2E_READINGS`` (the most pre-signed,
 300000) change the run; ``BENCH_E2E_RATE`` offers readings at that rate (open loop) instead of as fast as
@@ -84,6 +88,14 @@ class Leg:
     restarts: list[str] = field(default_factory=list)  # services `smartcity up` restarted meanwhile
     unsettled: Counter[str] = field(default_factory=Counter)  # why accepted readings earned nothing to settle
     hops: dict[str, list[float]] = field(default_factory=dict)  # per hop, each settled reading's latency
+    verify_rate: float = 0.0  # bare Ed25519 verifies /s on one core, measured right after the leg
+
+    def cpu_per_reading_s(self) -> float:
+        """CPU seconds a reading settled cost, every stage together."""
+        return sum(self.cpu.values()) / max(1, self.settled)
+
+    def settled_rate(self) -> float:
+        return self.settled / self.settled_seconds if self.settled_seconds else 0.0
 
 
 def _policy(directory: Path) -> Path:
@@ -390,15 +402,11 @@ def _quantile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q] if len(values) > 1 else 0.0
 
 
-def _print(legs: list[Leg], verify_rate: float) -> None:
+def _print(legs: list[Leg]) -> None:
     print(f"  {'rewards workers':<50}" + "".join(f"{leg.workers:>14}" for leg in legs))
     rows = [
         ("readings accepted /s (load)", [leg.accepted / leg.seconds for leg in legs], "{:>14,.0f}"),
-        (
-            "readings settled /s (first post to last seal)",
-            [leg.settled / leg.settled_seconds if leg.settled_seconds else 0.0 for leg in legs],
-            "{:>14,.0f}",
-        ),
+        ("readings settled /s (first post to last seal)", [leg.settled_rate() for leg in legs], "{:>14,.0f}"),
         ("settled during the load /s", [leg.settled_in_load / leg.seconds for leg in legs], "{:>14,.0f}"),
         ("readings accepted", [leg.accepted for leg in legs], "{:>14,}"),
         ("readings settled", [leg.settled for leg in legs], "{:>14,}"),
@@ -422,19 +430,40 @@ def _print(legs: list[Leg], verify_rate: float) -> None:
         f"  {'cores busy during the load (every stage)':<50}" + "".join(f"{leg.busy:>14.2f}" for leg in legs)
     )
     print(f"  {'cores on this machine':<50}{psutil.cpu_count():>14}")
+    # The machine's speed drifts (a shared host: the bare verify rate moved by half within minutes), so each
+    # leg is also put in units of its own baseline, measured right after it: those compare across legs and days.
+    machine_rows = [
+        (
+            "baseline: bare Ed25519 verify (PyNaCl, 1 thread) /s",
+            [leg.verify_rate for leg in legs],
+            "{:>14,.0f}",
+        ),
+        ("CPU per reading in all (µs)", [leg.cpu_per_reading_s() * 1e6 for leg in legs], "{:>14,.0f}"),
+        (
+            "CPU per reading in all, in bare verifies",
+            [leg.cpu_per_reading_s() * leg.verify_rate for leg in legs],
+            "{:>14.1f}",
+        ),
+        (
+            "settled /s per bare verify /s",
+            [leg.settled_rate() / leg.verify_rate if leg.verify_rate else 0.0 for leg in legs],
+            "{:>14.3f}",
+        ),
+    ]
+    for label, values, fmt in machine_rows:
+        print(f"  {label:<50}" + "".join(fmt.format(v) for v in values))
     for leg in legs:
         busiest = max((s for s in STAGES if s != "load generator"), key=lambda s: leg.cpu.get(s, 0.0))
-        total = sum(leg.cpu.values()) / max(1, leg.settled) * 1e6
-        print(f"  {leg.workers} worker(s): {total:,.0f} µs CPU per reading in all; most spent by {busiest}")
+        print(f"  {leg.workers} worker(s): most CPU spent by {busiest}")
     for leg in legs:
         for why, count in leg.unsettled.most_common():
             print(f"  {leg.workers} worker(s): {count:,} reading(s) posted and not settled: {why}")
         for line in leg.restarts:  # a restarted process's CPU before it exited is not counted
             print(f"  {leg.workers} worker(s): {line.strip()}")
-    print(f"  {'baseline: bare Ed25519 verify (PyNaCl, 1 thread)':<50}{verify_rate:>14,.0f} /s")
-    if len(legs) == 2 and legs[0].settled_seconds and legs[1].settled_seconds:
-        ratio = (legs[1].settled / legs[1].settled_seconds) / (legs[0].settled / legs[0].settled_seconds)
-        print(f"  {'settled /s, 2 workers over 1':<50}{ratio:>14.2f}")
+    if len(legs) == 2 and all(leg.settled_rate() and leg.verify_rate for leg in legs):
+        ratio = legs[1].settled_rate() / legs[0].settled_rate()
+        same_machine = ratio * legs[0].verify_rate / legs[1].verify_rate
+        print(f"  {'settled /s, 2 workers over 1':<50}{ratio:>14.2f}  ({same_machine:.2f} per baseline)")
     print(
         "  targets: 5,000 readings/s settled, p99 < 2 s; 2 workers >= 1.6 x 1 when rewards is the bottleneck"
     )
@@ -449,9 +478,9 @@ def main() -> None:
     legs = []
     for workers in WORKERS:
         leg, bodies = _leg(workers, devices, registrations)
+        leg.verify_rate = verify_rate_baseline(events.decode_json(bodies[0][0])["readings"])
         legs.append(leg)
-    verify_rate = verify_rate_baseline(events.decode_json(bodies[0][0])["readings"])
-    _print(legs, verify_rate)
+    _print(legs)
 
 
 if __name__ == "__main__":
