@@ -14,7 +14,8 @@ PostgreSQL, every service), then:
 4. it prints readings accepted and settled per second, p50/p99 from a reading's post to its reward's sealed
    settlement and of each hop on the way (read from the records' timestamps once the leg is drained), CPU
    per reading of each stage (its processes, children included: ingest, rewards, ledger, broker, PostgreSQL,
-   and this load generator), and which stage spent most;
+   and this load generator), and which stage spent most, and the cores the platform kept busy while idle
+   (measured for IDLE_S before the load: consumers polling the broker, timers, a share of every figure above);
 5. after each leg, with the platform stopped, it measures the bare Ed25519 verify rate (PyNaCl, one core),
    and prints the leg's CPU a reading and its settled rate in units of it as well: this machine is shared
    and its speed drifts (the rate moved by half within minutes), so those figures, not the raw ones, compare
@@ -67,6 +68,7 @@ ZONES = 12
 BATCH = 500
 CLIENTS = 4
 DRAIN_S = 90.0
+IDLE_S = 10.0  # how long the idle platform's CPU is measured before the load
 RULE = "data.air_quality"
 POLICY = Path(__file__).resolve().parents[1] / "services" / "rewards" / "policies" / "city.yaml"
 STAGES = ("ingest", "rewards", "ledger", "broker", "postgres", "load generator")
@@ -89,6 +91,7 @@ class Leg:
     unsettled: Counter[str] = field(default_factory=Counter)  # why accepted readings earned nothing to settle
     hops: dict[str, list[float]] = field(default_factory=dict)  # per hop, each settled reading's latency
     verify_rate: float = 0.0  # bare Ed25519 verifies /s on one core, measured right after the leg
+    idle: float = 0.0  # cores the platform kept busy with nothing to do, just before the load
 
     def cpu_per_reading_s(self) -> float:
         """CPU seconds a reading settled cost, every stage together."""
@@ -278,7 +281,12 @@ def _leg(workers: int, devices: list, registrations: list[dict]) -> tuple[Leg, l
             bodies = _readings(devices, MAX_READINGS)
             settlements = Settlements(bootstrap)
             stages = _processes(platform.process.pid, platform.data_dir)
+            quiet = _cpu(stages)
+            time.sleep(IDLE_S)
             before = _cpu(stages)
+            leg.idle = (
+                sum(before[stage] - quiet[stage] for stage in before if stage != "load generator") / IDLE_S
+            )
             sent: dict[int, float] = {}
             leg.accepted, leg.seconds = asyncio.run(_drive(platform.url("ingest"), bodies, sent))
             load_end, during = time.time(), _cpu(stages)
@@ -428,6 +436,10 @@ def _print(legs: list[Leg]) -> None:
         print(f"  {'CPU µs per reading settled: ' + stage:<50}" + "".join(f"{v:>14,.0f}" for v in values))
     print(
         f"  {'cores busy during the load (every stage)':<50}" + "".join(f"{leg.busy:>14.2f}" for leg in legs)
+    )
+    print(
+        f"  {'cores busy idle, before the load (every stage)':<50}"
+        + "".join(f"{leg.idle:>14.2f}" for leg in legs)
     )
     print(f"  {'cores on this machine':<50}{psutil.cpu_count():>14}")
     # The machine's speed drifts (a shared host: the bare verify rate moved by half within minutes), so each
