@@ -190,7 +190,7 @@ def _batch(raw: bytes, header: str | None, timestamp: str) -> list[Prepared]:
     is not the one attested (nothing of it settles), else one a line (a line refused alone)."""
     try:
         values = [decode_json(line) for line in attestation.record_lines(raw)]
-        covered = [attestation.encode(value["reward"]) for value in values]
+        covered = [attestation.encode(REWARDS.attested_part(value)) for value in values]
         line_attestations = attestation.verify_covered(header, REWARDS.name, covered)
     except attestation.AttestationError as exc:
         return [(f"reward-{exc.code}", exc.detail)]

@@ -255,7 +255,7 @@ def reward_batch_records(
                 content_type=NDJSON,
             )
             lines = [attestation.encode(value) for value in chunk]
-            covered = [attestation.encode(value["reward"]) for value in chunk]
+            covered = [attestation.encode(REWARDS.attested_part(value)) for value in chunk]
             batches.append(batch_record(oracle, REWARDS, first["wallet"], partition, lines, headers, covered))
     # The lone ones share one statement, each record with its own path (`kafka.attested`).
     return [*(attested(oracle, singles) if singles else []), *batches]
