@@ -7,7 +7,8 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -446,33 +447,24 @@ async def test_a_batch_record_settles_line_by_line_and_a_tampered_one_is_refused
     lone = signed_reward(alice, seq=2, amount=100)
     start = await end_offsets(kafka_bootstrap, topics.REWARDS.dlq)
 
-    app = create_app(platform_settings, settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ledger") as client,
-    ):
-        assert (await client.post("/v1/policies", json=policy_publication())).status_code == 201
+    async with _ledger_with_test_policy(platform_settings, settings) as client:
         producer = KafkaProducer(kafka_bootstrap, "ledger-batch-test")
         try:
             await send(producer, [mixed, tampered, *reward_records([lone])])
         finally:
             producer.close()
 
-        async def balance(who: Keypair) -> int:
-            answer = await client.get(f"/v1/accounts/{who.did}", auth=SignedReadAuth(who))
-            return answer.json()["balances"].get("CITY", 0)
-
         async def dead_letters() -> list[Any]:
             messages = await records_published_during(kafka_bootstrap, topics.REWARDS.dlq, start)
             return [m for m in messages if m.key().decode() in (batch_key, tampered_key)]
 
         async def good_lines_settled() -> bool:
-            return await balance(alice) == 11 + 100 and await balance(bob) == 12
+            return await _balance(client, alice) == 11 + 100 and await _balance(client, bob) == 12
 
         await until(good_lines_settled, "the good lines and the lone reward")
         await until(lambda: _count_at_least(dead_letters, 3), "the refused lines and the tampered record")
-        assert (await balance(alice), await balance(bob)) == (11 + 100, 12)
-        assert (await balance(carol), await balance(dave)) == (0, 0)
+        assert (await _balance(client, alice), await _balance(client, bob)) == (11 + 100, 12)
+        assert (await _balance(client, carol), await _balance(client, dave)) == (0, 0)
 
         dead = {json.loads(m.value())["value"]: m for m in await dead_letters()}
         assert set(dead) == {mixed_lines[1].decode(), mixed_lines[2].decode(), tampered.value.decode()}
@@ -511,19 +503,10 @@ async def test_batch_records_replayed_re_signed_by_an_outsider_or_malformed_pay_
     broken = replace(broken, value=b"\n".join([broken_lines[0], b"{not json"]))
     start = await end_offsets(kafka_bootstrap, topics.REWARDS.dlq)
 
-    app = create_app(platform_settings, settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ledger") as client,
-    ):
-        assert (await client.post("/v1/policies", json=policy_publication())).status_code == 201
-
-        async def balance(who: Keypair) -> int:
-            answer = await client.get(f"/v1/accounts/{who.did}", auth=SignedReadAuth(who))
-            return answer.json()["balances"].get("CITY", 0)
+    async with _ledger_with_test_policy(platform_settings, settings) as client:
 
         async def balances_are(erin_has: int, frank_has: int) -> bool:
-            return (await balance(erin), await balance(frank)) == (erin_has, frank_has)
+            return (await _balance(client, erin), await _balance(client, frank)) == (erin_has, frank_has)
 
         producer = KafkaProducer(kafka_bootstrap, "ledger-batch-replay-test")
         try:
@@ -540,11 +523,31 @@ async def test_batch_records_replayed_re_signed_by_an_outsider_or_malformed_pay_
 
         await until(lambda: balances_are(21 + 5, 22), "the reward sent beside them")
         await until(lambda: _count_at_least(dead_letters, 3), "the outsider's lines and the malformed record")
-        assert await balance(grace) == 0
+        assert await _balance(client, grace) == 0
         dead = [(m.key().decode(), json.loads(m.value())["reason"]) for m in await dead_letters()]
         assert sorted(key for key, _ in dead) == sorted([outsider_key, outsider_key, malformed_key])
         assert all(reason.startswith("role-not-held: ") for key, reason in dead if key == outsider_key)
         assert next(reason for key, reason in dead if key == malformed_key).startswith("malformed: ")
+
+
+@asynccontextmanager
+async def _ledger_with_test_policy(
+    platform_settings: PlatformSettings, settings: LedgerSettings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A ledger running (its consumers and sealer) with the test policy on its chain, and a client of its API."""
+    app = create_app(platform_settings, settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ledger") as client,
+    ):
+        assert (await client.post("/v1/policies", json=policy_publication())).status_code == 201
+        yield client
+
+
+async def _balance(client: httpx.AsyncClient, who: Keypair) -> int:
+    """`who`'s CITY balance, read as `who`."""
+    answer = await client.get(f"/v1/accounts/{who.did}", auth=SignedReadAuth(who))
+    return answer.json()["balances"].get("CITY", 0)
 
 
 def _batch(
