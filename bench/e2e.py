@@ -295,11 +295,12 @@ def _leg(workers: int, devices: list, registrations: list[dict]) -> tuple[Leg, l
             deadline = time.monotonic() + DRAIN_S
             while time.monotonic() < deadline and len(expected.keys() & settlements.at.keys()) < leg.accepted:
                 time.sleep(0.5)
+            # Before the scans below: they are this bench's reading of the records, not load on the platform.
+            after = _cpu(stages)
             settlements.close()
             leg.unsettled = _why_unsettled(bootstrap, bodies, sent, settlements.at.keys())
             settled = {tx: at for tx, at in settlements.at.items() if tx in expected}
             leg.hops = _hops(bootstrap, expected, settled)
-            after = _cpu(stages)
             platform.read_lines()
             leg.restarts = [line for line in platform.seen if "exited with" in line]
         leg.settled = len(settled)
