@@ -252,6 +252,22 @@ def test_the_same_reading_gives_byte_identical_rewards():
     assert {**ours, "evidence": ""} == {**theirs, "evidence": ""}
 
 
+def test_an_evidence_salt_is_libsodiums_keyed_blake2b_of_the_reward_id_as_before():
+    # The salt was computed by PyNaCl (libsodium) before: a reward redelivered across that change must stay
+    # byte for byte the reward already settled, so the salt must be the very bytes libsodium derives.
+    from nacl.encoding import RawEncoder
+    from nacl.hash import blake2b
+
+    rng = random.Random(7)
+    for _ in range(50):
+        seed, rid = rng.randbytes(32), rng.randbytes(32).hex()
+        libsodium = blake2b(
+            rid.encode(), key=seed, person=b"evidence-salt", digest_size=16, encoder=RawEncoder
+        )
+        assert evidence.salt_for(seed, rid) == libsodium
+    assert evidence.salt_for(bytes(32), "a" * 64).hex() == "c9303305556e6960e1e7f157fe283364"
+
+
 def test_a_redelivered_reading_gets_the_same_rewards_and_no_second_decision():
     device = Device()
     state = State()
