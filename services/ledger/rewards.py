@@ -12,7 +12,7 @@ reading's values (`services.ledger.policies`), before it settles; the disclosure
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -132,7 +132,7 @@ def reward_transaction(
     envelope, ingest = verify_disclosure(reward, disclosure)
     amount = reward["amount"]
     postings = [Posting(REWARDS_POOL, CITY, -amount), Posting(reward["wallet"], CITY, amount)]
-    tx = build_transaction(
+    return build_transaction(
         REWARD,
         derive_tx_id(REWARD, reward["reward_id"]),
         postings,
@@ -140,9 +140,9 @@ def reward_transaction(
         requires=((oracle, Role.REWARDS_ORACLE), (ingest, Role.INGEST_ATTESTOR)),
         claim=claim_of(reward, envelope["reading"]["values"]),
         encoded={"reward": reward_bytes},  # canonicalised once, to check the oracle's attestation
+        disclosure=Disclosure(reward["wallet"], orjson.dumps(disclosure)),
         attestation=dict(oracle_attestation),
     )
-    return replace(tx, disclosure=Disclosure(reward["wallet"], orjson.dumps(disclosure)))
 
 
 Prepared = tuple[Any, ...] | tuple[str, str] | tuple[str, str, str]

@@ -114,9 +114,11 @@ def build_transaction(
     requires: Sequence[tuple[str, str]] = (),
     claim: RewardClaim | None = None,
     encoded: Mapping[str, bytes] | None = None,
+    disclosure: Disclosure | None = None,
     **body: Any,
 ) -> Transaction:
-    """Check the postings balance and build the record ``{tx_id, type, postings, **body, timestamp}``.
+    """Check the postings balance and build the record ``{tx_id, type, postings, **body, timestamp}``; a
+    reward's `disclosure` is kept beside it, off the record.
 
     No postings at all record a decision that moves no money (an account frozen, say). Raises
     `RejectedError` if the postings do not form a transaction or the record cannot be canonicalized.
@@ -137,7 +139,9 @@ def build_transaction(
         leaf = signing.canonical_bytes(record) if not encoded else jcs.object_bytes(record, encoded)
     except (signing.SignatureError, jcs.CanonicalizationError) as exc:
         raise RejectedError("not-canonical", str(exc)) from exc
-    return Transaction(tx_id, tx_type, tuple(postings), leaf, merkle.leaf_hash(leaf), tuple(requires), claim)
+    return Transaction(
+        tx_id, tx_type, tuple(postings), leaf, merkle.leaf_hash(leaf), tuple(requires), claim, disclosure
+    )
 
 
 def genesis_transaction(supply: int, timestamp: str) -> Transaction:
