@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Literal, get_args
 
 from services.common import didkey
@@ -69,17 +68,13 @@ def is_wallet(account: str) -> bool:
     return account.startswith(WALLET_PREFIX)
 
 
-_decode_did_key = lru_cache(maxsize=100_000)(didkey.decode)
-"""did:key decoding, memoised: the same wallets recur in every batch (errors are not cached)."""
-
-
 def check_account(account: object) -> str:
     """Return `account` if it names an account (a well-formed Ed25519 did:key or a system account)."""
     if isinstance(account, str) and account in SYSTEM_ACCOUNTS:
         return account
     try:
-        _decode_did_key(account)
-    except (didkey.DidKeyError, TypeError) as exc:
+        didkey.decode(account)  # memoised there: the same wallets recur in every batch
+    except didkey.DidKeyError as exc:
         raise AccountError(f"{account!r} is not an Ed25519 did:key nor a system account: {exc}") from exc
     return account  # type: ignore[return-value]
 
