@@ -30,7 +30,7 @@ def test_accounts_are_wallets_or_system_accounts() -> None:
     assert check_account(TREASURY) == TREASURY
     assert is_wallet(ALICE) and not is_wallet(REWARDS_POOL)
     assert is_issuer(TREASURY) and not is_issuer(REWARDS_POOL) and not is_issuer(ALICE)
-    for bad in ("", "alice", "city:nobody", "did:key:z6Mkxyz", ALICE[:-1], 42):
+    for bad in ("", "alice", "city:nobody", "did:key:z6Mkxyz", ALICE[:-1], 42, None, [ALICE], {"did": ALICE}):
         with pytest.raises(AccountError):
             check_account(bad)
 
