@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +68,29 @@ SERVICES = (
     # Last: its pages call the others, through it.
     ServiceSpec("portal", 8106, "PORTAL_PORT", has_database=False),
 )
+
+
+VERIFY_POOLS = ("REWARDS_VERIFY_WORKERS", "LEDGER_VERIFY_WORKERS")
+"""The settings sizing the services' verification pools (`services.common.workers`)."""
+POOLS_FROM_CORES = 3
+"""The fewest cores on which `smartcity up` leaves the pools at the services' own defaults."""
+
+
+def colocated_pools(cores: int | None, environ: Mapping[str, str]) -> dict[str, str]:
+    """The verification pools' sizes for a platform whose every process shares this host: each pool the
+    environment does not size is turned off (0: the service checks in its own process) on fewer than
+    `POOLS_FROM_CORES` cores.
+
+    A pool runs a service's signature checks in processes beside it: parallelism, paid for by pickling each
+    batch across processes. On two cores the platform's own processes (ingest, rewards, the ledger, the
+    broker, PostgreSQL) keep both busy, so a pool adds no core, only its cost: ``python -m bench e2e`` on
+    this project's 2-core machine (2026-12-02, 1 rewards worker, 40-60 s legs) settled 0.145 readings/s per
+    bare Ed25519 verify/s without the pools (2 runs; 0.149 with the ledger's alone off, 3 runs) against
+    0.111 with them (4 runs), and 1,663 readings/s during the load against 1,188.
+    """
+    if (cores or 1) >= POOLS_FROM_CORES:
+        return {}
+    return {name: "0" for name in VERIFY_POOLS if name not in environ}
 
 
 DRAINED_FIRST = {"simulator", "ingest"}
@@ -268,6 +291,11 @@ def up(
             say(
                 f"database: {'embedded PostgreSQL in ' + str(data_dir) if started_postgres else 'DATABASE_URL'}"
             )
+            pools = colocated_pools(os.cpu_count(), os.environ)
+            if pools:
+                say(
+                    f"verification pools: off on {os.cpu_count()} cores shared by every service ({' and '.join(pools)} = 0)"
+                )
             env = {
                 "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "DATABASE_URL": database_url,
@@ -285,6 +313,7 @@ def up(
                 ),
                 # The portal passes its pages' calls on to each service.
                 **{f"PORTAL_{s.name.upper()}_URL": s.url for s in SERVICES if s.name != "portal"},
+                **pools,
             }
             platform = platform.model_copy(
                 update={"kafka_bootstrap_servers": bootstrap, "database_url": database_url}
