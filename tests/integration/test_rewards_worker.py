@@ -133,9 +133,13 @@ def start_worker(
 
 
 @pytest.fixture
-def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Worker]:
+def worker(request: pytest.FixtureRequest, kafka_bootstrap: str, tmp_path: Path) -> Iterator[Worker]:
+    """A worker; a test parametrised indirectly names its `REWARDS_VERIFY_WORKERS` (else the default)."""
     # One test at a time: a worker of another group would decide (and reward) the same readings.
-    started = start_worker(kafka_bootstrap, tmp_path)
+    pools = getattr(request, "param", None)
+    started = start_worker(
+        kafka_bootstrap, tmp_path, **({} if pools is None else {"REWARDS_VERIFY_WORKERS": pools})
+    )
     yield started
     started.stop()
 
@@ -1005,6 +1009,8 @@ def test_the_worker_does_not_start_with_a_bad_policy(kafka_bootstrap: str, tmp_p
     assert f"no usable reward policy: {policy} does not fit policy.v1.json" in result.stdout + result.stderr
 
 
+# In the worker process (as `smartcity up` runs it on 2 cores) and in a verification process beside it.
+@pytest.mark.parametrize("worker", ["0", "1"], indirect=True, ids=["checked-in-process", "checked-in-pool"])
 def test_a_batch_record_is_decided_line_by_line_and_a_forged_one_is_refused_whole(
     worker: Worker, kafka_bootstrap: str
 ):
