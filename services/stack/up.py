@@ -84,9 +84,9 @@ def colocated_pools(cores: int | None, environ: Mapping[str, str]) -> dict[str, 
     A pool runs a service's signature checks in processes beside it: parallelism, paid for by pickling each
     batch across processes. On two cores the platform's own processes (ingest, rewards, the ledger, the
     broker, PostgreSQL) keep both busy, so a pool adds no core, only its cost: ``python -m bench e2e`` on
-    this project's 2-core machine (2026-12-02, 1 rewards worker, 40-60 s legs) settled 0.145 readings/s per
-    bare Ed25519 verify/s without the pools (2 runs; 0.149 with the ledger's alone off, 3 runs) against
-    0.111 with them (4 runs), and 1,663 readings/s during the load against 1,188.
+    this project's 2-core machine (2026-12-02, 1 rewards worker, 40 s legs) settled 0.133-0.163 readings/s per
+    bare Ed25519 verify/s without the pools (4 runs) against 0.103-0.125 with them (4 runs), and 1,565-1,762
+    readings/s during the load against 1,104-1,260.
     """
     if (cores or 1) >= POOLS_FROM_CORES:
         return {}
@@ -291,10 +291,11 @@ def up(
             say(
                 f"database: {'embedded PostgreSQL in ' + str(data_dir) if started_postgres else 'DATABASE_URL'}"
             )
-            pools = colocated_pools(os.cpu_count(), os.environ)
+            cores = os.cpu_count()
+            pools = colocated_pools(cores, os.environ)
             if pools:
                 say(
-                    f"verification pools: off on {os.cpu_count()} cores shared by every service ({' and '.join(pools)} = 0)"
+                    f"verification pools: off on {cores} cores shared by every service ({' and '.join(pools)} = 0)"
                 )
             env = {
                 "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
