@@ -36,6 +36,7 @@ from nacl.signing import VerifyKey
 from services.common import consents, didkey, embedded, kinds, signing, topics
 from services.common.events import encode_json, now_rfc3339
 from services.common.kafka import KafkaProducer, OutgoingRecord, ensure_topics
+from services.common.settings import PlatformSettings
 from services.common.signing import Keypair
 from services.ingest import readings
 from services.ingest.devices import Device, sign_registration
@@ -176,7 +177,7 @@ def _produce_baseline(bootstrap: str, all_readings: list[dict], registrations: d
             "acks": "all",
             "linger.ms": 5,
             "batch.num.messages": 10000,
-            "compression.type": "lz4",
+            "compression.type": PlatformSettings().compression_for(bootstrap),
         }
     )
     acked = [0]
