@@ -120,6 +120,15 @@ def object_bytes(members: Mapping[str, Any], encoded: Mapping[str, bytes]) -> by
         return canonical_bytes(dict(members))
     if not all(key.isascii() for key in encoded) or set(encoded) & set(members):
         raise ValueError("encoded members need distinct ASCII keys")
+    if _numbers(members.values()) == _ALIKE and all(type(key) is str and key.isascii() for key in members):
+        # One encoding of the whole object, the encoded members spliced in as they are (orjson.Fragment).
+        try:
+            whole = {**members, **{key: orjson.Fragment(value) for key, value in encoded.items()}}
+            data = orjson.dumps(whole, option=_ORJSON_OPTIONS)
+        except TypeError:  # what only the reference writes, or refuses: the member by member path says
+            data = b""
+        if data and data.isascii():  # else a string (or an encoded member) outside ASCII: member by member
+            return data
     parts = {key: canonical_bytes(value) for key, value in members.items()}
     if not all(key.isascii() for key in parts):
         return canonical_bytes({**members, **{k: orjson.loads(v) for k, v in encoded.items()}})

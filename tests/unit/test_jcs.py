@@ -164,3 +164,42 @@ def test_numbers_anywhere_in_a_value_match_the_reference(value: object) -> None:
             jcs.canonical_bytes(value)
     else:
         assert jcs.canonical_bytes(value) == expected
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        {"tx_id": "ab" * 32, "type": "reward", "postings": [{"account": "pool", "amount": -5}], "n": None},
+        {"values": {"pm2_5": 14.0, "pm10": 7.5}, "seq": 3},  # an integral float: written as the integer
+        {"amount": 1e16, "tiny": 1e-7},  # exponents only the reference writes
+        {"memo": "café ☕", "z": 1},  # a string outside ASCII
+        {"é": "a key outside ASCII", "a": [1, 2]},
+        {"level": _Level.HIGH, "n": 2},  # a subclass of a JSON type
+        {"ordered": OrderedDict([("b", 1), ("a", 2)]), "d": defaultdict(int, {"x": 1})},
+        {"quote": 'a "reward": {"forged": 1} \\ \n'},  # text that looks like the spliced member
+    ],
+)
+@pytest.mark.parametrize(
+    "encoded_value",
+    [{"wallet": "did:key:z6Mk", "amount": 12, "nested": {"b": [1.5, None], "a": True}}, {"name": "Zoë ⚡"}],
+)
+def test_an_object_with_encoded_members_is_the_reference_encoding_of_the_whole(
+    members: dict, encoded_value: dict
+) -> None:
+    encoded = {"reward": rfc8785.dumps(encoded_value), "attestation": rfc8785.dumps({"sig": "x", "size": 2})}
+    whole = {**members, "reward": encoded_value, "attestation": {"sig": "x", "size": 2}}
+    assert jcs.object_bytes(members, encoded) == rfc8785.dumps(whole)
+
+
+@pytest.mark.parametrize("members", [{"x": float("nan")}, {"lone": "\ud800"}, {"big": 2**53}, {"set": {1}}])
+def test_an_object_with_encoded_members_refuses_what_has_no_canonical_form(members: dict) -> None:
+    with pytest.raises(jcs.CanonicalizationError):
+        jcs.object_bytes(members, {"reward": b"{}"})
+
+
+@pytest.mark.parametrize(
+    ("members", "encoded"), [({"reward": 1}, {"reward": b"1"}), ({"a": 1}, {"é": b"1"})]
+)
+def test_encoded_members_need_distinct_ascii_keys(members: dict, encoded: dict) -> None:
+    with pytest.raises(ValueError, match="distinct ASCII keys"):
+        jcs.object_bytes(members, encoded)
