@@ -279,6 +279,8 @@ def _leg(workers: int, devices: list, registrations: list[dict]) -> tuple[Leg, l
             # Taken after the grants (a reading is decided on the consent in force at its time); fresh sequence
             # numbers for each leg's platform.
             bodies = _readings(devices, MAX_READINGS)
+            # Before the load: working them out after it would compete with the drain it measures.
+            tx_ids = _tx_ids(bodies)
             settlements = Settlements(bootstrap)
             stages = _processes(platform.process.pid, platform.data_dir)
             quiet = _cpu(stages)
@@ -291,7 +293,7 @@ def _leg(workers: int, devices: list, registrations: list[dict]) -> tuple[Leg, l
             leg.accepted, leg.seconds = asyncio.run(_drive(platform.url("ingest"), bodies, sent))
             load_end, during = time.time(), _cpu(stages)
             leg.busy = sum(during[stage] - before[stage] for stage in before) / leg.seconds
-            expected = _reward_ids(bodies, sent)
+            expected = _reward_ids(tx_ids, sent)
             deadline = time.monotonic() + DRAIN_S
             while time.monotonic() < deadline and len(expected.keys() & settlements.at.keys()) < leg.accepted:
                 time.sleep(0.5)
@@ -392,17 +394,28 @@ def _hops(bootstrap: str, posted: dict[str, float], settled: dict[str, float]) -
     return hops
 
 
-def _reward_ids(bodies: list[list[bytes]], sent: dict[int, float]) -> dict[str, float]:
-    """The ledger transaction id of every reading's reward, with when the reading's batch was posted."""
+def _tx_ids(bodies: list[list[bytes]]) -> list[list[list[str]]]:
+    """Per client and batch, the ledger transaction ids of its readings' rewards."""
+    return [
+        [
+            [
+                derive_tx_id(REWARD, reward_id(reading_id(reading["device_id"], reading["seq"]), RULE))
+                for reading in events.decode_json(body)["readings"]
+            ]
+            for body in batches
+        ]
+        for batches in bodies
+    ]
+
+
+def _reward_ids(tx_ids: list[list[list[str]]], sent: dict[int, float]) -> dict[str, float]:
+    """The ledger transaction id of every posted reading's reward, with when the reading's batch was posted."""
     out = {}
-    for client, batches in enumerate(bodies):
-        for index, body in enumerate(batches):
+    for client, batches in enumerate(tx_ids):
+        for index, batch in enumerate(batches):
             at = sent.get(index * CLIENTS + client)
-            if at is None:
-                continue
-            for reading in events.decode_json(body)["readings"]:
-                reward = reward_id(reading_id(reading["device_id"], reading["seq"]), RULE)
-                out[derive_tx_id(REWARD, reward)] = at
+            if at is not None:
+                out.update(dict.fromkeys(batch, at))
     return out
 
 
