@@ -18,6 +18,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from services.common import events
 from services.common.kafka import OutgoingRecord, client_security
 from services.common.metrics import DLQ_RECORDS
+from services.common.settings import PlatformSettings
 from services.common.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ class DeadLetterProducer:
                 # states would stop dead-lettering for good.
                 "enable.idempotence": False,
                 "acks": "all",
+                "compression.type": PlatformSettings().compression_for(bootstrap_servers),
                 "linger.ms": 20,
                 "message.timeout.ms": 0,  # no deadline: retried until delivered (or the producer is closed)
                 "queue.buffering.max.messages": queue_max,

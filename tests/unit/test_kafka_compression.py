@@ -9,7 +9,18 @@ from services.common.settings import PlatformSettings
 
 @pytest.mark.parametrize(
     "servers",
-    ["127.0.0.1:9092", "localhost:9092", "[::1]:9092", "127.0.0.1:9092,127.0.0.2:9093", "127.0.0.1"],
+    [
+        "127.0.0.1:9092",
+        "localhost:9092",
+        "[::1]:9092",
+        "::1",
+        "127.0.0.1:9092,127.0.0.2:9093",
+        "127.0.0.1",
+        "127.0.0.1:9092,",  # librdkafka skips an empty entry
+        "PLAINTEXT://localhost:9092",
+        "LOCALHOST.:9092",
+        ":9092",  # no host: librdkafka's localhost
+    ],
 )
 def test_a_broker_on_this_host_gets_uncompressed_batches(servers: str) -> None:
     assert PlatformSettings(kafka_compression=None).compression_for(servers) == "none"
@@ -23,6 +34,9 @@ def test_a_broker_on_this_host_gets_uncompressed_batches(servers: str) -> None:
         "127.0.0.1:9092,kafka-1.kafka:9092",  # one broker elsewhere: batches cross a network
         "[2001:db8::1]:9092",
         "localhost.example.org:9092",
+        "SASL_SSL://kafka-0.kafka:9093",
+        "::1:9092",  # an IPv6 address without brackets takes no port: not ::1
+        "",  # no servers at all
     ],
 )
 def test_a_broker_across_a_network_gets_lz4(servers: str) -> None:
