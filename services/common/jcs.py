@@ -118,8 +118,10 @@ def object_bytes(members: Mapping[str, Any], encoded: Mapping[str, bytes]) -> by
     """
     if not encoded:
         return canonical_bytes(dict(members))
-    if not all(key.isascii() for key in encoded) or set(encoded) & set(members):
-        raise ValueError("encoded members need distinct ASCII keys")
+    if set(encoded) & set(members) or not all(
+        type(key) is str and key.isascii() and type(value) is bytes for key, value in encoded.items()
+    ):
+        raise ValueError("encoded members need distinct ASCII keys and bytes values")
     if _numbers(members.values()) == _ALIKE and all(type(key) is str and key.isascii() for key in members):
         # One encoding of the whole object, the encoded members spliced in as they are (orjson.Fragment).
         try:

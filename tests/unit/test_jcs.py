@@ -198,7 +198,13 @@ def test_an_object_with_encoded_members_refuses_what_has_no_canonical_form(membe
 
 
 @pytest.mark.parametrize(
-    ("members", "encoded"), [({"reward": 1}, {"reward": b"1"}), ({"a": 1}, {"é": b"1"})]
+    ("members", "encoded"),
+    [
+        ({"reward": 1}, {"reward": b"1"}),
+        ({"a": 1}, {"é": b"1"}),
+        ({"a": 1}, {b"reward": b"1"}),
+        ({"a": 1}, {"reward": '{"x":1}'}),  # text, not bytes: orjson.Fragment would take it
+    ],
 )
 def test_encoded_members_need_distinct_ascii_keys(members: dict, encoded: dict) -> None:
     with pytest.raises(ValueError, match="distinct ASCII keys"):
