@@ -42,7 +42,7 @@ from typing import Any
 
 import orjson
 
-from services.common import merkle, signing
+from services.common import jcs, merkle, signing
 from services.common.signing import Keypair
 
 HEADER = "sc_attestation"
@@ -90,6 +90,16 @@ def encode(value: Any) -> bytes:
     """The JCS bytes of a record value: what a producer writes and what its attestation's leaf holds.
     Raises `signing.SignatureError` for a value JCS cannot write (an integer beyond 2**53, say)."""
     return signing.canonical_bytes(value)
+
+
+def encode_with(value: Mapping[str, Any], encoded: Mapping[str, bytes]) -> bytes:
+    """`encode` of an object value given some of its members' JCS bytes (`encoded`, by name): spliced in, not
+    canonicalised again (`jcs.object_bytes`), as a batch record's line whose attested part was encoded for
+    its statement. Raises `signing.SignatureError` as `encode` does."""
+    try:
+        return jcs.object_bytes({k: v for k, v in value.items() if k not in encoded}, encoded)
+    except jcs.CanonicalizationError as exc:
+        raise signing.SignatureError(str(exc)) from exc
 
 
 def levels(leaf_hashes: Sequence[bytes]) -> list[list[bytes]]:

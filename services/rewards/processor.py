@@ -254,8 +254,11 @@ def reward_batch_records(
                 first["earned_at"],
                 content_type=NDJSON,
             )
-            lines = [attestation.encode(value) for value in chunk]
             covered = [attestation.encode(REWARDS.attested_part(value)) for value in chunk]
+            lines = [
+                attestation.encode_with(value, {"reward": part})
+                for value, part in zip(chunk, covered, strict=True)
+            ]
             batches.append(batch_record(oracle, REWARDS, first["wallet"], partition, lines, headers, covered))
     # The lone ones share one statement, each record with its own path (`kafka.attested`).
     return [*(attested(oracle, singles) if singles else []), *batches]

@@ -9,7 +9,7 @@ import pytest
 from services.common import attestation, merkle, signing
 from services.common.attestation import AttestationError
 from services.common.signing import Keypair
-from tests.support.factories import reencoded_signatures
+from tests.support.factories import reencoded_signatures, signed_reward
 
 TOPIC = "city.readings.v1"
 
@@ -92,6 +92,18 @@ def test_the_statement_is_checked_once_per_batch(monkeypatch: pytest.MonkeyPatch
 def test_encode_is_jcs() -> None:
     value = {"b": 1, "a": [1.5, "é"], "c": {"z": None, "y": True}}
     assert attestation.encode(value) == signing.canonical_bytes(value)
+
+
+def test_a_line_encoded_with_its_attested_part_is_the_lines_jcs() -> None:
+    reward = signed_reward(Keypair.generate())
+    value = {"reward": reward["reward"], "disclosure": reward["disclosure"], "note": "café", "n": 14.0}
+    part = attestation.encode(value["reward"])
+    assert attestation.encode_with(value, {"reward": part}) == attestation.encode(value)
+
+
+def test_a_line_whose_other_members_have_no_canonical_form_is_refused() -> None:
+    with pytest.raises(signing.SignatureError):
+        attestation.encode_with({"reward": {}, "big": 2**53}, {"reward": b"{}"})
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 8, 13, 31, 64, 100])
