@@ -217,18 +217,31 @@ def _processes(root: int, data_dir: Path) -> dict[str, list[psutil.Process]]:
     return stages
 
 
-def _cpu(stages: dict[str, list[psutil.Process]]) -> dict[str, float]:
-    out = {}
-    for stage, processes in stages.items():
-        total = 0.0
-        for process in {p.pid: p for p in processes}.values():
+CpuSample = dict[str, dict[int, float]]
+"""CPU seconds (user + system) of each process of each stage, by pid."""
+
+
+def _cpu(root: int, data_dir: Path) -> CpuSample:
+    """The CPU each of the platform's processes has spent, found afresh at each sample: PostgreSQL forks a
+    backend for each connection a pool opens, some of them only once the load needs them."""
+    out: CpuSample = defaultdict(dict)
+    for stage, processes in _processes(root, data_dir).items():
+        for process in processes:
             try:
                 times = process.cpu_times()
             except psutil.Error:
                 continue
-            total += times.user + times.system
-        out[stage] = total
+            out[stage][process.pid] = times.user + times.system
     return out
+
+
+def _spent(later: CpuSample, earlier: CpuSample) -> dict[str, float]:
+    """CPU seconds each stage spent between two samples (a process born since counts whole; one that ended
+    in between is not seen)."""
+    return {
+        stage: sum(t - earlier.get(stage, {}).get(pid, 0.0) for pid, t in later.get(stage, {}).items())
+        for stage in STAGES
+    }
 
 
 async def _drive(url: str, per_client: list[list[bytes]], sent: dict[int, float]) -> tuple[int, float]:
@@ -282,23 +295,22 @@ def _leg(workers: int, devices: list, registrations: list[dict]) -> tuple[Leg, l
             # Before the load: working them out after it would compete with the drain it measures.
             tx_ids = _tx_ids(bodies)
             settlements = Settlements(bootstrap)
-            stages = _processes(platform.process.pid, platform.data_dir)
-            quiet = _cpu(stages)
+            root, data_dir = platform.process.pid, platform.data_dir
+            quiet = _cpu(root, data_dir)
             time.sleep(IDLE_S)
-            before = _cpu(stages)
-            leg.idle = (
-                sum(before[stage] - quiet[stage] for stage in before if stage != "load generator") / IDLE_S
-            )
+            before = _cpu(root, data_dir)
+            idle = _spent(before, quiet)
+            leg.idle = sum(idle[stage] for stage in STAGES if stage != "load generator") / IDLE_S
             sent: dict[int, float] = {}
             leg.accepted, leg.seconds = asyncio.run(_drive(platform.url("ingest"), bodies, sent))
-            load_end, during = time.time(), _cpu(stages)
-            leg.busy = sum(during[stage] - before[stage] for stage in before) / leg.seconds
+            load_end, during = time.time(), _cpu(root, data_dir)
+            leg.busy = sum(_spent(during, before).values()) / leg.seconds
             expected = _reward_ids(tx_ids, sent)
             deadline = time.monotonic() + DRAIN_S
             while time.monotonic() < deadline and len(expected.keys() & settlements.at.keys()) < leg.accepted:
                 time.sleep(0.5)
             # Before the scans below: they are this bench's reading of the records, not load on the platform.
-            after = _cpu(stages)
+            after = _cpu(root, data_dir)
             settlements.close()
             leg.unsettled = _why_unsettled(bootstrap, bodies, sent, settlements.at.keys())
             settled = {tx: at for tx, at in settlements.at.items() if tx in expected}
@@ -311,7 +323,7 @@ def _leg(workers: int, devices: list, registrations: list[dict]) -> tuple[Leg, l
         leg.settled_seconds = (max(settled.values()) - first) if settled else 0.0
         leg.latencies = [at - expected[tx] for tx, at in settled.items()]
         # CPU over the whole leg's work: the load and the drain of what it left, per reading settled.
-        leg.cpu = {stage: after[stage] - before[stage] for stage in before}
+        leg.cpu = _spent(after, before)
     return leg, bodies
 
 
