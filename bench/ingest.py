@@ -177,7 +177,7 @@ def _produce_baseline(bootstrap: str, all_readings: list[dict], registrations: d
             "acks": "all",
             "linger.ms": 5,
             "batch.num.messages": 10000,
-            "compression.type": PlatformSettings().compression_for(bootstrap),
+            "compression.type": PlatformSettings().kafka_compression,
         }
     )
     acked = [0]

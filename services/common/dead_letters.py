@@ -122,7 +122,7 @@ class DeadLetterProducer:
                 # states would stop dead-lettering for good.
                 "enable.idempotence": False,
                 "acks": "all",
-                "compression.type": PlatformSettings().compression_for(bootstrap_servers),
+                "compression.type": PlatformSettings().kafka_compression,
                 "linger.ms": 20,
                 "message.timeout.ms": 0,  # no deadline: retried until delivered (or the producer is closed)
                 "queue.buffering.max.messages": queue_max,

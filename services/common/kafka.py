@@ -153,7 +153,7 @@ class KafkaProducer:
                 "acks": "all",
                 "linger.ms": 5,
                 "batch.num.messages": 10000,
-                "compression.type": PlatformSettings().compression_for(bootstrap_servers),
+                "compression.type": PlatformSettings().kafka_compression,
                 "message.timeout.ms": int(send_timeout_s * 1000),
                 "reconnect.backoff.max.ms": 1000,
             }

@@ -6,7 +6,6 @@ stack that `smartcity up` starts (see `services.stack.embedded`).
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -40,10 +39,10 @@ class PlatformSettings(BaseSettings):
         default=6000, description="Consumer-group session timeout; joins take about half of it."
     )
     kafka_send_timeout_s: float = Field(default=10.0, description="Deadline for a broker acknowledgement.")
-    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] | None = Field(
-        default=None,
-        description="Compression of the record batches the platform produces. Unset: lz4, or none when every "
-        "bootstrap server is on this host (the embedded broker), where it saves no network and costs CPU.",
+    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        default="lz4",
+        description="Compression of the record batches the platform produces. Against the embedded broker on "
+        "this host none made no measurable difference (python -m bench e2e, 3 runs each way, 2026-12-02).",
     )
     readings_per_record: int = Field(
         default=100,
@@ -110,44 +109,6 @@ class PlatformSettings(BaseSettings):
             config["ssl.ca.location"] = self.kafka_ssl_ca_location
         return config
 
-    def compression_for(self, bootstrap_servers: str) -> str:
-        """librdkafka's ``compression.type`` for a producer of `bootstrap_servers` (`kafka_compression`).
-
-        Compression trades CPU for bytes on the wire, and loopback has no wire: with the broker on the same
-        host, ``python -m bench e2e`` (2026-12-02, 2 cores) spent 603 µs of CPU a reading without it against 686
-        with lz4. A record batch is compressed as a frame of its own, and at the platform's lingers many
-        batches hold one record or a few (a settlement a wallet, a decision record a partition), so the frame
-        costs more than the bytes it saves: most of the difference was the consumers' (the bench's reader
-        of city.ledger.settled.v1: 16 against 54 µs a reading) and the broker's (71 against 87).
-
-        Only the bootstrap servers are looked at: a cluster reached through a local tunnel, or whose other
-        brokers are elsewhere, gets uncompressed batches unless ``KAFKA_COMPRESSION`` says otherwise.
-        """
-        if self.kafka_compression is not None:
-            return self.kafka_compression
-        servers = [server for server in bootstrap_servers.split(",") if server.strip()]
-        return "none" if servers and all(_on_this_host(server) for server in servers) else "lz4"
-
     @property
     def bootstrap_servers(self) -> str:
         return self.kafka_bootstrap_servers or f"127.0.0.1:{DEFAULT_KAFKA_PORT}"
-
-
-def _on_this_host(server: str) -> bool:
-    """Whether a bootstrap server, as librdkafka reads one (``[proto://]host[:port]``, ``[v6]:port``, a bare
-    IPv6 address), is on this host: localhost, a loopback address, or no host at all (librdkafka's
-    localhost)."""
-    address = server.strip().rpartition("://")[2].partition("/")[0]
-    if address.startswith("["):
-        host = address[1:].partition("]")[0]
-    elif address.count(":") == 1:
-        host = address.partition(":")[0]
-    else:
-        host = address
-    host = host.lower().rstrip(".")
-    if host in ("", "localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: it may be anywhere
-        return False
